@@ -1,0 +1,128 @@
+/**
+ * Every error cellstream raises on purpose is a `CellstreamError` with a stable `code`.
+ * The codes are listed, with what to do about each, in docs/errors.md; keep the two in step.
+ * `retriable` is read only by retry logic; everything else branches on `code`.
+ */
+export type ErrorCode =
+  // model import and validation
+  | 'MODEL_FORMAT_UNKNOWN'
+  | 'MODEL_UNSUPPORTED_OP'
+  | 'MODEL_UNSUPPORTED_LAYER'
+  | 'MODEL_NOT_STREAMABLE'
+  | 'MODEL_INVALID'
+  // events
+  | 'EVENT_MALFORMED_JSON'
+  | 'EVENT_INVALID'
+  | 'EVENT_WRONG_SIZE'
+  // state
+  | 'STATE_MODEL_MISMATCH'
+  | 'STATE_CORRUPT'
+  | 'STATE_CLOSED'
+  // configuration and CLI
+  | 'CONFIG_INVALID'
+  | 'USAGE';
+
+export class CellstreamError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retriable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retriable = options?.retriable ?? false;
+  }
+}
+
+/** The model file is of a kind no importer recognises. */
+export class ModelFormatError extends CellstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MODEL_FORMAT_UNKNOWN', message, options);
+  }
+}
+
+/** An ONNX graph uses an operator cellstream cannot run; names the op and the node. */
+export class UnsupportedOpError extends CellstreamError {
+  readonly op: string;
+  readonly node: string;
+  constructor(op: string, node: string, detail?: string) {
+    super(
+      'MODEL_UNSUPPORTED_OP',
+      `unsupported ONNX op '${op}' at node '${node}'${detail ? `: ${detail}` : ''}. ` +
+        'Supported around the recurrent nodes: shape plumbing (Shape, Gather, Unsqueeze, Concat, ' +
+        'ConstantOfShape, Slice, Squeeze, Transpose, Reshape, Identity) and a dense head (MatMul, Add, ' +
+        'Gemm, Relu, Sigmoid, Tanh, Softmax). Export the recurrent part plus its head only.',
+    );
+    this.op = op;
+    this.node = node;
+  }
+}
+
+/** A Keras / TF.js layer class cellstream does not run; names the class and the layer. */
+export class UnsupportedLayerError extends CellstreamError {
+  readonly layerClass: string;
+  readonly layerName: string;
+  constructor(layerClass: string, layerName: string, detail?: string) {
+    super(
+      'MODEL_UNSUPPORTED_LAYER',
+      `unsupported layer ${layerClass} '${layerName}'${detail ? `: ${detail}` : ''}`,
+    );
+    this.layerClass = layerClass;
+    this.layerName = layerName;
+  }
+}
+
+/** A layer that needs the future of the sequence (bidirectional, reversed) cannot run one step per event. */
+export class NotStreamableError extends CellstreamError {
+  readonly layer: string;
+  constructor(layer: string, why: string) {
+    super(
+      'MODEL_NOT_STREAMABLE',
+      `layer '${layer}' cannot be streamed: ${why}. Streaming needs forward-only recurrent layers; ` +
+        'export a unidirectional model.',
+    );
+    this.layer = layer;
+  }
+}
+
+/** The model's structure or weights are inconsistent (shapes, missing tensors). */
+export class ModelInvalidError extends CellstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MODEL_INVALID', message, options);
+  }
+}
+
+/** An event that cannot be applied; it is dead-lettered with this reason, never dropped. */
+export class EventError extends CellstreamError {}
+
+export class MalformedJsonError extends EventError {
+  constructor(detail: string) {
+    super('EVENT_MALFORMED_JSON', `malformed JSON: ${detail}`);
+  }
+}
+
+export class InvalidEventError extends EventError {
+  constructor(detail: string) {
+    super('EVENT_INVALID', `invalid event: ${detail}`);
+  }
+}
+
+export class WrongSizeError extends EventError {
+  constructor(what: string, expected: number, actual: number) {
+    super('EVENT_WRONG_SIZE', `${what} has ${actual} values, the model takes ${expected}`);
+  }
+}
+
+export class StateError extends CellstreamError {}
+
+export class ConfigError extends CellstreamError {
+  constructor(message: string) {
+    super('CONFIG_INVALID', message);
+  }
+}
+
+export class UsageError extends CellstreamError {
+  constructor(message: string) {
+    super('USAGE', message);
+  }
+}
