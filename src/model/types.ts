@@ -106,6 +106,8 @@ export interface Branch {
 export interface Model {
   /** Human-readable name, e.g. "visits". */
   readonly name: string;
+  /** Version label used in predictions' `model` field (`name@version`); defaults to a fingerprint prefix. */
+  readonly version?: string;
   /** Where the model came from, for `inspect`: e.g. "onnx", "tfjs", "keras", "cellstream". */
   readonly source: string;
   readonly inputs: readonly ModelInput[];
