@@ -32,14 +32,22 @@ export function selectKernel(options: KernelOptions = {}): Kernel {
   if (choice === 'js') return referenceKernel;
   const module = options.simd === false ? null : simd128Module();
   if (!module) {
-    if (choice === 'wasm') throw new Error('the wasm kernel needs WebAssembly SIMD, which this runtime lacks');
+    if (choice === 'wasm')
+      throw new Error('the wasm kernel needs WebAssembly SIMD, which this runtime lacks');
     return referenceKernel;
   }
   const wasm = createWasmKernel(module);
+  const chosen = new WeakMap<Model, Kernel>();
   return {
     name: wasm.name,
     supports: () => true,
-    stepBatch: (model: Model, states, inputs, batch) =>
-      (wasm.supports(model) ? wasm : referenceKernel).stepBatch(model, states, inputs, batch),
+    stepBatch(model, states, inputs, batch) {
+      let k = chosen.get(model);
+      if (!k) {
+        k = wasm.supports(model) ? wasm : referenceKernel;
+        chosen.set(model, k);
+      }
+      return k.stepBatch(model, states, inputs, batch);
+    },
   };
 }

@@ -10,5 +10,10 @@ export interface Kernel {
   readonly name: string;
   /** Whether this kernel runs `model` itself; a kernel that does not may still delegate it. */
   supports(model: Model): boolean;
-  stepBatch(model: Model, states: Float32Array, inputs: readonly ArrayLike<number>[], batch: number): Float32Array;
+  stepBatch(
+    model: Model,
+    states: Float32Array,
+    inputs: readonly ArrayLike<number>[],
+    batch: number,
+  ): Float32Array;
 }

@@ -7,6 +7,7 @@ import {
   E,
   groups,
   HEAD_BYTES,
+  isPlainLstm,
   LAYER_BYTES,
   P,
   PLAN_BYTES,
@@ -94,10 +95,18 @@ export function instantiate(module: WasmModule, model: Model): ModelInstance {
         [D.hOff, s.h * 4],
         [D.cOff, s.c * 4],
       ];
-      const acts = layer.kind === 'lstm' ? [layer.activations.f, layer.activations.g, layer.activations.h] : [layer.activations.f, layer.activations.g];
+      const acts =
+        layer.kind === 'lstm'
+          ? [layer.activations.f, layer.activations.g, layer.activations.h]
+          : [layer.activations.f, layer.activations.g];
       if (layer.kind === 'lstm') {
         const packed = packLstmWeights(layer);
-        fields.push([D.w, put(packed.w)], [D.b, put(packed.b)], [D.p, put(packed.p)], [D.flags, layer.inputForget ? 1 : 0]);
+        fields.push(
+          [D.w, put(packed.w)],
+          [D.b, put(packed.b)],
+          [D.p, put(packed.p)],
+          [D.flags, (layer.inputForget ? 1 : 0) | (isPlainLstm(layer) ? 2 : 0)],
+        );
       } else {
         const packed = packGruWeights(layer);
         fields.push([D.w, put(packed.w)], [D.b, put(packed.b)], [D.flags, layer.linearBeforeReset ? 1 : 0]);

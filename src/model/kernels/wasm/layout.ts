@@ -28,7 +28,18 @@ export const D = {
 } as const;
 
 /** Head (dense) descriptor fields, in i32 words. */
-export const E = { K: 0, O: 1, G: 2, w: 3, b: 4, act: 5, in: 8, inStride: 9, out: 10, outStride: 11 } as const;
+export const E = {
+  K: 0,
+  O: 1,
+  G: 2,
+  w: 3,
+  b: 4,
+  act: 5,
+  in: 8,
+  inStride: 9,
+  out: 10,
+  outStride: 11,
+} as const;
 
 /** Plan header fields, in i32 words. */
 export const P = {
@@ -75,6 +86,19 @@ export function activationCode(a: HeadActivation): [number, number, number] | un
 
 export function activationsSupported(acts: readonly (Activation | HeadActivation)[]): boolean {
   return acts.every((a) => activationCode(a) !== undefined);
+}
+
+/** sigmoid/tanh/tanh with no peepholes, clip or coupling: the kernel's dispatch-free path. */
+export function isPlainLstm(l: LstmLayer): boolean {
+  const { f, g, h } = l.activations;
+  return (
+    f.kind === 'sigmoid' &&
+    g.kind === 'tanh' &&
+    h.kind === 'tanh' &&
+    !l.peephole &&
+    !l.inputForget &&
+    (l.clip === undefined || l.clip === Number.POSITIVE_INFINITY)
+  );
 }
 
 /** Groups of 4 units. */

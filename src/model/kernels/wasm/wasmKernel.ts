@@ -1,8 +1,8 @@
 import { checkBatch } from '../../network.js';
 import type { Model } from '../../types.js';
 import type { Kernel } from '../types.js';
-import { CHUNK, instantiate, type ModelInstance } from './instance.js';
 import { type WasmModule, wasmApi } from './api.js';
+import { CHUNK, instantiate, type ModelInstance } from './instance.js';
 import { activationsSupported } from './layout.js';
 import { SIMD128_WASM_BASE64 } from './simd128.generated.js';
 
@@ -28,7 +28,9 @@ export function wasmSupports(model: Model): boolean {
     model.branches.every((b) =>
       b.layers.every((l) =>
         activationsSupported(
-          l.kind === 'lstm' ? [l.activations.f, l.activations.g, l.activations.h] : [l.activations.f, l.activations.g],
+          l.kind === 'lstm'
+            ? [l.activations.f, l.activations.g, l.activations.h]
+            : [l.activations.f, l.activations.g],
         ),
       ),
     ) && activationsSupported(model.head.map((d) => d.activation))
@@ -42,36 +44,47 @@ export function wasmSupports(model: Model): boolean {
  */
 export function createWasmKernel(module: WasmModule): Kernel {
   const instances = new WeakMap<Model, ModelInstance>();
-  const prepare = (model: Model): ModelInstance => {
-    let inst = instances.get(model);
-    if (!inst) {
-      inst = instantiate(module, model);
-      instances.set(model, inst);
-    }
-    return inst;
-  };
   return {
     name: 'wasm-simd128',
     supports: wasmSupports,
     stepBatch(model, states, inputs, batch) {
-      checkBatch(model, states, inputs, batch);
-      const m = prepare(model);
-      const { S, O, f32 } = m;
+      let m = instances.get(model);
+      if (!m) {
+        // The reference's checks validate the model once; later calls check sizes only.
+        checkBatch(model, states, inputs, batch);
+        m = instantiate(module, model);
+        instances.set(model, m);
+      }
+      const { S, O, f32, inputSizes } = m;
+      if (states.length !== batch * S || inputs.length !== inputSizes.length)
+        checkBatch(model, states, inputs, batch);
+      for (let i = 0; i < inputs.length; i++) {
+        if (inputs[i].length !== batch * inputSizes[i]) checkBatch(model, states, inputs, batch);
+      }
       const out = new Float32Array(batch * O);
       for (let start = 0; start < batch; start += CHUNK) {
         const n = Math.min(CHUNK, batch - start);
-        f32.set(states.subarray(start * S, (start + n) * S), m.states);
-        inputs.forEach((x, i) => {
-          const size = m.inputSizes[i];
-          const to = m.inputs[i];
-          if (x instanceof Float32Array) f32.set(x.subarray(start * size, (start + n) * size), to);
-          else for (let j = 0; j < n * size; j++) f32[to + j] = x[start * size + j];
-        });
+        copyIn(f32, m.states, states, start * S, n * S);
+        for (let i = 0; i < inputs.length; i++) {
+          copyIn(f32, m.inputs[i], inputs[i], start * inputSizes[i], n * inputSizes[i]);
+        }
         m.run(n);
-        states.set(f32.subarray(m.states, m.states + n * S), start * S);
-        out.set(f32.subarray(m.out, m.out + n * O), start * O);
+        copyOut(f32, m.states, states, start * S, n * S);
+        copyOut(f32, m.out, out, start * O, n * O);
       }
       return out;
     },
   };
+}
+
+function copyIn(f32: Float32Array, to: number, src: ArrayLike<number>, from: number, count: number): void {
+  if (src instanceof Float32Array) {
+    f32.set(src.subarray(from, from + count), to);
+    return;
+  }
+  for (let j = 0; j < count; j++) f32[to + j] = src[from + j];
+}
+
+function copyOut(f32: Float32Array, from: number, dst: Float32Array, to: number, count: number): void {
+  dst.set(f32.subarray(from, from + count), to);
 }
