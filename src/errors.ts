@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'STATE_MODEL_MISMATCH'
   | 'STATE_CORRUPT'
   | 'STATE_CLOSED'
+  | 'STATE_FULL'
   // configuration and CLI
   | 'CONFIG_INVALID'
   | 'USAGE';
