@@ -25,3 +25,6 @@ export type Outcome =
   | { readonly kind: 'duplicate'; readonly key: string; readonly position: Position }
   /** The key's stored state was discarded before its next event (e.g. written by another model). */
   | { readonly kind: 'state-reset'; readonly key: string; readonly reason: string };
+
+/** The outcome of an envelope that could not be applied. */
+export type Rejected = Extract<Outcome, { kind: 'rejected' }>;
