@@ -267,7 +267,7 @@ export function importTfjsLayers(modelJson: unknown, weightData: Uint8Array, nam
   };
 
   let inputName: string | undefined;
-  let inputSize: number | undefined;
+  let inputSize = 0;
   let width: number | undefined;
   const recurrent: RecurrentLayer[] = [];
   const head: DenseLayer[] = [];
@@ -276,7 +276,6 @@ export function importTfjsLayers(modelJson: unknown, weightData: Uint8Array, nam
 
   for (const [index, layer] of topology.layers.entries()) {
     if (index === 0) {
-      inputSize = declaredInputSize(layer);
       // Sequential names its implicit input after the first layer (tfjs-layers and Keras alike).
       inputName = layer.className === 'InputLayer' ? layer.name : `${layer.name}_input`;
     }
@@ -299,7 +298,9 @@ export function importTfjsLayers(modelJson: unknown, weightData: Uint8Array, nam
           );
         }
         if (width === undefined) {
-          inputSize ??= kernelInputSize(ctx, layer);
+          // Read only now, so that an unsupported first layer (an Embedding's 2-D input, say)
+          // is reported as such rather than as an odd input shape.
+          inputSize = declaredInputSize(topology.layers[0]) ?? kernelInputSize(ctx, layer);
           width = inputSize;
         }
         const imported =
@@ -339,7 +340,7 @@ export function importTfjsLayers(modelJson: unknown, weightData: Uint8Array, nam
   return {
     name: name || topology.name || 'tfjs-model',
     source: 'tfjs',
-    inputs: [{ name: inputName!, size: inputSize! }],
+    inputs: [{ name: inputName!, size: inputSize }],
     branches: [{ input: inputName!, layers: recurrent }],
     head,
   };
