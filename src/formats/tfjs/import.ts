@@ -8,6 +8,7 @@ import type {
   Model,
   RecurrentLayer,
 } from '../../model/types.js';
+import { validateModel } from '../../model/validate.js';
 import {
   elementwiseActivation,
   type HardSigmoidFlavour,
@@ -337,11 +338,13 @@ export function importTfjsLayers(modelJson: unknown, weightData: Uint8Array, nam
     }
   }
   if (recurrent.length === 0) throw new ModelInvalidError('the model has no LSTM or GRU layer');
-  return {
+  const model: Model = {
     name: name || topology.name || 'tfjs-model',
     source: 'tfjs',
     inputs: [{ name: inputName!, size: inputSize }],
     branches: [{ input: inputName!, layers: recurrent }],
     head,
   };
+  validateModel(model);
+  return model;
 }
