@@ -7,6 +7,7 @@
 // recurrent layer returns sequences and shares the weights, so a Dense head applies per step.
 // It also writes the refusal inputs under test/fixtures/tfjs-bad/.
 
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -312,3 +313,9 @@ await makeBad('embedding', 904, [
   tf.layers.gru({ units: 4 }),
   tf.layers.dense({ units: 1 }),
 ]);
+
+// biome formats JSON under test/fixtures (test/golden is excluded); format here so that a rerun
+// leaves the committed files unchanged.
+execFileSync(path.resolve(here, '../../../node_modules/.bin/biome'), ['format', '--write', BAD], {
+  stdio: 'ignore',
+});
