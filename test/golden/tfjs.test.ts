@@ -1,22 +1,10 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadTfjsModel } from '../../src/formats/tfjs/index.js';
 import { createState, step } from '../../src/model/index.js';
+import { listFixtures, maxAbsError } from './harness.js';
 
-// Expected outputs were written by @tensorflow/tfjs itself (make_fixtures.mjs) running each
+// Expected outputs were written by @tensorflow/tfjs itself (tfjs/make_fixtures.mjs) running each
 // key's whole sequence; here the same events are applied one step at a time, keys interleaved.
-
-const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
-
-interface FixtureMeta {
-  name: string;
-  format: string;
-  model: string;
-  tolerance: number;
-  outputSize: number;
-}
 
 interface EventLine {
   key: string;
@@ -25,56 +13,35 @@ interface EventLine {
   reset?: boolean;
 }
 
-interface ExpectedLine {
-  key: string;
-  ts: number;
-  output: number[];
-}
-
-function readNdjson<T>(file: string): T[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as T);
-}
-
-const fixtures = readdirSync(FIXTURES, { withFileTypes: true })
-  .filter((d) => d.isDirectory())
-  .map((d) => path.join(FIXTURES, d.name))
-  .map((dir) => ({
-    dir,
-    meta: JSON.parse(readFileSync(path.join(dir, 'fixture.json'), 'utf8')) as FixtureMeta,
-  }))
-  .filter((f) => f.meta.format === 'tfjs');
+const fixtures = listFixtures('tfjs');
 
 describe('TF.js golden fixtures', () => {
   it('finds the fixtures', () => {
     expect(fixtures.length).toBeGreaterThanOrEqual(5);
   });
 
-  for (const { dir, meta } of fixtures) {
+  for (const fixture of fixtures) {
+    const { meta } = fixture;
     it(`${meta.name}: streaming one step per event matches tfjs`, async () => {
-      const model = await loadTfjsModel(path.join(dir, meta.model));
+      const model = await loadTfjsModel(fixture.modelPath);
       expect(model.source).toBe('tfjs');
-      const events = readNdjson<EventLine>(path.join(dir, 'events.ndjson'));
-      const expected = readNdjson<ExpectedLine>(path.join(dir, 'expected.ndjson'));
-      expect(expected.length).toBe(events.length);
+      const events = fixture.events as unknown as EventLine[];
+      expect(fixture.expected.map((e) => [e.key, e.ts])).toEqual(events.map((e) => [e.key, e.ts]));
 
       const states = new Map<string, Float32Array>();
-      let maxErr = 0;
-      events.forEach((event, n) => {
-        const want = expected[n];
-        expect([want.key, want.ts]).toEqual([event.key, event.ts]);
+      const actual = events.map((event) => {
         const state = (!event.reset && states.get(event.key)) || createState(model);
         const result = step(model, state, [event.features]);
         states.set(event.key, result.state);
-        expect(result.output.length).toBe(meta.outputSize);
-        for (let j = 0; j < meta.outputSize; j++) {
-          maxErr = Math.max(maxErr, Math.abs(result.output[j] - want.output[j]));
-        }
+        return [...result.output];
       });
-      console.log(`${meta.name}: max abs error ${maxErr.toExponential(3)} over ${events.length} events`);
-      expect(maxErr).toBeLessThanOrEqual(meta.tolerance);
+      expect(actual[0]).toHaveLength(meta.outputSize);
+      const err = maxAbsError(
+        actual,
+        fixture.expected.map((e) => e.output),
+      );
+      console.log(`${meta.name}: max abs error ${err.toExponential(3)} over ${events.length} events`);
+      expect(err).toBeLessThanOrEqual(meta.tolerance);
     });
   }
 });
