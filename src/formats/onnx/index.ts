@@ -1,0 +1,1 @@
+export { parseOnnxModel } from './import.js';
