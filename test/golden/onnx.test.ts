@@ -1,66 +1,48 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseOnnxModel } from '../../src/formats/onnx/index.js';
 import { createState, step } from '../../src/model/index.js';
+import { listFixtures, maxAbsError } from './harness.js';
 
-// Expected outputs come from PyTorch or onnxruntime (test/golden/onnx/make_fixtures.py); this test
-// only replays the events one step at a time through the imported model and compares.
-const root = join(import.meta.dirname, 'fixtures');
+// Expected outputs were written by PyTorch or onnxruntime (onnx/make_fixtures.py) running each
+// key's whole sequence; here the same events are applied one step at a time, keys interleaved.
 
-interface Fixture {
-  name: string;
-  format: string;
-  model: string;
-  tolerance: number;
-  outputSize: number;
+interface EventLine {
+  key: string;
+  ts: number;
+  features: number[];
+  reset?: boolean;
 }
 
-const readNdjson = <T>(path: string): T[] =>
-  readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as T);
+const fixtures = listFixtures('onnx');
 
-const fixtures = existsSync(root)
-  ? readdirSync(root)
-      .map((dir) => ({
-        dir: join(root, dir),
-        meta: JSON.parse(readFileSync(join(root, dir, 'fixture.json'), 'utf8')) as Fixture,
-      }))
-      .filter((f) => f.meta.format === 'onnx')
-  : [];
-
-describe('ONNX golden fixtures, streamed one event at a time', () => {
+describe('ONNX golden fixtures', () => {
   it('finds the fixtures', () => {
-    expect(fixtures.length).toBeGreaterThanOrEqual(12);
+    expect(fixtures.length).toBeGreaterThanOrEqual(16);
   });
 
-  for (const { dir, meta } of fixtures) {
-    it(meta.name, () => {
-      const model = parseOnnxModel(readFileSync(join(dir, meta.model)), meta.name);
-      const events = readNdjson<{ key: string; ts: number; features: number[]; reset?: boolean }>(
-        join(dir, 'events.ndjson'),
-      );
-      const expected = readNdjson<{ key: string; ts: number; output: number[] }>(
-        join(dir, 'expected.ndjson'),
-      );
-      expect(expected).toHaveLength(events.length);
+  for (const fixture of fixtures) {
+    const { meta } = fixture;
+    it(`${meta.name}: streaming one step per event matches ${meta.oracle}`, () => {
+      const model = parseOnnxModel(readFileSync(fixture.modelPath), meta.name);
+      expect(model.source).toBe('onnx');
+      const events = fixture.events as unknown as EventLine[];
+      expect(fixture.expected.map((e) => [e.key, e.ts])).toEqual(events.map((e) => [e.key, e.ts]));
+
       const states = new Map<string, Float32Array>();
-      let worst = 0;
-      events.forEach((e, n) => {
-        const want = expected[n];
-        expect([want.key, want.ts]).toEqual([e.key, e.ts]);
-        const before = e.reset ? undefined : states.get(e.key);
-        const r = step(model, before ?? createState(model), [e.features]);
-        states.set(e.key, r.state);
-        expect(r.output).toHaveLength(meta.outputSize);
-        r.output.forEach((v, i) => {
-          worst = Math.max(worst, Math.abs(v - want.output[i]));
-        });
+      const actual = events.map((event) => {
+        const state = (!event.reset && states.get(event.key)) || createState(model);
+        const result = step(model, state, [event.features]);
+        states.set(event.key, result.state);
+        return [...result.output];
       });
-      console.log(`${meta.name}: max abs error ${worst.toExponential(2)} over ${events.length} events`);
-      expect(worst).toBeLessThanOrEqual(meta.tolerance);
+      expect(actual[0]).toHaveLength(meta.outputSize);
+      const err = maxAbsError(
+        actual,
+        fixture.expected.map((e) => e.output),
+      );
+      console.log(`${meta.name}: max abs error ${err.toExponential(3)} over ${events.length} events`);
+      expect(err).toBeLessThanOrEqual(meta.tolerance);
     });
   }
 });
