@@ -8,7 +8,7 @@ import {
   NotStreamableError,
   UnsupportedOpError,
 } from '../../src/errors.js';
-import { parseOnnxModel } from '../../src/formats/onnx/index.js';
+import { loadOnnxModel, parseOnnxModel } from '../../src/formats/onnx/index.js';
 import { ONNX_LSTM_TO_CANONICAL, reorderGates } from '../../src/formats/onnx/recurrent.js';
 import { decodeTensor } from '../../src/formats/onnx/tensors.js';
 import type { LstmLayer } from '../../src/model/types.js';
@@ -363,6 +363,23 @@ describe('ONNX refusals', () => {
 });
 
 describe('ONNX graphs it accepts beyond the fixtures', () => {
+  it('loads a file, naming the model after it', async () => {
+    const file = join(
+      import.meta.dirname,
+      '..',
+      'golden',
+      'fixtures',
+      'onnx-torch-lstm1-seqfirst',
+      'model.onnx',
+    );
+    const model = await loadOnnxModel(file);
+    expect(model.name).toBe('model');
+    expect(model.branches[0].layers.map((l) => [l.kind, l.inputSize, l.hiddenSize])).toEqual([
+      ['lstm', 4, 8],
+    ]);
+    await expect(loadOnnxModel(join(bad, 'missing.onnx'))).rejects.toBeInstanceOf(ModelFormatError);
+  });
+
   it('reads the last step through Y_h, with alpha/beta consumed in order', () => {
     const model = parseOnnxModel(
       encode(
