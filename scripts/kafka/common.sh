@@ -71,6 +71,6 @@ kafka_our_pid() {
   local pid
   pid="$(cat "$KAFKA_PID_FILE")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $KAFKA_DATA_DIR/server.properties" || return 1
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "kafka.Kafka $KAFKA_DATA_DIR/server.properties" || return 1
   echo "$pid"
 }
