@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'STATE_MODEL_MISMATCH'
   | 'STATE_CORRUPT'
   | 'STATE_CLOSED'
+  | 'STATE_KEY_TOO_LONG'
   // configuration and CLI
   | 'CONFIG_INVALID'
   | 'USAGE';
