@@ -7,8 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { StateError } from '../../src/errors.js';
 import { LmdbStore } from '../../src/state/lmdbStore.js';
 import { encodeStateRecord } from '../../src/state/recordCodec.js';
-import { makeRecord } from './records.js';
-import { describeStateStoreContract, expectSameRecord } from './storeContract.js';
+import { expectSameRecord, makeRecord } from './records.js';
+import { describeStateStoreContract } from './storeContract.js';
 
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'cellstream-lmdb-'));

@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import type { Position } from '../../src/events/types.js';
 import type { StateRecord } from '../../src/state/types.js';
 
@@ -47,4 +48,11 @@ export function sameBits(a: Float32Array, b: Float32Array): boolean {
   const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
+}
+
+export function expectSameRecord(actual: StateRecord, expected: StateRecord): void {
+  const { state: a, ...restA } = actual;
+  const { state: b, ...restB } = expected;
+  expect(restA).toStrictEqual(restB);
+  expect(sameBits(a, b), 'state bits').toBe(true);
 }

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StateError } from '../../src/errors.js';
 import type { StateRecord, StateStore } from '../../src/state/types.js';
-import { awkwardState, EVERY_POSITION, makeRecord, sameBits } from './records.js';
+import { awkwardState, EVERY_POSITION, expectSameRecord, makeRecord } from './records.js';
 
 export interface StoreUnderTest {
   store: StateStore;
@@ -216,13 +216,6 @@ export function describeStateStoreContract(name: string, factory: () => Promise<
       expect(got[3]).toBeUndefined();
     });
   });
-}
-
-export function expectSameRecord(actual: StateRecord, expected: StateRecord): void {
-  const { state: a, ...restA } = actual;
-  const { state: b, ...restB } = expected;
-  expect(restA).toStrictEqual(restB);
-  expect(sameBits(a, b), 'state bits').toBe(true);
 }
 
 async function expectClosed(fn: () => Promise<unknown>): Promise<void> {
