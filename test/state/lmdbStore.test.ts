@@ -14,25 +14,33 @@ async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'cellstream-lmdb-'));
 }
 
-describeStateStoreContract('LmdbStore', async () => {
-  const dir = await tempDir();
-  const path = join(dir, 'state');
-  return {
-    store: await LmdbStore.open({ path }),
-    reopen: () => LmdbStore.open({ path }),
-    cleanup: () => rm(dir, { recursive: true, force: true }),
-  };
-});
+describeStateStoreContract(
+  'LmdbStore',
+  async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'state');
+    return {
+      store: await LmdbStore.open({ path }),
+      reopen: () => LmdbStore.open({ path }),
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  },
+  { durable: true },
+);
 
-describeStateStoreContract('LmdbStore with overlappingSync', async () => {
-  const dir = await tempDir();
-  const path = join(dir, 'state');
-  return {
-    store: await LmdbStore.open({ path, overlappingSync: true }),
-    reopen: () => LmdbStore.open({ path, overlappingSync: true }),
-    cleanup: () => rm(dir, { recursive: true, force: true }),
-  };
-});
+describeStateStoreContract(
+  'LmdbStore with overlappingSync',
+  async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'state');
+    return {
+      store: await LmdbStore.open({ path, overlappingSync: true }),
+      reopen: () => LmdbStore.open({ path, overlappingSync: true }),
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  },
+  { durable: true },
+);
 
 describe('LmdbStore', () => {
   const dirs: string[] = [];
