@@ -143,7 +143,7 @@ def seq(width: int, *body) -> keras.Model:
 
 def seed_recipe(seed: int) -> keras.Model:
     """The seed's model: look_back=3 past intervals, LSTM(tanh), Dropout 0.2, Dense; MSE, RMSprop."""
-    m = seq(3, layers.LSTM(8, activation='tanh', name='lstm'), layers.Dropout(0.2), layers.Dense(1, name='out'))
+    m = seq(3, layers.LSTM(8, activation='tanh', name='lstm'), layers.Dropout(0.2, name='dropout'), layers.Dense(1, name='out'))
     randomize(m, seed, 0.4)
     rng = np.random.default_rng(seed)
     x = grid(rng, (64, 6, 3), 1.0)
@@ -158,7 +158,7 @@ def two_branch(rnn_a, rnn_b, seed: int) -> keras.Model:
     visits = keras.Input((None, 2), name='visits')
     purchases = keras.Input((None, 3), name='purchases')
     a = rnn_a(purchases)
-    a = layers.Dropout(0.2)(a)
+    a = layers.Dropout(0.2, name='purchases_dropout')(a)
     b = rnn_b(visits)
     merged = layers.Concatenate(name='merge')([a, b])
     hidden = layers.Dense(5, activation='relu', name='hidden')(merged)
@@ -192,7 +192,7 @@ def build_keras3() -> None:
     m = seq(
         3,
         layers.LSTM(8, return_sequences=True, name='lstm_a'),
-        layers.Dropout(0.2),
+        layers.Dropout(0.2, name='dropout'),
         layers.LSTM(6, name='lstm_b'),
         layers.Dense(4, activation='relu', name='hidden'),
         layers.Dense(1, name='out'),
