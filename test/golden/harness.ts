@@ -54,14 +54,18 @@ export function listFixtures(format?: string): Fixture[] {
 }
 
 /** Largest |a − e| over all outputs; throws if the shapes differ, since that is a bug, not an error size. */
-export function maxAbsError(actual: readonly (readonly number[])[], expected: readonly (readonly number[])[]): number {
+export function maxAbsError(
+  actual: readonly (readonly number[])[],
+  expected: readonly (readonly number[])[],
+): number {
   if (actual.length !== expected.length) {
     throw new Error(`got ${actual.length} outputs, the framework gave ${expected.length}`);
   }
   let max = 0;
   actual.forEach((a, i) => {
     const e = expected[i];
-    if (a.length !== e.length) throw new Error(`output ${i} has ${a.length} values, the framework gave ${e.length}`);
+    if (a.length !== e.length)
+      throw new Error(`output ${i} has ${a.length} values, the framework gave ${e.length}`);
     for (let j = 0; j < a.length; j++) {
       const d = Math.abs(a[j] - e[j]);
       if (!(d <= max)) max = d; // NaN propagates as a failure
