@@ -111,6 +111,12 @@ describe('Keras import: refusals name the layer', () => {
     expect(sniffKind(new Uint8Array(readFileSync(golden('keras-lstm-softmax5'))))).toBe('keras');
   });
 
+  it('names a missing file', async () => {
+    const err = await loadKerasModel('/nonexistent/m.keras').catch((e) => e);
+    expect(err).toBeInstanceOf(ModelFormatError);
+    expect(err.message).toContain('/nonexistent/m.keras');
+  });
+
   it('catches a config that disagrees with its weights', async () => {
     const bytes = withConfig(golden('keras-lstm-softmax5'), (c) => {
       layerNamed(c, 'lstm').config.units = 7;

@@ -39,12 +39,20 @@ export async function parseKerasModel(bytes: Uint8Array, kind: KerasFileKind, na
   });
 }
 
-/** Reads a `.keras` or legacy `.h5` Keras model file (the kind is sniffed from its first bytes). */
-export async function loadKerasModel(path: string): Promise<Model> {
-  const bytes = new Uint8Array(await readFile(path));
+/**
+ * Reads a `.keras` or legacy `.h5` Keras model file (the kind is sniffed from its first bytes).
+ * The model's name is `name`, else the file name without its extension.
+ */
+export async function loadKerasModel(path: string, name?: string): Promise<Model> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch (cause) {
+    throw new ModelFormatError(`cannot read Keras model ${path}`, { cause });
+  }
   const kind = sniffKind(bytes);
   if (!kind) throw new ModelFormatError(`${path} is neither a .keras zip nor an HDF5 .h5 file`);
-  return parseKerasModel(bytes, kind, basename(path, extname(path)));
+  return parseKerasModel(bytes, kind, name ?? basename(path, extname(path)));
 }
 
 /** 'keras' for a zip, 'h5' for HDF5, undefined for anything else. */
