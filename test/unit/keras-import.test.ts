@@ -9,6 +9,7 @@ import {
   NotStreamableError,
   UnsupportedLayerError,
 } from '../../src/errors.js';
+import { parseModelConfig } from '../../src/formats/keras/config.js';
 import { loadKerasModel, parseKerasModel, sniffKind } from '../../src/formats/keras/index.js';
 import type { GruLayer, LstmLayer, Model } from '../../src/model/index.js';
 
@@ -222,6 +223,28 @@ describe('Keras import: model structure', () => {
       expect(m.branches.map((b) => b.input)).toEqual(['purchases', 'visits']);
       expect(m.head.map((d) => d.activation.kind)).toEqual(['relu', 'sigmoid']);
     }
+  });
+
+  it('a Keras 2 Sequential whose first layer declares the input shape names its input as Keras does', async () => {
+    const m = await loadKerasModel(probe('implicit-input-v2.h5'));
+    expect(m.inputs).toEqual([{ name: 'lstm_input', size: 3 }]);
+    // Older Keras 2 configs list no InputLayer at all; the same name is derived.
+    const graph = parseModelConfig({
+      class_name: 'Sequential',
+      config: {
+        name: 's',
+        layers: [
+          { class_name: 'LSTM', config: { name: 'lstm', units: 4, batch_input_shape: [null, null, 3] } },
+          { class_name: 'Dense', config: { name: 'out', units: 1 } },
+        ],
+      },
+    });
+    expect(graph.inputs).toEqual(['lstm_input']);
+    expect(graph.layers.map((l) => [l.className, l.name, l.inbound])).toEqual([
+      ['InputLayer', 'lstm_input', []],
+      ['LSTM', 'lstm', ['lstm_input']],
+      ['Dense', 'out', ['lstm']],
+    ]);
   });
 
   it('stacked recurrent layers of both kinds form one branch (Keras 2 .h5)', async () => {

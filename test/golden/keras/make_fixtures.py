@@ -280,6 +280,11 @@ def build_keras2() -> None:
     back = seq(3, layers.LSTM(4, go_backwards=True, name='backwards'), layers.Dense(1))
     back.save(BAD / 'go-backwards-v2.h5')
 
+    # The Keras 2 idiom with no Input: the first layer declares the input shape itself.
+    PROBE.mkdir(parents=True, exist_ok=True)
+    implicit = keras.Sequential([layers.LSTM(4, input_shape=(None, 3), name='lstm'), layers.Dense(1, name='out')])
+    implicit.save(PROBE / 'implicit-input-v2.h5')
+
 
 def main() -> None:
     keras.utils.set_random_seed(20261127)
