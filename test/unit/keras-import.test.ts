@@ -88,6 +88,19 @@ describe('Keras import: refusals name the layer', () => {
     expect(err.message).toContain("LSTM 'lstm'");
   });
 
+  it('refuses a quantized layer, whose variables are not float kernels', async () => {
+    const bytes = withConfig(golden('keras-lstm-softmax5'), (c) => {
+      layerNamed(c, 'bins').config.dtype = {
+        module: 'keras',
+        class_name: 'QuantizedDTypePolicy',
+        config: { name: 'int8_from_float32', source_name: 'float32' },
+      };
+    });
+    const err = await parseKerasModel(bytes, 'keras', 'x').catch((e) => e);
+    expect(err).toBeInstanceOf(UnsupportedLayerError);
+    expect(err.message).toContain("Dense 'bins'");
+  });
+
   it('refuses a Dense layer between an input and a recurrent layer', async () => {
     const bytes = withConfig(golden('keras-lstm-stacked'), (c) => {
       layerNamed(c, 'lstm_a').class_name = 'Dense';

@@ -92,6 +92,9 @@ function checkLayer(l: LayerSpec): void {
     throw new NotStreamableError(l.name, 'a Bidirectional layer reads each sequence from its end too');
   }
   if (!SUPPORTED.has(l.className)) throw new UnsupportedLayerError(l.className, l.name);
+  if (isQuantized(c.dtype)) {
+    throw new UnsupportedLayerError(l.className, l.name, 'quantized weights (int8/int4/float8 dtype policy)');
+  }
   if (l.calls > 1) {
     throw new UnsupportedLayerError(
       l.className,
@@ -111,6 +114,14 @@ function checkLayer(l: LayerSpec): void {
     );
   }
   if (c.time_major === true) throw new UnsupportedLayerError(l.className, l.name, 'time_major=True');
+}
+
+/** Keras 3 marks quantized layers in their dtype policy; their variables are not plain float kernels. */
+function isQuantized(dtype: unknown): boolean {
+  if (!dtype || typeof dtype !== 'object') return false;
+  const d = dtype as { class_name?: unknown; config?: { name?: unknown } };
+  const name = typeof d.config?.name === 'string' ? d.config.name : '';
+  return String(d.class_name).includes('Quantized') || /^(int|float8)/.test(name);
 }
 
 function concatenated(l: LayerSpec): readonly string[] {
