@@ -4,8 +4,8 @@ import { ModelFormatError, ModelInvalidError } from '../../errors.js';
 import type { Model, ModelInput } from '../../model/index.js';
 import { validateModel } from '../../model/index.js';
 import { readKerasArchive } from './archive.js';
-import { type LayerSpec, type ModelGraph, parseModelConfig } from './config.js';
-import { planModel } from './graph.js';
+import { type LayerSpec, parseModelConfig } from './config.js';
+import { type ModelPlan, planModel } from './graph.js';
 import { type H5Reader, withH5 } from './h5.js';
 import { denseLayer, gruLayer, lstmLayer } from './layers.js';
 import { kerasV3Weights, legacyH5Weights, type WeightLookup } from './weights.js';
@@ -23,8 +23,9 @@ export async function parseKerasModel(bytes: Uint8Array, kind: KerasFileKind, na
     // A .keras file is only written by Keras 3; older 3.x releases may omit metadata.json.
     const version = archive.kerasVersion ?? '3';
     const graph = parseModelConfig(archive.config);
-    planModel(graph); // refuse unsupported layers before reading any weights
-    return withH5(archive.weights, (h5) => build(name, version, 'keras', graph, kerasV3Weights(h5, graph)));
+    // Planning first refuses unsupported layers before any weights are read.
+    const plan = planModel(graph);
+    return withH5(archive.weights, (h5) => build(name, version, 'keras', plan, kerasV3Weights(h5, graph)));
   }
   return withH5(bytes, (h5) => {
     const config = h5.attr('/', 'model_config');
@@ -33,9 +34,8 @@ export async function parseKerasModel(bytes: Uint8Array, kind: KerasFileKind, na
         '.h5 file has no model_config: it holds weights only. Save the whole model (model.save).',
       );
     }
-    const graph = parseModelConfig(parseJson(config));
-    planModel(graph);
-    return build(name, recordedVersion(h5), 'h5', graph, legacyH5Weights(h5));
+    const plan = planModel(parseModelConfig(parseJson(config)));
+    return build(name, recordedVersion(h5), 'h5', plan, legacyH5Weights(h5));
   });
 }
 
@@ -73,10 +73,9 @@ function build(
   name: string,
   version: string,
   kind: KerasFileKind,
-  graph: ModelGraph,
+  plan: ModelPlan,
   weights: WeightLookup,
 ): Model {
-  const plan = planModel(graph);
   const major = Number.parseInt(version, 10) || 2;
   const branches = plan.branches.map((b) => ({
     input: b.input.name,
