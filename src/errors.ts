@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'STATE_CORRUPT'
   | 'STATE_CLOSED'
   | 'STATE_FULL'
+  | 'STATE_KEY_TOO_LONG'
   // configuration and CLI
   | 'CONFIG_INVALID'
   | 'USAGE';

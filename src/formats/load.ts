@@ -4,11 +4,12 @@ import { ModelFormatError } from '../errors.js';
 import type { Model } from '../model/types.js';
 import { validateModel } from '../model/validate.js';
 import { isManifest, loadCellstreamManifest, MANIFEST_SUFFIX, type Manifest } from './cellstream/index.js';
+import { loadKerasModel } from './keras/index.js';
 import { loadOnnxModel } from './onnx/index.js';
 import { loadTfjsModel } from './tfjs/index.js';
 
 /** The model file kinds `loadModel` accepts, for help texts and error messages. */
-export const SUPPORTED_MODEL_FILES = `.onnx, TF.js layers model.json, cellstream ${MANIFEST_SUFFIX}`;
+export const SUPPORTED_MODEL_FILES = `.onnx, .keras, Keras .h5, TF.js layers model.json, cellstream ${MANIFEST_SUFFIX}`;
 
 /**
  * Loads a model from any supported file. The format is told by the extension, and by content
@@ -23,11 +24,7 @@ export async function loadModel(path: string): Promise<Model> {
 async function loadByFormat(path: string): Promise<Model> {
   const ext = extname(path).toLowerCase();
   if (ext === '.onnx') return loadOnnxModel(path);
-  if (ext === '.keras' || ext === '.h5' || ext === '.hdf5') {
-    throw new ModelFormatError(
-      `Keras files are not supported yet ('${path}'); export the model to ONNX (tf2onnx) or TF.js layers format`,
-    );
-  }
+  if (ext === '.keras' || ext === '.h5' || ext === '.hdf5') return loadKerasModel(path);
   if (ext === '.json') {
     const json = await readJson(path);
     if (isManifest(json)) return loadCellstreamManifest(json as Manifest, path);
