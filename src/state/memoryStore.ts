@@ -17,9 +17,8 @@ export interface MemoryStoreOptions {
 }
 
 /**
- * A bounded `StateStore` in process memory; state is lost when the process ends.
- * `putMany` copies each state vector, so callers may reuse their buffers. Records returned by
- * `getMany` are the stored ones: treat them as read-only.
+ * A bounded `StateStore` in process memory; state is lost when the process ends. State vectors
+ * are copied in and out, so neither writers nor readers share memory with the store.
  */
 export class MemoryStateStore implements StateStore {
   // A Map iterates in insertion order; re-inserting on access keeps the least recently used first.
@@ -43,8 +42,9 @@ export class MemoryStateStore implements StateStore {
     this.checkOpen();
     return keys.map((key) => {
       const record = this.records.get(key);
-      if (record && this.whenFull === 'evict-lru') this.touch(key, record);
-      return record;
+      if (!record) return undefined;
+      if (this.whenFull === 'evict-lru') this.touch(key, record);
+      return copy(record);
     });
   }
 
@@ -63,7 +63,7 @@ export class MemoryStateStore implements StateStore {
     }
     for (const [key, record] of entries) {
       this.records.delete(key);
-      this.records.set(key, { ...record, state: record.state.slice() });
+      this.records.set(key, copy(record));
     }
   }
 
@@ -75,7 +75,10 @@ export class MemoryStateStore implements StateStore {
   async *entries(): AsyncIterable<[string, StateRecord]> {
     this.checkOpen();
     // A snapshot, so writes during iteration neither skip nor repeat keys.
-    yield* [...this.records.entries()];
+    for (const [key, record] of [...this.records.entries()]) {
+      this.checkOpen();
+      yield [key, copy(record)];
+    }
   }
 
   async size(): Promise<number> {
@@ -107,4 +110,8 @@ export class MemoryStateStore implements StateStore {
   private checkOpen(): void {
     if (this.closed) throw new StateError('STATE_CLOSED', 'the in-memory state store is closed');
   }
+}
+
+function copy(record: StateRecord): StateRecord {
+  return { ...record, state: record.state.slice() };
 }

@@ -2,6 +2,13 @@ import { describe, expect, it } from 'vitest';
 import type { StateError } from '../../src/errors.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
 import type { StateRecord } from '../../src/state/types.js';
+import { describeStateStoreContract } from './storeContract.js';
+
+describeStateStoreContract(
+  'MemoryStateStore',
+  async () => ({ store: new MemoryStateStore(), cleanup: async () => {} }),
+  { durable: false },
+);
 
 function record(seq: number): StateRecord {
   return {
@@ -44,7 +51,7 @@ describe('MemoryStateStore', () => {
     expect(await all(store)).toEqual([['b', 2]]);
   });
 
-  it('copies state vectors on put, so writers may reuse their buffers', async () => {
+  it('copies state vectors in and out, so callers may reuse their buffers', async () => {
     const store = new MemoryStateStore();
     const r = record(1);
     await store.putMany([['a', r]]);
