@@ -9,7 +9,6 @@ npm run --silent build
 report=$(mktemp -t cellstream-vitest-XXXXXX.json)
 trap 'rm -f "$report"' EXIT
 
-export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:19092}"
 status=0
 scripts/kafka/with-kafka.sh npx vitest run --reporter=default --reporter=json --outputFile="$report" "$@" ||
   status=$?

@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'STATE_MODEL_MISMATCH'
   | 'STATE_CORRUPT'
   | 'STATE_CLOSED'
+  | 'STATE_FULL'
+  | 'STATE_KEY_TOO_LONG'
   // configuration and CLI
   | 'CONFIG_INVALID'
   | 'USAGE';
@@ -49,9 +51,10 @@ export class UnsupportedOpError extends CellstreamError {
     super(
       'MODEL_UNSUPPORTED_OP',
       `unsupported ONNX op '${op}' at node '${node}'${detail ? `: ${detail}` : ''}. ` +
-        'Supported around the recurrent nodes: shape plumbing (Shape, Gather, Unsqueeze, Concat, ' +
-        'ConstantOfShape, Slice, Squeeze, Transpose, Reshape, Identity) and a dense head (MatMul, Add, ' +
-        'Gemm, Relu, Sigmoid, Tanh, Softmax). Export the recurrent part plus its head only.',
+        'cellstream runs LSTM and GRU nodes, the shape plumbing exporters write around them ' +
+        '(Shape, Gather, Unsqueeze, Concat, ConstantOfShape, Slice, Squeeze, Transpose, Reshape, Identity, ' +
+        'Cast, Expand, and arithmetic on shapes) and a dense head (MatMul, Add, Gemm, Relu, Sigmoid, Tanh, ' +
+        'Softmax). Export the recurrent part plus its head only; do pre-processing in the feature spec.',
     );
     this.op = op;
     this.node = node;

@@ -1,0 +1,97 @@
+import type { Writable } from 'node:stream';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { runReplay } from './commands/replay.js';
+import { loadModel } from './formats/load.js';
+import { describeModel } from './model/index.js';
+
+/** Where the CLI writes; the process's own streams unless a caller (a test) captures them. */
+export interface CliIo {
+  readonly stdout: Writable;
+  readonly stderr: Writable;
+}
+
+/** Exit status: every event applied (or skipped as an already-applied redelivery). */
+export const EXIT_OK = 0;
+/** Exit status: a fatal error (bad model, unreadable file, usage) stopped the command. */
+export const EXIT_FATAL = 1;
+/** Exit status: `replay` ran to the end but rejected some lines (reported on stderr). */
+export const EXIT_REJECTED = 2;
+
+const EXIT_HELP = `
+Exit status:
+  0  every event was applied
+  1  a fatal error: the command did not run to the end (set CELLSTREAM_DEBUG=1 for a stack trace)
+  2  replay ran to the end, but some lines were rejected (reported on stderr as "line N: reason")`;
+
+/**
+ * Runs the `cellstream` command line (`argv` as in `process.argv`) and resolves with the exit
+ * status; it never calls `process.exit`.
+ */
+export async function main(argv: string[], io: CliIo = process): Promise<number> {
+  let status = EXIT_OK;
+  const program = new Command('cellstream')
+    .description(
+      'Streaming, stateful recurrent-network inference: one LSTM/GRU step per event, per entity key.',
+    )
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .addHelpText('after', EXIT_HELP);
+
+  program
+    .command('replay')
+    .description('run the serving engine over an NDJSON events file, one prediction line per event')
+    .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
+    .requiredOption('--input <file>', 'events, one JSON object per line')
+    .option('--output <file>', 'write predictions here instead of stdout')
+    .option(
+      '--dead-letter <file>',
+      'write rejected lines here, as NDJSON with line, code, reason and raw text',
+    )
+    .option('--batch <n>', 'events per micro-batch', positiveInteger, 256)
+    .addHelpText('after', EXIT_HELP)
+    .action(
+      async (opts: { model: string; input: string; output?: string; deadLetter?: string; batch: number }) => {
+        const model = await loadModel(opts.model);
+        const summary = await runReplay({
+          model,
+          input: opts.input,
+          output: opts.output,
+          deadLetter: opts.deadLetter,
+          maxBatch: opts.batch,
+          stdout: io.stdout,
+          stderr: io.stderr,
+        });
+        status = summary.rejected > 0 ? EXIT_REJECTED : EXIT_OK;
+      },
+    );
+
+  program
+    .command('inspect')
+    .description("print a model's layers, inputs, sizes and fingerprint")
+    .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
+    .action(async (opts: { model: string }) => {
+      io.stdout.write(`${describeModel(await loadModel(opts.model))}\n`);
+    });
+
+  try {
+    await program.parseAsync(argv);
+    return status;
+  } catch (err) {
+    // Commander has already printed its own message (or the help it was asked for).
+    if (err instanceof CommanderError) return err.exitCode;
+    io.stderr.write(`cellstream: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env['CELLSTREAM_DEBUG'] === '1' && err instanceof Error && err.stack) {
+      io.stderr.write(`${err.stack}\n`);
+    }
+    return EXIT_FATAL;
+  }
+}
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}

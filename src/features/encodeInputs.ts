@@ -1,0 +1,69 @@
+import { InvalidEventError, WrongSizeError } from '../errors.js';
+import type { Event } from '../events/types.js';
+import type { Model } from '../model/types.js';
+
+/** Turns an event's named `values` into the model's input vectors; built from a model's feature spec. */
+export type ValuesEncoder = (values: Readonly<Record<string, unknown>>) => Float32Array[];
+
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * The model's input vectors for `event`, one per `model.inputs` entry and in that order.
+ * `features` feeds a single-input model; `inputs` names every input of any model; `values` needs
+ * `encodeValues` (the model's feature spec). Throws `WrongSizeError` or `InvalidEventError`.
+ */
+export function encodeInputs(model: Model, event: Event, encodeValues?: ValuesEncoder): Float32Array[] {
+  if (event.features !== undefined) {
+    if (model.inputs.length !== 1) {
+      throw new InvalidEventError(
+        `the model has ${model.inputs.length} inputs (${inputNames(model)}); send inputs by name, not features`,
+      );
+    }
+    return [toFloat32(event.features, model.inputs[0].size, 'features')];
+  }
+  if (event.inputs !== undefined) {
+    const given = event.inputs;
+    for (const name of Object.keys(given)) {
+      if (!model.inputs.some((inp) => inp.name === name)) {
+        throw new InvalidEventError(
+          `inputs.${name} is not an input of the model (it takes ${inputNames(model)})`,
+        );
+      }
+    }
+    return model.inputs.map((inp) => {
+      const v = given[inp.name];
+      if (v === undefined) {
+        throw new InvalidEventError(`inputs.${inp.name} is missing (the model takes ${inputNames(model)})`);
+      }
+      return toFloat32(v, inp.size, `inputs.${inp.name}`);
+    });
+  }
+  if (event.values !== undefined) {
+    if (!encodeValues) {
+      throw new InvalidEventError(
+        `values needs a feature spec and the model has no feature spec; send features (${inputSizes(model)})`,
+      );
+    }
+    return encodeValues(event.values);
+  }
+  throw new InvalidEventError('an event needs one of features, values or inputs');
+}
+
+function toFloat32(v: readonly number[], size: number, field: string): Float32Array {
+  if (v.length !== size) throw new WrongSizeError(field, size, v.length);
+  // A value float32 cannot hold would become ±Infinity and poison the key's state for good.
+  v.forEach((x, i) => {
+    if (!(Math.abs(x) <= FLOAT32_MAX)) {
+      throw new InvalidEventError(`${field}[${i}] is ${x}, outside the float32 range`);
+    }
+  });
+  return Float32Array.from(v);
+}
+
+function inputNames(model: Model): string {
+  return model.inputs.map((i) => i.name).join(', ');
+}
+
+function inputSizes(model: Model): string {
+  return model.inputs.map((i) => `${i.name}: ${i.size} values`).join(', ');
+}

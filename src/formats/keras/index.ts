@@ -1,0 +1,1 @@
+export { type KerasFileKind, loadKerasModel, parseKerasModel, sniffKind } from './import.js';

@@ -1,0 +1,3 @@
+/** TF.js layers-format (`model.json` + binary weight shards) importer. */
+export { importTfjsLayers } from './import.js';
+export { loadTfjsModel } from './load.js';

@@ -1,0 +1,246 @@
+import { StateError } from '../errors.js';
+import type { Position } from '../events/types.js';
+import type { StateRecord } from './types.js';
+
+/**
+ * Binary form of a `StateRecord`, as durable stores keep it. Little-endian throughout:
+ *
+ * ```
+ * u8  version (1)
+ * u8  flags: bit 0 lastId present, bit 1 fingerprint is 32 raw sha-256 bytes (else a string)
+ * u8  position kind: 0 none, 1 offset as int64, 2 offset as string, 3 line
+ * f64 seq, f64 ts
+ * fingerprint: 32 bytes, or string
+ * offset:  string topic, f64 partition, i64 offset | string offset
+ * line:    string file, f64 line
+ * string lastId (if flagged)
+ * u32 n, then n float32 — the state vector
+ * ```
+ * A string is a LEB128 byte length and UTF-8 bytes. Numbers the type says are plain
+ * `number`s are kept as f64 so any value round-trips exactly; the state vector dominates the
+ * size anyway (512 bytes at H=64 for an LSTM layer).
+ */
+export const RECORD_CODEC_VERSION = 1;
+
+const FLAG_LAST_ID = 1;
+const FLAG_RAW_FINGERPRINT = 2;
+const KNOWN_FLAGS = FLAG_LAST_ID | FLAG_RAW_FINGERPRINT;
+
+const POS_NONE = 0;
+const POS_OFFSET_INT = 1;
+const POS_OFFSET_STRING = 2;
+const POS_LINE = 3;
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Encodes `record`; the result is a fresh buffer the caller may keep. */
+export function encodeStateRecord(record: StateRecord): Buffer {
+  const rawFingerprint = SHA256_HEX.test(record.fingerprint);
+  const pos = record.lastApplied;
+  const offsetInt = pos.kind === 'offset' ? int64Offset(pos.offset) : undefined;
+  const posKind =
+    pos.kind === 'none'
+      ? POS_NONE
+      : pos.kind === 'line'
+        ? POS_LINE
+        : offsetInt === undefined
+          ? POS_OFFSET_STRING
+          : POS_OFFSET_INT;
+
+  let size = 3 + 16 + (rawFingerprint ? 32 : stringSize(record.fingerprint));
+  if (pos.kind === 'offset') {
+    size += stringSize(pos.topic) + 8 + (offsetInt === undefined ? stringSize(pos.offset) : 8);
+  } else if (pos.kind === 'line') {
+    size += stringSize(pos.file) + 8;
+  }
+  if (record.lastId !== undefined) size += stringSize(record.lastId);
+  size += 4 + record.state.length * 4;
+
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  out[at++] = RECORD_CODEC_VERSION;
+  out[at++] = (record.lastId !== undefined ? FLAG_LAST_ID : 0) | (rawFingerprint ? FLAG_RAW_FINGERPRINT : 0);
+  out[at++] = posKind;
+  at = out.writeDoubleLE(record.seq, at);
+  at = out.writeDoubleLE(record.ts, at);
+  at = rawFingerprint
+    ? at + out.write(record.fingerprint, at, 'hex')
+    : writeString(out, at, record.fingerprint);
+  if (pos.kind === 'offset') {
+    at = writeString(out, at, pos.topic);
+    at = out.writeDoubleLE(pos.partition, at);
+    at = offsetInt === undefined ? writeString(out, at, pos.offset) : out.writeBigInt64LE(offsetInt, at);
+  } else if (pos.kind === 'line') {
+    at = writeString(out, at, pos.file);
+    at = out.writeDoubleLE(pos.line, at);
+  }
+  if (record.lastId !== undefined) at = writeString(out, at, record.lastId);
+  at = out.writeUInt32LE(record.state.length, at);
+  const state = record.state;
+  if (LITTLE_ENDIAN_HOST) {
+    out.set(new Uint8Array(state.buffer, state.byteOffset, state.byteLength), at);
+  } else {
+    for (let i = 0; i < state.length; i++) out.writeFloatLE(state[i], at + i * 4);
+  }
+  return out;
+}
+
+/**
+ * Decodes what `encodeStateRecord` wrote. The returned state vector owns its memory, so
+ * `bytes` may be a buffer the database reuses. Throws `StateError` `STATE_CORRUPT` (naming
+ * `key` when given) on an unknown version, unknown flags, a truncated buffer or trailing bytes.
+ */
+export function decodeStateRecord(bytes: Uint8Array, key?: string): StateRecord {
+  const r = new Reader(bytes, key);
+  const version = r.u8();
+  if (version !== RECORD_CODEC_VERSION) {
+    throw r.corrupt(`unknown record version ${version} (this build reads ${RECORD_CODEC_VERSION})`);
+  }
+  const flags = r.u8();
+  if ((flags & ~KNOWN_FLAGS) !== 0) throw r.corrupt(`unknown flags 0x${flags.toString(16)}`);
+  const posKind = r.u8();
+  const seq = r.f64();
+  const ts = r.f64();
+  const fingerprint = flags & FLAG_RAW_FINGERPRINT ? r.hex(32) : r.string();
+
+  let lastApplied: Position;
+  switch (posKind) {
+    case POS_NONE:
+      lastApplied = { kind: 'none' };
+      break;
+    case POS_OFFSET_INT:
+    case POS_OFFSET_STRING: {
+      const topic = r.string();
+      const partition = r.f64();
+      const offset = posKind === POS_OFFSET_INT ? r.i64().toString() : r.string();
+      lastApplied = { kind: 'offset', topic, partition, offset };
+      break;
+    }
+    case POS_LINE: {
+      const file = r.string();
+      lastApplied = { kind: 'line', file, line: r.f64() };
+      break;
+    }
+    default:
+      throw r.corrupt(`unknown position kind ${posKind}`);
+  }
+
+  const lastId = flags & FLAG_LAST_ID ? r.string() : undefined;
+  const state = r.float32s(r.u32());
+  r.end();
+  const record: StateRecord = { seq, ts, state, lastApplied, fingerprint };
+  return lastId === undefined ? record : { ...record, lastId };
+}
+
+/** The offset as an int64 when its decimal string is canonical, so decoding gives the same string back. */
+function int64Offset(offset: string): bigint | undefined {
+  if (!/^-?(0|[1-9][0-9]{0,18})$/.test(offset) || offset === '-0') return undefined;
+  const n = BigInt(offset);
+  return n >= INT64_MIN && n <= INT64_MAX ? n : undefined;
+}
+
+function stringSize(s: string): number {
+  const n = Buffer.byteLength(s, 'utf8');
+  return varintSize(n) + n;
+}
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+function writeString(out: Buffer, at: number, s: string): number {
+  let n = Buffer.byteLength(s, 'utf8');
+  while (n >= 0x80) {
+    out[at++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  out[at++] = n;
+  return at + out.write(s, at, 'utf8');
+}
+
+/** Bounds-checked cursor; every read past the end is a corrupt record, never a RangeError. */
+class Reader {
+  private readonly buf: Buffer;
+  private at = 0;
+
+  constructor(
+    bytes: Uint8Array,
+    private readonly key: string | undefined,
+  ) {
+    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  corrupt(what: string): StateError {
+    const whose = this.key === undefined ? 'a state record' : `the state record of key '${this.key}'`;
+    return new StateError('STATE_CORRUPT', `cannot decode ${whose}: ${what}`);
+  }
+
+  private need(n: number, what: string): number {
+    const at = this.at;
+    if (at + n > this.buf.length) {
+      throw this.corrupt(`truncated at byte ${at} reading ${what} (record is ${this.buf.length} bytes)`);
+    }
+    this.at = at + n;
+    return at;
+  }
+
+  u8(): number {
+    return this.buf[this.need(1, 'a header byte')];
+  }
+
+  u32(): number {
+    return this.buf.readUInt32LE(this.need(4, 'a length'));
+  }
+
+  f64(): number {
+    return this.buf.readDoubleLE(this.need(8, 'a number'));
+  }
+
+  i64(): bigint {
+    return this.buf.readBigInt64LE(this.need(8, 'an offset'));
+  }
+
+  hex(n: number): string {
+    const at = this.need(n, 'the fingerprint');
+    return this.buf.toString('hex', at, at + n);
+  }
+
+  string(): string {
+    let n = 0;
+    let scale = 1;
+    for (;;) {
+      const b = this.u8();
+      n += (b & 0x7f) * scale;
+      if (b < 0x80) break;
+      scale *= 128;
+      if (scale > 2 ** 35) throw this.corrupt('string length overflows');
+    }
+    const at = this.need(n, 'a string');
+    return this.buf.toString('utf8', at, at + n);
+  }
+
+  float32s(n: number): Float32Array {
+    const at = this.need(n * 4, `a state vector of ${n} floats`);
+    const out = new Float32Array(n);
+    if (LITTLE_ENDIAN_HOST) {
+      new Uint8Array(out.buffer).set(this.buf.subarray(at, at + n * 4));
+    } else {
+      for (let i = 0; i < n; i++) out[i] = this.buf.readFloatLE(at + i * 4);
+    }
+    return out;
+  }
+
+  end(): void {
+    if (this.at !== this.buf.length) {
+      throw this.corrupt(`${this.buf.length - this.at} unexpected bytes after the state vector`);
+    }
+  }
+}

@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { StateError } from '../../src/errors.js';
+import { decodeStateRecord, encodeStateRecord, RECORD_CODEC_VERSION } from '../../src/state/recordCodec.js';
+import type { StateRecord } from '../../src/state/types.js';
+import { awkwardState, EVERY_POSITION, expectSameRecord, FINGERPRINT, makeRecord } from './records.js';
+
+function roundTrip(record: StateRecord): StateRecord {
+  return decodeStateRecord(encodeStateRecord(record));
+}
+
+function expectCorrupt(fn: () => unknown, message: RegExp): void {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(StateError);
+    expect((e as StateError).code).toBe('STATE_CORRUPT');
+    expect((e as StateError).message).toMatch(message);
+    return;
+  }
+  throw new Error('expected STATE_CORRUPT');
+}
+
+describe('record codec', () => {
+  it.each(EVERY_POSITION.map((p) => [JSON.stringify(p), p] as const))('round-trips position %s', (_, pos) => {
+    const record = makeRecord(5, 16, { lastApplied: pos, state: awkwardState(16) });
+    expectSameRecord(roundTrip(record), record);
+  });
+
+  it('round-trips lastId (including empty and non-ASCII) and its absence', () => {
+    for (const lastId of ['evt-1', '', 'ид-🙂', 'x'.repeat(300)]) {
+      const record = makeRecord(1, 4, { lastId });
+      expectSameRecord(roundTrip(record), record);
+    }
+    const without = roundTrip(makeRecord(1, 4));
+    expect('lastId' in without).toBe(false);
+  });
+
+  it('stores a sha-256 fingerprint as 32 raw bytes, anything else as a string', () => {
+    const raw = encodeStateRecord(makeRecord(1, 0, { fingerprint: FINGERPRINT }));
+    const asString = encodeStateRecord(makeRecord(1, 0, { fingerprint: FINGERPRINT.toUpperCase() }));
+    expect(asString.length - raw.length).toBe(64 + 1 - 32);
+    for (const fingerprint of [FINGERPRINT, FINGERPRINT.toUpperCase(), '', 'not-a-hash']) {
+      expect(roundTrip(makeRecord(1, 2, { fingerprint })).fingerprint).toBe(fingerprint);
+    }
+  });
+
+  it('keeps seq, ts and the empty state exactly', () => {
+    const record = makeRecord(0, 0, { seq: 2 ** 53 - 1, ts: -1.5 });
+    expectSameRecord(roundTrip(record), record);
+  });
+
+  it('is compact: an H=64 LSTM state with a Kafka position costs 78 bytes beyond its 512 state bytes', () => {
+    // header 3, seq+ts 16, fingerprint 32, topic 'events' 1+6, partition 8, offset 8, length 4
+    expect(encodeStateRecord(makeRecord(1, 128)).length).toBe(512 + 78);
+  });
+
+  it('starts with the version byte and decodes from an unaligned view of a larger buffer', () => {
+    const record = makeRecord(9, 33, { state: awkwardState(33, 2) });
+    const bytes = encodeStateRecord(record);
+    expect(bytes[0]).toBe(RECORD_CODEC_VERSION);
+    const host = new Uint8Array(bytes.length + 3);
+    host.set(bytes, 1);
+    const decoded = decodeStateRecord(host.subarray(1, 1 + bytes.length));
+    expectSameRecord(decoded, record);
+    expect(decoded.state.byteOffset).toBe(0);
+  });
+
+  it('refuses an unknown version, naming the key', () => {
+    const bytes = encodeStateRecord(makeRecord(1, 4));
+    bytes[0] = 99;
+    expectCorrupt(() => decodeStateRecord(bytes, 'customer-42'), /customer-42.*unknown record version 99/);
+  });
+
+  it('refuses every truncation of a record', () => {
+    const bytes = encodeStateRecord(
+      makeRecord(1, 3, {
+        lastId: 'id',
+        lastApplied: { kind: 'offset', topic: 'tp', partition: 1, offset: 'x' },
+      }),
+    );
+    for (let n = 0; n < bytes.length; n++) {
+      expectCorrupt(() => decodeStateRecord(bytes.subarray(0, n), 'k'), /key 'k'.*truncated/);
+    }
+  });
+
+  it('refuses trailing bytes, unknown flags and unknown position kinds', () => {
+    const bytes = encodeStateRecord(makeRecord(1, 2));
+    expectCorrupt(() => decodeStateRecord(Buffer.concat([bytes, Buffer.from([0])])), /unexpected bytes/);
+    const flags = Buffer.from(bytes);
+    flags[1] |= 0x80;
+    expectCorrupt(() => decodeStateRecord(flags), /unknown flags/);
+    const kind = Buffer.from(bytes);
+    kind[2] = 7;
+    expectCorrupt(() => decodeStateRecord(kind), /unknown position kind 7/);
+  });
+});

@@ -1,0 +1,234 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StateError } from '../../src/errors.js';
+import type { StateRecord, StateStore } from '../../src/state/types.js';
+import { awkwardState, EVERY_POSITION, expectSameRecord, makeRecord } from './records.js';
+
+export interface StoreUnderTest {
+  store: StateStore;
+  /** For durable stores: opens the same storage again (after `store` was closed). */
+  reopen?: () => Promise<StateStore>;
+  /** Removes whatever the store left behind (files, directories). */
+  cleanup: () => Promise<void>;
+}
+
+/**
+ * The behaviour every `StateStore` must have, run against a fresh store per test. Each store's
+ * test file is one call: `describeStateStoreContract('lmdb', async () => ({ store, reopen, cleanup }), { durable: true })`.
+ */
+export function describeStateStoreContract(
+  name: string,
+  factory: () => Promise<StoreUnderTest>,
+  options: { durable: boolean },
+): void {
+  describe(`StateStore contract: ${name}`, () => {
+    let sut: StoreUnderTest;
+    const extra: StateStore[] = [];
+
+    beforeEach(async () => {
+      sut = await factory();
+    });
+
+    afterEach(async () => {
+      for (const s of extra.splice(0)) await s.close();
+      await sut.store.close();
+      await sut.cleanup();
+    });
+
+    async function reopened(): Promise<StateStore> {
+      await sut.store.close();
+      const again = await sut.reopen!();
+      extra.push(again);
+      return again;
+    }
+
+    async function all(store: StateStore): Promise<[string, StateRecord][]> {
+      const out: [string, StateRecord][] = [];
+      for await (const entry of store.entries()) out.push(entry);
+      return out;
+    }
+
+    it('gives undefined for a key it has never seen', async () => {
+      expect(await sut.store.getMany(['nobody'])).toEqual([undefined]);
+      expect(await sut.store.getMany([])).toEqual([]);
+      expect(await sut.store.size()).toBe(0);
+    });
+
+    it('returns putMany records from getMany in the order asked, misses as undefined', async () => {
+      const a = makeRecord(1);
+      const b = makeRecord(2);
+      await sut.store.putMany([
+        ['a', a],
+        ['b', b],
+      ]);
+      const got = await sut.store.getMany(['b', 'missing', 'a', 'b']);
+      expect(got.map((r) => r?.seq)).toEqual([3, undefined, 2, 3]);
+      expectSameRecord(got[0]!, b);
+      expectSameRecord(got[2]!, a);
+    });
+
+    it('overwrites a key with the latest record', async () => {
+      await sut.store.putMany([['k', makeRecord(1)]]);
+      await sut.store.putMany([['k', makeRecord(7, 8, { lastId: 'e-7' })]]);
+      const [got] = await sut.store.getMany(['k']);
+      expectSameRecord(got!, makeRecord(7, 8, { lastId: 'e-7' }));
+      expect(await sut.store.size()).toBe(1);
+    });
+
+    it('keeps the last of duplicate keys within one batch', async () => {
+      await sut.store.putMany([
+        ['k', makeRecord(1)],
+        ['k', makeRecord(2)],
+      ]);
+      expect((await sut.store.getMany(['k']))[0]!.seq).toBe(3);
+      expect(await sut.store.size()).toBe(1);
+    });
+
+    it('deletes the given keys, ignoring ones it does not have', async () => {
+      await sut.store.putMany([
+        ['a', makeRecord(1)],
+        ['b', makeRecord(2)],
+        ['c', makeRecord(3)],
+      ]);
+      await sut.store.deleteMany(['a', 'c', 'never']);
+      expect((await sut.store.getMany(['a', 'b', 'c'])).map((r) => r?.seq)).toEqual([
+        undefined,
+        3,
+        undefined,
+      ]);
+      expect(await sut.store.size()).toBe(1);
+      await sut.store.deleteMany([]);
+      expect(await sut.store.size()).toBe(1);
+    });
+
+    it('iterates every entry exactly once and counts them', async () => {
+      const keys = Array.from({ length: 250 }, (_, i) => `key-${i}`);
+      await sut.store.putMany(keys.map((k, i) => [k, makeRecord(i)] as const));
+      const seen = await all(sut.store);
+      expect(seen.map(([k]) => k).sort()).toEqual([...keys].sort());
+      for (const [k, r] of seen) expectSameRecord(r, makeRecord(keys.indexOf(k)));
+      expect(await sut.store.size()).toBe(250);
+    });
+
+    it('keeps awkward keys apart and returns them unchanged', async () => {
+      const keys = [
+        '',
+        '0',
+        '42',
+        'a',
+        'A',
+        'a ',
+        '\u0000',
+        '\u0001x',
+        'é',
+        'e\u0301',
+        '🙂',
+        'k'.repeat(600),
+      ];
+      await sut.store.putMany(keys.map((k, i) => [k, makeRecord(i)] as const));
+      const got = await sut.store.getMany(keys);
+      expect(got.map((r) => r?.seq)).toEqual(keys.map((_, i) => i + 1));
+      expect((await all(sut.store)).map(([k]) => k).sort()).toEqual([...keys].sort());
+    });
+
+    it('round-trips every Position kind with bit-identical state', async () => {
+      const entries = EVERY_POSITION.map(
+        (lastApplied, i) =>
+          [
+            `p${i}`,
+            makeRecord(i, 128, { lastApplied, state: awkwardState(128, i), lastId: `id-${i}` }),
+          ] as const,
+      );
+      await sut.store.putMany(entries);
+      const got = await sut.store.getMany(entries.map(([k]) => k));
+      for (const [i, [, r]] of entries.entries()) expectSameRecord(got[i]!, r);
+    });
+
+    it('does not share memory with the records it was given', async () => {
+      const record = makeRecord(1, 4);
+      await sut.store.putMany([['k', record]]);
+      record.state[0] = 99;
+      const [first] = await sut.store.getMany(['k']);
+      expect(first!.state[0]).not.toBe(99);
+      first!.state[1] = 99;
+      expect((await sut.store.getMany(['k']))[0]!.state[1]).not.toBe(99);
+    });
+
+    it('takes a batch of 10k records', async () => {
+      const entries = Array.from({ length: 10_000 }, (_, i) => [`k${i}`, makeRecord(i, 128)] as const);
+      await sut.store.putMany(entries);
+      expect(await sut.store.size()).toBe(10_000);
+      const probe = [0, 1, 4999, 9999, 10_000].map((i) => `k${i}`);
+      expect((await sut.store.getMany(probe)).map((r) => r?.seq)).toEqual([1, 2, 5000, 10_000, undefined]);
+      let n = 0;
+      for await (const _ of sut.store.entries()) n++;
+      expect(n).toBe(10_000);
+    });
+
+    it('can be closed twice', async () => {
+      await sut.store.close();
+      await sut.store.close();
+      await Promise.all([sut.store.close(), sut.store.close()]);
+    });
+
+    it('throws STATE_CLOSED on any use after close', async () => {
+      await sut.store.putMany([['k', makeRecord(1)]]);
+      await sut.store.close();
+      await expectClosed(() => sut.store.getMany(['k']));
+      await expectClosed(() => sut.store.putMany([['k', makeRecord(2)]]));
+      await expectClosed(() => sut.store.deleteMany(['k']));
+      await expectClosed(() => sut.store.size());
+      await expectClosed(async () => {
+        for await (const _ of sut.store.entries()) {
+          // nothing: the first step must throw
+        }
+      });
+    });
+
+    it('stops an iteration that outlives close with STATE_CLOSED', async () => {
+      await sut.store.putMany([
+        ['a', makeRecord(1)],
+        ['b', makeRecord(2)],
+      ]);
+      const it = sut.store.entries()[Symbol.asyncIterator]();
+      expect((await it.next()).done).toBe(false);
+      await sut.store.close();
+      await expectClosed(() => it.next());
+    });
+
+    it('finishes writes already started when closed', async () => {
+      const writing = sut.store.putMany([['k', makeRecord(1)]]);
+      await sut.store.close();
+      await writing;
+      if (sut.reopen) {
+        const again = await sut.reopen();
+        extra.push(again);
+        expect((await again.getMany(['k']))[0]?.seq).toBe(2);
+      }
+    });
+
+    // Registered only for durable stores, so a volatile store's run lists no skipped test.
+    const durableIt = options.durable ? it : () => {};
+    durableIt('sees after reopening exactly what was committed before closing', async () => {
+      expect(sut.reopen, 'a durable store under test must provide reopen()').toBeDefined();
+      await sut.store.putMany(Array.from({ length: 100 }, (_, i) => [`k${i}`, makeRecord(i, 16)] as const));
+      await sut.store.deleteMany(['k0', 'k99']);
+      await sut.store.putMany([['k1', makeRecord(1000, 16, { lastApplied: EVERY_POSITION[7] })]]);
+      const again = await reopened();
+      expect(await again.size()).toBe(98);
+      const got = await again.getMany(['k0', 'k1', 'k2', 'k99']);
+      expect(got[0]).toBeUndefined();
+      expectSameRecord(got[1]!, makeRecord(1000, 16, { lastApplied: EVERY_POSITION[7] }));
+      expectSameRecord(got[2]!, makeRecord(2, 16));
+      expect(got[3]).toBeUndefined();
+    });
+  });
+}
+
+async function expectClosed(fn: () => Promise<unknown>): Promise<void> {
+  const err = await fn().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(StateError);
+  expect((err as StateError).code).toBe('STATE_CLOSED');
+}
