@@ -72,11 +72,24 @@ const ratios = {
   // Kafka end to end needs a broker and the Kafka source/sink: not measured yet.
   endToEndVsPassthrough: null,
 };
+// The same ratios from median call times: on a shared machine the means above carry other
+// processes' preemptions, the medians mostly do not.
+const median = (impl, batch) => {
+  const r = results.find((x) => x.impl === impl && x.H === RATIO_H && x.batch === batch);
+  return r ? r.batch / r.p50us : undefined;
+};
+const ratiosP50 = {
+  perEventVsOrt: ratio(median('cellstream-wasm', 1), median('onnxruntime-node', 1)),
+  perEventVsTfjsWasm: ratio(median('cellstream-wasm', 1), median('tfjs-wasm', 1)),
+  batchedVsOrt: ratio(median('cellstream-wasm', 256), median('onnxruntime-node', 256)),
+  engineOverhead: ratio(median('cellstream-wasm', 1), median('cellstream-engine', 1)),
+  endToEndVsPassthrough: null,
+};
 const cpu = cpus();
 const machine = `${cpu[0]?.model ?? 'unknown cpu'}, ${cpu.length} cores, node ${process.version}, load average ${loadavg()
   .map((l) => l.toFixed(2))
   .join(' ')}`;
-const report = { machine, quick, results, ratios, agreed: results.every((r) => r.agree) };
+const report = { machine, quick, results, ratios, ratiosP50, agreed: results.every((r) => r.agree) };
 
 console.log(`\n${machine}\n`);
 console.log(formatTable(results));

@@ -2,7 +2,7 @@ import { checkBatch } from '../../network.js';
 import type { Model } from '../../types.js';
 import type { Kernel } from '../types.js';
 import { type WasmModule, wasmApi } from './api.js';
-import { CHUNK, instantiate, type ModelInstance } from './instance.js';
+import { instantiate, type ModelInstance } from './instance.js';
 import { activationsSupported } from './layout.js';
 import { SIMD128_WASM_BASE64 } from './simd128.generated.js';
 
@@ -39,7 +39,7 @@ export function wasmSupports(model: Model): boolean {
 
 /**
  * The WebAssembly SIMD128 kernel: weights are packed into each model's own wasm memory once;
- * a batch's states and inputs are copied in, stepped in chunks of up to 256 keys, and copied out
+ * a batch's states and inputs are copied in, stepped in chunks of up to 256 keys (fewer at large H), and copied out
  * (a memcpy of ~0.5 KiB per key at H=64, small next to the ~41k FLOPs of its step).
  */
 export function createWasmKernel(module: WasmModule): Kernel {
@@ -62,8 +62,8 @@ export function createWasmKernel(module: WasmModule): Kernel {
         if (inputs[i].length !== batch * inputSizes[i]) checkBatch(model, states, inputs, batch);
       }
       const out = new Float32Array(batch * O);
-      for (let start = 0; start < batch; start += CHUNK) {
-        const n = Math.min(CHUNK, batch - start);
+      for (let start = 0; start < batch; start += m.chunk) {
+        const n = Math.min(m.chunk, batch - start);
         copyIn(f32, m.states, states, start * S, n * S);
         for (let i = 0; i < inputs.length; i++) {
           copyIn(f32, m.inputs[i], inputs[i], start * inputSizes[i], n * inputSizes[i]);
