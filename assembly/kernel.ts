@@ -2,8 +2,9 @@
 //
 // The JS side (src/model/kernels/wasm/) owns the memory map: it packs each layer's weights
 // gate-interleaved for 4 hidden units at a time, writes one descriptor per layer and head layer,
-// and copies the batch's states and inputs in before `run` and back out after it. Every pointer
-// here is a byte offset into linear memory.
+// and either copies the batch's states in and out around `run` or keeps them resident in a slab;
+// either way `run` finds key b's state through a table of pointers (P_SPTRS), so a resident key
+// is stepped where it lives. Every pointer here is a byte offset into linear memory.
 //
 // Why this shape: one group of 4 units' i, f, g, o pre-activations fill exactly 4 SIMD registers,
 // so the cell update runs on the accumulators without a round trip through memory, and a tile of
@@ -26,6 +27,7 @@ const D_FLAGS = 44;
 const D_CLIP = 48;
 const D_ACT = 52; // 3 × (code, alpha, beta)
 const D_SCRATCH = 88;
+const D_XSTATE = 92; // ≥ 0: x is the key's state at this byte offset (a lower layer's h); −1: x is at D_X
 
 // Head descriptor fields.
 const E_K = 0;
@@ -44,8 +46,8 @@ const P_NLAYERS = 0;
 const P_LAYERS = 4;
 const P_NHEAD = 8;
 const P_HEAD = 12;
-const P_STATES = 16;
-const P_STRIDE = 20;
+const P_SPTRS = 16;
+const P_PRE = 20;
 const P_XH = 24;
 const P_NCOPY = 28;
 const P_COPIES = 32;
@@ -76,6 +78,39 @@ export function heapBase(): usize {
   return __heap_base;
 }
 
+// The activations' constants are read from memory rather than written as v128 constants: V8
+// builds every v128.const from immediates (several instructions, not hoisted out of loops),
+// while a broadcast load is one instruction from L1.
+const KC = memory.data<f32>([
+  -87.0, // 0: exp's lower bound
+  12582912.0, // 1: 1.5·2^23, rounds to an integer in the mantissa
+  1.44269504088896341, // 2: log2(e)
+  0.693359375, // 3: ln 2, high part
+  -2.12194440e-4, // 4: ln 2, low part
+  1.9875691500e-4, // 5..10: Cephes expf polynomial
+  1.3981999507e-3,
+  8.3334519073e-3,
+  4.1665795894e-2,
+  1.6666665459e-1,
+  5.0000001201e-1,
+  1.0, // 11
+  -2.0, // 12
+  0.0, // 13
+]);
+const KI = memory.data<i32>([127 << 23, 0x80000000, 0x7fffffff]);
+
+// @ts-ignore: decorator
+@inline
+function kc(i: i32): v128 {
+  return v128.load32_splat(KC + (<usize>i << 2));
+}
+
+// @ts-ignore: decorator
+@inline
+function ki(i: i32): v128 {
+  return v128.load32_splat(KI + (<usize>i << 2));
+}
+
 // exp on 4 lanes, for x ≤ 0 (every caller passes −|·|): Cody–Waite reduction by ln 2 and
 // Cephes' degree-7 expf polynomial, ~1 float32 ulp. The integer power of two comes from the
 // float's own bits after adding 1.5·2^23 (round to nearest for free), which avoids V8's
@@ -84,39 +119,48 @@ export function heapBase(): usize {
 // @ts-ignore: decorator
 @inline
 function vexpNeg(x: v128): v128 {
-  x = f32x4.pmax(x, f32x4.splat(-87.0));
-  const magic = f32x4.splat(12582912.0);
-  const kf = f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504088896341)), magic);
+  x = f32x4.pmax(x, kc(0));
+  const magic = kc(1);
+  const kf = f32x4.add(f32x4.mul(x, kc(2)), magic);
   const n = f32x4.sub(kf, magic);
-  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1.0));
+  let r = f32x4.sub(x, f32x4.mul(n, kc(3)));
+  r = f32x4.sub(r, f32x4.mul(n, kc(4)));
+  let p = kc(5);
+  p = f32x4.add(f32x4.mul(p, r), kc(6));
+  p = f32x4.add(f32x4.mul(p, r), kc(7));
+  p = f32x4.add(f32x4.mul(p, r), kc(8));
+  p = f32x4.add(f32x4.mul(p, r), kc(9));
+  p = f32x4.add(f32x4.mul(p, r), kc(10));
+  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), kc(11));
   // bits(kf) = 0x4B400000 + k; shifting by 23 leaves k << 23, the exponent offset to add.
-  const scale = i32x4.add(i32x4.shl(kf, 23), i32x4.splat(127 << 23));
+  const scale = i32x4.add(i32x4.shl(kf, 23), ki(0));
   return f32x4.mul(p, scale);
+}
+
+// −|x|, and x's sign bit, as bit masks (abs and neg would each build their own constant).
+// @ts-ignore: decorator
+@inline
+function negAbs(x: v128): v128 {
+  return v128.or(x, ki(1));
 }
 
 // Both built on exp(−|x|) ≤ 1, so nothing overflows and no branch depends on the data.
 // @ts-ignore: decorator
 @inline
 function vsigmoid(x: v128): v128 {
-  const e = vexpNeg(f32x4.neg(f32x4.abs(x)));
-  const pos = f32x4.div(f32x4.splat(1.0), f32x4.add(f32x4.splat(1.0), e));
-  return v128.bitselect(pos, f32x4.mul(e, pos), f32x4.ge(x, f32x4.splat(0.0)));
+  const e = vexpNeg(negAbs(x));
+  const one = kc(11);
+  const pos = f32x4.div(one, f32x4.add(one, e));
+  return v128.bitselect(pos, f32x4.mul(e, pos), f32x4.ge(x, kc(13)));
 }
 
 // @ts-ignore: decorator
 @inline
 function vtanh(x: v128): v128 {
-  const e = vexpNeg(f32x4.mul(f32x4.abs(x), f32x4.splat(-2.0)));
-  const t = f32x4.div(f32x4.sub(f32x4.splat(1.0), e), f32x4.add(f32x4.splat(1.0), e));
-  return v128.or(t, v128.and(x, i32x4.splat(0x80000000)));
+  const e = vexpNeg(f32x4.add(negAbs(x), negAbs(x)));
+  const one = kc(11);
+  const t = f32x4.div(f32x4.sub(one, e), f32x4.add(one, e));
+  return v128.or(t, v128.and(x, ki(1)));
 }
 
 // @ts-ignore: decorator
@@ -182,18 +226,36 @@ function storeLanes(p: usize, v: v128, count: i32): void {
   if (count > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
 }
 
+// @ts-ignore: decorator
+@inline
+function statePtr(sptrs: usize, b: i32): usize {
+  return <usize>load<i32>(sptrs + (<usize>b << 2));
+}
+
+// Whole vectors, then floats: memory.copy is a call out of the wasm code in V8, which costs
+// more than these rows.
+// @ts-ignore: decorator
+@inline
+function copyFloats(dst: usize, src: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(dst + (<usize>i << 2), v128.load(src + (<usize>i << 2)));
+  for (; i < n; i++) store<f32>(dst + (<usize>i << 2), load<f32>(src + (<usize>i << 2)));
+}
+
 /** Copies each key's x and h_{t−1} into one contiguous row of K = I + H floats. */
-function gatherXh(d: usize, n: i32, xh: usize, states: usize, stride: i32): void {
+function gatherXh(d: usize, n: i32, xh: usize, sptrs: usize): void {
   const I = load<i32>(d, D_I);
   const H = load<i32>(d, D_H);
   const x = <usize>load<i32>(d, D_X);
   const xStride = load<i32>(d, D_XSTRIDE);
-  const hOff = load<i32>(d, D_HOFF);
+  const xState = load<i32>(d, D_XSTATE);
+  const hOff = <usize>load<i32>(d, D_HOFF);
   const rowBytes = <usize>(I + H) << 2;
   for (let b = 0; b < n; b++) {
     const row = xh + <usize>b * rowBytes;
-    memory.copy(row, x + <usize>(b * xStride), <usize>I << 2);
-    memory.copy(row + (<usize>I << 2), states + <usize>(b * stride + hOff), <usize>H << 2);
+    const s = statePtr(sptrs, b);
+    copyFloats(row, xState >= 0 ? s + <usize>xState : x + <usize>(b * xStride), I);
+    copyFloats(row + (<usize>I << 2), s + hOff, H);
   }
 }
 
@@ -354,8 +416,14 @@ function lstmDot1(wp: usize, end: usize, p0: usize): void {
   }
 }
 
-function lstmLayer(d: usize, n: i32, xh: usize, states: usize, stride: i32): void {
-  gatherXh(d, n, xh, states, stride);
+// Each layer runs in two phases: every (key, group)'s dot products into `pre` (bias added),
+// then every activation. Fused, a group's activations (a serial chain of exp polynomial and
+// division, ~130 cycles from i, f, g to h) could not overlap anything, since the next group's
+// dot loop is too long for the reorder buffer to reach past; apart, the activation loop's
+// iterations are independent and overlap each other. This took the plain LSTM's step at H=64
+// from 2.2 to ~1.6 µs.
+function lstmLayer(d: usize, n: i32, xh: usize, sptrs: usize, pre: usize): void {
+  gatherXh(d, n, xh, sptrs);
   const I = load<i32>(d, D_I);
   const H = load<i32>(d, D_H);
   const G = load<i32>(d, D_G);
@@ -370,31 +438,61 @@ function lstmLayer(d: usize, n: i32, xh: usize, states: usize, stride: i32): voi
   const clip = f32x4.splat(load<f32>(d, D_CLIP));
   const rowBytes = <usize>K << 2;
   const blockBytes = <usize>K << 6;
+  // pre[b][g] is 4 vectors (i, f, g, o) = 64 bytes.
+  const keyPre = <usize>G << 6;
   // Groups outer, key pairs inner: the group's weight block (K × 64 bytes) stays in L1 while
   // every pair of keys streams past it.
   for (let g = 0; g < G; g++) {
     const wg = w + <usize>g * blockBytes;
     const bg = bias + (<usize>g << 6);
-    const peep = peeps + <usize>g * 48;
-    const count = min(4, H - (g << 2));
-    const unit = <usize>(g << 4);
     const bi = v128.load(bg);
     const bf = v128.load(bg, 16);
     const bc = v128.load(bg, 32);
     const bo = v128.load(bg, 48);
+    let q = pre + (<usize>g << 6);
     for (let b = 0; b + 1 < n; b += 2) {
       const p0 = xh + <usize>b * rowBytes;
       lstmDot2(wg, wg + blockBytes, p0, p0 + rowBytes);
-      const s0 = states + <usize>(b * stride) + unit;
-      const s1 = s0 + <usize>stride;
-      lstmFinishAny(plain, d, accPlus(0, bi), accPlus(1, bf), accPlus(2, bc), accPlus(3, bo), peep, clip, coupled, s0 + cOff, s0 + hOff, count);
-      lstmFinishAny(plain, d, accPlus(4, bi), accPlus(5, bf), accPlus(6, bc), accPlus(7, bo), peep, clip, coupled, s1 + cOff, s1 + hOff, count);
+      v128.store(q, accPlus(0, bi));
+      v128.store(q, accPlus(1, bf), 16);
+      v128.store(q, accPlus(2, bc), 32);
+      v128.store(q, accPlus(3, bo), 48);
+      q += keyPre;
+      v128.store(q, accPlus(4, bi));
+      v128.store(q, accPlus(5, bf), 16);
+      v128.store(q, accPlus(6, bc), 32);
+      v128.store(q, accPlus(7, bo), 48);
+      q += keyPre;
     }
     if (n & 1) {
-      const b = n - 1;
-      lstmDot1(wg, wg + blockBytes, xh + <usize>b * rowBytes);
-      const s0 = states + <usize>(b * stride) + unit;
-      lstmFinishAny(plain, d, accPlus(0, bi), accPlus(1, bf), accPlus(2, bc), accPlus(3, bo), peep, clip, coupled, s0 + cOff, s0 + hOff, count);
+      lstmDot1(wg, wg + blockBytes, xh + <usize>(n - 1) * rowBytes);
+      v128.store(q, accPlus(0, bi));
+      v128.store(q, accPlus(1, bf), 16);
+      v128.store(q, accPlus(2, bc), 32);
+      v128.store(q, accPlus(3, bo), 48);
+    }
+  }
+  for (let b = 0; b < n; b++) {
+    const s = statePtr(sptrs, b);
+    let q = pre + <usize>b * keyPre;
+    for (let g = 0; g < G; g++) {
+      const count = min(4, H - (g << 2));
+      const unit = s + <usize>(g << 4);
+      lstmFinishAny(
+        plain,
+        d,
+        v128.load(q),
+        v128.load(q, 16),
+        v128.load(q, 32),
+        v128.load(q, 48),
+        peeps + <usize>g * 48,
+        clip,
+        coupled,
+        unit + cOff,
+        unit + hOff,
+        count,
+      );
+      q += 64;
     }
   }
 }
@@ -487,9 +585,9 @@ function gruDot1(wp: usize, end: usize, p0: usize, n: i32, nOnly: bool): void {
   }
 }
 
-/** linearBeforeReset = true: one pass, r applied to R_n·h + bR_n. */
-function gruLayerAfter(d: usize, n: i32, xh: usize, states: usize, stride: i32): void {
-  gatherXh(d, n, xh, states, stride);
+/** linearBeforeReset = true: one pass of dot products, r applied to R_n·h + bR_n; two phases as the LSTM. */
+function gruLayerAfter(d: usize, n: i32, xh: usize, sptrs: usize, pre: usize): void {
+  gatherXh(d, n, xh, sptrs);
   const I = load<i32>(d, D_I);
   const H = load<i32>(d, D_H);
   const G = load<i32>(d, D_G);
@@ -502,33 +600,62 @@ function gruLayerAfter(d: usize, n: i32, xh: usize, states: usize, stride: i32):
   const blockBytes = <usize>K * 48;
   const xBytes = <usize>I * 48;
   const hRow = <usize>I << 2;
+  // pre[b][g] is z, r, the candidate's input part and its recurrent part: 64 bytes.
+  const keyPre = <usize>G << 6;
   for (let g = 0; g < G; g++) {
     const wg = w + <usize>g * blockBytes;
     const bg = bias + (<usize>g << 6);
-    const count = min(4, H - (g << 2));
-    const unit = <usize>(g << 4);
     const bz = v128.load(bg);
     const br = v128.load(bg, 16);
     const bx = v128.load(bg, 32);
     const bh = v128.load(bg, 48);
+    let q = pre + (<usize>g << 6);
     for (let b = 0; b + 1 < n; b += 2) {
       const p0 = xh + <usize>b * rowBytes;
       const p1 = p0 + rowBytes;
       zeroAcc(8);
       gruDot2(wg, wg + xBytes, p0, p1, 2);
       gruDot2(wg + xBytes, wg + blockBytes, p0 + hRow, p1 + hRow, 3);
-      const s0 = states + <usize>(b * stride) + hOff + unit;
-      gruFinish(d, accPlus(0, bz), accPlus(1, br), accPlus(2, bx), accPlus(3, bh), clip, p0 + hRow + unit, s0, count);
-      gruFinish(d, accPlus(4, bz), accPlus(5, br), accPlus(6, bx), accPlus(7, bh), clip, p1 + hRow + unit, s0 + <usize>stride, count);
+      v128.store(q, accPlus(0, bz));
+      v128.store(q, accPlus(1, br), 16);
+      v128.store(q, accPlus(2, bx), 32);
+      v128.store(q, accPlus(3, bh), 48);
+      q += keyPre;
+      v128.store(q, accPlus(4, bz));
+      v128.store(q, accPlus(5, br), 16);
+      v128.store(q, accPlus(6, bx), 32);
+      v128.store(q, accPlus(7, bh), 48);
+      q += keyPre;
     }
     if (n & 1) {
-      const b = n - 1;
-      const p0 = xh + <usize>b * rowBytes;
+      const p0 = xh + <usize>(n - 1) * rowBytes;
       zeroAcc(4);
       gruDot1(wg, wg + xBytes, p0, 2, false);
       gruDot1(wg + xBytes, wg + blockBytes, p0 + hRow, 3, false);
-      const s0 = states + <usize>(b * stride) + hOff + unit;
-      gruFinish(d, accPlus(0, bz), accPlus(1, br), accPlus(2, bx), accPlus(3, bh), clip, p0 + hRow + unit, s0, count);
+      v128.store(q, accPlus(0, bz));
+      v128.store(q, accPlus(1, br), 16);
+      v128.store(q, accPlus(2, bx), 32);
+      v128.store(q, accPlus(3, bh), 48);
+    }
+  }
+  for (let b = 0; b < n; b++) {
+    const s = statePtr(sptrs, b) + hOff;
+    const hPrev = xh + <usize>b * rowBytes + hRow;
+    let q = pre + <usize>b * keyPre;
+    for (let g = 0; g < G; g++) {
+      const unit = <usize>(g << 4);
+      gruFinish(
+        d,
+        v128.load(q),
+        v128.load(q, 16),
+        v128.load(q, 32),
+        v128.load(q, 48),
+        clip,
+        hPrev + unit,
+        s + unit,
+        min(4, H - (g << 2)),
+      );
+      q += 64;
     }
   }
 }
@@ -540,8 +667,8 @@ function gruLayerAfter(d: usize, n: i32, xh: usize, states: usize, stride: i32):
  * for the final blend); pass 2 forms R_n·(r ⊙ h) and the new h. One key at a time: this variant
  * is rare (Keras reset_after=False) and stays simple.
  */
-function gruLayerBefore(d: usize, n: i32, xh: usize, states: usize, stride: i32): void {
-  gatherXh(d, n, xh, states, stride);
+function gruLayerBefore(d: usize, n: i32, xh: usize, sptrs: usize): void {
+  gatherXh(d, n, xh, sptrs);
   const I = load<i32>(d, D_I);
   const H = load<i32>(d, D_H);
   const G = load<i32>(d, D_G);
@@ -579,7 +706,7 @@ function gruLayerBefore(d: usize, n: i32, xh: usize, states: usize, stride: i32)
       storeLanes(hp, f32x4.mul(v128.load(at, 32), h), min(4, H - (g << 2)));
       v128.store(at, h, 32);
     }
-    const out = states + <usize>(b * stride + hOff);
+    const out = statePtr(sptrs, b) + <usize>hOff;
     for (let g = 0; g < G; g++) {
       const wg = w + <usize>g * blockBytes + xBytes;
       zeroAcc(4);
@@ -652,16 +779,16 @@ function softmax(y: usize, O: i32): void {
 
 /** One step for `n` keys: every recurrent layer, the branch concatenation, the head, the output. */
 export function run(plan: usize, n: i32): void {
-  const states = <usize>load<i32>(plan, P_STATES);
-  const stride = load<i32>(plan, P_STRIDE);
+  const sptrs = <usize>load<i32>(plan, P_SPTRS);
+  const pre = <usize>load<i32>(plan, P_PRE);
   const xh = <usize>load<i32>(plan, P_XH);
   const layers = <usize>load<i32>(plan, P_LAYERS);
   const nLayers = load<i32>(plan, P_NLAYERS);
   for (let l = 0; l < nLayers; l++) {
     const d = layers + <usize>l * LAYER_BYTES;
-    if (load<i32>(d, D_KIND) == 0) lstmLayer(d, n, xh, states, stride);
-    else if (load<i32>(d, D_FLAGS) != 0) gruLayerAfter(d, n, xh, states, stride);
-    else gruLayerBefore(d, n, xh, states, stride);
+    if (load<i32>(d, D_KIND) == 0) lstmLayer(d, n, xh, sptrs, pre);
+    else if (load<i32>(d, D_FLAGS) != 0) gruLayerAfter(d, n, xh, sptrs, pre);
+    else gruLayerBefore(d, n, xh, sptrs);
   }
   // Each branch's last h, side by side: the head's input.
   const concat = <usize>load<i32>(plan, P_CONCAT);
@@ -669,11 +796,11 @@ export function run(plan: usize, n: i32): void {
   const copies = <usize>load<i32>(plan, P_COPIES);
   const nCopy = load<i32>(plan, P_NCOPY);
   for (let b = 0; b < n; b++) {
-    const src = states + <usize>(b * stride);
+    const src = statePtr(sptrs, b);
     const dst = concat + <usize>b * concatStride;
     for (let i = 0; i < nCopy; i++) {
       const c = copies + (<usize>i * 12);
-      memory.copy(dst + <usize>load<i32>(c, 8), src + <usize>load<i32>(c), <usize>load<i32>(c, 4));
+      copyFloats(dst + <usize>load<i32>(c, 8), src + <usize>load<i32>(c), load<i32>(c, 4) >> 2);
     }
   }
   const head = <usize>load<i32>(plan, P_HEAD);
@@ -683,6 +810,6 @@ export function run(plan: usize, n: i32): void {
   const result = <usize>load<i32>(plan, P_RESULT);
   const resultStride = <usize>load<i32>(plan, P_RESULTSTRIDE);
   const out = <usize>load<i32>(plan, P_OUT);
-  const oBytes = <usize>load<i32>(plan, P_O) << 2;
-  for (let b = 0; b < n; b++) memory.copy(out + <usize>b * oBytes, result + <usize>b * resultStride, oBytes);
+  const O = load<i32>(plan, P_O);
+  for (let b = 0; b < n; b++) copyFloats(out + <usize>(b * O) * 4, result + <usize>b * resultStride, O);
 }

@@ -39,10 +39,17 @@ export interface ModelInstance {
   readonly O: number;
   readonly inputSizes: readonly number[];
   readonly f32: Float32Array;
+  readonly i32: Int32Array;
   /** Float offsets of the chunk's states, per-input buffers and outputs. */
   readonly states: number;
   readonly inputs: readonly number[];
   readonly out: number;
+  /** i32 offset of the state pointer table: `run` steps key b's state at byte address i32[sptrs + b]. */
+  readonly sptrs: number;
+  /** Float offset of the resident slab (`slabKeys × S`), when one was asked for. */
+  readonly slab: number;
+  /** Points the table at the chunk's own states (what `stepBatch` copies in and out). */
+  pointAtChunk(): void;
   run(n: number): void;
 }
 
@@ -58,7 +65,8 @@ class Arena {
 
 type Write = (i32: Int32Array, f32: Float32Array) => void;
 
-export function instantiate(module: WasmModule, model: Model): ModelInstance {
+/** `slabKeys`: room for that many keys' states resident in this instance's memory (a session). */
+export function instantiate(module: WasmModule, model: Model, slabKeys = 0): ModelInstance {
   const ex = new wasmApi!.Instance(module, {}).exports as unknown as Exports;
   const arena = new Arena(ex.heapBase());
   const writes: Write[] = [];
@@ -81,14 +89,19 @@ export function instantiate(module: WasmModule, model: Model): ModelInstance {
   const states = arena.alloc(CHUNK * S);
   const inputs = inputSizes.map((n) => arena.alloc(CHUNK * n));
   const xh = arena.alloc(CHUNK * maxK);
+  const sptrs = arena.alloc(CHUNK);
+  const maxG = Math.max(...layers.map((l) => groups(l.hiddenSize)));
+  const pre = arena.alloc(CHUNK * maxG * 16);
+  const slab = arena.alloc(slabKeys * S);
 
   let slot = 0;
   let concatWidth = 0;
   const copyRecords: number[] = [];
   model.branches.forEach((branch) => {
     const inputIndex = model.inputs.findIndex((i) => i.name === branch.input);
-    let x = inputs[inputIndex];
-    let xStride = inputSizes[inputIndex] * 4;
+    const x = inputs[inputIndex];
+    const xStride = inputSizes[inputIndex] * 4;
+    let xState = -1;
     let last = layout.slots[slot];
     for (const layer of branch.layers) {
       const s = layout.slots[slot];
@@ -101,6 +114,7 @@ export function instantiate(module: WasmModule, model: Model): ModelInstance {
         [D.G, G],
         [D.x, x],
         [D.xStride, xStride],
+        [D.xState, xState],
         [D.hOff, s.h * 4],
         [D.cOff, s.c * 4],
       ];
@@ -133,8 +147,7 @@ export function instantiate(module: WasmModule, model: Model): ModelInstance {
         });
       });
       // The next layer reads this layer's fresh h straight from the state, as the reference does.
-      x = states + s.h * 4;
-      xStride = S * 4;
+      xState = s.h * 4;
       last = s;
       slot++;
     }
@@ -180,8 +193,8 @@ export function instantiate(module: WasmModule, model: Model): ModelInstance {
     [P.layers, layerDescs],
     [P.nHead, model.head.length],
     [P.head, headDescs],
-    [P.states, states],
-    [P.stride, S * 4],
+    [P.sptrs, sptrs],
+    [P.pre, pre],
     [P.xh, xh],
     [P.nCopy, model.branches.length],
     [P.copies, copies],
@@ -202,6 +215,10 @@ export function instantiate(module: WasmModule, model: Model): ModelInstance {
   const i32 = new Int32Array(ex.memory.buffer);
   const f32 = new Float32Array(ex.memory.buffer);
   for (const w of writes) w(i32, f32);
+  const pointAtChunk = () => {
+    for (let b = 0; b < CHUNK; b++) i32[(sptrs >> 2) + b] = states + b * S * 4;
+  };
+  pointAtChunk();
 
   return {
     chunk: CHUNK,
@@ -209,9 +226,13 @@ export function instantiate(module: WasmModule, model: Model): ModelInstance {
     O,
     inputSizes,
     f32,
+    i32,
     states: states >> 2,
     inputs: inputs.map((p) => p >> 2),
     out: out >> 2,
+    sptrs: sptrs >> 2,
+    slab: slab >> 2,
+    pointAtChunk,
     run: (n) => ex.run(plan, n),
   };
 }

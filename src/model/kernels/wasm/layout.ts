@@ -25,6 +25,8 @@ export const D = {
   clip: 12,
   act: 13,
   scratch: 22,
+  /** Byte offset of x inside the key's state (a lower layer's h), or −1 when x is the input at `x`. */
+  xState: 23,
 } as const;
 
 /** Head (dense) descriptor fields, in i32 words. */
@@ -47,8 +49,10 @@ export const P = {
   layers: 1,
   nHead: 2,
   head: 3,
-  states: 4,
-  stride: 5,
+  /** A table of `chunk` i32 byte addresses, key b's state at the b-th. */
+  sptrs: 4,
+  /** Scratch for a layer's pre-activations, `chunk × groups × 64` bytes. */
+  pre: 5,
   xh: 6,
   nCopy: 7,
   copies: 8,
