@@ -19,6 +19,7 @@ export {
   type Kernel,
   type KernelChoice,
   type KernelOptions,
+  type KernelSession,
   referenceKernel,
   selectKernel,
 } from './model/kernels/index.js';

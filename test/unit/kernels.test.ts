@@ -275,6 +275,104 @@ describe.skipIf(!wasm)('wasm SIMD128 kernel against the reference', () => {
   });
 });
 
+/**
+ * Steps `kernel`'s session over `steps` rounds, each round a random subset of `keys` keys (slots
+ * scattered over the capacity), against the reference stepping each key's own state; returns
+ * the worst output error and checks the states read back (within 1e-5: states carry no head).
+ */
+function compareSession(kernel: Kernel, model: Model, keys: number, steps: number, seed = 31): number {
+  const rnd = prng(seed);
+  const S = stateSize(model);
+  const capacity = 2 * keys + 3;
+  const session = kernel.session(model, capacity);
+  expect(session.stateSize).toBe(S);
+  const slotOf = Array.from({ length: keys }, (_, k) => capacity - 1 - 2 * k);
+  const ref = Array.from({ length: keys }, () => new Float32Array(S));
+  let worst = 0;
+  for (let t = 0; t < steps; t++) {
+    const chosen = Array.from({ length: keys }, (_, k) => k).filter(() => rnd() < 0.7);
+    if (chosen.length === 0) continue;
+    const inputs = randomInputs(model, chosen.length, rnd);
+    const out = session.stepSlots(
+      chosen.map((k) => slotOf[k]),
+      inputs,
+      chosen.length,
+    );
+    expect(out.length).toBe(chosen.length * session.outputSize);
+    chosen.forEach((k, b) => {
+      const x = model.inputs.map((inp, i) => inputs[i].slice(b * inp.size, (b + 1) * inp.size));
+      const want = referenceKernel.stepBatch(model, ref[k], x, 1);
+      const O = want.length;
+      worst = Math.max(worst, maxAbsDiff(want, out.subarray(b * O, (b + 1) * O)));
+    });
+  }
+  const state = new Float32Array(S + 1);
+  for (let k = 0; k < keys; k++) {
+    session.readState(slotOf[k], state, 1);
+    for (let j = 0; j < S; j++) expect(Math.abs(state[1 + j] - ref[k][j])).toBeLessThanOrEqual(1e-5);
+  }
+  return worst;
+}
+
+describe('kernel sessions: states resident, addressed by slot', () => {
+  const kernels: [string, Kernel | undefined][] = [
+    ['wasm', wasm],
+    ['reference', referenceKernel],
+  ];
+  for (const [kname, kernel] of kernels) {
+    describe.skipIf(!kernel)(kname, () => {
+      for (const [name, build] of cases.slice(0, 13)) {
+        it(`${name}: scattered slots, 1 to ~40 keys a step, within 1e-6 of the reference`, () => {
+          const model = build();
+          for (const keys of [1, 3, 40]) {
+            const worst = compareSession(kernel!, model, keys, 8);
+            if (kname === 'reference') expect(worst).toBe(0);
+            else expect(worst, `${keys} keys`).toBeLessThanOrEqual(TOLERANCE);
+          }
+        });
+      }
+
+      it('steps more keys than one wasm run takes', () => {
+        expect(compareSession(kernel!, cases[0][1](), 300, 2)).toBeLessThanOrEqual(TOLERANCE);
+      });
+
+      it('writes, resets and reads back a slot, and refuses slots outside the capacity', () => {
+        const model = cases[1][1]();
+        const S = stateSize(model);
+        const session = kernel!.session(model, 4);
+        const state = randomArray(S, prng(40));
+        session.writeState(2, state);
+        const back = new Float32Array(S);
+        session.readState(2, back);
+        expect(Array.from(back)).toEqual(Array.from(state));
+        const x = [randomArray(5, prng(41))];
+        const want = state.slice();
+        const out = referenceKernel.stepBatch(model, want, x, 1);
+        const got = session.stepSlots([2], x, 1);
+        expect(maxAbsDiff(out, got)).toBeLessThanOrEqual(TOLERANCE);
+        session.writeState(2, []);
+        session.readState(2, back);
+        expect(back.every((v) => v === 0)).toBe(true);
+        expect(() => session.stepSlots([4], x, 1)).toThrow(RangeError);
+        expect(() => session.stepSlots([-1], x, 1)).toThrow(RangeError);
+        expect(() => session.readState(1.5, back)).toThrow(RangeError);
+        expect(() => session.writeState(0, new Float32Array(S + 1))).toThrow(RangeError);
+        expect(() => session.stepSlots([0, 1], x, 2)).toThrow(RangeError);
+        expect(() => kernel!.session(model, 0)).toThrow(RangeError);
+      });
+    });
+  }
+
+  it('hands a model the wasm kernel cannot run (softplus) to a reference session', () => {
+    const softplus = single(4, [
+      randomLstm(4, 6, prng(20), {
+        activations: { f: { kind: 'sigmoid' }, g: { kind: 'softplus' }, h: { kind: 'tanh' } },
+      }),
+    ]);
+    expect(compareSession(selectKernel(), softplus, 5, 4)).toBe(0);
+  });
+});
+
 describe('kernel selection and fallback', () => {
   afterEach(() => {
     delete process.env.CELLSTREAM_KERNEL;

@@ -1,4 +1,5 @@
 export { referenceKernel } from './reference.js';
 export { type KernelChoice, type KernelOptions, selectKernel } from './select.js';
-export type { Kernel } from './types.js';
+export { gatherSession } from './session.js';
+export type { Kernel, KernelSession } from './types.js';
 export { createWasmKernel, simd128Module, wasmSupports } from './wasm/wasmKernel.js';

@@ -1,4 +1,5 @@
 import { stepBatch } from '../network.js';
+import { gatherSession } from './session.js';
 import type { Kernel } from './types.js';
 
 /** The reference path (float64 accumulation, scalar JS): the oracle other kernels are tested against. */
@@ -6,4 +7,5 @@ export const referenceKernel: Kernel = {
   name: 'js-reference',
   supports: () => true,
   stepBatch,
+  session: (model, capacity) => gatherSession(referenceKernel, model, capacity),
 };

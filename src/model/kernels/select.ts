@@ -38,16 +38,18 @@ export function selectKernel(options: KernelOptions = {}): Kernel {
   }
   const wasm = createWasmKernel(module);
   const chosen = new WeakMap<Model, Kernel>();
+  const pick = (model: Model): Kernel => {
+    let k = chosen.get(model);
+    if (!k) {
+      k = wasm.supports(model) ? wasm : referenceKernel;
+      chosen.set(model, k);
+    }
+    return k;
+  };
   return {
     name: wasm.name,
     supports: () => true,
-    stepBatch(model, states, inputs, batch) {
-      let k = chosen.get(model);
-      if (!k) {
-        k = wasm.supports(model) ? wasm : referenceKernel;
-        chosen.set(model, k);
-      }
-      return k.stepBatch(model, states, inputs, batch);
-    },
+    stepBatch: (model, states, inputs, batch) => pick(model).stepBatch(model, states, inputs, batch),
+    session: (model, capacity) => pick(model).session(model, capacity),
   };
 }

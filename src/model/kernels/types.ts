@@ -16,4 +16,27 @@ export interface Kernel {
     inputs: readonly ArrayLike<number>[],
     batch: number,
   ): Float32Array;
+  /**
+   * Keys' states kept inside the kernel between steps, addressed by slot, so a step copies
+   * neither states nor outputs: what a caller that owns its keys' state (one process, resident
+   * keys) should use. Same numbers as `stepBatch`.
+   */
+  session(model: Model, capacity: number): KernelSession;
+}
+
+/** `capacity` keys' states, resident where the kernel computes; every slot starts at zero. */
+export interface KernelSession {
+  readonly capacity: number;
+  readonly stateSize: number;
+  readonly outputSize: number;
+  /**
+   * One step for each of the `n` keys in `slots[0..n)` (distinct slots), `inputs[i]` holding
+   * input i of each key back to back. Returns the outputs (`n × outputSize`) in a buffer the
+   * session reuses: read or copy them before the next call.
+   */
+  stepSlots(slots: ArrayLike<number>, inputs: readonly ArrayLike<number>[], n: number): Float32Array;
+  /** Copies slot's state into `into` at `offset`. */
+  readState(slot: number, into: Float32Array, offset?: number): void;
+  /** Sets slot's state (a zero-length `state` resets it to zeros). */
+  writeState(slot: number, state: ArrayLike<number>): void;
 }

@@ -1,6 +1,7 @@
-import { checkBatch } from '../../network.js';
+import { checkBatch, createState } from '../../network.js';
 import type { Model } from '../../types.js';
-import type { Kernel } from '../types.js';
+import { checkCapacity, checkSlot, gatherSession } from '../session.js';
+import type { Kernel, KernelSession } from '../types.js';
 import { type WasmModule, wasmApi } from './api.js';
 import { instantiate, type ModelInstance } from './instance.js';
 import { activationsSupported } from './layout.js';
@@ -38,13 +39,14 @@ export function wasmSupports(model: Model): boolean {
 }
 
 /**
- * The WebAssembly SIMD128 kernel: weights are packed into each model's own wasm memory once;
- * a batch's states and inputs are copied in, stepped in chunks of up to 256 keys (fewer at large H), and copied out
- * (a memcpy of ~0.5 KiB per key at H=64, small next to the ~41k FLOPs of its step).
+ * The WebAssembly SIMD128 kernel: weights are packed into each model's own wasm memory once.
+ * `stepBatch` copies a batch's states and inputs in, steps them in chunks of up to 256 keys
+ * (fewer at large H) and copies them out; a `session` keeps its keys' states resident in its own
+ * instance's memory, so a step there copies only the inputs.
  */
 export function createWasmKernel(module: WasmModule): Kernel {
   const instances = new WeakMap<Model, ModelInstance>();
-  return {
+  const kernel: Kernel = {
     name: 'wasm-simd128',
     supports: wasmSupports,
     stepBatch(model, states, inputs, batch) {
@@ -64,27 +66,86 @@ export function createWasmKernel(module: WasmModule): Kernel {
       const out = new Float32Array(batch * O);
       for (let start = 0; start < batch; start += m.chunk) {
         const n = Math.min(m.chunk, batch - start);
-        copyIn(f32, m.states, states, start * S, n * S);
+        copy(states, start * S, f32, m.states, n * S);
         for (let i = 0; i < inputs.length; i++) {
-          copyIn(f32, m.inputs[i], inputs[i], start * inputSizes[i], n * inputSizes[i]);
+          copy(inputs[i], start * inputSizes[i], f32, m.inputs[i], n * inputSizes[i]);
         }
         m.run(n);
-        copyOut(f32, m.states, states, start * S, n * S);
-        copyOut(f32, m.out, out, start * O, n * O);
+        copy(f32, m.states, states, start * S, n * S);
+        copy(f32, m.out, out, start * O, n * O);
       }
       return out;
+    },
+    session(model, capacity) {
+      checkCapacity(capacity);
+      if (!wasmSupports(model)) return gatherSession(kernel, model, capacity);
+      checkBatch(
+        model,
+        createState(model),
+        model.inputs.map((i) => new Float32Array(i.size)),
+        1,
+      );
+      return wasmSession(instantiate(module, model, capacity), capacity);
+    },
+  };
+  return kernel;
+}
+
+/** A session on its own instance, whose memory holds the slab: the instance never grows after it is laid out, so the views stay valid. */
+function wasmSession(m: ModelInstance, capacity: number): KernelSession {
+  const { S, O, f32, i32, inputSizes, chunk } = m;
+  const slabBytes = m.slab * 4;
+  const stateBytes = S * 4;
+  let view = f32.subarray(m.out, m.out + O);
+  return {
+    capacity,
+    stateSize: S,
+    outputSize: O,
+    stepSlots(slots, inputs, n) {
+      if (inputs.length !== inputSizes.length) {
+        throw new RangeError(`expected ${inputSizes.length} inputs, got ${inputs.length}`);
+      }
+      for (let i = 0; i < inputs.length; i++) {
+        if (inputs[i].length < n * inputSizes[i]) {
+          throw new RangeError(`input ${i} has ${inputs[i].length} values, expected ${n}×${inputSizes[i]}`);
+        }
+      }
+      for (let b = 0; b < n; b++) checkSlot(slots[b], capacity);
+      // More keys than one run takes: the outputs of every chunk go to a fresh array.
+      const all = n > chunk ? new Float32Array(n * O) : undefined;
+      for (let start = 0; start < n; start += chunk) {
+        const k = Math.min(chunk, n - start);
+        for (let b = 0; b < k; b++) i32[m.sptrs + b] = slabBytes + slots[start + b] * stateBytes;
+        for (let i = 0; i < inputs.length; i++) {
+          copy(inputs[i], start * inputSizes[i], f32, m.inputs[i], k * inputSizes[i]);
+        }
+        m.run(k);
+        if (all) copy(f32, m.out, all, start * O, k * O);
+      }
+      if (all) return all;
+      if (view.length !== n * O) view = f32.subarray(m.out, m.out + n * O);
+      return view;
+    },
+    readState(slot, into, offset = 0) {
+      checkSlot(slot, capacity);
+      copy(f32, m.slab + slot * S, into, offset, S);
+    },
+    writeState(slot, state) {
+      checkSlot(slot, capacity);
+      if (state.length === 0) f32.fill(0, m.slab + slot * S, m.slab + (slot + 1) * S);
+      else if (state.length !== S) throw new RangeError(`state has ${state.length} values, expected ${S}`);
+      else copy(state, 0, f32, m.slab + slot * S, S);
     },
   };
 }
 
-function copyIn(f32: Float32Array, to: number, src: ArrayLike<number>, from: number, count: number): void {
-  if (src instanceof Float32Array) {
-    f32.set(src.subarray(from, from + count), to);
+// Below this many values an indexed loop beats `subarray` + `set`, whose view costs an allocation.
+const SMALL_COPY = 128;
+
+function copy(src: ArrayLike<number>, from: number, dst: Float32Array, to: number, count: number): void {
+  if (count > SMALL_COPY && src instanceof Float32Array) {
+    dst.set(src.subarray(from, from + count), to);
     return;
   }
-  for (let j = 0; j < count; j++) f32[to + j] = src[from + j];
-}
-
-function copyOut(f32: Float32Array, from: number, dst: Float32Array, to: number, count: number): void {
-  dst.set(f32.subarray(from, from + count), to);
+  for (let j = 0; j < count; j++) dst[to + j] = src[from + j];
 }

@@ -1,0 +1,57 @@
+import { outputSize, stateSize } from '../network.js';
+import type { Model } from '../types.js';
+import type { Kernel, KernelSession } from './types.js';
+
+export function checkCapacity(capacity: number): void {
+  if (!Number.isInteger(capacity) || capacity < 1) {
+    throw new RangeError(`a session's capacity must be a positive integer, got ${capacity}`);
+  }
+}
+
+export function checkSlot(slot: number, capacity: number): void {
+  if (!(slot >= 0 && slot < capacity && Number.isInteger(slot))) {
+    throw new RangeError(`slot ${slot} is outside the session's 0..${capacity - 1}`);
+  }
+}
+
+/**
+ * A session over any kernel's `stepBatch`: the slab is a JS array, and each step gathers the
+ * slots' states into a batch and scatters them back. For kernels with no resident memory of
+ * their own (the reference).
+ */
+export function gatherSession(
+  kernel: Pick<Kernel, 'stepBatch'>,
+  model: Model,
+  capacity: number,
+): KernelSession {
+  checkCapacity(capacity);
+  const S = stateSize(model);
+  const slab = new Float32Array(capacity * S);
+  let batch = new Float32Array(S);
+  return {
+    capacity,
+    stateSize: S,
+    outputSize: outputSize(model),
+    stepSlots(slots, inputs, n) {
+      if (batch.length < n * S) batch = new Float32Array(n * S);
+      const states = batch.subarray(0, n * S);
+      for (let b = 0; b < n; b++) {
+        checkSlot(slots[b], capacity);
+        states.set(slab.subarray(slots[b] * S, (slots[b] + 1) * S), b * S);
+      }
+      const out = kernel.stepBatch(model, states, inputs, n);
+      for (let b = 0; b < n; b++) slab.set(states.subarray(b * S, (b + 1) * S), slots[b] * S);
+      return out;
+    },
+    readState(slot, into, offset = 0) {
+      checkSlot(slot, capacity);
+      into.set(slab.subarray(slot * S, (slot + 1) * S), offset);
+    },
+    writeState(slot, state) {
+      checkSlot(slot, capacity);
+      if (state.length === 0) slab.fill(0, slot * S, (slot + 1) * S);
+      else if (state.length !== S) throw new RangeError(`state has ${state.length} values, expected ${S}`);
+      else slab.set(state, slot * S);
+    },
+  };
+}
