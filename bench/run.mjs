@@ -30,6 +30,8 @@ const AGREE = 1e-4;
 const peers = [
   [cellstreamImpl('js'), [1]],
   [cellstreamImpl('wasm'), [1, 16, 256]],
+  [cellstreamImpl('wasm-stepBatch'), quick ? [1] : [1, 256]],
+  [cellstreamImpl('ort'), quick ? [256] : [16, 256]],
   [ortImpl(), quick ? [1, 256] : [1, 16, 256]],
   [tfjsImpl('wasm'), quick ? [1, 256] : [1, 16, 256]],
   [tfjsImpl('cpu'), quick ? [1, 256] : [1, 16, 256]],
@@ -39,6 +41,7 @@ const results = [];
 for (const H of sizes) {
   const model = benchModel(I, H);
   for (const [impl, batches] of peers) {
+    if (impl.available && !impl.available()) continue;
     for (const batch of batches) {
       const inputs = inputStream(I, batch);
       const runner = await impl.create(model, batch, inputs);
@@ -60,42 +63,55 @@ for (const H of sizes) {
   }
 }
 
-const rate = (impl, batch) =>
-  results.find((r) => r.impl === impl && r.H === RATIO_H && r.batch === batch)?.stepsPerSec;
+const row = (impl, batch) => results.find((r) => r.impl === impl && r.H === RATIO_H && r.batch === batch);
 const ratio = (a, b) => (a && b ? a / b : null);
-const ratios = {
-  perEventVsOrt: ratio(rate('cellstream-wasm', 1), rate('onnxruntime-node', 1)),
-  perEventVsTfjsWasm: ratio(rate('cellstream-wasm', 1), rate('tfjs-wasm', 1)),
-  batchedVsOrt: ratio(rate('cellstream-wasm', 256), rate('onnxruntime-node', 256)),
-  // engine time per event / bare step time per event
-  engineOverhead: ratio(rate('cellstream-wasm', 1), rate('cellstream-engine', 1)),
-  // Kafka end to end needs a broker and the Kafka source/sink: not measured yet.
-  endToEndVsPassthrough: null,
-};
-// The same ratios from median call times: on a shared machine the means above carry other
-// processes' preemptions, the medians mostly do not.
-const median = (impl, batch) => {
-  const r = results.find((x) => x.impl === impl && x.H === RATIO_H && x.batch === batch);
-  return r ? r.batch / r.p50us : undefined;
-};
-const ratiosP50 = {
-  perEventVsOrt: ratio(median('cellstream-wasm', 1), median('onnxruntime-node', 1)),
-  perEventVsTfjsWasm: ratio(median('cellstream-wasm', 1), median('tfjs-wasm', 1)),
-  batchedVsOrt: ratio(median('cellstream-wasm', 256), median('onnxruntime-node', 256)),
-  engineOverhead: ratio(median('cellstream-wasm', 1), median('cellstream-engine', 1)),
-  endToEndVsPassthrough: null,
-};
+// cellstream's batched path is what selectKernel() picks for 256 keys: ONNX Runtime's LSTM through
+// cellstream-ort where onnxruntime-node is installed, the wasm kernel otherwise.
+const batchedImpl = row('cellstream-ort', 256)?.agree ? 'cellstream-ort' : 'cellstream-wasm';
+/** The issue's ratios at H=64 from one key-steps/s figure per row. */
+function ratiosBy(perSec) {
+  const r = (impl, batch) => {
+    const x = row(impl, batch);
+    return x ? perSec(x) : undefined;
+  };
+  return {
+    perEventVsOrt: ratio(r('cellstream-wasm', 1), r('onnxruntime-node', 1)),
+    perEventVsTfjsWasm: ratio(r('cellstream-wasm', 1), r('tfjs-wasm', 1)),
+    batchedVsOrt: ratio(r(batchedImpl, 256), r('onnxruntime-node', 256)),
+    // engine time per event / bare step time per event
+    engineOverhead: ratio(r('cellstream-wasm', 1), r('cellstream-engine', 1)),
+    // Kafka end to end needs a broker and the Kafka source/sink: not measured yet.
+    endToEndVsPassthrough: null,
+  };
+}
+const ratios = ratiosBy((x) => x.stepsPerSec);
+// The same ratios from median call times and from median CPU time per call: on a shared
+// machine the means above carry other processes' preemptions, the medians mostly do not, and
+// CPU time not at all.
+const ratiosP50 = ratiosBy((x) => x.batch / x.p50us);
+const ratiosCpu = ratiosBy((x) => x.cpuStepsPerSec);
 const cpu = cpus();
 const machine = `${cpu[0]?.model ?? 'unknown cpu'}, ${cpu.length} cores, node ${process.version}, load average ${loadavg()
   .map((l) => l.toFixed(2))
   .join(' ')}`;
-const report = { machine, quick, results, ratios, ratiosP50, agreed: results.every((r) => r.agree) };
+const report = {
+  machine,
+  quick,
+  results,
+  batchedImpl,
+  ratios,
+  ratiosP50,
+  ratiosCpu,
+  agreed: results.every((r) => r.agree),
+};
 
 console.log(`\n${machine}\n`);
 console.log(formatTable(results));
 const round = (_, v) => (typeof v === 'number' ? Number(v.toFixed(2)) : v);
 console.log(`\nratios at H=${RATIO_H}, from mean times: ${JSON.stringify(ratios, round)}`);
 console.log(`ratios at H=${RATIO_H}, from median times: ${JSON.stringify(ratiosP50, round)}`);
+console.log(`ratios at H=${RATIO_H}, from median CPU times: ${JSON.stringify(ratiosCpu, round)}`);
+console.log(`batched: ${batchedImpl}`);
 if (args.json) writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
 if (!report.agreed) {
   console.error('some implementation disagreed with the reference: see maxAbsDiff');

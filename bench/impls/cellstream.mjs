@@ -1,12 +1,48 @@
 import { stateSize } from '../../dist/model/index.js';
 import { referenceKernel, selectKernel } from '../../dist/model/kernels/index.js';
+import { createOrtKernel, loadOrt } from '../../dist/model/kernels/ort/ortKernel.js';
 
-/** cellstream's kernels, stepped on a B × stateSize slab as the engine does. */
+/**
+ * cellstream's kernels.
+ * - 'wasm': a kernel session, the keys' states resident in wasm memory between steps, as
+ *   onnxruntime-node's (Y_h/Y_c fed back) and TF.js's (a stateful layer) stay resident in theirs.
+ * - 'wasm-stepBatch', 'js', 'ort': `stepBatch` on a B × stateSize slab, as the engine calls it
+ *   (states copied in and out of the kernel each step).
+ */
 export function cellstreamImpl(kernelName) {
-  const kernel = kernelName === 'js' ? referenceKernel : selectKernel({ kernel: 'wasm' });
+  const impl = {
+    js: 'cellstream-js',
+    wasm: 'cellstream-wasm',
+    'wasm-stepBatch': 'cellstream-wasm-stepBatch',
+    ort: 'cellstream-ort',
+  }[kernelName];
   return {
-    impl: kernelName === 'js' ? 'cellstream-js' : 'cellstream-wasm',
+    impl,
+    available() {
+      return kernelName !== 'ort' || !(loadOrt() instanceof Error);
+    },
     async create(model, batch) {
+      if (kernelName === 'wasm') {
+        const session = selectKernel({ kernel: 'wasm', ort: 'off' }).session(model, batch);
+        const slots = Int32Array.from({ length: batch }, (_, i) => i);
+        const inputs = [null];
+        return {
+          step(x) {
+            inputs[0] = x;
+            return session.stepSlots(slots, inputs, batch);
+          },
+          reset() {
+            for (let b = 0; b < batch; b++) session.writeState(b, []);
+          },
+          dispose() {},
+        };
+      }
+      const kernel =
+        kernelName === 'js'
+          ? referenceKernel
+          : kernelName === 'ort'
+            ? createOrtKernel(loadOrt())
+            : selectKernel({ kernel: 'wasm', ort: 'off' });
       const states = new Float32Array(batch * stateSize(model));
       return {
         step: (x) => kernel.stepBatch(model, states, [x], batch),

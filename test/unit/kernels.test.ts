@@ -17,182 +17,14 @@ import type {
   Model,
   RecurrentLayer,
 } from '../../src/model/types.js';
-import { prng, randomArray, randomGru, randomLstm } from './modelTestUtils.js';
+import { cases, compare, dense, maxAbsDiff, randomInputs, single } from './kernelCases.js';
+import { prng, randomArray, randomLstm } from './modelTestUtils.js';
 
 /** The contract: outputs within 1e-6 of the reference (float32 kernels against its float64 sums). */
 const TOLERANCE = 1e-6;
 
 const module = simd128Module();
 const wasm = module ? createWasmKernel(module) : undefined;
-
-function dense(
-  inputSize: number,
-  outputSize: number,
-  activation: HeadActivation,
-  rnd: () => number,
-): DenseLayer {
-  return {
-    kind: 'dense',
-    inputSize,
-    outputSize,
-    W: randomArray(outputSize * inputSize, rnd),
-    b: randomArray(outputSize, rnd),
-    activation,
-  };
-}
-
-function single(I: number, layers: RecurrentLayer[], head: DenseLayer[] = []): Model {
-  return {
-    name: 'k',
-    source: 'test',
-    inputs: [{ name: 'x', size: I }],
-    branches: [{ input: 'x', layers }],
-    head,
-  };
-}
-
-const hardSigmoid: Activation = { kind: 'hard_sigmoid', alpha: 0.2, beta: 0.5 };
-
-/** Every variant the reference runs that the kernels must match, built from one seed each. */
-const cases: [string, () => Model][] = [
-  ['LSTM plain', () => single(16, [randomLstm(16, 64, prng(1))])],
-  ['LSTM, H not a multiple of 4', () => single(5, [randomLstm(5, 7, prng(2))])],
-  [
-    'LSTM with peepholes',
-    () => {
-      const rnd = prng(3);
-      const H = 10;
-      const peephole = { i: randomArray(H, rnd), f: randomArray(H, rnd), o: randomArray(H, rnd) };
-      return single(6, [randomLstm(6, H, rnd, { peephole })]);
-    },
-  ],
-  ['LSTM with input_forget', () => single(4, [randomLstm(4, 12, prng(4), { inputForget: true })])],
-  ['LSTM with clip', () => single(8, [randomLstm(8, 16, prng(5), { clip: 0.7 })])],
-  [
-    'LSTM with hard_sigmoid gates and relu candidate',
-    () =>
-      single(3, [
-        randomLstm(3, 9, prng(6), {
-          activations: { f: hardSigmoid, g: { kind: 'relu' }, h: { kind: 'tanh' } },
-        }),
-      ]),
-  ],
-  [
-    'LSTM with the rest of the activation set',
-    () =>
-      single(3, [
-        randomLstm(3, 8, prng(7), {
-          activations: {
-            f: { kind: 'hard_sigmoid', alpha: 1 / 6, beta: 0.5 },
-            g: { kind: 'scaled_tanh', alpha: 0.9, beta: 1.1 },
-            h: { kind: 'softsign' },
-          },
-        }),
-        randomLstm(8, 8, prng(8), {
-          activations: {
-            f: { kind: 'sigmoid' },
-            g: { kind: 'elu', alpha: 0.7 },
-            h: { kind: 'leaky_relu', alpha: 0.1 },
-          },
-        }),
-        randomLstm(8, 4, prng(9), {
-          activations: {
-            f: { kind: 'affine', alpha: 0.3, beta: 0.4 },
-            g: { kind: 'thresholded_relu', alpha: 0.2 },
-            h: { kind: 'linear' },
-          },
-        }),
-      ]),
-  ],
-  ['GRU, linearBeforeReset', () => single(16, [randomGru(16, 64, prng(10))])],
-  [
-    'GRU, reset before the product',
-    () => single(5, [randomGru(5, 11, prng(11), { linearBeforeReset: false })]),
-  ],
-  [
-    'GRU with clip and hard_sigmoid',
-    () =>
-      single(4, [
-        randomGru(4, 6, prng(12), { clip: 0.5, activations: { f: hardSigmoid, g: { kind: 'tanh' } } }),
-      ]),
-  ],
-  [
-    'stacked LSTM, GRU, LSTM with a dense head',
-    () => {
-      const rnd = prng(13);
-      return single(
-        6,
-        [randomLstm(6, 12, rnd), randomGru(12, 9, rnd, { linearBeforeReset: false }), randomLstm(9, 20, rnd)],
-        [dense(20, 3, { kind: 'sigmoid' }, rnd)],
-      );
-    },
-  ],
-  [
-    'two branches into a relu, softmax head',
-    () => {
-      const rnd = prng(14);
-      return {
-        name: 'k',
-        source: 'test',
-        inputs: [
-          { name: 'a', size: 4 },
-          { name: 'b', size: 3 },
-        ],
-        branches: [
-          { input: 'a', layers: [randomLstm(4, 6, rnd)] },
-          { input: 'b', layers: [randomGru(3, 5, rnd), randomGru(5, 8, rnd)] },
-        ],
-        head: [dense(14, 10, { kind: 'relu' }, rnd), dense(10, 5, { kind: 'softmax' }, rnd)],
-      };
-    },
-  ],
-  [
-    'dense heads: tanh, linear, hard_sigmoid',
-    () => {
-      const rnd = prng(15);
-      return single(
-        3,
-        [randomLstm(3, 33, rnd)],
-        [
-          dense(33, 7, { kind: 'tanh' }, rnd),
-          dense(7, 6, { kind: 'linear' }, rnd),
-          dense(6, 2, hardSigmoid, rnd),
-        ],
-      );
-    },
-  ],
-  [
-    'LSTM H=256',
-    () => single(16, [randomLstm(16, 256, prng(16), { R: randomArray(4 * 256 * 256, prng(17), 0.1) })]),
-  ],
-];
-
-function randomInputs(model: Model, batch: number, rnd: () => number): Float32Array[] {
-  return model.inputs.map((i) => randomArray(batch * i.size, rnd, 1.5));
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-/** Steps both kernels from the zero state; returns the worst output error per step. */
-function compare(kernel: Kernel, model: Model, batch: number, steps: number, seed = 99): number[] {
-  const rnd = prng(seed);
-  const S = stateSize(model);
-  const ref = new Float32Array(batch * S);
-  const got = new Float32Array(batch * S);
-  const errors: number[] = [];
-  for (let t = 0; t < steps; t++) {
-    const inputs = randomInputs(model, batch, rnd);
-    const want = referenceKernel.stepBatch(model, ref, inputs, batch);
-    const have = kernel.stepBatch(model, got, inputs, batch);
-    expect(have.length).toBe(want.length);
-    errors.push(maxAbsDiff(want, have));
-  }
-  return errors;
-}
 
 describe.skipIf(!wasm)('wasm SIMD128 kernel against the reference', () => {
   for (const [name, build] of cases) {
@@ -265,7 +97,7 @@ describe.skipIf(!wasm)('wasm SIMD128 kernel against the reference', () => {
       }),
     ]);
     expect(wasmSupports(softplus)).toBe(false);
-    const auto = selectKernel({ kernel: 'auto' });
+    const auto = selectKernel({ kernel: 'auto', ort: 'off' });
     expect(auto.name).toBe('wasm-simd128');
     expect(Math.max(...compare(auto, softplus, 3, 5))).toBe(0);
     const softplusHead: LstmLayer = randomLstm(4, 6, prng(21));
@@ -379,11 +211,11 @@ describe('kernel selection and fallback', () => {
   });
 
   it('defaults to the wasm kernel where WebAssembly SIMD exists', () => {
-    expect(selectKernel().name).toBe(module ? 'wasm-simd128' : 'js-reference');
+    expect(selectKernel({ ort: 'off' }).name).toBe(module ? 'wasm-simd128' : 'js-reference');
   });
 
   it('falls back to the reference when SIMD is unavailable, with its exact results', () => {
-    const fallback = selectKernel({ simd: false });
+    const fallback = selectKernel({ simd: false, ort: 'off' });
     expect(fallback.name).toBe('js-reference');
     for (const [, build] of cases.slice(0, 12)) expect(Math.max(...compare(fallback, build(), 3, 4))).toBe(0);
     expect(() => selectKernel({ kernel: 'wasm', simd: false })).toThrow(/SIMD/);

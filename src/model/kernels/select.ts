@@ -1,4 +1,5 @@
 import type { Model } from '../types.js';
+import { createOrtKernel, flopsPerKey, loadOrt } from './ort/ortKernel.js';
 import { referenceKernel } from './reference.js';
 import type { Kernel } from './types.js';
 import { createWasmKernel, simd128Module } from './wasm/wasmKernel.js';
@@ -14,6 +15,19 @@ export interface KernelOptions {
   readonly kernel?: KernelChoice;
   /** Overrides SIMD detection (tests use false to exercise the fallback on a machine that has it). */
   readonly simd?: boolean;
+  /**
+   * Large batches through ONNX Runtime (onnxruntime-node, an optional peer dependency): 'auto'
+   * (default) uses it when it is installed and loads, 'off' never. CELLSTREAM_ORT sets the
+   * default. Not with kernel 'js', which means the reference only.
+   */
+  readonly ort?: 'auto' | 'off';
+  /**
+   * A batch goes to ONNX Runtime when its FLOPs (keys × 2 × multiply-adds per key) reach this;
+   * default 1e6, ~25 keys at I=16, H=64. Below it ORT's fixed ~15 µs per run loses to wasm.
+   */
+  readonly ortMinFlops?: number;
+  /** The package to load ONNX Runtime from; tests name a missing one to see the fallback. */
+  readonly ortModule?: string;
 }
 
 function choiceFromEnv(): KernelChoice {
@@ -23,33 +37,86 @@ function choiceFromEnv(): KernelChoice {
   throw new RangeError(`CELLSTREAM_KERNEL must be auto, wasm or js, not '${v}'`);
 }
 
+function ortFromEnv(): 'auto' | 'off' {
+  const v = process.env.CELLSTREAM_ORT;
+  if (v === undefined || v === '') return 'auto';
+  if (v === 'auto' || v === 'off') return v;
+  throw new RangeError(`CELLSTREAM_ORT must be auto or off, not '${v}'`);
+}
+
 /**
  * The kernel to step models with. A wasm kernel still hands a model with an activation it does
- * not evaluate (softplus) to the reference, so every model runs on whatever is chosen.
+ * not evaluate (softplus) to the reference, so every model runs on whatever is chosen; large
+ * batches go to ONNX Runtime where it is installed (see `ort`).
  */
 export function selectKernel(options: KernelOptions = {}): Kernel {
   const choice = options.kernel ?? choiceFromEnv();
   if (choice === 'js') return referenceKernel;
   const module = options.simd === false ? null : simd128Module();
-  if (!module) {
-    if (choice === 'wasm')
-      throw new Error('the wasm kernel needs WebAssembly SIMD, which this runtime lacks');
-    return referenceKernel;
-  }
-  const wasm = createWasmKernel(module);
+  if (!module && choice === 'wasm')
+    throw new Error('the wasm kernel needs WebAssembly SIMD, which this runtime lacks');
+  const base = module ? perModel(createWasmKernel(module)) : referenceKernel;
+  if ((options.ort ?? ortFromEnv()) === 'off') return base;
+  const ort = loadOrt(options.ortModule);
+  if (ort instanceof Error) return base;
+  return withLargeBatches(base, createOrtKernel(ort), options.ortMinFlops ?? 1e6);
+}
+
+/** `kernel` for the models it supports, the reference for the rest. */
+function perModel(kernel: Kernel): Kernel {
   const chosen = new WeakMap<Model, Kernel>();
   const pick = (model: Model): Kernel => {
     let k = chosen.get(model);
     if (!k) {
-      k = wasm.supports(model) ? wasm : referenceKernel;
+      k = kernel.supports(model) ? kernel : referenceKernel;
       chosen.set(model, k);
     }
     return k;
   };
   return {
-    name: wasm.name,
+    name: kernel.name,
     supports: () => true,
     stepBatch: (model, states, inputs, batch) => pick(model).stepBatch(model, states, inputs, batch),
     session: (model, capacity) => pick(model).session(model, capacity),
+  };
+}
+
+/**
+ * `base`, with batches of at least `minFlops` sent to `large`. A model `large` does not support,
+ * or fails to build or run, stays on `base` from then on, with a process warning saying why; a
+ * failed step leaves the states as they were, so `base` takes the same step again.
+ */
+export function withLargeBatches(base: Kernel, large: Kernel, minFlops: number): Kernel {
+  const minKeys = new WeakMap<Model, number>();
+  const threshold = (model: Model): number => {
+    let n = minKeys.get(model);
+    if (n === undefined) {
+      n = large.supports(model)
+        ? Math.max(1, Math.ceil(minFlops / flopsPerKey(model)))
+        : Number.POSITIVE_INFINITY;
+      minKeys.set(model, n);
+    }
+    return n;
+  };
+  return {
+    name: `${base.name}+${large.name}`,
+    supports: () => true,
+    stepBatch(model, states, inputs, batch) {
+      if (batch >= threshold(model)) {
+        try {
+          return large.stepBatch(model, states, inputs, batch);
+        } catch (err) {
+          if (err instanceof RangeError) throw err; // the caller's sizes, not the kernel
+          minKeys.set(model, Number.POSITIVE_INFINITY);
+          process.emitWarning(
+            `cellstream: ${large.name} failed on model ${model.name} (${(err as Error).message}); stepping it with ${base.name} from now on`,
+            'CellstreamKernelWarning',
+          );
+        }
+      }
+      return base.stepBatch(model, states, inputs, batch);
+    },
+    // A session's batches are the caller's; resident state lives in the base kernel.
+    session: (model, capacity) => base.session(model, capacity),
   };
 }
