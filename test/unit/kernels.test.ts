@@ -9,14 +9,7 @@ import {
   simd128Module,
   wasmSupports,
 } from '../../src/model/kernels/index.js';
-import type {
-  Activation,
-  DenseLayer,
-  HeadActivation,
-  LstmLayer,
-  Model,
-  RecurrentLayer,
-} from '../../src/model/types.js';
+import type { LstmLayer, Model } from '../../src/model/types.js';
 import { cases, compare, dense, maxAbsDiff, randomInputs, single } from './kernelCases.js';
 import { prng, randomArray, randomLstm } from './modelTestUtils.js';
 

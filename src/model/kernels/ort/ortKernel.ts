@@ -100,8 +100,6 @@ interface Compiled {
 export function createOrtKernel(ort: OrtRuntime): Kernel {
   const compiled = new WeakMap<Model, Compiled>();
   const compile = (model: Model): Compiled => {
-    let c = compiled.get(model);
-    if (c) return c;
     const bytes = ortGraph(model);
     const session = ort.newSession();
     session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
@@ -110,7 +108,7 @@ export function createOrtKernel(ort: OrtRuntime): Kernel {
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
     });
-    c = {
+    const c: Compiled = {
       session,
       S: stateSize(model),
       O: outputSize(model),
@@ -124,7 +122,12 @@ export function createOrtKernel(ort: OrtRuntime): Kernel {
     name: `onnxruntime-node ${ort.version}`,
     supports: ortGraphSupports,
     stepBatch(model, states, inputs, batch) {
-      const c = compiled.get(model) ?? (checkBatch(model, states, inputs, batch), compile(model));
+      let c = compiled.get(model);
+      if (!c) {
+        // The reference's checks validate the model once; later calls check sizes only.
+        checkBatch(model, states, inputs, batch);
+        c = compile(model);
+      }
       const { S, O, sizes } = c;
       if (states.length !== batch * S || inputs.length !== sizes.length)
         checkBatch(model, states, inputs, batch);
