@@ -2,7 +2,9 @@
  * cellstream as a library: load a model, keep per-key recurrent state, step one event at a time.
  * The CLI (`cellstream replay | serve | inspect`) is built from these same parts.
  */
-export { KeyedStepper, type KeyedStepperOptions } from './engine/keyedStepper.js';
+export { lastPositions } from './engine/commitPositions.js';
+export type { ExpiryOptions } from './engine/expiry.js';
+export { KeyedStepper, type KeyedStepperOptions, type StepperCounts } from './engine/keyedStepper.js';
 export { type StepByKeyOptions, stepByKey } from './engine/stepByKey.js';
 export type { Envelope, Outcome, Rejected } from './engine/types.js';
 export * from './errors.js';
@@ -15,6 +17,7 @@ export { loadModel, SUPPORTED_MODEL_FILES } from './formats/load.js';
 export { parseOnnxModel } from './formats/onnx/index.js';
 export { importTfjsLayers } from './formats/tfjs/index.js';
 export * from './model/index.js';
+export { CachedStore, type CachedStoreOptions } from './state/cachedStore.js';
 export { LmdbStore, type LmdbStoreOptions } from './state/lmdbStore.js';
 export { MemoryStateStore, type MemoryStoreOptions } from './state/memoryStore.js';
 export type { StateRecord, StateStore } from './state/types.js';
