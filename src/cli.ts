@@ -1,8 +1,9 @@
 import type { Writable } from 'node:stream';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { runReplay } from './commands/replay.js';
 import { loadModel } from './formats/load.js';
 import { describeModel } from './model/index.js';
+import { parseDuration } from './time/duration.js';
 
 /** Where the CLI writes; the process's own streams unless a caller (a test) captures them. */
 export interface CliIo {
@@ -51,22 +52,56 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       'write rejected lines here, as NDJSON with line, code, reason and raw text',
     )
     .option('--batch <n>', 'events per micro-batch', positiveInteger, 256)
+    .option(
+      '--state <dir>',
+      'keep per-key state in this LMDB directory: a second run applies only what it has not applied yet ' +
+        '(resume after a crash, or continue a longer file); --output and --dead-letter are then appended to',
+    )
+    .addOption(
+      new Option(
+        '--on-model-mismatch <policy>',
+        'state written by another model: refuse to start, or reset those keys',
+      )
+        .choices(['refuse', 'reset'])
+        .default('refuse'),
+    )
+    .option(
+      '--max-keys-in-memory <n>',
+      'hold at most n keys’ state in memory, the rest in --state (default: no cap)',
+      positiveInteger,
+    )
+    .option('--ttl <duration>', 'expire keys idle for longer than this, e.g. 30d, 12h (default: never)')
+    .addOption(
+      new Option('--ttl-clock <clock>', 'measure idleness in event time or processing (wall-clock) time')
+        .choices(['event', 'processing'])
+        .default('event'),
+    )
+    .option(
+      '--source-name <name>',
+      'the name --state remembers the input by (default: its absolute path, so a moved file counts as new)',
+    )
     .addHelpText('after', EXIT_HELP)
-    .action(
-      async (opts: { model: string; input: string; output?: string; deadLetter?: string; batch: number }) => {
-        const model = await loadModel(opts.model);
-        const summary = await runReplay({
-          model,
-          input: opts.input,
-          output: opts.output,
-          deadLetter: opts.deadLetter,
-          maxBatch: opts.batch,
-          stdout: io.stdout,
-          stderr: io.stderr,
-        });
-        status = summary.rejected > 0 ? EXIT_REJECTED : EXIT_OK;
-      },
-    );
+    .action(async (opts: ReplayFlags) => {
+      const model = await loadModel(opts.model);
+      const summary = await runReplay({
+        model,
+        input: opts.input,
+        output: opts.output,
+        deadLetter: opts.deadLetter,
+        maxBatch: opts.batch,
+        state: opts.state,
+        onModelMismatch: opts.onModelMismatch,
+        maxKeysInMemory: opts.maxKeysInMemory,
+        ttl:
+          opts.ttl === undefined
+            ? undefined
+            : { ttlMs: parseDuration(opts.ttl, '--ttl'), clock: opts.ttlClock },
+        sourceName: opts.sourceName,
+        stdout: io.stdout,
+        stderr: io.stderr,
+      });
+      status = summary.rejected > 0 ? EXIT_REJECTED : EXIT_OK;
+    });
 
   program
     .command('inspect')
@@ -88,6 +123,20 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     }
     return EXIT_FATAL;
   }
+}
+
+interface ReplayFlags {
+  model: string;
+  input: string;
+  output?: string;
+  deadLetter?: string;
+  batch: number;
+  state?: string;
+  onModelMismatch: 'refuse' | 'reset';
+  maxKeysInMemory?: number;
+  ttl?: string;
+  ttlClock: 'event' | 'processing';
+  sourceName?: string;
 }
 
 function positiveInteger(value: string): number {
