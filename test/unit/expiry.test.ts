@@ -1,11 +1,15 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatMs } from '../../src/engine/expiry.js';
 import { KeyedStepper } from '../../src/engine/keyedStepper.js';
 import type { Outcome } from '../../src/engine/types.js';
 import type { Event } from '../../src/events/types.js';
+import { LmdbStore } from '../../src/state/lmdbStore.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
 import { parseDuration } from '../../src/time/duration.js';
 import { at } from '../helpers/envelopes.js';
+import { tempDir } from '../helpers/fixtures.js';
 import { tinyLstm } from '../helpers/models.js';
 
 const DAY = 86_400_000;
@@ -121,6 +125,32 @@ describe('TTL in processing time', () => {
     const arrival = await send(ev('b', 7));
     expect(kinds(arrival)[0]).toBe('expired');
     expect(arrival.find((o) => o.kind === 'prediction')).toMatchObject({ prediction: { key: 'b', seq: 1 } });
+  });
+});
+
+describe('TTL sweep over LMDB', () => {
+  it('walks the store across batches while they write, expiring every idle key once', async () => {
+    const dir = await tempDir('ttl-lmdb');
+    const store = await LmdbStore.open({ path: join(dir, 'state') });
+    const stepper = new KeyedStepper({
+      model: tinyLstm(),
+      store,
+      ttl: { ttlMs: TTL, clock: 'event', maxPerSweep: 7 },
+    });
+    let line = 0;
+    const send = (...events: Event[]) => stepper.process(events.map((e) => at(++line, e)));
+    await send(...Array.from({ length: 60 }, (_, i) => ev(`idle-${i}`, i)));
+    const expired: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      // Each batch writes fresh keys while the sweep's pass is open.
+      const out = await send(ev(`live-${i}`, TTL + 100), ev(`live-${i + 1}`, TTL + 100));
+      expired.push(...out.flatMap((o) => (o.kind === 'expired' ? [o.key] : [])));
+    }
+    expect(expired.sort()).toEqual(Array.from({ length: 60 }, (_, i) => `idle-${i}`).sort());
+    expect(await store.size()).toBe(31);
+    await stepper.close();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
   });
 });
 
