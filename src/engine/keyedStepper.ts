@@ -174,39 +174,11 @@ export class KeyedStepper {
     const states: Float32Array[] = [];
     keys.forEach((key, k) => {
       const events = byKey.get(key)!;
-      let record = this.usable(key, records[k], events[0].index, notify);
-      const lane: Lane = { key, steps: [], seq: 0 };
-      let applied = {
-        lastApplied: record?.lastApplied ?? ({ kind: 'none' } as Position),
-        lastId: record?.lastId,
-      };
-      for (const a of events) {
-        if (alreadyApplied(applied, a.position, a.event.id)) {
-          const last = isLastApplied(applied, a.position, a.event.id);
-          const stepped = lane.steps[lane.steps.length - 1];
-          if (last && stepped) {
-            echoes.push([a.index, stepped.index]);
-          } else if (last && record?.lastOutput) {
-            results[a.index] = this.repeat(key, record, record.lastOutput, a.position);
-          } else {
-            results[a.index] = { kind: 'duplicate', key, position: a.position };
-          }
-          continue;
-        }
-        if (lane.steps.length === 0 && record && this.expiry) {
-          const reason = this.expiry.expiredOnArrival(record, a.event.ts);
-          if (reason !== undefined) {
-            notify(a.index, expiredOutcome(key, record, reason));
-            record = undefined;
-          }
-        }
-        lane.steps.push(a);
-        applied = { lastApplied: a.position, lastId: a.event.id };
-      }
-      if (lane.steps.length > 0) {
-        lane.seq = record?.seq ?? 0;
-        lanes.push(lane);
-        states.push(record?.state ?? this.zeroState);
+      const record = this.usable(key, records[k], events[0].index, notify);
+      const planned = this.plan(key, events, record, results, echoes, notify);
+      if (planned) {
+        lanes.push(planned.lane);
+        states.push(planned.state);
       }
     });
 
@@ -233,6 +205,54 @@ export class KeyedStepper {
     this.count(outcomes);
     if (this.onCommittable) await this.onCommittable(lastPositions(batch.map((e) => e.position)));
     return outcomes;
+  }
+
+  /**
+   * Sorts one key's events of the batch into those to step (its lane, starting from `state`) and
+   * redeliveries, whose outcomes it fills in: the last applied event's prediction repeated
+   * (from the record, or echoing a step earlier in the batch), or a `duplicate`. Expires the
+   * stored state on the first event to step when it is past its TTL.
+   */
+  private plan(
+    key: string,
+    events: readonly Accepted[],
+    stored: StateRecord | undefined,
+    results: Outcome[],
+    echoes: Array<[number, number]>,
+    notify: (index: number, outcome: Outcome) => void,
+  ): { lane: Lane; state: Float32Array } | undefined {
+    let record = stored;
+    const lane: Lane = { key, steps: [], seq: 0 };
+    let applied = {
+      lastApplied: record?.lastApplied ?? ({ kind: 'none' } as Position),
+      lastId: record?.lastId,
+    };
+    for (const a of events) {
+      if (alreadyApplied(applied, a.position, a.event.id)) {
+        const last = isLastApplied(applied, a.position, a.event.id);
+        const stepped = lane.steps[lane.steps.length - 1];
+        if (last && stepped) {
+          echoes.push([a.index, stepped.index]);
+        } else if (last && record?.lastOutput) {
+          results[a.index] = this.repeat(key, record, record.lastOutput, a.position);
+        } else {
+          results[a.index] = { kind: 'duplicate', key, position: a.position };
+        }
+        continue;
+      }
+      if (lane.steps.length === 0 && record && this.expiry) {
+        const reason = this.expiry.expiredOnArrival(record, a.event.ts);
+        if (reason !== undefined) {
+          notify(a.index, expiredOutcome(key, record, reason));
+          record = undefined;
+        }
+      }
+      lane.steps.push(a);
+      applied = { lastApplied: a.position, lastId: a.event.id };
+    }
+    if (lane.steps.length === 0) return undefined;
+    lane.seq = record?.seq ?? 0;
+    return { lane, state: record?.state ?? this.zeroState };
   }
 
   /** The prediction a key's stored state made for its last applied event, again. */
