@@ -2,7 +2,8 @@ import { EventError, StateError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
 import type { Event, Position } from '../events/types.js';
 import { encodeInputs, type ValuesEncoder } from '../features/encodeInputs.js';
-import { createState, modelFingerprint, outputSize, stateSize, stepBatch } from '../model/index.js';
+import { createState, modelFingerprint, outputSize, stateSize } from '../model/index.js';
+import { type Kernel, selectKernel } from '../model/kernels/index.js';
 import type { Model } from '../model/types.js';
 import type { StateRecord, StateStore } from '../state/types.js';
 import { lastPositions } from './commitPositions.js';
@@ -42,6 +43,8 @@ export interface KeyedStepperOptions {
   readonly ttl?: ExpiryOptions;
   /** Wall clock in ms, for processing-time TTL and records' `updatedAt`. Default `Date.now`. */
   readonly now?: () => number;
+  /** The step implementation; default `selectKernel()` (wasm SIMD where available, CELLSTREAM_KERNEL overrides). */
+  readonly kernel?: Kernel;
 }
 
 /** Running totals of what happened to stored state, for metrics. */
@@ -95,6 +98,7 @@ export class KeyedStepper {
   private readonly expiry: ExpiryPolicy | undefined;
   private readonly sweep: StoreSweep | undefined;
   private readonly tally = { expired: 0, stateResets: 0, redelivered: 0, duplicates: 0 };
+  private readonly kernel: Kernel;
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: KeyedStepperOptions) {
@@ -115,6 +119,7 @@ export class KeyedStepper {
       this.expiry = new ExpiryPolicy(options.ttl, this.now);
       this.sweep = new StoreSweep(options.store, this.expiry.maxPerSweep);
     }
+    this.kernel = options.kernel ?? selectKernel();
   }
 
   get counts(): StepperCounts {
@@ -379,7 +384,7 @@ export class KeyedStepper {
           inputs[m].set(x, j * this.model.inputs[m].size);
         });
       }
-      const out = stepBatch(this.model, buffer.subarray(0, width * S), inputs, width);
+      const out = this.kernel.stepBatch(this.model, buffer.subarray(0, width * S), inputs, width);
       for (let j = 0; j < width; j++) {
         const lane = sorted[j];
         const a = lane.steps[round];
