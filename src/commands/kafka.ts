@@ -18,6 +18,8 @@ export interface KafkaCommandOptions {
   readonly stateDir: string;
   readonly exactlyOnce?: boolean | undefined;
   readonly maxBatch?: number | undefined;
+  readonly sessionTimeout?: number | undefined;
+  readonly heartbeatInterval?: number | undefined;
 }
 
 /** Pipeline options from command settings; the dead-letter topic defaults to `${inputTopic}-dead-letter`. */
@@ -33,6 +35,8 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
     stateDir: o.stateDir,
     exactlyOnce: o.exactlyOnce ?? false,
     ...(o.maxBatch === undefined ? {} : { maxBatch: o.maxBatch }),
+    ...(o.sessionTimeout === undefined ? {} : { sessionTimeout: o.sessionTimeout }),
+    ...(o.heartbeatInterval === undefined ? {} : { heartbeatInterval: o.heartbeatInterval }),
   };
 }
 
