@@ -90,7 +90,11 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .option('--changelog-topic <topic>', 'compacted state changelog (default <group-id>-state-changelog)')
     .option('--exactly-once', 'predictions, state changelog and offsets in one Kafka transaction per batch')
     .option('--batch <n>', 'events per engine batch (and transaction)', positiveInteger)
-    .option('--session-timeout <ms>', 'consumer group session timeout (how soon a dead instance is noticed)', positiveInteger)
+    .option(
+      '--session-timeout <ms>',
+      'consumer group session timeout (how soon a dead instance is noticed)',
+      positiveInteger,
+    )
     .option('--heartbeat-interval <ms>', 'consumer group heartbeat interval', positiveInteger)
     .action(
       async (opts: {

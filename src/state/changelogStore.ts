@@ -56,6 +56,8 @@ export class ChangelogStore implements StateStore {
   private readonly sourceTopic: string | undefined;
   private readonly producer: KafkaSender | undefined;
   private readonly partitionOfKey: (key: string) => number;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
 
   constructor(options: ChangelogStoreOptions) {
     this.local = options.local;
@@ -100,9 +102,12 @@ export class ChangelogStore implements StateStore {
 
   /** Sends `changes` to the changelog through the store's producer, then applies them locally. */
   async write(changes: StagedChanges): Promise<void> {
-    if (!this.producer) throw new Error('ChangelogStore: no producer to write through');
-    const checkpoints = await this.send(changes, this.producer);
-    await this.applyLocally(changes, checkpoints);
+    const producer = this.producer;
+    if (!producer) throw new Error('ChangelogStore: no producer to write through');
+    return this.track(async () => {
+      const checkpoints = await this.send(changes, producer);
+      await this.applyLocally(changes, checkpoints);
+    });
   }
 
   /**
@@ -110,6 +115,7 @@ export class ChangelogStore implements StateStore {
    * transaction whose commit must come before `applyLocally`). Resolves once acknowledged.
    */
   async send(changes: StagedChanges, sender: KafkaSender): Promise<Checkpoints> {
+    this.checkOpen();
     for (const [key] of changes.puts) checkKey(key);
     if (changes.puts.length === 0 && changes.deletes.length === 0) return new Map();
     const deleted = changes.deletes.length > 0 ? await this.local.getMany(changes.deletes) : [];
@@ -125,17 +131,19 @@ export class ChangelogStore implements StateStore {
         partition: this.partitionOf(key, deleted[i]),
       })),
     ];
-    const counts = new Map<number, number>();
-    for (const m of messages) counts.set(m.partition!, (counts.get(m.partition!) ?? 0) + 1);
-    const sent: RecordMetadata[] = await sender.sendBatch({
-      topicMessages: [{ topic: this.topic, messages }],
-      acks: -1,
-    });
     const checkpoints = new Map<number, bigint>();
-    for (const m of sent) {
-      const n = counts.get(m.partition);
-      if (m.topicName === this.topic && n !== undefined && m.baseOffset !== undefined) {
-        checkpoints.set(m.partition, BigInt(m.baseOffset) + BigInt(n));
+    for (const chunk of chunks(messages)) {
+      const counts = new Map<number, number>();
+      for (const m of chunk) counts.set(m.partition!, (counts.get(m.partition!) ?? 0) + 1);
+      const sent: RecordMetadata[] = await sender.sendBatch({
+        topicMessages: [{ topic: this.topic, messages: chunk }],
+        acks: -1,
+      });
+      for (const m of sent) {
+        const n = counts.get(m.partition);
+        if (m.topicName === this.topic && n !== undefined && m.baseOffset !== undefined) {
+          checkpoints.set(m.partition, BigInt(m.baseOffset) + BigInt(n));
+        }
       }
     }
     return checkpoints;
@@ -196,9 +204,27 @@ export class ChangelogStore implements StateStore {
     return (await this.local.size()) - held;
   }
 
-  /** Closes the local store (the producer and reader belong to the caller). */
+  /** Waits for writes in flight, then closes the local store (the producer and reader belong to the caller). */
   close(): Promise<void> {
-    return this.local.close();
+    this.closing ??= (async () => {
+      await Promise.allSettled(this.inFlight);
+      await this.local.close();
+    })();
+    return this.closing;
+  }
+
+  private checkOpen(): void {
+    if (this.closing)
+      throw new StateError('STATE_CLOSED', `the changelog-backed store of '${this.topic}' is closed`);
+  }
+
+  private track(fn: () => Promise<void>): Promise<void> {
+    this.checkOpen();
+    const p = fn();
+    this.inFlight.add(p);
+    const forget = () => this.inFlight.delete(p);
+    p.then(forget, forget);
+    return p;
   }
 
   private async applyEntries(
@@ -239,6 +265,25 @@ export class ChangelogStore implements StateStore {
       },
     ];
   }
+}
+
+/** Kafka refuses record batches over about 1 MB (`message.max.bytes`): send in parts well below. */
+const CHUNK_BYTES = 512 * 1024;
+
+function* chunks(messages: Message[]): Generator<Message[]> {
+  let chunk: Message[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    const size = 70 + String(m.key).length * 3 + ((m.value as Buffer | null)?.length ?? 0);
+    if (chunk.length > 0 && bytes + size > CHUNK_BYTES) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(m);
+    bytes += size;
+  }
+  if (chunk.length > 0) yield chunk;
 }
 
 interface ChangelogEntryLike {
