@@ -213,6 +213,11 @@ export function judge(expected: Map<string, Prediction[]>, received: readonly Ou
     const want = expected.get(p.key)?.[p.seq - 1];
     if (!want || m.key !== p.key || JSON.stringify(want) !== JSON.stringify(p)) {
       divergent++;
+      if (process.env.KAFKA_FAULTS_DEBUG && divergent <= 5) {
+        process.stdout.write(
+          `divergent: got ${m.value} at ${m.partition}/${m.offset}, want ${JSON.stringify(want)}\n`,
+        );
+      }
       continue;
     }
     const s = seen.get(p.key) ?? new Set<number>();
