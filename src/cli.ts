@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
 import { loadModel } from './formats/load.js';
 import { describeModel } from './model/index.js';
@@ -110,6 +111,48 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .action(async (opts: { model: string }) => {
       io.stdout.write(`${describeModel(await loadModel(opts.model))}\n`);
     });
+
+  program
+    .command('kafka')
+    .description('consume events from a Kafka topic and publish predictions, until SIGTERM or SIGINT')
+    .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
+    .requiredOption('--kafka-brokers <list>', 'bootstrap brokers, comma-separated host:port')
+    .requiredOption('--input-topic <topic>', 'events, keyed by entity key')
+    .requiredOption('--output-topic <topic>', 'predictions, keyed by entity key')
+    .requiredOption('--group-id <id>', 'consumer group shared by all instances')
+    .requiredOption('--state-dir <dir>', "this instance's LMDB state directory")
+    .option('--dead-letter-topic <topic>', 'rejected events (default <input-topic>-dead-letter)')
+    .option('--changelog-topic <topic>', 'compacted state changelog (default <group-id>-state-changelog)')
+    .option('--exactly-once', 'predictions, state changelog and offsets in one Kafka transaction per batch')
+    .option('--batch <n>', 'events per engine batch (and transaction)', positiveInteger)
+    .option(
+      '--session-timeout <ms>',
+      'consumer group session timeout (how soon a dead instance is noticed)',
+      positiveInteger,
+    )
+    .option('--heartbeat-interval <ms>', 'consumer group heartbeat interval', positiveInteger)
+    .action(
+      async (opts: {
+        model: string;
+        kafkaBrokers: string;
+        inputTopic: string;
+        outputTopic: string;
+        groupId: string;
+        stateDir: string;
+        deadLetterTopic?: string;
+        changelogTopic?: string;
+        exactlyOnce?: boolean;
+        batch?: number;
+        sessionTimeout?: number;
+        heartbeatInterval?: number;
+      }) => {
+        await runKafka(
+          await loadModel(opts.model),
+          { ...opts, brokers: opts.kafkaBrokers, maxBatch: opts.batch },
+          io.stderr,
+        );
+      },
+    );
 
   try {
     await program.parseAsync(argv);
