@@ -9,6 +9,7 @@ import type { StateRecord, StateStore } from '../state/types.js';
 import { lastPositions } from './commitPositions.js';
 import { type ExpiryOptions, ExpiryPolicy } from './expiry.js';
 import { alreadyApplied, isLastApplied } from './redelivery.js';
+import { Scratch } from './scratch.js';
 import { StoreSweep } from './storeSweep.js';
 import type { Envelope, Outcome } from './types.js';
 
@@ -99,6 +100,8 @@ export class KeyedStepper {
   private readonly sweep: StoreSweep | undefined;
   private readonly tally = { expired: 0, stateResets: 0, redelivered: 0, duplicates: 0 };
   private readonly kernel: Kernel;
+  /** Buffers for stepLanes: 0 the lanes' states, 1 the kernel's outputs, 2 + i input i. */
+  private readonly scratch = new Scratch();
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: KeyedStepperOptions) {
@@ -194,7 +197,8 @@ export class KeyedStepper {
         throw new Error('internal: a redelivery echoes a step without a prediction');
       results[index] = { ...first, position: batch[index].position, redelivered: true };
     }
-    const swept = await this.sweepIdle(byKey);
+    // Without a TTL there is nothing to sweep, and no reason to take a turn of the microtask queue.
+    const swept = this.sweep ? await this.sweepIdle(byKey) : [];
 
     const outcomes: Outcome[] = [];
     results.forEach((outcome, index) => {
@@ -353,6 +357,11 @@ export class KeyedStepper {
    * Steps every lane through its events. Round r steps the r-th event of each lane that has one;
    * lanes are ordered longest first, so round r's lanes are a prefix of the state buffer and
    * `stepBatch` can update them in place. Returns the records to write back.
+   *
+   * Typed arrays are reused across batches (see Scratch), except the lanes' last outputs: a
+   * store may keep a record's lastOutput as given (StagedStore does until it is cleared), so
+   * they get one new array per batch. The records' states are views into the reused buffer;
+   * every store copies a state it is given (the store contract tests it).
    */
   private stepLanes(
     lanes: Lane[],
@@ -362,17 +371,18 @@ export class KeyedStepper {
     if (lanes.length === 0) return [];
     const S = this.stateSize;
     const O = this.outputSize;
-    const order = lanes.map((_, i) => i).sort((a, b) => lanes[b].steps.length - lanes[a].steps.length);
+    const order = lanes.map((_, i) => i);
+    if (lanes.length > 1) order.sort((a, b) => lanes[b].steps.length - lanes[a].steps.length);
     const sorted = order.map((i) => lanes[i]);
-    const buffer = new Float32Array(sorted.length * S);
-    order.forEach((i, j) => {
-      buffer.set(initial[i], j * S);
-    });
+    const buffer = this.scratch.floats(0, sorted.length * S);
+    const lastOutputs = new Float32Array(sorted.length * O);
+    for (let j = 0; j < order.length; j++) buffer.set(initial[order[j]], j * S);
+    const sizes = this.model.inputs.map((input) => input.size);
 
     let width = sorted.length;
     for (let round = 0; round < sorted[0].steps.length; round++) {
       while (sorted[width - 1].steps.length <= round) width--;
-      const inputs = this.model.inputs.map((input) => new Float32Array(width * input.size));
+      const inputs = sizes.map((size, m) => this.scratch.floats(2 + m, width * size));
       for (let j = 0; j < width; j++) {
         const lane = sorted[j];
         const a = lane.steps[round];
@@ -380,25 +390,28 @@ export class KeyedStepper {
           buffer.set(this.zeroState, j * S);
           lane.seq = 0;
         }
-        a.inputs.forEach((x, m) => {
-          inputs[m].set(x, j * this.model.inputs[m].size);
-        });
+        for (let m = 0; m < sizes.length; m++) inputs[m].set(a.inputs[m], j * sizes[m]);
       }
-      const out = this.kernel.stepBatch(this.model, buffer.subarray(0, width * S), inputs, width);
+      const out = this.kernel.stepBatch(
+        this.model,
+        width === sorted.length ? buffer : buffer.subarray(0, width * S),
+        inputs,
+        width,
+        this.scratch.floats(1, width * O),
+      );
       for (let j = 0; j < width; j++) {
         const lane = sorted[j];
         const a = lane.steps[round];
         lane.seq += 1;
-        if (round === lane.steps.length - 1) lane.lastOutput = out.slice(j * O, (j + 1) * O);
+        const output = new Array<number>(O);
+        for (let k = 0; k < O; k++) output[k] = out[j * O + k];
+        if (round === lane.steps.length - 1) {
+          for (let k = 0; k < O; k++) lastOutputs[j * O + k] = output[k];
+          lane.lastOutput = sorted.length === 1 ? lastOutputs : lastOutputs.subarray(j * O, (j + 1) * O);
+        }
         results[a.index] = {
           kind: 'prediction',
-          prediction: {
-            key: lane.key,
-            ts: a.event.ts,
-            seq: lane.seq,
-            model: this.modelLabel,
-            output: Array.from(out.subarray(j * O, (j + 1) * O)),
-          },
+          prediction: { key: lane.key, ts: a.event.ts, seq: lane.seq, model: this.modelLabel, output },
           position: a.position,
         };
       }
@@ -407,16 +420,17 @@ export class KeyedStepper {
     const updatedAt = this.now();
     return sorted.map((lane, j) => {
       const last = lane.steps[lane.steps.length - 1];
-      const record: StateRecord = {
+      // Built up rather than spread: conditional spreads cost an object clone each.
+      const record: { -readonly [K in keyof StateRecord]: StateRecord[K] } = {
         seq: lane.seq,
         ts: last.event.ts,
-        state: buffer.slice(j * S, (j + 1) * S),
+        state: sorted.length === 1 ? buffer : buffer.subarray(j * S, (j + 1) * S),
         lastApplied: last.position,
-        ...(last.event.id === undefined ? {} : { lastId: last.event.id }),
         fingerprint: this.fingerprint,
-        ...(lane.lastOutput === undefined ? {} : { lastOutput: lane.lastOutput }),
         updatedAt,
       };
+      if (last.event.id !== undefined) record.lastId = last.event.id;
+      if (lane.lastOutput !== undefined) record.lastOutput = lane.lastOutput;
       return [lane.key, record] as const;
     });
   }

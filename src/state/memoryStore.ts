@@ -44,7 +44,7 @@ export class MemoryStateStore implements StateStore {
       const record = this.records.get(key);
       if (!record) return undefined;
       if (this.whenFull === 'evict-lru') this.touch(key, record);
-      return copy(record);
+      return copy(record, undefined);
     });
   }
 
@@ -62,8 +62,9 @@ export class MemoryStateStore implements StateStore {
       this.evict(overflow, new Set(entries.map(([key]) => key)));
     }
     for (const [key, record] of entries) {
+      const held = this.records.get(key);
       this.records.delete(key);
-      this.records.set(key, copy(record));
+      this.records.set(key, copy(record, held));
     }
   }
 
@@ -77,7 +78,7 @@ export class MemoryStateStore implements StateStore {
     // A snapshot, so writes during iteration neither skip nor repeat keys.
     for (const [key, record] of [...this.records.entries()]) {
       this.checkOpen();
-      yield [key, copy(record)];
+      yield [key, copy(record, undefined)];
     }
   }
 
@@ -112,7 +113,27 @@ export class MemoryStateStore implements StateStore {
   }
 }
 
-function copy(record: StateRecord): StateRecord {
-  const copied = { ...record, state: record.state.slice() };
-  return record.lastOutput === undefined ? copied : { ...copied, lastOutput: record.lastOutput.slice() };
+/**
+ * `record` with its state and lastOutput copied into one new array, or into the arrays of `into`
+ * (the record this store held for the key, which it never hands out) when they fit. A typed
+ * array of more than 64 bytes is allocated outside V8's heap, at about the cost of an LSTM step
+ * at H=64, so a store hit costs one allocation and an overwrite none.
+ */
+function copy(record: StateRecord, into: StateRecord | undefined): StateRecord {
+  const { state, lastOutput } = record;
+  if (into && into.state.length === state.length && into.lastOutput?.length === lastOutput?.length) {
+    into.state.set(state);
+    if (!lastOutput) return { ...record, state: into.state };
+    into.lastOutput!.set(lastOutput);
+    return { ...record, state: into.state, lastOutput: into.lastOutput };
+  }
+  if (!lastOutput) return { ...record, state: state.slice() };
+  const both = new Float32Array(state.length + lastOutput.length);
+  both.set(state);
+  both.set(lastOutput, state.length);
+  return {
+    ...record,
+    state: both.subarray(0, state.length),
+    lastOutput: both.subarray(state.length),
+  };
 }

@@ -76,7 +76,8 @@ function perModel(kernel: Kernel): Kernel {
   return {
     name: kernel.name,
     supports: () => true,
-    stepBatch: (model, states, inputs, batch) => pick(model).stepBatch(model, states, inputs, batch),
+    stepBatch: (model, states, inputs, batch, out) =>
+      pick(model).stepBatch(model, states, inputs, batch, out),
     session: (model, capacity) => pick(model).session(model, capacity),
   };
 }
@@ -101,10 +102,10 @@ export function withLargeBatches(base: Kernel, large: Kernel, minFlops: number):
   return {
     name: `${base.name}+${large.name}`,
     supports: () => true,
-    stepBatch(model, states, inputs, batch) {
+    stepBatch(model, states, inputs, batch, out) {
       if (batch >= threshold(model)) {
         try {
-          return large.stepBatch(model, states, inputs, batch);
+          return large.stepBatch(model, states, inputs, batch, out);
         } catch (err) {
           if (err instanceof RangeError) throw err; // the caller's sizes, not the kernel
           minKeys.set(model, Number.POSITIVE_INFINITY);
@@ -114,7 +115,7 @@ export function withLargeBatches(base: Kernel, large: Kernel, minFlops: number):
           );
         }
       }
-      return base.stepBatch(model, states, inputs, batch);
+      return base.stepBatch(model, states, inputs, batch, out);
     },
     // A session's batches are the caller's; resident state lives in the base kernel.
     session: (model, capacity) => base.session(model, capacity),

@@ -14,6 +14,12 @@ export function checkSlot(slot: number, capacity: number): void {
   }
 }
 
+export function checkOut(out: Float32Array, needed: number): void {
+  if (out.length < needed) {
+    throw new RangeError(`the output buffer has ${out.length} values, the batch needs ${needed}`);
+  }
+}
+
 /**
  * A session over any kernel's `stepBatch`: the slab is a JS array, and each step gathers the
  * slots' states into a batch and scatters them back. For kernels with no resident memory of

@@ -3,7 +3,10 @@ import type { Model } from '../types.js';
 /**
  * One implementation of the batched step. Every kernel computes what `stepBatch` in network.ts
  * (the reference) computes, within the tolerance its tests state: `states` (`batch × stateSize`)
- * is advanced in place and the outputs (`batch × outputSize`) are returned.
+ * is advanced in place and the outputs (`batch × outputSize`) are returned — written into `out`
+ * when it is given (at least `batch × outputSize` long; `out` is returned), into a new array
+ * otherwise. A caller that steps often passes `out`: a new typed array of more than 64 bytes is
+ * allocated outside V8's heap, which costs about as much as a step at H=64.
  */
 export interface Kernel {
   /** e.g. 'js-reference', 'wasm-simd128'. For logs, metrics and the benchmark table. */
@@ -15,6 +18,7 @@ export interface Kernel {
     states: Float32Array,
     inputs: readonly ArrayLike<number>[],
     batch: number,
+    out?: Float32Array,
   ): Float32Array;
   /**
    * Keys' states kept inside the kernel between steps, addressed by slot, so a step copies

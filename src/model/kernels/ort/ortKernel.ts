@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { checkBatch, outputSize, stateSize } from '../../network.js';
 import type { Model } from '../../types.js';
-import { gatherSession } from '../session.js';
+import { checkOut, gatherSession } from '../session.js';
 import type { Kernel } from '../types.js';
 import { ortGraph, ortGraphSupports } from './graph.js';
 
@@ -121,7 +121,7 @@ export function createOrtKernel(ort: OrtRuntime): Kernel {
   const kernel: Kernel = {
     name: `onnxruntime-node ${ort.version}`,
     supports: ortGraphSupports,
-    stepBatch(model, states, inputs, batch) {
+    stepBatch(model, states, inputs, batch, into) {
       let c = compiled.get(model);
       if (!c) {
         // The reference's checks validate the model once; later calls check sizes only.
@@ -149,10 +149,15 @@ export function createOrtKernel(ort: OrtRuntime): Kernel {
         if (c.next.size < 64) c.next.set(batch, next);
       }
       // ORT writes the outputs straight into the array returned (no copy out of a buffer of ours).
-      const out = new Float32Array(batch * O);
+      if (into) checkOut(into, batch * O);
+      const out = into
+        ? into.length === batch * O
+          ? into
+          : into.subarray(0, batch * O)
+        : new Float32Array(batch * O);
       c.session.run(feeds, { next: next.tensor, out: ort.tensor(out, [1, batch, O]) }, {});
       states.set(next.buffer);
-      return out;
+      return into ?? out;
     },
     session: (model, capacity) => gatherSession(kernel, model, capacity),
   };

@@ -1,6 +1,6 @@
 import { checkBatch, createState } from '../../network.js';
 import type { Model } from '../../types.js';
-import { checkCapacity, checkSlot, gatherSession } from '../session.js';
+import { checkCapacity, checkOut, checkSlot, gatherSession } from '../session.js';
 import type { Kernel, KernelSession } from '../types.js';
 import { type WasmModule, wasmApi } from './api.js';
 import { instantiate, type ModelInstance } from './instance.js';
@@ -49,7 +49,7 @@ export function createWasmKernel(module: WasmModule): Kernel {
   const kernel: Kernel = {
     name: 'wasm-simd128',
     supports: wasmSupports,
-    stepBatch(model, states, inputs, batch) {
+    stepBatch(model, states, inputs, batch, into) {
       let m = instances.get(model);
       if (!m) {
         // The reference's checks validate the model once; later calls check sizes only.
@@ -63,7 +63,19 @@ export function createWasmKernel(module: WasmModule): Kernel {
       for (let i = 0; i < inputs.length; i++) {
         if (inputs[i].length !== batch * inputSizes[i]) checkBatch(model, states, inputs, batch);
       }
-      const out = new Float32Array(batch * O);
+      if (into) checkOut(into, batch * O);
+      const out = into ?? new Float32Array(batch * O);
+      if (batch <= m.chunk && states.length === batch * S) {
+        // One run: whole-array copies through views of the wasm buffers, cached for the last batch size.
+        const v = viewsFor(m, batch);
+        v.states.set(states);
+        for (let i = 0; i < inputs.length; i++) copy(inputs[i], 0, f32, m.inputs[i], batch * inputSizes[i]);
+        m.run(batch);
+        states.set(v.states);
+        if (out.length === batch * O) out.set(v.out);
+        else copy(v.out, 0, out, 0, batch * O);
+        return out;
+      }
       for (let start = 0; start < batch; start += m.chunk) {
         const n = Math.min(m.chunk, batch - start);
         copy(states, start * S, f32, m.states, n * S);
@@ -89,6 +101,21 @@ export function createWasmKernel(module: WasmModule): Kernel {
     },
   };
   return kernel;
+}
+
+const views = new WeakMap<ModelInstance, { n: number; states: Float32Array; out: Float32Array }>();
+
+function viewsFor(m: ModelInstance, n: number): { states: Float32Array; out: Float32Array } {
+  let v = views.get(m);
+  if (!v || v.n !== n) {
+    v = {
+      n,
+      states: m.f32.subarray(m.states, m.states + n * m.S),
+      out: m.f32.subarray(m.out, m.out + n * m.O),
+    };
+    views.set(m, v);
+  }
+  return v;
 }
 
 /** A session on its own instance, whose memory holds the slab: the instance never grows after it is laid out, so the views stay valid. */
@@ -143,6 +170,10 @@ function wasmSession(m: ModelInstance, capacity: number): KernelSession {
 const SMALL_COPY = 128;
 
 function copy(src: ArrayLike<number>, from: number, dst: Float32Array, to: number, count: number): void {
+  if (src instanceof Float32Array && from === 0 && count === src.length) {
+    dst.set(src, to);
+    return;
+  }
   if (count > SMALL_COPY && src instanceof Float32Array) {
     dst.set(src.subarray(from, from + count), to);
     return;
