@@ -100,7 +100,7 @@ export class KeyedStepper {
   private readonly sweep: StoreSweep | undefined;
   private readonly tally = { expired: 0, stateResets: 0, redelivered: 0, duplicates: 0 };
   private readonly kernel: Kernel;
-  /** Buffers for stepLanes: 0 the lanes' states, 1 the kernel's outputs, 2 + i input i. */
+  /** Buffers for stepLanes: 0 the lanes' states, 1 the kernel's outputs, 2 the last outputs, 3 + i input i. */
   private readonly scratch = new Scratch();
   private tail: Promise<unknown> = Promise.resolve();
 
@@ -358,10 +358,9 @@ export class KeyedStepper {
    * lanes are ordered longest first, so round r's lanes are a prefix of the state buffer and
    * `stepBatch` can update them in place. Returns the records to write back.
    *
-   * Typed arrays are reused across batches (see Scratch), except the lanes' last outputs: a
-   * store may keep a record's lastOutput as given (StagedStore does until it is cleared), so
-   * they get one new array per batch. The records' states are views into the reused buffer;
-   * every store copies a state it is given (the store contract tests it).
+   * Typed arrays are reused across batches (see Scratch): the records' states and last outputs
+   * are views into them, which is sound because every store copies what it is given (the store
+   * contract tests it) and the next batch starts only after this one's records are written.
    */
   private stepLanes(
     lanes: Lane[],
@@ -375,14 +374,14 @@ export class KeyedStepper {
     if (lanes.length > 1) order.sort((a, b) => lanes[b].steps.length - lanes[a].steps.length);
     const sorted = order.map((i) => lanes[i]);
     const buffer = this.scratch.floats(0, sorted.length * S);
-    const lastOutputs = new Float32Array(sorted.length * O);
+    const lastOutputs = this.scratch.floats(2, sorted.length * O);
     for (let j = 0; j < order.length; j++) buffer.set(initial[order[j]], j * S);
     const sizes = this.model.inputs.map((input) => input.size);
 
     let width = sorted.length;
     for (let round = 0; round < sorted[0].steps.length; round++) {
       while (sorted[width - 1].steps.length <= round) width--;
-      const inputs = sizes.map((size, m) => this.scratch.floats(2 + m, width * size));
+      const inputs = sizes.map((size, m) => this.scratch.floats(3 + m, width * size));
       for (let j = 0; j < width; j++) {
         const lane = sorted[j];
         const a = lane.steps[round];

@@ -91,6 +91,8 @@ export class StagedStore implements StateStore {
   }
 }
 
+/** Neither the state nor the last output is shared with the caller, as with every store. */
 function copy(record: StateRecord): StateRecord {
-  return { ...record, state: record.state.slice() };
+  const copied = { ...record, state: record.state.slice() };
+  return record.lastOutput === undefined ? copied : { ...copied, lastOutput: record.lastOutput.slice() };
 }
