@@ -46,6 +46,21 @@ export function benchModel(I, H, seed = 7) {
   };
 }
 
+/** `model` with a dense sigmoid head of `O` outputs on its last h. */
+export function withHead(model, O, seed = 13) {
+  const H = model.branches[0].layers.at(-1).hiddenSize;
+  const rnd = prng(seed);
+  const dense = {
+    kind: 'dense',
+    inputSize: H,
+    outputSize: O,
+    W: randomArray(O * H, rnd, Math.sqrt(6 / (H + O))),
+    b: randomArray(O, rnd, 0.1),
+    activation: { kind: 'sigmoid' },
+  };
+  return { ...model, name: `${model.name}-head${O}`, head: [dense] };
+}
+
 /** A fixed stream of input batches (B × I each), cycled through by the timed loops. */
 export function inputStream(I, batch, count = 64, seed = 11) {
   const rnd = prng(seed);

@@ -11,8 +11,9 @@ import { cellstreamImpl } from './impls/cellstream.mjs';
 import { engineImpl } from './impls/engine.mjs';
 import { ortImpl } from './impls/ort.mjs';
 import { tfjsImpl } from './impls/tfjs.mjs';
+import { brokerUp, events, kafkaClient, throughput } from './kafkaE2e.mjs';
 import { measure, outputsAgree } from './measure.mjs';
-import { benchModel, inputStream } from './model.mjs';
+import { benchModel, inputStream, withHead } from './model.mjs';
 import { formatTable } from './table.mjs';
 
 const { values: args } = parseArgs({
@@ -63,6 +64,26 @@ for (const H of sizes) {
   }
 }
 
+// Kafka end to end, when a broker answers at KAFKA_BROKERS (scripts/kafka/with-kafka.sh starts
+// one): the H=64 LSTM with a one-value head through the Kafka pipeline (at-least-once, state in
+// LMDB behind its changelog), against the no-inference passthrough through the same consumer and
+// producer. The head keeps predictions small, as a deployed model's are (the sink sends a batch's
+// predictions for a partition in one request, which 1000 outputs of 64 floats push past Kafka's 1 MB).
+const kafka = [];
+if (await brokerUp()) {
+  const client = kafkaClient();
+  const model = withHead(benchModel(I, RATIO_H), 1);
+  const messages = events(quick ? 5000 : 50_000, 10_000, I);
+  for (const passthrough of [true, false]) {
+    const r = await throughput(client, { model, messages, partitions: 6, batch: 1000, passthrough });
+    kafka.push({ H: RATIO_H, ...r });
+    console.error(`  kafka ${r.mode}: ${r.eventsPerSecond} events/s`);
+  }
+} else {
+  console.error('  no Kafka broker: end to end not measured (scripts/kafka/with-kafka.sh npm run bench)');
+}
+const e2e = (mode) => kafka.find((k) => k.mode === mode);
+
 const row = (impl, batch) => results.find((r) => r.impl === impl && r.H === RATIO_H && r.batch === batch);
 const ratio = (a, b) => (a && b ? a / b : null);
 // cellstream's batched path is what selectKernel() picks for 256 keys: ONNX Runtime's LSTM through
@@ -80,8 +101,7 @@ function ratiosBy(perSec) {
     batchedVsOrt: ratio(r(batchedImpl, 256), r('onnxruntime-node', 256)),
     // engine time per event / bare step time per event
     engineOverhead: ratio(r('cellstream-wasm', 1), r('cellstream-engine', 1)),
-    // Kafka end to end needs a broker and the Kafka source/sink: not measured yet.
-    endToEndVsPassthrough: null,
+    endToEndVsPassthrough: ratio(e2e('at-least-once')?.eventsPerSecond, e2e('passthrough')?.eventsPerSecond),
   };
 }
 const ratios = ratiosBy((x) => x.stepsPerSec);
@@ -90,6 +110,8 @@ const ratios = ratiosBy((x) => x.stepsPerSec);
 // CPU time not at all.
 const ratiosP50 = ratiosBy((x) => x.batch / x.p50us);
 const ratiosCpu = ratiosBy((x) => x.cpuStepsPerSec);
+const cpuRate = (mode) => (e2e(mode) ? e2e(mode).events / e2e(mode).cpuSeconds : undefined);
+ratiosCpu.endToEndVsPassthrough = ratio(cpuRate('at-least-once'), cpuRate('passthrough'));
 const cpu = cpus();
 const machine = `${cpu[0]?.model ?? 'unknown cpu'}, ${cpu.length} cores, node ${process.version}, load average ${loadavg()
   .map((l) => l.toFixed(2))
@@ -99,6 +121,7 @@ const report = {
   quick,
   results,
   batchedImpl,
+  kafka,
   ratios,
   ratiosP50,
   ratiosCpu,
@@ -107,6 +130,11 @@ const report = {
 
 console.log(`\n${machine}\n`);
 console.log(formatTable(results));
+for (const k of kafka) {
+  console.log(
+    `kafka ${k.mode}: ${k.events} events in ${k.seconds} s, ${k.eventsPerSecond} events/s, ${k.cpuSeconds} s CPU`,
+  );
+}
 const round = (_, v) => (typeof v === 'number' ? Number(v.toFixed(2)) : v);
 console.log(`\nratios at H=${RATIO_H}, from mean times: ${JSON.stringify(ratios, round)}`);
 console.log(`ratios at H=${RATIO_H}, from median times: ${JSON.stringify(ratiosP50, round)}`);

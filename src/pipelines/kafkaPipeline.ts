@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { type Kafka, type logLevel, Partitioners, type Producer } from 'kafkajs';
 import { KeyedStepper } from '../engine/keyedStepper.js';
 import type { Envelope, Rejected } from '../engine/types.js';
-import { FencedError } from '../errors.js';
+import { EventError, FencedError } from '../errors.js';
+import { decodeEvent } from '../events/decode.js';
 import type { Prediction } from '../events/types.js';
 import { createKafka } from '../kafka/client.js';
 import { mapFenced, retryConcurrentTransactions } from '../kafka/kafkaErrors.js';
@@ -43,6 +44,12 @@ export interface KafkaPipelineOptions {
   readonly logLevel?: logLevel;
   /** Called after each restore, e.g. for logs and metrics. */
   readonly onRestore?: (reports: readonly RestoreReport[], ms: number) => void;
+  /**
+   * For the benchmark's baseline only: no inference and no state. Each event is decoded and sent
+   * on with its input as `output` (seq 0), through the same source, sink, producer and offset
+   * commits, so the time left over is Kafka's and the client's. At-least-once only.
+   */
+  readonly passthrough?: boolean;
 }
 
 /** Counts since start. */
@@ -80,6 +87,8 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   });
   const changelogTopic = options.changelogTopic ?? `${options.groupId}-state-changelog`;
   const exactlyOnce = options.exactlyOnce ?? false;
+  if (options.passthrough && exactlyOnce)
+    throw new RangeError('the passthrough baseline is at-least-once only');
 
   const admin = kafka.admin();
   await admin.connect();
@@ -155,6 +164,42 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     const reports = await changelog.restore(ps, reader);
     for (const r of reports) stats.restoredRecords += r.records;
     options.onRestore?.(reports, performance.now() - started);
+  };
+
+  const passthrough = async (batch: PartitionBatch) => {
+    const predictions: Prediction[] = [];
+    const rejected: Rejected[] = [];
+    for (const item of batch.items) {
+      if ('kind' in item) {
+        rejected.push(item);
+        continue;
+      }
+      try {
+        const e = item.event ?? decodeEvent(item.raw);
+        predictions.push({
+          key: e.key,
+          ts: e.ts,
+          seq: 0,
+          model: 'passthrough',
+          output: [...(e.features ?? [])],
+        });
+      } catch (err) {
+        if (!(err instanceof EventError)) throw err;
+        rejected.push({
+          kind: 'rejected',
+          reason: err.message,
+          code: err.code,
+          raw: item.raw ?? '',
+          position: item.position,
+        });
+      }
+    }
+    const keyOf = (r: Rejected) =>
+      r.position.kind === 'offset' ? (batch.keys.get(r.position.offset) ?? null) : null;
+    await sink.send(producer, { predictions, rejected, keyOf });
+    stats.predictions += predictions.length;
+    stats.rejected += rejected.length;
+    stats.batches++;
   };
 
   const handleBatch = async (batch: PartitionBatch) => {
@@ -234,7 +279,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       // Nothing is staged between batches, so there is nothing to flush; only let go.
       if (exactlyOnce) await transactional.release(ps);
     },
-    batch: handleBatch,
+    batch: options.passthrough ? passthrough : handleBatch,
   });
 
   let stopping: Promise<void> | undefined;

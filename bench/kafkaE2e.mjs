@@ -1,0 +1,118 @@
+// Kafka end to end on the built JS: events/s from an input topic to the predictions topic for one
+// pipeline instance, with the engine (state in LMDB behind its changelog) or as the no-inference
+// passthrough through the same consumer, producer and offset commits.
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { startKafkaPipeline } from '../dist/pipelines/kafkaPipeline.js';
+
+export const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
+
+export function kafkaClient() {
+  return new Kafka({ clientId: 'bench', brokers, logLevel: logLevel.NOTHING });
+}
+
+/** Whether a broker answers at KAFKA_BROKERS within a few seconds. */
+export async function brokerUp() {
+  const admin = new Kafka({
+    clientId: 'bench-probe',
+    brokers,
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 1000,
+    retry: { retries: 1 },
+  }).admin();
+  try {
+    await admin.connect();
+    await admin.listTopics();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+/** `n` events over `keys` keys, `width` features each, from a fixed seed. */
+export function events(n, keys, width) {
+  let s = 5;
+  const next = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s / 1073741824 - 1;
+  };
+  return Array.from({ length: n }, (_, i) => {
+    const key = `k${Math.floor(((next() + 1) / 2) * keys)}`;
+    const features = Array.from({ length: width }, next);
+    return { key, value: JSON.stringify({ key, ts: 1_700_000_000_000 + i, features }) };
+  });
+}
+
+/**
+ * Produces `messages` to a fresh topic, then times one pipeline from start until its group's lag
+ * is 0. `passthrough` runs the no-inference baseline.
+ */
+export async function throughput(
+  kafka,
+  { model, messages, partitions, batch, exactlyOnce = false, passthrough = false },
+) {
+  const admin = kafka.admin();
+  await admin.connect();
+  const id = `bench-${randomUUID().slice(0, 8)}`;
+  const inputTopic = `${id}-events`;
+  await admin.createTopics({
+    topics: [{ topic: inputTopic, numPartitions: partitions, replicationFactor: 1 }],
+    waitForLeaders: true,
+  });
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
+  await producer.connect();
+  for (let i = 0; i < messages.length; i += 5000)
+    await producer.send({ topic: inputTopic, acks: -1, messages: messages.slice(i, i + 5000) });
+  await producer.disconnect();
+
+  const groupId = `${id}-group`;
+  const lag = async () => {
+    const ends = await admin.fetchTopicOffsets(inputTopic);
+    const [committed] = await admin.fetchOffsets({ groupId, topics: [inputTopic] });
+    return ends.reduce((n, e) => {
+      const c = Number(committed.partitions.find((p) => p.partition === e.partition)?.offset ?? -1);
+      return n + Number(e.high) - Math.max(c, 0);
+    }, 0);
+  };
+  const stateDir = await mkdtemp(join(tmpdir(), 'cellstream-bench-'));
+  const cpu0 = process.cpuUsage();
+  const started = performance.now();
+  const pipeline = await startKafkaPipeline({
+    model,
+    brokers,
+    inputTopic,
+    outputTopic: `${id}-predictions`,
+    deadLetterTopic: `${id}-dead`,
+    changelogTopic: `${id}-changelog`,
+    groupId,
+    stateDir,
+    exactlyOnce,
+    passthrough,
+    maxBatch: batch,
+    maxWaitTimeInMs: 100,
+    logLevel: process.env.BENCH_KAFKA_LOG ? logLevel.ERROR : logLevel.NOTHING,
+  });
+  while ((await lag()) > 0) await new Promise((r) => setTimeout(r, 50));
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  await pipeline.stop();
+  await admin.disconnect();
+  await rm(stateDir, { recursive: true, force: true });
+  return {
+    mode: passthrough ? 'passthrough' : exactlyOnce ? 'exactly-once' : 'at-least-once',
+    events: messages.length,
+    predictions: pipeline.stats.predictions,
+    seconds: +seconds.toFixed(2),
+    eventsPerSecond: Math.round(messages.length / seconds),
+    cpuSeconds: +((cpu.user + cpu.system) / 1e6).toFixed(2),
+  };
+}
