@@ -23,18 +23,24 @@ export interface KeyedStepperOptions {
   readonly encodeValues?: ValuesEncoder;
 }
 
-/** An event that decoded and encoded, waiting for its step. */
+/** An event that decoded, waiting for its encoding (which may need the key's previous `ts`). */
 interface Accepted {
   readonly index: number;
   readonly event: Event;
-  readonly inputs: Float32Array[];
   readonly position: Position;
+  /** The text as received, for a rejection's dead-letter record. */
+  readonly raw: string | undefined;
+}
+
+/** An event that decoded and encoded, waiting for its step. */
+interface Encoded extends Accepted {
+  readonly inputs: Float32Array[];
 }
 
 /** One key's work in a batch: the events to step, in order, and where its sequence stands. */
 interface Lane {
   readonly key: string;
-  readonly steps: Accepted[];
+  readonly steps: Encoded[];
   seq: number;
 }
 
@@ -109,13 +115,20 @@ export class KeyedStepper {
         lastApplied: record?.lastApplied ?? ({ kind: 'none' } as Position),
         lastId: record?.lastId,
       };
+      let previousTs = record?.ts;
       for (const a of events) {
         if (alreadyApplied(applied, a.position, a.event.id)) {
           results[a.index] = { kind: 'duplicate', key, position: a.position };
-        } else {
-          lane.steps.push(a);
-          applied = { lastApplied: a.position, lastId: a.event.id };
+          continue;
         }
+        const encoded = this.encode(a, a.event.reset ? undefined : previousTs);
+        if ('kind' in encoded) {
+          results[a.index] = encoded;
+          continue;
+        }
+        lane.steps.push(encoded);
+        applied = { lastApplied: a.position, lastId: a.event.id };
+        previousTs = a.event.ts;
       }
       if (lane.steps.length > 0) {
         lanes.push(lane);
@@ -135,21 +148,25 @@ export class KeyedStepper {
     return outcomes;
   }
 
-  /** Decodes and encodes one envelope, or says why it cannot be applied. */
+  /** Decodes one envelope, or says why it cannot be applied. */
   private accept(envelope: Envelope, index: number): Accepted | Outcome {
     try {
       const event = envelope.event ?? decodeEvent(envelope.raw);
-      const inputs = encodeInputs(this.model, event, this.encodeValues);
-      return { index, event, inputs, position: envelope.position };
+      return { index, event, position: envelope.position, raw: envelope.raw };
     } catch (err) {
-      if (!(err instanceof EventError)) throw err;
-      return {
-        kind: 'rejected',
-        reason: err.message,
-        code: err.code,
-        raw: envelope.raw ?? JSON.stringify(envelope.event),
-        position: envelope.position,
-      };
+      return rejection(err, envelope.raw ?? JSON.stringify(envelope.event), envelope.position);
+    }
+  }
+
+  /**
+   * Encodes a decoded event once its key's previous event time is known (the stored one, or that
+   * of the key's last event applied earlier in the batch), or says why it cannot be applied.
+   */
+  private encode(a: Accepted, previousTs: number | undefined): Encoded | Outcome {
+    try {
+      return { ...a, inputs: encodeInputs(this.model, a.event, this.encodeValues, previousTs) };
+    } catch (err) {
+      return rejection(err, a.raw ?? JSON.stringify(a.event), a.position);
     }
   }
 
@@ -248,4 +265,10 @@ export class KeyedStepper {
       return [lane.key, record] as const;
     });
   }
+}
+
+/** The `rejected` outcome of an event error; anything else is not the event's fault and propagates. */
+function rejection(err: unknown, raw: string, position: Position): Outcome {
+  if (!(err instanceof EventError)) throw err;
+  return { kind: 'rejected', reason: err.message, code: err.code, raw, position };
 }
