@@ -14,6 +14,9 @@ export type ErrorCode =
   | 'EVENT_MALFORMED_JSON'
   | 'EVENT_INVALID'
   | 'EVENT_WRONG_SIZE'
+  | 'EVENT_UNKNOWN_CATEGORY'
+  // feature specs
+  | 'SPEC_INVALID'
   // state
   | 'STATE_MODEL_MISMATCH'
   | 'STATE_CORRUPT'
@@ -113,6 +116,20 @@ export class InvalidEventError extends EventError {
 export class WrongSizeError extends EventError {
   constructor(what: string, expected: number, actual: number) {
     super('EVENT_WRONG_SIZE', `${what} has ${actual} values, the model takes ${expected}`);
+  }
+}
+
+/** A one-hot feature's value is none of the spec's categories (and the spec does not ignore unknowns). */
+export class UnknownCategoryError extends EventError {
+  constructor(detail: string) {
+    super('EVENT_UNKNOWN_CATEGORY', `unknown category: ${detail}`);
+  }
+}
+
+/** A feature spec is malformed or does not fit its model; the message names the offending key. */
+export class FeatureSpecError extends CellstreamError {
+  constructor(message: string) {
+    super('SPEC_INVALID', message);
   }
 }
 

@@ -77,3 +77,15 @@ export function twoInputModel(): Model {
     head: [dense(5, 1, 41)],
   };
 }
+
+/** A 1-layer LSTM (4 inputs, 4 units) with a 2-output head ending in `activation` (sigmoid by default). */
+export function fourInputLstm(activation: DenseLayer['activation'] = { kind: 'sigmoid' }): Model {
+  return {
+    name: 'four',
+    version: '1',
+    source: 'test',
+    inputs: [{ name: 'x', size: 4 }],
+    branches: [{ input: 'x', layers: [lstm(4, 4, 51)] }],
+    head: [{ ...dense(4, 2, 61), activation }],
+  };
+}
