@@ -1,8 +1,12 @@
 import type { Writable } from 'node:stream';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { runConvert } from './commands/convert.js';
 import { runReplay } from './commands/replay.js';
+import { describeFeatureSpec } from './features/describe.js';
+import { loadSidecarSpec } from './features/loadSpec.js';
+import { modelFeatures } from './features/modelFeatures.js';
 import { loadModel } from './formats/load.js';
-import { describeModel } from './model/index.js';
+import { describeModel, modelFingerprint } from './model/index.js';
 
 /** Where the CLI writes; the process's own streams unless a caller (a test) captures them. */
 export interface CliIo {
@@ -45,6 +49,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .description('run the serving engine over an NDJSON events file, one prediction line per event')
     .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
     .requiredOption('--input <file>', 'events, one JSON object per line')
+    .option('--spec <file>', "feature spec JSON for events with named values (instead of the model's own)")
     .option('--output <file>', 'write predictions here instead of stdout')
     .option(
       '--dead-letter <file>',
@@ -53,10 +58,18 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .option('--batch <n>', 'events per micro-batch', positiveInteger, 256)
     .addHelpText('after', EXIT_HELP)
     .action(
-      async (opts: { model: string; input: string; output?: string; deadLetter?: string; batch: number }) => {
+      async (opts: {
+        model: string;
+        input: string;
+        spec?: string;
+        output?: string;
+        deadLetter?: string;
+        batch: number;
+      }) => {
         const model = await loadModel(opts.model);
         const summary = await runReplay({
           model,
+          spec: opts.spec === undefined ? undefined : await loadSidecarSpec(opts.spec),
           input: opts.input,
           output: opts.output,
           deadLetter: opts.deadLetter,
@@ -70,11 +83,46 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
 
   program
     .command('inspect')
-    .description("print a model's layers, inputs, sizes and fingerprint")
+    .description("print a model's layers, inputs, sizes, fingerprint and feature spec")
     .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
-    .action(async (opts: { model: string }) => {
-      io.stdout.write(`${describeModel(await loadModel(opts.model))}\n`);
+    .option(
+      '--spec <file>',
+      "check this feature spec against the model and print it (instead of the model's own)",
+    )
+    .action(async (opts: { model: string; spec?: string }) => {
+      const model = await loadModel(opts.model);
+      const sidecar = opts.spec === undefined ? undefined : await loadSidecarSpec(opts.spec);
+      const features = modelFeatures(model, sidecar);
+      const spec = features ? `\n${describeFeatureSpec(features.spec)}` : '';
+      io.stdout.write(`${describeModel(model)}${spec}\n`);
     });
+
+  program
+    .command('convert')
+    .description(
+      "save a model in cellstream's own format (.cellstream.json + .cellstream.bin), with its feature spec",
+    )
+    .requiredOption(
+      '--model <file>',
+      'model: .onnx, .keras, Keras .h5, TF.js model.json, or .cellstream.json',
+    )
+    .option('--spec <file>', 'feature spec JSON to check against the model and embed')
+    .requiredOption(
+      '--output <file>',
+      'the manifest to write, ending in .cellstream.json; the weights go beside it',
+    )
+    .option('--name <name>', "the model's name (default: the name in the file)")
+    .option('--version <version>', "the model's version, as in predictions' name@version")
+    .action(
+      async (opts: { model: string; spec?: string; output: string; name?: string; version?: string }) => {
+        const model = await runConvert(opts);
+        const label = `${model.name}${model.version ? `@${model.version}` : ''}`;
+        const spec = model.metadata?.['features'] ? ' with its feature spec' : '';
+        io.stdout.write(
+          `wrote ${opts.output}: ${label}${spec}, fingerprint ${modelFingerprint(model).slice(0, 12)}\n`,
+        );
+      },
+    );
 
   try {
     await program.parseAsync(argv);

@@ -1,11 +1,13 @@
 import { access } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { lastValueFrom, tap } from 'rxjs';
+import { decodePredictions } from '../engine/decodePredictions.js';
 import { KeyedStepper } from '../engine/keyedStepper.js';
 import { stepByKey } from '../engine/stepByKey.js';
 import type { Outcome } from '../engine/types.js';
 import { UsageError } from '../errors.js';
 import type { Position, Prediction } from '../events/types.js';
+import { modelFeatures, type SidecarSpec } from '../features/modelFeatures.js';
 import type { Model } from '../model/types.js';
 import { type DeadLetterSink, deadLetterFile } from '../sinks/deadLetter.js';
 import { NdjsonSink, ndjsonFileSink } from '../sinks/ndjson.js';
@@ -14,6 +16,8 @@ import { MemoryStateStore } from '../state/memoryStore.js';
 
 export interface ReplayOptions {
   readonly model: Model;
+  /** A feature spec file's contents, used instead of the model's embedded spec. */
+  readonly spec?: SidecarSpec | undefined;
   /** NDJSON events file. */
   readonly input: string;
   /** Predictions file (truncated); predictions go to `stdout` when absent. */
@@ -44,9 +48,10 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
   await access(options.input).catch((err: NodeJS.ErrnoException) => {
     throw new UsageError(`cannot read the events file '${options.input}' (${err.code})`);
   });
+  const features = modelFeatures(options.model, options.spec);
   // A replay keeps every key it meets for the whole run; memory is its only bound.
   const store = new MemoryStateStore({ maxKeys: Number.MAX_SAFE_INTEGER });
-  const stepper = new KeyedStepper({ model: options.model, store });
+  const stepper = new KeyedStepper({ model: options.model, store, encodeValues: features?.encodeValues });
   const predictions: NdjsonSink<Prediction> = options.output
     ? ndjsonFileSink(options.output)
     : new NdjsonSink(options.stdout, { end: false });
@@ -86,6 +91,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
     await lastValueFrom(
       ndjsonFile(options.input).pipe(
         stepByKey(stepper, options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),
+        decodePredictions(features?.decode),
         tap(record),
       ),
       { defaultValue: undefined },

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { FeatureSpecError, UsageError } from '../errors.js';
+import type { SidecarSpec } from './modelFeatures.js';
 import { type FeatureSpec, parseFeatureSpec } from './spec.js';
 
 /** Reads and checks a sidecar spec file (`--spec FILE.json`); it is not yet checked against a model. */
@@ -17,4 +18,9 @@ export async function loadFeatureSpec(path: string): Promise<FeatureSpec> {
     throw new FeatureSpecError(`feature spec '${path}' is not valid JSON: ${(err as Error).message}`);
   }
   return parseFeatureSpec(json, `'${path}'`);
+}
+
+/** A sidecar spec file, loaded, with its path kept for the messages of a later fit check. */
+export async function loadSidecarSpec(path: string): Promise<SidecarSpec> {
+  return { spec: await loadFeatureSpec(path), where: `'${path}'` };
 }

@@ -13,6 +13,12 @@ export interface ModelFeatures {
   readonly decode?: PredictionDecoder;
 }
 
+/** A spec given beside the model (a `--spec` file), and where it came from, for error messages. */
+export interface SidecarSpec {
+  readonly spec: FeatureSpec;
+  readonly where: string;
+}
+
 /** The spec a model carries in `metadata.features` (cellstream's own format), checked; undefined if none. */
 export function embeddedSpec(model: Model): FeatureSpec | undefined {
   const json = model.metadata?.['features'];
@@ -30,10 +36,7 @@ export function withSpec(model: Model, spec: FeatureSpec): Model {
  * The features of `model`: those of `sidecar` when given (a `--spec` file wins over an embedded
  * spec), else the model's own, else undefined. Throws `FeatureSpecError` when the spec does not fit.
  */
-export function modelFeatures(
-  model: Model,
-  sidecar?: { readonly spec: FeatureSpec; readonly where: string },
-): ModelFeatures | undefined {
+export function modelFeatures(model: Model, sidecar?: SidecarSpec): ModelFeatures | undefined {
   const where = sidecar?.where ?? `metadata.features of model '${model.name}'`;
   const spec = sidecar?.spec ?? embeddedSpec(model);
   if (!spec) return undefined;
