@@ -2,13 +2,24 @@
  * cellstream as a library: load a model, keep per-key recurrent state, step one event at a time.
  * The CLI (`cellstream replay | serve | inspect`) is built from these same parts.
  */
+export { decodePredictions } from './engine/decodePredictions.js';
 export { KeyedStepper, type KeyedStepperOptions } from './engine/keyedStepper.js';
 export { type StepByKeyOptions, stepByKey } from './engine/stepByKey.js';
 export type { Envelope, Outcome, Rejected } from './engine/types.js';
 export * from './errors.js';
 export { decodeEvent, validateEvent } from './events/decode.js';
 export type { Event, Position, Prediction } from './events/types.js';
-export { encodeInputs, type ValuesEncoder } from './features/encodeInputs.js';
+export type { PredictionDecoder } from './features/decodeOutput.js';
+export { type EncodeContext, encodeInputs, type ValuesEncoder } from './features/encodeInputs.js';
+export { loadFeatureSpec } from './features/loadSpec.js';
+export {
+  embeddedSpec,
+  type ModelFeatures,
+  modelFeatures,
+  type SidecarSpec,
+  withSpec,
+} from './features/modelFeatures.js';
+export { type FeatureSpec, parseFeatureSpec } from './features/spec.js';
 export { loadCellstreamManifest, saveCellstreamModel } from './formats/cellstream/index.js';
 export { parseKerasModel } from './formats/keras/index.js';
 export { loadModel, SUPPORTED_MODEL_FILES } from './formats/load.js';
