@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'EVENT_INVALID'
   | 'EVENT_WRONG_SIZE'
   | 'EVENT_UNKNOWN_CATEGORY'
+  | 'EVENT_KEY_MISMATCH'
   // feature specs
   | 'SPEC_INVALID'
   // state
@@ -23,6 +24,9 @@ export type ErrorCode =
   | 'STATE_CLOSED'
   | 'STATE_FULL'
   | 'STATE_KEY_TOO_LONG'
+  | 'STATE_KEY_RESERVED'
+  // Kafka
+  | 'KAFKA_FENCED'
   // configuration and CLI
   | 'CONFIG_INVALID'
   | 'USAGE';
@@ -133,7 +137,24 @@ export class FeatureSpecError extends CellstreamError {
   }
 }
 
+/** A Kafka message's key and its event's `key` field name different entities. */
+export class KeyMismatchError extends EventError {
+  constructor(messageKey: string, eventKey: string) {
+    super(
+      'EVENT_KEY_MISMATCH',
+      `the message key '${messageKey}' differs from the event's key '${eventKey}'; the message key decides the partition, so the event cannot be applied to either`,
+    );
+  }
+}
+
 export class StateError extends CellstreamError {}
+
+/** Kafka refused a write because another instance now holds this partition's transactional id. */
+export class FencedError extends CellstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('KAFKA_FENCED', message, options);
+  }
+}
 
 export class ConfigError extends CellstreamError {
   constructor(message: string) {

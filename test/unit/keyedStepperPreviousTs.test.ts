@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeyedStepper } from '../../src/engine/keyedStepper.js';
+import { KeyedStepper, type KeyedStepperOptions } from '../../src/engine/keyedStepper.js';
 import type { Outcome } from '../../src/engine/types.js';
 import { InvalidEventError } from '../../src/errors.js';
 import type { EncodeContext, ValuesEncoder } from '../../src/features/encodeInputs.js';
@@ -19,9 +19,13 @@ function recording() {
   return { seen, encodeValues };
 }
 
-function setup(model: Model = tinyLstm(), store = new MemoryStateStore()) {
+function setup(
+  model: Model = tinyLstm(),
+  store = new MemoryStateStore(),
+  options: Partial<KeyedStepperOptions> = {},
+) {
   const { seen, encodeValues } = recording();
-  const stepper = new KeyedStepper({ model, store, encodeValues, onModelMismatch: 'reset' });
+  const stepper = new KeyedStepper({ model, store, encodeValues, onModelMismatch: 'reset', ...options });
   return { seen, stepper, store };
 }
 
@@ -34,7 +38,8 @@ const ev = (line: number, key: string, ts: number, opts: { reset?: boolean; bad?
     ...(opts.reset ? { reset: true } : {}),
   });
 
-const kinds = (outcomes: Outcome[]) => outcomes.map((o) => o.kind);
+const kinds = (outcomes: Outcome[]) =>
+  outcomes.map((o) => (o.kind === 'prediction' && o.redelivered ? 'repeated' : o.kind));
 
 describe('KeyedStepper gives the values encoder the key’s previous event time', () => {
   it('within one batch: none for a key’s first event, then that of the same key’s last event', async () => {
@@ -81,7 +86,7 @@ describe('KeyedStepper gives the values encoder the key’s previous event time'
     ]);
     expect(kinds(outcomes)).toEqual(['prediction', 'rejected', 'rejected', 'prediction']);
     const again = await stepper.process([ev(4, 'a', 300), ev(5, 'a', 340)]);
-    expect(kinds(again)).toEqual(['duplicate', 'prediction']);
+    expect(kinds(again)).toEqual(['repeated', 'prediction']);
     expect(seen.map((s) => [s.ts, s.previousTs])).toEqual([
       [100, undefined],
       [300, 100],
@@ -111,5 +116,44 @@ describe('KeyedStepper gives the values encoder the key’s previous event time'
     const outcomes = await stepper.process([ev(2, 'a', 200)]);
     expect(kinds(outcomes)).toEqual(['state-reset', 'prediction']);
     expect(seen).toEqual([{ key: 'a', ts: 200, previousTs: undefined }]);
+  });
+
+  it('none when the key’s state expired by TTL on the event’s arrival', async () => {
+    const { seen, stepper } = setup(tinyLstm(), new MemoryStateStore(), {
+      ttl: { ttlMs: 1000, clock: 'event' },
+    });
+    await stepper.process([ev(1, 'a', 100), ev(2, 'a', 900)]);
+    const outcomes = await stepper.process([ev(3, 'a', 5000), ev(4, 'a', 5200)]);
+    expect(kinds(outcomes)).toEqual(['expired', 'prediction', 'prediction']);
+    expect(seen.map((s) => s.previousTs)).toEqual([undefined, 100, undefined, 5000]);
+  });
+
+  it('a rejected event does not expire the key’s state: the next applied event does', async () => {
+    const { seen, stepper } = setup(tinyLstm(), new MemoryStateStore(), {
+      ttl: { ttlMs: 1000, clock: 'event' },
+    });
+    await stepper.process([ev(1, 'a', 100)]);
+    const outcomes = await stepper.process([ev(2, 'a', 5000, { bad: true }), ev(3, 'a', 5100)]);
+    expect(kinds(outcomes)).toEqual(['rejected', 'expired', 'prediction']);
+    expect(seen.map((s) => s.previousTs)).toEqual([undefined, undefined]);
+  });
+});
+
+describe('KeyedStepper decodePrediction', () => {
+  it('decodes every prediction, the repeated ones of redeliveries included', async () => {
+    const store = new MemoryStateStore();
+    const stepper = new KeyedStepper({
+      model: tinyLstm(),
+      store,
+      decodePrediction: (p) => ({ ...p, label: p.output[0] > p.output[1] ? 'first' : 'second' }),
+    });
+    const event = at(1, { key: 'a', ts: 1, features: [1, 2, 3] });
+    const [stepped] = await stepper.process([event]);
+    const [repeated] = await stepper.process([event]);
+    expect(kinds([stepped, repeated])).toEqual(['prediction', 'repeated']);
+    for (const o of [stepped, repeated]) {
+      if (o.kind !== 'prediction') throw new Error('expected a prediction');
+      expect(o.prediction.label).toBe(o.prediction.output[0] > o.prediction.output[1] ? 'first' : 'second');
+    }
   });
 });
