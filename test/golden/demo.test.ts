@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -39,12 +39,13 @@ beforeAll(async () => {
   dir = await tempDir('demo');
 });
 
-async function replay(model: string, spec?: string): Promise<Row[]> {
+async function replay(model: string, spec?: string, input = EVENTS, state?: string): Promise<Row[]> {
   const output = join(dir, `${Math.random().toString(36).slice(2)}.ndjson`);
   const summary = await runReplay({
     model: await loadModel(join(DEMO, model)),
     spec: spec === undefined ? undefined : await loadSidecarSpec(join(DEMO, spec)),
-    input: EVENTS,
+    input,
+    state,
     output,
     stdout: new PassThrough(),
     stderr: new PassThrough(),
@@ -73,6 +74,25 @@ describe.each([
     );
     console.log(`demo ${model}: max abs error ${err.toExponential(3)} over ${rows.length} events`);
     expect(err).toBeLessThanOrEqual(TOLERANCE);
+  });
+
+  it('a replay split in two over a --state directory derives the intervals from the stored ts', async () => {
+    const lines = readFileSync(EVENTS, 'utf8').trimEnd().split('\n');
+    const first = join(dir, `${stem}-first.ndjson`);
+    const second = join(dir, `${stem}-second.ndjson`);
+    writeFileSync(first, `${lines.slice(0, 140).join('\n')}\n`);
+    writeFileSync(second, `${lines.slice(140).join('\n')}\n`);
+    const state = join(dir, `${stem}-state`);
+    const rows = [
+      ...(await replay(`${stem}.cellstream.json`, undefined, first, state)),
+      ...(await replay(`${stem}.cellstream.json`, undefined, second, state)),
+    ];
+    expect(
+      maxAbsError(
+        rows.map((r) => r.output),
+        expected.map((e) => e.output),
+      ),
+    ).toBeLessThanOrEqual(TOLERANCE);
   });
 
   it('the converted model is the .keras one with its spec embedded', async () => {
