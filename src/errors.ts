@@ -20,6 +20,9 @@ export type ErrorCode =
   | 'STATE_CLOSED'
   | 'STATE_FULL'
   | 'STATE_KEY_TOO_LONG'
+  // serving
+  | 'AUTH_KEY_FORBIDDEN'
+  | 'SERVER_UNAVAILABLE'
   // configuration and CLI
   | 'CONFIG_INVALID'
   | 'USAGE';
@@ -117,6 +120,23 @@ export class WrongSizeError extends EventError {
 }
 
 export class StateError extends CellstreamError {}
+
+/** An ingested event whose key lies outside the key prefix its token may write; not applied. */
+export class KeyForbiddenError extends EventError {
+  constructor(key: string, prefix: string) {
+    super(
+      'AUTH_KEY_FORBIDDEN',
+      `key '${key.length > 40 ? `${key.slice(0, 40)}…` : key}' is outside this token's key prefix '${prefix}'`,
+    );
+  }
+}
+
+/** The server could not apply an event: it is shutting down, or its engine failed. Retry elsewhere or later. */
+export class ServerUnavailableError extends CellstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SERVER_UNAVAILABLE', message, { ...options, retriable: true });
+  }
+}
 
 export class ConfigError extends CellstreamError {
   constructor(message: string) {
