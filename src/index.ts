@@ -1,0 +1,20 @@
+/**
+ * cellstream as a library: load a model, keep per-key recurrent state, step one event at a time.
+ * The CLI (`cellstream replay | serve | inspect`) is built from these same parts.
+ */
+export { KeyedStepper, type KeyedStepperOptions } from './engine/keyedStepper.js';
+export { type StepByKeyOptions, stepByKey } from './engine/stepByKey.js';
+export type { Envelope, Outcome, Rejected } from './engine/types.js';
+export * from './errors.js';
+export { decodeEvent, validateEvent } from './events/decode.js';
+export type { Event, Position, Prediction } from './events/types.js';
+export { encodeInputs, type ValuesEncoder } from './features/encodeInputs.js';
+export { loadCellstreamManifest, saveCellstreamModel } from './formats/cellstream/index.js';
+export { parseKerasModel } from './formats/keras/index.js';
+export { loadModel, SUPPORTED_MODEL_FILES } from './formats/load.js';
+export { parseOnnxModel } from './formats/onnx/index.js';
+export { importTfjsLayers } from './formats/tfjs/index.js';
+export * from './model/index.js';
+export { LmdbStore, type LmdbStoreOptions } from './state/lmdbStore.js';
+export { MemoryStateStore, type MemoryStoreOptions } from './state/memoryStore.js';
+export type { StateRecord, StateStore } from './state/types.js';
