@@ -252,7 +252,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
       const deadline = Date.now() + config.server.shutdownTimeoutMs;
       await withDeadline(pipeline!.drain(), deadline);
       await until(() => [...ingestConnections].every((c) => c.pending === 0), deadline);
-      for (const ws of ingestWss.clients) ws.close(CLOSE.goingAway, 'server shutting down');
+      for (const c of ingestConnections) c.close(CLOSE.goingAway, 'server shutting down');
       subscriptions.closeAll(CLOSE.goingAway, 'server shutting down');
       await until(() => ingestWss.clients.size === 0 && subscribeWss.clients.size === 0, deadline);
       for (const ws of [...ingestWss.clients, ...subscribeWss.clients]) ws.terminate();

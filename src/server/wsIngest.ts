@@ -75,6 +75,15 @@ export class IngestConnection {
     this.ws.pause();
   }
 
+  /**
+   * Closes the connection after shutdown answered everything read. Reading resumes so the close
+   * handshake can complete; a frame that slips in meanwhile is answered SERVER_UNAVAILABLE.
+   */
+  close(code: number, reason: string): void {
+    this.ws.resume();
+    this.ws.close(code, reason);
+  }
+
   private receive(data: RawData, isBinary: boolean): void {
     if (this.closedByUs) return;
     const text = rawText(data);
