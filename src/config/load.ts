@@ -89,8 +89,8 @@ function mergeInto(
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(over)) {
     const path = prefix ? `${prefix}.${key}` : key;
-    if (isPlainObject(value) && isPlainObject(out[key])) {
-      out[key] = mergeInto(out[key] as Record<string, unknown>, value, path, wrote);
+    if (isPlainObject(value) && (isPlainObject(out[key]) || out[key] === undefined)) {
+      out[key] = mergeInto((out[key] ?? {}) as Record<string, unknown>, value, path, wrote);
     } else {
       out[key] = value;
       wrote(path);
