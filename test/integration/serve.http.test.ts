@@ -27,7 +27,7 @@ describe('serve: HTTP', () => {
 
     const key = await (await fetch(`${s.url}/v1/keys/cust-1`)).json();
     expect(key).toEqual({ key: 'cust-1', seq: 2, ts: 20, prediction: answers[1] });
-    const withState = await (await fetch(`${s.url}/v1/keys/cust-1?state=1`)).json();
+    const withState = (await (await fetch(`${s.url}/v1/keys/cust-1?state=1`)).json()) as { state: number[] };
     expect(withState.state).toHaveLength(8);
     expect((await fetch(`${s.url}/v1/keys/nobody`)).status).toBe(404);
     expect((await fetch(`${s.url}/v1/keys/cust-1`, { method: 'POST' })).status).toBe(405);
