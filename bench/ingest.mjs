@@ -2,10 +2,11 @@
 // slow subscriber costs. Runs the built server (npm run bench:ingest builds it if needed) in this
 // worker thread, with real ws clients over loopback in the main thread.
 //   node bench/ingest.mjs [--model FILE] [--events N] [--store lmdb|memory]
+
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import WebSocket from 'ws';
@@ -59,7 +60,16 @@ async function benchModel() {
         ],
       },
     ],
-    head: [{ kind: 'dense', inputSize: H, outputSize: 1, W: weights(H, 4), b: weights(1, 5), activation: { kind: 'sigmoid' } }],
+    head: [
+      {
+        kind: 'dense',
+        inputSize: H,
+        outputSize: 1,
+        W: weights(H, 4),
+        b: weights(1, 5),
+        activation: { kind: 'sigmoid' },
+      },
+    ],
   };
   const path = join(tmp, 'bench.cellstream.json');
   await saveCellstreamModel(model, path);
@@ -160,7 +170,14 @@ async function slowSubscriber(modelPath, inputSize) {
   fast.close();
   ingest.close();
   await server.close();
-  return { cap, peak, dropped, produced: fastCount, producedBytes: fastBytes, heapDelta: heapUsed - before.heapUsed };
+  return {
+    cap,
+    peak,
+    dropped,
+    produced: fastCount,
+    producedBytes: fastBytes,
+    heapDelta: heapUsed - before.heapUsed,
+  };
 }
 
 const modelPath = args.model ?? (await benchModel());
@@ -168,7 +185,9 @@ const { loadModel } = await import('../dist/formats/load.js');
 const model = await loadModel(modelPath);
 const inputSize = model.inputs[0].size;
 console.log(`model: ${describeModel(model).split('\n')[0]}`);
-console.log(`store: ${args.store}; ${EVENTS} events per run in frames of ${FRAME}, ${WINDOW} frames in flight per connection`);
+console.log(
+  `store: ${args.store}; ${EVENTS} events per run in frames of ${FRAME}, ${WINDOW} frames in flight per connection`,
+);
 const one = await throughput(modelPath, 1, inputSize);
 console.log(`1 connection:   ${Math.round(one).toLocaleString('en')} events/s`);
 const ten = await throughput(modelPath, 10, inputSize);

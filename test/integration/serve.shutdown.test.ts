@@ -54,7 +54,9 @@ describe('serve: graceful shutdown', () => {
     const sent = 2000;
     for (let i = 0; i < sent; i += 100) {
       ws.send(
-        JSON.stringify(Array.from({ length: 100 }, (_, j) => ({ key: `k${(i + j) % 7}`, ts: i + j, features: [j, 1, 0] }))),
+        JSON.stringify(
+          Array.from({ length: 100 }, (_, j) => ({ key: `k${(i + j) % 7}`, ts: i + j, features: [j, 1, 0] })),
+        ),
       );
     }
     // Signal as soon as the first answers arrive, while most events are still in flight.
@@ -88,7 +90,14 @@ describe('serve: graceful shutdown', () => {
 
   it('refuses new connections once shutdown has begun', async () => {
     const dir = await tempDir('serve-shutdown');
-    const { child, url } = await serve(['--model', await modelFile(), '--port', '0', '--state', join(dir, 'state')]);
+    const { child, url } = await serve([
+      '--model',
+      await modelFile(),
+      '--port',
+      '0',
+      '--state',
+      join(dir, 'state'),
+    ]);
     const ws = await connect(`${url.replace('http', 'ws')}/subscribe`);
     const closedWith = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
     child.kill('SIGTERM');
