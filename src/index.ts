@@ -15,6 +15,13 @@ export { loadModel, SUPPORTED_MODEL_FILES } from './formats/load.js';
 export { parseOnnxModel } from './formats/onnx/index.js';
 export { importTfjsLayers } from './formats/tfjs/index.js';
 export * from './model/index.js';
+export {
+  type Kernel,
+  type KernelChoice,
+  type KernelOptions,
+  referenceKernel,
+  selectKernel,
+} from './model/kernels/index.js';
 export { LmdbStore, type LmdbStoreOptions } from './state/lmdbStore.js';
 export { MemoryStateStore, type MemoryStoreOptions } from './state/memoryStore.js';
 export type { StateRecord, StateStore } from './state/types.js';

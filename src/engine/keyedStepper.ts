@@ -2,7 +2,8 @@ import { EventError, StateError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
 import type { Event, Position } from '../events/types.js';
 import { encodeInputs, type ValuesEncoder } from '../features/encodeInputs.js';
-import { createState, modelFingerprint, outputSize, stateSize, stepBatch } from '../model/index.js';
+import { createState, modelFingerprint, outputSize, stateSize } from '../model/index.js';
+import { type Kernel, selectKernel } from '../model/kernels/index.js';
 import type { Model } from '../model/types.js';
 import type { StateRecord, StateStore } from '../state/types.js';
 import { alreadyApplied } from './redelivery.js';
@@ -21,6 +22,8 @@ export interface KeyedStepperOptions {
   readonly onModelMismatch?: 'reset' | 'refuse';
   /** Encodes events' named `values`, from the model's feature spec; without it such events are rejected. */
   readonly encodeValues?: ValuesEncoder;
+  /** The step implementation; default `selectKernel()` (wasm SIMD where available, CELLSTREAM_KERNEL overrides). */
+  readonly kernel?: Kernel;
 }
 
 /** An event that decoded and encoded, waiting for its step. */
@@ -54,6 +57,7 @@ export class KeyedStepper {
   private readonly stateSize: number;
   private readonly outputSize: number;
   private readonly zeroState: Float32Array;
+  private readonly kernel: Kernel;
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: KeyedStepperOptions) {
@@ -67,6 +71,7 @@ export class KeyedStepper {
     this.stateSize = stateSize(options.model);
     this.outputSize = outputSize(options.model);
     this.zeroState = createState(options.model);
+    this.kernel = options.kernel ?? selectKernel();
   }
 
   /**
@@ -216,7 +221,7 @@ export class KeyedStepper {
           inputs[m].set(x, j * this.model.inputs[m].size);
         });
       }
-      const out = stepBatch(this.model, buffer.subarray(0, width * S), inputs, width);
+      const out = this.kernel.stepBatch(this.model, buffer.subarray(0, width * S), inputs, width);
       for (let j = 0; j < width; j++) {
         const lane = sorted[j];
         const a = lane.steps[round];

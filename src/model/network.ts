@@ -124,6 +124,28 @@ function checkInputs(c: Compiled, inputs: readonly ArrayLike<number>[], batch: n
   });
 }
 
+function checkCompiledBatch(
+  c: Compiled,
+  states: Float32Array,
+  inputs: readonly ArrayLike<number>[],
+  batch: number,
+): void {
+  if (states.length !== batch * c.layout.size) {
+    throw new RangeError(`states have ${states.length} values, expected ${batch}×${c.layout.size}`);
+  }
+  checkInputs(c, inputs, batch);
+}
+
+/** Validates `model` (once) and the sizes of a batch's states and inputs, as `stepBatch` does. */
+export function checkBatch(
+  model: Model,
+  states: Float32Array,
+  inputs: readonly ArrayLike<number>[],
+  batch: number,
+): void {
+  checkCompiledBatch(compile(model), states, inputs, batch);
+}
+
 /**
  * One recurrent step for one key, without touching the arguments: returns the next state and the
  * network's output. `inputs` holds one vector per model input, in `model.inputs` order.
@@ -156,10 +178,7 @@ export function stepBatch(
   batch: number,
 ): Float32Array {
   const c = compile(model);
-  if (states.length !== batch * c.layout.size) {
-    throw new RangeError(`states have ${states.length} values, expected ${batch}×${c.layout.size}`);
-  }
-  checkInputs(c, inputs, batch);
+  checkCompiledBatch(c, states, inputs, batch);
   const out = new Float32Array(batch * c.outputSize);
   for (let b = 0; b < batch; b++) stepOne(c, states, inputs, b, out);
   return out;

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createState, type Model, step } from '../../src/model/index.js';
 
 /** What a fixture folder's fixture.json says. Every fixture is made by a committed script beside it. */
 export interface FixtureMeta {
@@ -72,4 +73,26 @@ export function maxAbsError(
     }
   });
   return max;
+}
+
+interface FixtureEvent {
+  key: string;
+  features?: number[];
+  inputs?: Record<string, number[]>;
+  reset?: boolean;
+}
+
+/**
+ * The fixture's events applied one step at a time through the pure core, each key on its own
+ * state and keys interleaved as in the file; a `reset` event starts its key from zero.
+ */
+export function streamThroughCore(model: Model, fixture: Fixture): number[][] {
+  const states = new Map<string, Float32Array>();
+  return (fixture.events as unknown as FixtureEvent[]).map((e) => {
+    const state = e.reset || !states.has(e.key) ? createState(model) : states.get(e.key)!;
+    const inputs = e.inputs ? model.inputs.map((i) => e.inputs![i.name]) : [e.features!];
+    const r = step(model, state, inputs);
+    states.set(e.key, r.state);
+    return Array.from(r.output);
+  });
 }

@@ -8,6 +8,16 @@ import type { RunningServer } from '../../src/server/serve.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { modelFile, startTestServer } from '../helpers/serve.js';
 
+/** The page's `document`, for the functions Playwright runs in the browser (tsc here has no DOM lib). */
+interface PageElement {
+  readonly textContent: string | null;
+  getAttribute(name: string): string | null;
+}
+declare const document: {
+  querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): Iterable<PageElement> & { readonly length: number };
+};
+
 /** Debian's package; CI installs it (`apt-get install -y chromium`). */
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 

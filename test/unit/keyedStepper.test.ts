@@ -4,6 +4,7 @@ import type { Envelope, Outcome } from '../../src/engine/types.js';
 import type { StateError } from '../../src/errors.js';
 import type { Prediction } from '../../src/events/types.js';
 import { createState, modelFingerprint, step } from '../../src/model/index.js';
+import { referenceKernel } from '../../src/model/kernels/index.js';
 import type { Model } from '../../src/model/types.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
 import { at, FILE, interleaved, rawAt } from '../helpers/envelopes.js';
@@ -37,7 +38,9 @@ function predictions(outcomes: Outcome[]): Prediction[] {
 
 function setup(model: Model = tinyLstm(), options: { onModelMismatch?: 'reset' | 'refuse' } = {}) {
   const store = new MemoryStateStore();
-  return { model, store, stepper: new KeyedStepper({ model, store, ...options }) };
+  // The reference kernel, so the engine's bookkeeping is checked bit for bit against `step`;
+  // the default (wasm) kernel's numerics are tested in kernels.test.ts.
+  return { model, store, stepper: new KeyedStepper({ model, store, kernel: referenceKernel, ...options }) };
 }
 
 describe('KeyedStepper', () => {

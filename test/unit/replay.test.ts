@@ -7,6 +7,10 @@ import { createState, step } from '../../src/model/index.js';
 import { REPLAY_LINES, tempDir, writeLines } from '../helpers/fixtures.js';
 import { tinyLstm } from '../helpers/models.js';
 
+// Replay's output is compared bit for bit with the reference `step`: run it on the reference
+// kernel (the default wasm kernel's numerics are covered by kernels.test.ts).
+process.env.CELLSTREAM_KERNEL = 'js';
+
 function capture() {
   const stream = new PassThrough();
   let text = '';

@@ -1,0 +1,58 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// The benchmark runs on the built JS; `npm test` builds first, a bare `vitest run` may not have.
+beforeAll(() => {
+  if (!existsSync('dist/model/kernels/index.js')) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json']);
+}, 120_000);
+
+const dir = mkdtempSync(join(tmpdir(), 'cellstream-bench-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('npm run bench -- --quick', () => {
+  it('writes the report with every row and ratio, and every implementation agreed with the reference', () => {
+    const file = join(dir, 'bench.json');
+    execFileSync('node', ['bench/run.mjs', '--quick', '--json', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const report = JSON.parse(readFileSync(file, 'utf8'));
+    expect(report.machine).toMatch(/cores, node v\d+/);
+    expect(report.agreed).toBe(true);
+    const impls = new Set(report.results.map((r: { impl: string }) => r.impl));
+    for (const impl of [
+      'cellstream-js',
+      'cellstream-wasm',
+      'onnxruntime-node',
+      'tfjs-wasm',
+      'tfjs-cpu',
+      'cellstream-engine',
+    ]) {
+      expect(impls, impl).toContain(impl);
+    }
+    for (const r of report.results) {
+      expect(Object.keys(r)).toEqual(
+        expect.arrayContaining(['impl', 'H', 'batch', 'stepsPerSec', 'p50us', 'p99us']),
+      );
+      expect(r.stepsPerSec).toBeGreaterThan(0);
+      expect(r.agree, `${r.impl} H=${r.H} B=${r.batch}`).toBe(true);
+    }
+    expect(
+      report.results
+        .filter((r: { impl: string }) => r.impl === 'cellstream-wasm')
+        .map((r: { batch: number }) => r.batch),
+    ).toEqual([1, 16, 256]);
+    expect(Object.keys(report.ratios).sort()).toEqual(
+      [
+        'batchedVsOrt',
+        'endToEndVsPassthrough',
+        'engineOverhead',
+        'perEventVsOrt',
+        'perEventVsTfjsWasm',
+      ].sort(),
+    );
+    for (const k of ['perEventVsOrt', 'perEventVsTfjsWasm', 'batchedVsOrt', 'engineOverhead']) {
+      expect(report.ratios[k], k).toBeGreaterThan(0);
+    }
+  }, 120_000);
+});
