@@ -1,9 +1,11 @@
 import type { Writable } from 'node:stream';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
 import { runServe, type ServeFlags } from './commands/serve.js';
 import { loadModel } from './formats/load.js';
 import { describeModel } from './model/index.js';
+import { parseDuration } from './time/duration.js';
 
 /** Where the CLI writes; the process's own streams unless a caller (a test) captures them. */
 export interface CliIo {
@@ -52,22 +54,56 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       'write rejected lines here, as NDJSON with line, code, reason and raw text',
     )
     .option('--batch <n>', 'events per micro-batch', positiveInteger, 256)
+    .option(
+      '--state <dir>',
+      'keep per-key state in this LMDB directory: a second run applies only what it has not applied yet ' +
+        '(resume after a crash, or continue a longer file); --output and --dead-letter are then appended to',
+    )
+    .addOption(
+      new Option(
+        '--on-model-mismatch <policy>',
+        'state written by another model: refuse to start, or reset those keys',
+      )
+        .choices(['refuse', 'reset'])
+        .default('refuse'),
+    )
+    .option(
+      '--max-keys-in-memory <n>',
+      'hold at most n keys’ state in memory, the rest in --state (default: no cap)',
+      positiveInteger,
+    )
+    .option('--ttl <duration>', 'expire keys idle for longer than this, e.g. 30d, 12h (default: never)')
+    .addOption(
+      new Option('--ttl-clock <clock>', 'measure idleness in event time or processing (wall-clock) time')
+        .choices(['event', 'processing'])
+        .default('event'),
+    )
+    .option(
+      '--source-name <name>',
+      'the name --state remembers the input by (default: its absolute path, so a moved file counts as new)',
+    )
     .addHelpText('after', EXIT_HELP)
-    .action(
-      async (opts: { model: string; input: string; output?: string; deadLetter?: string; batch: number }) => {
-        const model = await loadModel(opts.model);
-        const summary = await runReplay({
-          model,
-          input: opts.input,
-          output: opts.output,
-          deadLetter: opts.deadLetter,
-          maxBatch: opts.batch,
-          stdout: io.stdout,
-          stderr: io.stderr,
-        });
-        status = summary.rejected > 0 ? EXIT_REJECTED : EXIT_OK;
-      },
-    );
+    .action(async (opts: ReplayFlags) => {
+      const model = await loadModel(opts.model);
+      const summary = await runReplay({
+        model,
+        input: opts.input,
+        output: opts.output,
+        deadLetter: opts.deadLetter,
+        maxBatch: opts.batch,
+        state: opts.state,
+        onModelMismatch: opts.onModelMismatch,
+        maxKeysInMemory: opts.maxKeysInMemory,
+        ttl:
+          opts.ttl === undefined
+            ? undefined
+            : { ttlMs: parseDuration(opts.ttl, '--ttl'), clock: opts.ttlClock },
+        sourceName: opts.sourceName,
+        stdout: io.stdout,
+        stderr: io.stderr,
+      });
+      status = summary.rejected > 0 ? EXIT_REJECTED : EXIT_OK;
+    });
 
   program
     .command('serve')
@@ -96,6 +132,48 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       io.stdout.write(`${describeModel(await loadModel(opts.model))}\n`);
     });
 
+  program
+    .command('kafka')
+    .description('consume events from a Kafka topic and publish predictions, until SIGTERM or SIGINT')
+    .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
+    .requiredOption('--kafka-brokers <list>', 'bootstrap brokers, comma-separated host:port')
+    .requiredOption('--input-topic <topic>', 'events, keyed by entity key')
+    .requiredOption('--output-topic <topic>', 'predictions, keyed by entity key')
+    .requiredOption('--group-id <id>', 'consumer group shared by all instances')
+    .requiredOption('--state-dir <dir>', "this instance's LMDB state directory")
+    .option('--dead-letter-topic <topic>', 'rejected events (default <input-topic>-dead-letter)')
+    .option('--changelog-topic <topic>', 'compacted state changelog (default <group-id>-state-changelog)')
+    .option('--exactly-once', 'predictions, state changelog and offsets in one Kafka transaction per batch')
+    .option('--batch <n>', 'events per engine batch (and transaction)', positiveInteger)
+    .option(
+      '--session-timeout <ms>',
+      'consumer group session timeout (how soon a dead instance is noticed)',
+      positiveInteger,
+    )
+    .option('--heartbeat-interval <ms>', 'consumer group heartbeat interval', positiveInteger)
+    .action(
+      async (opts: {
+        model: string;
+        kafkaBrokers: string;
+        inputTopic: string;
+        outputTopic: string;
+        groupId: string;
+        stateDir: string;
+        deadLetterTopic?: string;
+        changelogTopic?: string;
+        exactlyOnce?: boolean;
+        batch?: number;
+        sessionTimeout?: number;
+        heartbeatInterval?: number;
+      }) => {
+        await runKafka(
+          await loadModel(opts.model),
+          { ...opts, brokers: opts.kafkaBrokers, maxBatch: opts.batch },
+          io.stderr,
+        );
+      },
+    );
+
   try {
     await program.parseAsync(argv);
     return status;
@@ -115,6 +193,20 @@ function port(value: string): number {
   if (!Number.isInteger(n) || n < 0 || n > 65_535)
     throw new InvalidArgumentError('expected a port, 0 to 65535');
   return n;
+}
+
+interface ReplayFlags {
+  model: string;
+  input: string;
+  output?: string;
+  deadLetter?: string;
+  batch: number;
+  state?: string;
+  onModelMismatch: 'refuse' | 'reset';
+  maxKeysInMemory?: number;
+  ttl?: string;
+  ttlClock: 'event' | 'processing';
+  sourceName?: string;
 }
 
 function positiveInteger(value: string): number {

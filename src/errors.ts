@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'EVENT_MALFORMED_JSON'
   | 'EVENT_INVALID'
   | 'EVENT_WRONG_SIZE'
+  | 'EVENT_KEY_MISMATCH'
   // state
   | 'STATE_MODEL_MISMATCH'
   | 'STATE_CORRUPT'
@@ -23,6 +24,9 @@ export type ErrorCode =
   // serving
   | 'AUTH_KEY_FORBIDDEN'
   | 'SERVER_UNAVAILABLE'
+  | 'STATE_KEY_RESERVED'
+  // Kafka
+  | 'KAFKA_FENCED'
   // configuration and CLI
   | 'CONFIG_INVALID'
   | 'USAGE';
@@ -119,6 +123,16 @@ export class WrongSizeError extends EventError {
   }
 }
 
+/** A Kafka message's key and its event's `key` field name different entities. */
+export class KeyMismatchError extends EventError {
+  constructor(messageKey: string, eventKey: string) {
+    super(
+      'EVENT_KEY_MISMATCH',
+      `the message key '${messageKey}' differs from the event's key '${eventKey}'; the message key decides the partition, so the event cannot be applied to either`,
+    );
+  }
+}
+
 export class StateError extends CellstreamError {}
 
 /** An ingested event whose key lies outside the key prefix its token may write; not applied. */
@@ -135,6 +149,13 @@ export class KeyForbiddenError extends EventError {
 export class ServerUnavailableError extends CellstreamError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('SERVER_UNAVAILABLE', message, { ...options, retriable: true });
+  }
+}
+
+/** Kafka refused a write because another instance now holds this partition's transactional id. */
+export class FencedError extends CellstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('KAFKA_FENCED', message, options);
   }
 }
 

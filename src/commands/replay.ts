@@ -1,67 +1,106 @@
 import { access } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
-import { lastValueFrom, tap } from 'rxjs';
+import { lastValueFrom } from 'rxjs';
+import type { ExpiryOptions } from '../engine/expiry.js';
 import { KeyedStepper } from '../engine/keyedStepper.js';
+import { checkStoreModel } from '../engine/modelCheck.js';
 import { stepByKey } from '../engine/stepByKey.js';
 import type { Outcome } from '../engine/types.js';
 import { UsageError } from '../errors.js';
 import type { Position, Prediction } from '../events/types.js';
+import { modelFingerprint, outputSize, stateSize } from '../model/index.js';
 import type { Model } from '../model/types.js';
-import { type DeadLetterSink, deadLetterFile } from '../sinks/deadLetter.js';
-import { NdjsonSink, ndjsonFileSink } from '../sinks/ndjson.js';
+import { type DeadLetterSink, deadLetterAppendFile, deadLetterFile } from '../sinks/deadLetter.js';
+import { NdjsonSink, ndjsonAppendSink, ndjsonFileSink } from '../sinks/ndjson.js';
 import { ndjsonFile } from '../sources/ndjsonFile.js';
+import { CachedStore } from '../state/cachedStore.js';
+import { LmdbStore } from '../state/lmdbStore.js';
 import { MemoryStateStore } from '../state/memoryStore.js';
+import type { StateStore } from '../state/types.js';
 
 export interface ReplayOptions {
   readonly model: Model;
   /** NDJSON events file. */
   readonly input: string;
-  /** Predictions file (truncated); predictions go to `stdout` when absent. */
+  /** Predictions file (truncated; appended to with `state`); predictions go to `stdout` when absent. */
   readonly output?: string | undefined;
-  /** Dead-letter file (truncated) for rejected lines. */
+  /** Dead-letter file (truncated; appended to with `state`) for rejected lines. */
   readonly deadLetter?: string | undefined;
   /** Events per micro-batch. */
   readonly maxBatch?: number | undefined;
+  /**
+   * LMDB state directory. State outlives the run: running again applies only the lines the
+   * directory has not applied yet (a resume after a crash, or a longer file continued).
+   */
+  readonly state?: string | undefined;
+  /** What to do with state another model wrote: `refuse` (default) to start, or `reset` those keys. */
+  readonly onModelMismatch?: 'reset' | 'refuse' | undefined;
+  /** Most keys' state held in memory; the rest stay in the state directory (needs `state`). */
+  readonly maxKeysInMemory?: number | undefined;
+  /** Idle keys expire. */
+  readonly ttl?: ExpiryOptions | undefined;
+  /** The name the state remembers the input by, in place of its absolute path. */
+  readonly sourceName?: string | undefined;
   readonly stdout: Writable;
-  /** Receives one line per rejected, duplicate or reset event, then the summary line. */
+  /** Receives one line per rejected line, reset or expired key, then the summary line. */
   readonly stderr: Writable;
 }
 
 export interface ReplaySummary {
   /** Non-blank lines read. */
   readonly events: number;
+  /** Events stepped now. */
   readonly predictions: number;
   readonly rejected: number;
+  /** Events the state had already applied, skipped (some with their prediction repeated). */
   readonly duplicates: number;
+  /** Of the skipped events, those whose stored prediction was written again. */
+  readonly repeated: number;
+  readonly expired: number;
+  readonly stateResets: number;
 }
 
 /**
- * `cellstream replay`: runs the serving engine (KeyedStepper through stepByKey, over an in-memory
- * store) across an events file. A rejected line is reported and dead-lettered and the replay goes
- * on; store, model and I/O failures end it by throwing.
+ * `cellstream replay`: runs the serving engine (KeyedStepper through stepByKey) across an events
+ * file, over an in-memory store or, with `state`, an LMDB directory. Each batch's predictions
+ * reach the operating system before its state is written, so a run killed at any point and run
+ * again loses no prediction and steps no event twice (it may repeat a few predictions,
+ * identically). A rejected line is reported and dead-lettered and the replay goes on; store,
+ * model and I/O failures end it by throwing.
  */
 export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> {
   await access(options.input).catch((err: NodeJS.ErrnoException) => {
     throw new UsageError(`cannot read the events file '${options.input}' (${err.code})`);
   });
-  // A replay keeps every key it meets for the whole run; memory is its only bound.
-  const store = new MemoryStateStore({ maxKeys: Number.MAX_SAFE_INTEGER });
-  const stepper = new KeyedStepper({ model: options.model, store });
-  const predictions: NdjsonSink<Prediction> = options.output
-    ? ndjsonFileSink(options.output)
-    : new NdjsonSink(options.stdout, { end: false });
-  const deadLetters: DeadLetterSink | undefined = options.deadLetter
-    ? deadLetterFile(options.deadLetter)
-    : undefined;
-  const counts = { events: 0, predictions: 0, rejected: 0, duplicates: 0 };
+  if (options.maxKeysInMemory !== undefined && options.state === undefined) {
+    throw new UsageError('--max-keys-in-memory needs --state: without it every key is kept in memory');
+  }
+  const store = await openStore(options);
+  let stepper: KeyedStepper | undefined;
+  let predictions: NdjsonSink<Prediction> | undefined;
+  let deadLetters: DeadLetterSink | undefined;
+  const counts = {
+    events: 0,
+    predictions: 0,
+    rejected: 0,
+    duplicates: 0,
+    repeated: 0,
+    expired: 0,
+    stateResets: 0,
+  };
   const report = (line: string) => options.stderr.write(`${line}\n`);
 
   const record = (outcome: Outcome) => {
     switch (outcome.kind) {
       case 'prediction':
         counts.events++;
-        counts.predictions++;
-        predictions.write(outcome.prediction);
+        if (outcome.redelivered) {
+          counts.duplicates++;
+          counts.repeated++;
+        } else {
+          counts.predictions++;
+        }
+        predictions!.write(outcome.prediction);
         break;
       case 'rejected':
         counts.events++;
@@ -72,10 +111,14 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
       case 'duplicate':
         counts.events++;
         counts.duplicates++;
-        report(`${where(outcome.position)}: already applied to key '${outcome.key}', skipped`);
         break;
       case 'state-reset':
+        counts.stateResets++;
         report(`key '${outcome.key}': state reset: ${outcome.reason}`);
+        break;
+      case 'expired':
+        counts.expired++;
+        report(`key '${outcome.key}': state expired after seq ${outcome.seq}: ${outcome.reason}`);
         break;
     }
   };
@@ -83,10 +126,42 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
   let failed = false;
   let failure: unknown;
   try {
+    const onModelMismatch = options.onModelMismatch ?? 'refuse';
+    const fingerprint = modelFingerprint(options.model);
+    stepper = new KeyedStepper({
+      model: options.model,
+      store,
+      onModelMismatch,
+      ...(options.ttl ? { ttl: options.ttl } : {}),
+      // The sink's acknowledgement: a batch's state is written only once its lines are out.
+      emit: async (outcomes) => {
+        outcomes.forEach(record);
+        await Promise.all([predictions!.flushed(), deadLetters?.flushed()]);
+      },
+    });
+    if (options.state !== undefined) {
+      await checkStoreModel({
+        dir: options.state,
+        store,
+        fingerprint,
+        label: stepper.modelLabel,
+        onModelMismatch,
+      });
+    }
+    const resume = options.state !== undefined;
+    predictions = options.output
+      ? resume
+        ? await ndjsonAppendSink(options.output)
+        : ndjsonFileSink(options.output)
+      : new NdjsonSink(options.stdout, { end: false });
+    if (options.deadLetter) {
+      deadLetters = resume
+        ? await deadLetterAppendFile(options.deadLetter)
+        : deadLetterFile(options.deadLetter);
+    }
     await lastValueFrom(
-      ndjsonFile(options.input).pipe(
+      ndjsonFile(options.input, { sourceName: options.sourceName }).pipe(
         stepByKey(stepper, options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),
-        tap(record),
       ),
       { defaultValue: undefined },
     );
@@ -95,15 +170,37 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
     failure = err;
   }
   // Flush what was written even after a failure; the first error is the one reported.
-  const closed = await Promise.allSettled([predictions.close(), deadLetters?.close(), store.close()]);
+  await stepper?.close().catch(() => {});
+  const closed = await Promise.allSettled([predictions?.close(), deadLetters?.close(), store.close()]);
   if (failed) throw failure;
   for (const c of closed) if (c.status === 'rejected') throw c.reason;
 
-  const duplicates = counts.duplicates > 0 ? `, ${counts.duplicates} duplicates skipped` : '';
-  report(
-    `replayed ${counts.events} events: ${counts.predictions} predictions, ${counts.rejected} rejected${duplicates}`,
-  );
+  report(summaryLine(counts));
   return counts;
+}
+
+async function openStore(options: ReplayOptions): Promise<StateStore> {
+  // Without a state directory a replay keeps every key it meets for the whole run; memory is its only bound.
+  if (options.state === undefined) return new MemoryStateStore({ maxKeys: Number.MAX_SAFE_INTEGER });
+  const lmdb = await LmdbStore.open({ path: options.state });
+  if (options.maxKeysInMemory === undefined) return lmdb;
+  return new CachedStore({
+    backing: lmdb,
+    maxKeys: options.maxKeysInMemory,
+    stateSize: stateSize(options.model),
+    outputSize: outputSize(options.model),
+  });
+}
+
+function summaryLine(c: ReplaySummary): string {
+  let line = `replayed ${c.events} events: ${c.predictions} predictions, ${c.rejected} rejected`;
+  if (c.duplicates > 0) {
+    line += `, ${c.duplicates} already applied and skipped`;
+    if (c.repeated > 0) line += ` (${c.repeated} of their predictions repeated)`;
+  }
+  if (c.expired > 0) line += `, ${c.expired} keys expired`;
+  if (c.stateResets > 0) line += `, ${c.stateResets} keys reset`;
+  return line;
 }
 
 function where(position: Position): string {

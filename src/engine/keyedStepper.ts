@@ -6,7 +6,10 @@ import { createState, modelFingerprint, outputSize, stateSize } from '../model/i
 import { type Kernel, selectKernel } from '../model/kernels/index.js';
 import type { Model } from '../model/types.js';
 import type { StateRecord, StateStore } from '../state/types.js';
-import { alreadyApplied } from './redelivery.js';
+import { lastPositions } from './commitPositions.js';
+import { type ExpiryOptions, ExpiryPolicy } from './expiry.js';
+import { alreadyApplied, isLastApplied } from './redelivery.js';
+import { StoreSweep } from './storeSweep.js';
 import type { Envelope, Outcome } from './types.js';
 
 export interface KeyedStepperOptions {
@@ -22,8 +25,38 @@ export interface KeyedStepperOptions {
   readonly onModelMismatch?: 'reset' | 'refuse';
   /** Encodes events' named `values`, from the model's feature spec; without it such events are rejected. */
   readonly encodeValues?: ValuesEncoder;
+  /**
+   * The sink's acknowledgement: receives each batch's outcomes after its steps and before its
+   * state is written, which waits for the returned promise. So a crash can repeat predictions
+   * (identically) but never lose one. Without it, outcomes leave only through `process`, after
+   * the state is written; a crash in between then loses the predictions of a key's earlier
+   * events in the batch (its last one is repeated on redelivery from the stored `lastOutput`).
+   */
+  readonly emit?: (outcomes: readonly Outcome[]) => void | Promise<void>;
+  /**
+   * Called when a batch is done — its state durable, `emit` resolved — with the last position of
+   * each source stream (file, topic-partition) in the batch: a source may commit up to and
+   * including these. A failed batch never calls it.
+   */
+  readonly onCommittable?: (positions: readonly Position[]) => void | Promise<void>;
+  /** Idle keys' state expires, each reported as an `expired` outcome; off by default. */
+  readonly ttl?: ExpiryOptions;
+  /** Wall clock in ms, for processing-time TTL and records' `updatedAt`. Default `Date.now`. */
+  readonly now?: () => number;
   /** The step implementation; default `selectKernel()` (wasm SIMD where available, CELLSTREAM_KERNEL overrides). */
   readonly kernel?: Kernel;
+}
+
+/** Running totals of what happened to stored state, for metrics. */
+export interface StepperCounts {
+  /** Keys whose state expired by TTL. */
+  readonly expired: number;
+  /** Keys whose state was discarded because another model wrote it. */
+  readonly stateResets: number;
+  /** Redelivered events whose prediction was repeated from the stored state. */
+  readonly redelivered: number;
+  /** Redelivered events with no prediction to repeat (`duplicate` outcomes). */
+  readonly duplicates: number;
 }
 
 /** An event that decoded and encoded, waiting for its step. */
@@ -39,6 +72,8 @@ interface Lane {
   readonly key: string;
   readonly steps: Accepted[];
   seq: number;
+  /** The head's output at the lane's last step, kept in the record for redeliveries. */
+  lastOutput?: Float32Array;
 }
 
 /**
@@ -57,6 +92,12 @@ export class KeyedStepper {
   private readonly stateSize: number;
   private readonly outputSize: number;
   private readonly zeroState: Float32Array;
+  private readonly emit: KeyedStepperOptions['emit'];
+  private readonly onCommittable: KeyedStepperOptions['onCommittable'];
+  private readonly now: () => number;
+  private readonly expiry: ExpiryPolicy | undefined;
+  private readonly sweep: StoreSweep | undefined;
+  private readonly tally = { expired: 0, stateResets: 0, redelivered: 0, duplicates: 0 };
   private readonly kernel: Kernel;
   private tail: Promise<unknown> = Promise.resolve();
 
@@ -71,14 +112,36 @@ export class KeyedStepper {
     this.stateSize = stateSize(options.model);
     this.outputSize = outputSize(options.model);
     this.zeroState = createState(options.model);
+    this.emit = options.emit;
+    this.onCommittable = options.onCommittable;
+    this.now = options.now ?? Date.now;
+    if (options.ttl) {
+      this.expiry = new ExpiryPolicy(options.ttl, this.now);
+      this.sweep = new StoreSweep(options.store, this.expiry.maxPerSweep);
+    }
     this.kernel = options.kernel ?? selectKernel();
+  }
+
+  get counts(): StepperCounts {
+    return { ...this.tally };
+  }
+
+  /**
+   * Waits for batches in flight and releases what the stepper holds of the store (the TTL
+   * sweep's iteration). Call before closing the store; the store itself stays open.
+   */
+  async close(): Promise<void> {
+    await this.tail;
+    await this.sweep?.stop();
   }
 
   /**
    * Applies `batch` and resolves with what became of it, in batch order: one `prediction`,
-   * `rejected` or `duplicate` per envelope, with a `state-reset` before a key's first outcome
-   * when its stored state was discarded. Rejects (writing nothing) on store or model-mismatch
-   * errors; the state is then as before the batch.
+   * `rejected` or `duplicate` per envelope, with a `state-reset` or `expired` before a key's
+   * outcome when its stored state was discarded there, and the TTL sweep's `expired` outcomes
+   * last. A redelivery of a key's last applied event repeats its prediction (`redelivered`).
+   * Resolves only once the batch's state is durable in the store. Rejects (writing nothing) on
+   * store, `emit` or model-mismatch errors; the state is then as before the batch.
    */
   process(batch: readonly Envelope[]): Promise<Outcome[]> {
     const run = this.tail.then(() => this.apply(batch));
@@ -88,7 +151,14 @@ export class KeyedStepper {
 
   private async apply(batch: readonly Envelope[]): Promise<Outcome[]> {
     const results: Outcome[] = new Array(batch.length);
-    const notices = new Map<number, Outcome>();
+    const notices = new Map<number, Outcome[]>();
+    const notify = (index: number, outcome: Outcome) => {
+      const list = notices.get(index);
+      if (list) list.push(outcome);
+      else notices.set(index, [outcome]);
+    };
+    // Redeliveries, within the batch, of an event stepped earlier in it: [index, original index].
+    const echoes: Array<[number, number]> = [];
 
     const byKey = new Map<string, Accepted[]>();
     batch.forEach((envelope, index) => {
@@ -97,6 +167,7 @@ export class KeyedStepper {
         results[index] = accepted;
         return;
       }
+      this.expiry?.observe(accepted.event.ts);
       const list = byKey.get(accepted.event.key);
       if (list) list.push(accepted);
       else byKey.set(accepted.event.key, [accepted]);
@@ -108,36 +179,128 @@ export class KeyedStepper {
     const states: Float32Array[] = [];
     keys.forEach((key, k) => {
       const events = byKey.get(key)!;
-      const record = this.usable(key, records[k], events[0].index, notices);
-      const lane: Lane = { key, steps: [], seq: record?.seq ?? 0 };
-      let applied = {
-        lastApplied: record?.lastApplied ?? ({ kind: 'none' } as Position),
-        lastId: record?.lastId,
-      };
-      for (const a of events) {
-        if (alreadyApplied(applied, a.position, a.event.id)) {
-          results[a.index] = { kind: 'duplicate', key, position: a.position };
-        } else {
-          lane.steps.push(a);
-          applied = { lastApplied: a.position, lastId: a.event.id };
-        }
-      }
-      if (lane.steps.length > 0) {
-        lanes.push(lane);
-        states.push(record?.state ?? this.zeroState);
+      const record = this.usable(key, records[k], events[0].index, notify);
+      const planned = this.plan(key, events, record, results, echoes, notify);
+      if (planned) {
+        lanes.push(planned.lane);
+        states.push(planned.state);
       }
     });
 
     const written = this.stepLanes(lanes, states, results);
-    if (written.length > 0) await this.store.putMany(written);
+    for (const [index, original] of echoes) {
+      const first = results[original];
+      if (first.kind !== 'prediction')
+        throw new Error('internal: a redelivery echoes a step without a prediction');
+      results[index] = { ...first, position: batch[index].position, redelivered: true };
+    }
+    const swept = await this.sweepIdle(byKey);
 
     const outcomes: Outcome[] = [];
     results.forEach((outcome, index) => {
-      const notice = notices.get(index);
-      if (notice) outcomes.push(notice);
+      const before = notices.get(index);
+      if (before) outcomes.push(...before);
       outcomes.push(outcome);
     });
+    outcomes.push(...swept.map(([key, record, reason]) => expiredOutcome(key, record, reason)));
+
+    if (this.emit) await this.emit(outcomes);
+    if (written.length > 0) await this.store.putMany(written);
+    if (swept.length > 0) await this.store.deleteMany(swept.map(([key]) => key));
+    this.count(outcomes);
+    if (this.onCommittable) await this.onCommittable(lastPositions(batch.map((e) => e.position)));
     return outcomes;
+  }
+
+  /**
+   * Sorts one key's events of the batch into those to step (its lane, starting from `state`) and
+   * redeliveries, whose outcomes it fills in: the last applied event's prediction repeated
+   * (from the record, or echoing a step earlier in the batch), or a `duplicate`. Expires the
+   * stored state on the first event to step when it is past its TTL.
+   */
+  private plan(
+    key: string,
+    events: readonly Accepted[],
+    stored: StateRecord | undefined,
+    results: Outcome[],
+    echoes: Array<[number, number]>,
+    notify: (index: number, outcome: Outcome) => void,
+  ): { lane: Lane; state: Float32Array } | undefined {
+    let record = stored;
+    const lane: Lane = { key, steps: [], seq: 0 };
+    let applied = {
+      lastApplied: record?.lastApplied ?? ({ kind: 'none' } as Position),
+      lastId: record?.lastId,
+    };
+    for (const a of events) {
+      if (alreadyApplied(applied, a.position, a.event.id)) {
+        const last = isLastApplied(applied, a.position, a.event.id);
+        const stepped = lane.steps[lane.steps.length - 1];
+        if (last && stepped) {
+          echoes.push([a.index, stepped.index]);
+        } else if (last && record?.lastOutput) {
+          results[a.index] = this.repeat(key, record, record.lastOutput, a.position);
+        } else {
+          results[a.index] = { kind: 'duplicate', key, position: a.position };
+        }
+        continue;
+      }
+      if (lane.steps.length === 0 && record && this.expiry) {
+        const reason = this.expiry.expiredOnArrival(record, a.event.ts);
+        if (reason !== undefined) {
+          notify(a.index, expiredOutcome(key, record, reason));
+          record = undefined;
+        }
+      }
+      lane.steps.push(a);
+      applied = { lastApplied: a.position, lastId: a.event.id };
+    }
+    if (lane.steps.length === 0) return undefined;
+    lane.seq = record?.seq ?? 0;
+    return { lane, state: record?.state ?? this.zeroState };
+  }
+
+  /** The prediction a key's stored state made for its last applied event, again. */
+  private repeat(key: string, record: StateRecord, output: Float32Array, position: Position): Outcome {
+    return {
+      kind: 'prediction',
+      prediction: { key, ts: record.ts, seq: record.seq, model: this.modelLabel, output: Array.from(output) },
+      position,
+      redelivered: true,
+    };
+  }
+
+  /**
+   * One bounded step of the TTL sweep: stored keys, other than the batch's own (they were
+   * checked on arrival), whose state has expired. Each is re-read, since the sweep walks a
+   * snapshot that may predate later writes.
+   */
+  private async sweepIdle(
+    batchKeys: ReadonlyMap<string, unknown>,
+  ): Promise<Array<readonly [string, StateRecord, string]>> {
+    if (!this.sweep || !this.expiry) return [];
+    const expiry = this.expiry;
+    const candidates = (await this.sweep.next())
+      .filter(([key, record]) => !batchKeys.has(key) && expiry.expiredIdle(record) !== undefined)
+      .map(([key]) => key);
+    if (candidates.length === 0) return [];
+    const current = await this.store.getMany(candidates);
+    const out: Array<readonly [string, StateRecord, string]> = [];
+    candidates.forEach((key, i) => {
+      const record = current[i];
+      const reason = record && expiry.expiredIdle(record);
+      if (record && reason !== undefined) out.push([key, record, reason]);
+    });
+    return out;
+  }
+
+  private count(outcomes: readonly Outcome[]): void {
+    for (const o of outcomes) {
+      if (o.kind === 'expired') this.tally.expired++;
+      else if (o.kind === 'state-reset') this.tally.stateResets++;
+      else if (o.kind === 'duplicate') this.tally.duplicates++;
+      else if (o.kind === 'prediction' && o.redelivered) this.tally.redelivered++;
+    }
   }
 
   /** Decodes and encodes one envelope, or says why it cannot be applied. */
@@ -163,7 +326,7 @@ export class KeyedStepper {
     key: string,
     record: StateRecord | undefined,
     firstIndex: number,
-    notices: Map<number, Outcome>,
+    notify: (index: number, outcome: Outcome) => void,
   ): StateRecord | undefined {
     if (!record) return undefined;
     if (record.fingerprint !== this.fingerprint) {
@@ -174,7 +337,7 @@ export class KeyedStepper {
           `${reason}; set onModelMismatch to 'reset' to start such keys afresh`,
         );
       }
-      notices.set(firstIndex, { kind: 'state-reset', key, reason });
+      notify(firstIndex, { kind: 'state-reset', key, reason });
       return undefined;
     }
     if (record.state.length !== this.stateSize) {
@@ -226,6 +389,7 @@ export class KeyedStepper {
         const lane = sorted[j];
         const a = lane.steps[round];
         lane.seq += 1;
+        if (round === lane.steps.length - 1) lane.lastOutput = out.slice(j * O, (j + 1) * O);
         results[a.index] = {
           kind: 'prediction',
           prediction: {
@@ -240,6 +404,7 @@ export class KeyedStepper {
       }
     }
 
+    const updatedAt = this.now();
     return sorted.map((lane, j) => {
       const last = lane.steps[lane.steps.length - 1];
       const record: StateRecord = {
@@ -249,8 +414,14 @@ export class KeyedStepper {
         lastApplied: last.position,
         ...(last.event.id === undefined ? {} : { lastId: last.event.id }),
         fingerprint: this.fingerprint,
+        ...(lane.lastOutput === undefined ? {} : { lastOutput: lane.lastOutput }),
+        updatedAt,
       };
       return [lane.key, record] as const;
     });
   }
+}
+
+function expiredOutcome(key: string, record: StateRecord, reason: string): Outcome {
+  return { kind: 'expired', key, lastTs: record.ts, seq: record.seq, reason };
 }

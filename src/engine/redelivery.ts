@@ -27,3 +27,23 @@ export function alreadyApplied(applied: Applied, position: Position, id: string 
   }
   return false;
 }
+
+/**
+ * Whether the event is the very one the key's state applied last (same id, or the same position),
+ * rather than an older one: only that event's prediction is kept in the state to be repeated.
+ */
+export function isLastApplied(applied: Applied, position: Position, id: string | undefined): boolean {
+  if (id !== undefined && id === applied.lastId) return true;
+  const last = applied.lastApplied;
+  if (position.kind === 'line' && last.kind === 'line') {
+    return position.file === last.file && position.line === last.line;
+  }
+  if (position.kind === 'offset' && last.kind === 'offset') {
+    return (
+      position.topic === last.topic &&
+      position.partition === last.partition &&
+      BigInt(position.offset) === BigInt(last.offset)
+    );
+  }
+  return false;
+}

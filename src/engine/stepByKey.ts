@@ -14,7 +14,8 @@ export interface StepByKeyOptions {
 
 /**
  * Runs envelopes through `stepper` in micro-batches and emits every outcome, in order. Batches are
- * processed strictly one after another; a failing batch errors the stream.
+ * processed strictly one after another; a failing batch errors the stream. Outcomes leave here
+ * after their state is durable; a sink that must never lose a prediction is the stepper's `emit`.
  */
 export function stepByKey(
   stepper: KeyedStepper,

@@ -10,9 +10,20 @@ export type Envelope =
   | { readonly event: Event; readonly raw?: string; readonly position: Position };
 
 /** What became of one envelope (or of a key's stored state); every envelope yields exactly one of
- * `prediction`, `rejected` or `duplicate`, so nothing is dropped silently. */
+ * `prediction`, `rejected` or `duplicate`, so nothing is dropped silently; `state-reset` and
+ * `expired` report what happened to a key's stored state. */
 export type Outcome =
-  | { readonly kind: 'prediction'; readonly prediction: Prediction; readonly position: Position }
+  /**
+   * The event's prediction. `redelivered`: the event was already applied (a redelivery of the
+   * key's last applied event) and this is its original prediction again, identical; the state
+   * was not stepped.
+   */
+  | {
+      readonly kind: 'prediction';
+      readonly prediction: Prediction;
+      readonly position: Position;
+      readonly redelivered?: true;
+    }
   /** The event could not be applied; the key's state is untouched. `raw` is the text as received. */
   | {
       readonly kind: 'rejected';
@@ -24,7 +35,18 @@ export type Outcome =
   /** A redelivery of an event already applied to the key's state; not stepped again. */
   | { readonly kind: 'duplicate'; readonly key: string; readonly position: Position }
   /** The key's stored state was discarded before its next event (e.g. written by another model). */
-  | { readonly kind: 'state-reset'; readonly key: string; readonly reason: string };
+  | { readonly kind: 'state-reset'; readonly key: string; readonly reason: string }
+  /**
+   * The key was idle past its TTL and its state was deleted; its next event starts at seq 1.
+   * `lastTs` and `seq` are the expired state's last event time and step count.
+   */
+  | {
+      readonly kind: 'expired';
+      readonly key: string;
+      readonly lastTs: number;
+      readonly seq: number;
+      readonly reason: string;
+    };
 
 /** The outcome of an envelope that could not be applied. */
 export type Rejected = Extract<Outcome, { kind: 'rejected' }>;

@@ -8,7 +8,7 @@ import { Fifo } from './fifo.js';
 
 /** What became of one submitted event: the engine's outcome, or why the engine could not take it. */
 export type Result =
-  | Exclude<Outcome, { kind: 'state-reset' }>
+  | Exclude<Outcome, { kind: 'state-reset' | 'expired' }>
   | { readonly kind: 'unavailable'; readonly error: ServerUnavailableError };
 
 export interface PipelineHooks {
@@ -16,7 +16,7 @@ export interface PipelineHooks {
   onBatch?(size: number, seconds: number): void;
   /** An event's result, `seconds` after it was submitted. */
   onResult?(result: Result, seconds: number): void;
-  /** A key's stored state was discarded (model mismatch under the `reset` policy). */
+  /** A key's stored state was discarded: model mismatch under the `reset` policy, or its TTL passed. */
   onStateReset?(key: string, reason: string): void;
   /** The engine failed (a store error); the events in flight were answered `unavailable`. */
   onFailure?(err: unknown): void;
@@ -75,7 +75,7 @@ export class EnginePipeline {
     this.input.next({ event, position: { kind: 'none' } });
   }
 
-  /** Calls `listener` with every prediction, after the submitter's `done`. Returns an unsubscribe. */
+  /** Calls `listener` with every new prediction, after the submitter's `done`. Returns an unsubscribe. */
   onPrediction(listener: (prediction: Prediction) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -87,6 +87,7 @@ export class EnginePipeline {
     if (this.tickets.length > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
     this.subscription?.unsubscribe();
     this.input.complete();
+    await this.stepper.close();
   }
 
   private start(): void {
@@ -99,14 +100,17 @@ export class EnginePipeline {
   }
 
   private route(outcome: Outcome): void {
-    if (outcome.kind === 'state-reset') {
+    if (outcome.kind === 'state-reset' || outcome.kind === 'expired') {
       this.hooks.onStateReset?.(outcome.key, outcome.reason);
       return;
     }
     const ticket = this.tickets.shift();
     if (!ticket) throw new Error('engine emitted more outcomes than events were submitted');
     this.settle(ticket, outcome);
-    if (outcome.kind === 'prediction') for (const listener of this.listeners) listener(outcome.prediction);
+    // A redelivery's prediction was published when the event was first applied.
+    if (outcome.kind === 'prediction' && !outcome.redelivered) {
+      for (const listener of this.listeners) listener(outcome.prediction);
+    }
     this.notifyIdle();
   }
 

@@ -168,7 +168,9 @@ export class IngestConnection {
 function render(result: Result, event: unknown): string {
   switch (result.kind) {
     case 'prediction':
-      return JSON.stringify(result.prediction);
+      return JSON.stringify(
+        result.redelivered ? { ...result.prediction, redelivered: true } : result.prediction,
+      );
     case 'rejected':
       return errorRecord(result.code, result.reason, { event });
     case 'duplicate':

@@ -1,6 +1,6 @@
 import type { Rejected } from '../engine/types.js';
 import type { Position } from '../events/types.js';
-import { type NdjsonSink, ndjsonFileSink } from './ndjson.js';
+import { type NdjsonSink, ndjsonAppendSink, ndjsonFileSink } from './ndjson.js';
 
 /** One dead-letter line: where the event came from, why it was rejected, and its text as received. */
 export interface DeadLetter extends DeadLetterPlace {
@@ -41,6 +41,11 @@ export class DeadLetterSink {
     this.sink.write(deadLetter(rejected));
   }
 
+  /** Resolves once everything written so far has been handed to the operating system. */
+  flushed(): Promise<void> {
+    return this.sink.flushed();
+  }
+
   close(): Promise<void> {
     return this.sink.close();
   }
@@ -49,4 +54,9 @@ export class DeadLetterSink {
 /** A `DeadLetterSink` writing to a new (truncated) file at `path`. */
 export function deadLetterFile(path: string): DeadLetterSink {
   return new DeadLetterSink(ndjsonFileSink<DeadLetter>(path));
+}
+
+/** A `DeadLetterSink` appending to the file at `path`, for runs that resume. */
+export async function deadLetterAppendFile(path: string): Promise<DeadLetterSink> {
+  return new DeadLetterSink(await ndjsonAppendSink<DeadLetter>(path));
 }

@@ -4,15 +4,24 @@ import { createInterface } from 'node:readline';
 import { Observable } from 'rxjs';
 import type { Envelope } from '../engine/types.js';
 
+export interface NdjsonFileOptions {
+  /**
+   * The name positions give the file, in place of its absolute path. Stored state remembers
+   * positions by this name, so a file that is moved keeps its identity only if it is named.
+   */
+  readonly sourceName?: string | undefined;
+}
+
 /**
  * The lines of an NDJSON file as raw envelopes, read as a stream on subscription. Positions name
- * the file by its absolute path and count lines from 1, blank lines included; blank lines carry
- * no event and are skipped. Unsubscribing stops the read.
+ * the file by its absolute path (or `sourceName`) and count lines from 1, blank lines included;
+ * blank lines carry no event and are skipped. Unsubscribing stops the read.
  */
-export function ndjsonFile(path: string): Observable<Envelope> {
+export function ndjsonFile(path: string, options: NdjsonFileOptions = {}): Observable<Envelope> {
   return new Observable<Envelope>((subscriber) => {
-    const file = resolve(path);
-    const input = createReadStream(file, { encoding: 'utf8' });
+    const absolute = resolve(path);
+    const file = options.sourceName ?? absolute;
+    const input = createReadStream(absolute, { encoding: 'utf8' });
     const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
     let line = 0;
     // readline re-emits its input's errors (a missing file, say) as its own.

@@ -113,5 +113,6 @@ export class MemoryStateStore implements StateStore {
 }
 
 function copy(record: StateRecord): StateRecord {
-  return { ...record, state: record.state.slice() };
+  const copied = { ...record, state: record.state.slice() };
+  return record.lastOutput === undefined ? copied : { ...copied, lastOutput: record.lastOutput.slice() };
 }

@@ -6,25 +6,34 @@ import type { StateRecord } from './types.js';
  * Binary form of a `StateRecord`, as durable stores keep it. Little-endian throughout:
  *
  * ```
- * u8  version (1)
- * u8  flags: bit 0 lastId present, bit 1 fingerprint is 32 raw sha-256 bytes (else a string)
+ * u8  version (2; version 1 is still read)
+ * u8  flags: bit 0 lastId present, bit 1 fingerprint is 32 raw sha-256 bytes (else a string),
+ *            bit 2 updatedAt present, bit 3 lastOutput present (bits 2 and 3: version 2 only)
  * u8  position kind: 0 none, 1 offset as int64, 2 offset as string, 3 line
  * f64 seq, f64 ts
  * fingerprint: 32 bytes, or string
  * offset:  string topic, f64 partition, i64 offset | string offset
  * line:    string file, f64 line
  * string lastId (if flagged)
+ * f64 updatedAt (if flagged)
+ * u32 m, then m float32 — lastOutput (if flagged)
  * u32 n, then n float32 — the state vector
  * ```
  * A string is a LEB128 byte length and UTF-8 bytes. Numbers the type says are plain
  * `number`s are kept as f64 so any value round-trips exactly; the state vector dominates the
  * size anyway (512 bytes at H=64 for an LSTM layer).
  */
-export const RECORD_CODEC_VERSION = 1;
+export const RECORD_CODEC_VERSION = 2;
 
 const FLAG_LAST_ID = 1;
 const FLAG_RAW_FINGERPRINT = 2;
-const KNOWN_FLAGS = FLAG_LAST_ID | FLAG_RAW_FINGERPRINT;
+const FLAG_UPDATED_AT = 4;
+const FLAG_LAST_OUTPUT = 8;
+/** Flags each version may set; version 1 records predate updatedAt and lastOutput. */
+const KNOWN_FLAGS: Readonly<Record<number, number>> = {
+  1: FLAG_LAST_ID | FLAG_RAW_FINGERPRINT,
+  2: FLAG_LAST_ID | FLAG_RAW_FINGERPRINT | FLAG_UPDATED_AT | FLAG_LAST_OUTPUT,
+};
 
 const POS_NONE = 0;
 const POS_OFFSET_INT = 1;
@@ -57,12 +66,18 @@ export function encodeStateRecord(record: StateRecord): Buffer {
     size += stringSize(pos.file) + 8;
   }
   if (record.lastId !== undefined) size += stringSize(record.lastId);
+  if (record.updatedAt !== undefined) size += 8;
+  if (record.lastOutput !== undefined) size += 4 + record.lastOutput.length * 4;
   size += 4 + record.state.length * 4;
 
   const out = Buffer.allocUnsafe(size);
   let at = 0;
   out[at++] = RECORD_CODEC_VERSION;
-  out[at++] = (record.lastId !== undefined ? FLAG_LAST_ID : 0) | (rawFingerprint ? FLAG_RAW_FINGERPRINT : 0);
+  out[at++] =
+    (record.lastId !== undefined ? FLAG_LAST_ID : 0) |
+    (rawFingerprint ? FLAG_RAW_FINGERPRINT : 0) |
+    (record.updatedAt !== undefined ? FLAG_UPDATED_AT : 0) |
+    (record.lastOutput !== undefined ? FLAG_LAST_OUTPUT : 0);
   out[at++] = posKind;
   at = out.writeDoubleLE(record.seq, at);
   at = out.writeDoubleLE(record.ts, at);
@@ -78,14 +93,20 @@ export function encodeStateRecord(record: StateRecord): Buffer {
     at = out.writeDoubleLE(pos.line, at);
   }
   if (record.lastId !== undefined) at = writeString(out, at, record.lastId);
-  at = out.writeUInt32LE(record.state.length, at);
-  const state = record.state;
-  if (LITTLE_ENDIAN_HOST) {
-    out.set(new Uint8Array(state.buffer, state.byteOffset, state.byteLength), at);
-  } else {
-    for (let i = 0; i < state.length; i++) out.writeFloatLE(state[i], at + i * 4);
-  }
+  if (record.updatedAt !== undefined) at = out.writeDoubleLE(record.updatedAt, at);
+  if (record.lastOutput !== undefined) at = writeFloats(out, at, record.lastOutput);
+  writeFloats(out, at, record.state);
   return out;
+}
+
+function writeFloats(out: Buffer, at: number, values: Float32Array): number {
+  at = out.writeUInt32LE(values.length, at);
+  if (LITTLE_ENDIAN_HOST) {
+    out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), at);
+  } else {
+    for (let i = 0; i < values.length; i++) out.writeFloatLE(values[i], at + i * 4);
+  }
+  return at + values.byteLength;
 }
 
 /**
@@ -96,11 +117,12 @@ export function encodeStateRecord(record: StateRecord): Buffer {
 export function decodeStateRecord(bytes: Uint8Array, key?: string): StateRecord {
   const r = new Reader(bytes, key);
   const version = r.u8();
-  if (version !== RECORD_CODEC_VERSION) {
-    throw r.corrupt(`unknown record version ${version} (this build reads ${RECORD_CODEC_VERSION})`);
+  const known = KNOWN_FLAGS[version];
+  if (known === undefined) {
+    throw r.corrupt(`unknown record version ${version} (this build reads 1 to ${RECORD_CODEC_VERSION})`);
   }
   const flags = r.u8();
-  if ((flags & ~KNOWN_FLAGS) !== 0) throw r.corrupt(`unknown flags 0x${flags.toString(16)}`);
+  if ((flags & ~known) !== 0) throw r.corrupt(`unknown flags 0x${flags.toString(16)}`);
   const posKind = r.u8();
   const seq = r.f64();
   const ts = r.f64();
@@ -129,10 +151,21 @@ export function decodeStateRecord(bytes: Uint8Array, key?: string): StateRecord 
   }
 
   const lastId = flags & FLAG_LAST_ID ? r.string() : undefined;
+  const updatedAt = flags & FLAG_UPDATED_AT ? r.f64() : undefined;
+  const lastOutput = flags & FLAG_LAST_OUTPUT ? r.float32s(r.u32()) : undefined;
   const state = r.float32s(r.u32());
   r.end();
-  const record: StateRecord = { seq, ts, state, lastApplied, fingerprint };
-  return lastId === undefined ? record : { ...record, lastId };
+  // Absent fields stay absent (not `undefined`), so decoded records compare equal to what was written.
+  return {
+    seq,
+    ts,
+    state,
+    lastApplied,
+    ...(lastId === undefined ? {} : { lastId }),
+    fingerprint,
+    ...(lastOutput === undefined ? {} : { lastOutput }),
+    ...(updatedAt === undefined ? {} : { updatedAt }),
+  };
 }
 
 /** The offset as an int64 when its decimal string is canonical, so decoding gives the same string back. */

@@ -5,6 +5,8 @@ import type { StateRecord } from './types.js';
 export interface StateSlabOptions {
   /** Floats per key's state, `stateSize(model)`. */
   readonly stateSize: number;
+  /** Floats of a record's `lastOutput`, `outputSize(model)`. Default 0: records keep no output. */
+  readonly outputSize?: number;
   /** Most keys held at once; adding one more evicts the least recently used. */
   readonly maxKeys: number;
   /** Slots per chunk, a power of two; memory grows one chunk at a time. Default 4096. */
@@ -26,12 +28,17 @@ const KIND_OFFSET_STRING = 2;
 const KIND_LINE = 3;
 const KIND_MASK = 3;
 const DIRTY = 4;
+const HAS_OUTPUT = 8;
+const HAS_UPDATED_AT = 16;
 
 /** Columns for `chunkSlots` slots; slot `i` of the chunk owns `state[i*stateSize, (i+1)*stateSize)`. */
 class Chunk {
   readonly state: Float32Array;
+  /** Slot `i` owns `output[i*outputSize, (i+1)*outputSize)`: the record's `lastOutput`. */
+  readonly output: Float32Array;
   readonly seq: Float64Array;
   readonly ts: Float64Array;
+  readonly updatedAt: Float64Array;
   /** offset: partition; line: line number. */
   readonly posA: Float64Array;
   /** offset: the offset when it is a safe integer. */
@@ -39,16 +46,18 @@ class Chunk {
   /** Interned topic or file. */
   readonly posSource: Int32Array;
   readonly fingerprint: Int32Array;
-  /** Position kind and the dirty bit. */
+  /** Position kind, the dirty bit, and which optional fields the record has. */
   readonly flags: Uint8Array;
   readonly prev: Int32Array;
   readonly next: Int32Array;
   readonly keys: (string | undefined)[];
 
-  constructor(slots: number, stateSize: number) {
+  constructor(slots: number, stateSize: number, outputSize: number) {
     this.state = new Float32Array(slots * stateSize);
+    this.output = new Float32Array(slots * outputSize);
     this.seq = new Float64Array(slots);
     this.ts = new Float64Array(slots);
+    this.updatedAt = new Float64Array(slots);
     this.posA = new Float64Array(slots);
     this.posB = new Float64Array(slots);
     this.posSource = new Int32Array(slots);
@@ -92,6 +101,7 @@ class Interner {
  */
 export class StateSlab {
   readonly stateSize: number;
+  readonly outputSize: number;
   readonly maxKeys: number;
   private readonly chunkBits: number;
   private readonly chunkMask: number;
@@ -110,8 +120,12 @@ export class StateSlab {
 
   constructor(options: StateSlabOptions) {
     const chunkSlots = options.chunkSlots ?? 4096;
+    const outputSize = options.outputSize ?? 0;
     if (!Number.isInteger(options.stateSize) || options.stateSize < 0) {
       throw new ConfigError(`slab stateSize must be a non-negative integer, got ${options.stateSize}`);
+    }
+    if (!Number.isInteger(outputSize) || outputSize < 0) {
+      throw new ConfigError(`slab outputSize must be a non-negative integer, got ${outputSize}`);
     }
     if (!Number.isInteger(options.maxKeys) || options.maxKeys < 1) {
       throw new ConfigError(`maxKeysInMemory must be a positive integer, got ${options.maxKeys}`);
@@ -120,6 +134,7 @@ export class StateSlab {
       throw new ConfigError(`slab chunkSlots must be a power of two, got ${chunkSlots}`);
     }
     this.stateSize = options.stateSize;
+    this.outputSize = outputSize;
     this.maxKeys = options.maxKeys;
     this.chunkBits = Math.log2(chunkSlots);
     this.chunkMask = chunkSlots - 1;
@@ -160,16 +175,25 @@ export class StateSlab {
     return this.chunkOf(slot).state.subarray(at, at + this.stateSize);
   }
 
+  /** Whether `record` has the shape this slab stores: its state size, and its output's if it has one. */
+  fits(record: StateRecord): boolean {
+    return (
+      record.state.length === this.stateSize &&
+      (record.lastOutput === undefined || record.lastOutput.length === this.outputSize)
+    );
+  }
+
   /**
    * Stores a copy of `record` for `key` as the most recently used. `dirty` (default true) says
    * the durable store does not have it yet; pass `false` for records just loaded from it.
    * Returns the key evicted to make room, if any.
    */
   set(key: string, record: StateRecord, options?: { dirty?: boolean }): EvictedState | undefined {
-    if (record.state.length !== this.stateSize) {
+    if (!this.fits(record)) {
       throw new StateError(
         'STATE_MODEL_MISMATCH',
-        `state of key '${key}' has ${record.state.length} floats, this slab holds ${this.stateSize}`,
+        `state of key '${key}' has ${record.state.length} floats and ${record.lastOutput?.length ?? 'no'} ` +
+          `output floats, this slab holds ${this.stateSize} and ${this.outputSize}`,
       );
     }
     let slot = this.index.get(key);
@@ -246,7 +270,7 @@ export class StateSlab {
     if ((slot & this.chunkMask) === 0) {
       // The last chunk is cut to maxKeys so a small cap does not pay for a whole chunk.
       const slots = Math.min(this.chunkMask + 1, this.maxKeys - slot);
-      this.chunks.push(new Chunk(slots, this.stateSize));
+      this.chunks.push(new Chunk(slots, this.stateSize, this.outputSize));
     }
     return slot;
   }
@@ -277,7 +301,16 @@ export class StateSlab {
       c.posSource[i] = this.sources.id(pos.file);
       c.posA[i] = pos.line;
     }
-    c.flags[i] = kind | (dirty ? DIRTY : 0);
+    let extra = 0;
+    if (record.lastOutput !== undefined) {
+      extra |= HAS_OUTPUT;
+      c.output.set(record.lastOutput, i * this.outputSize);
+    }
+    if (record.updatedAt !== undefined) {
+      extra |= HAS_UPDATED_AT;
+      c.updatedAt[i] = record.updatedAt;
+    }
+    c.flags[i] = kind | extra | (dirty ? DIRTY : 0);
     if (record.lastId === undefined) this.lastIds.delete(slot);
     else this.lastIds.set(slot, record.lastId);
   }
@@ -301,15 +334,18 @@ export class StateSlab {
       };
     }
     const at = i * this.stateSize;
-    const record: StateRecord = {
+    const lastId = this.lastIds.get(slot);
+    const out = i * this.outputSize;
+    return {
       seq: c.seq[i],
       ts: c.ts[i],
       state: c.state.slice(at, at + this.stateSize),
       lastApplied,
+      ...(lastId === undefined ? {} : { lastId }),
       fingerprint: this.fingerprints.string(c.fingerprint[i]),
+      ...(c.flags[i] & HAS_OUTPUT ? { lastOutput: c.output.slice(out, out + this.outputSize) } : {}),
+      ...(c.flags[i] & HAS_UPDATED_AT ? { updatedAt: c.updatedAt[i] } : {}),
     };
-    const lastId = this.lastIds.get(slot);
-    return lastId === undefined ? record : { ...record, lastId };
   }
 
   private evicted(slot: number): EvictedState {

@@ -14,6 +14,13 @@ export interface StateRecord {
   readonly lastId?: string;
   /** The fingerprint of the model that wrote this state. */
   readonly fingerprint: string;
+  /**
+   * The head's output for the last applied event (record v2), so that a redelivery of that event
+   * repeats its prediction identically instead of losing it.
+   */
+  readonly lastOutput?: Float32Array;
+  /** Wall-clock ms when the state was last written (record v2), for processing-time TTL. */
+  readonly updatedAt?: number;
 }
 
 /**

@@ -202,3 +202,66 @@ describe('main (in process)', () => {
     expect(run.stdout).toContain('2  replay ran to the end, but some lines were rejected');
   });
 });
+
+describe('cellstream replay --state (child process)', () => {
+  it('resumes from the state directory, and refuses another model’s state naming both fingerprints', async () => {
+    const state = join(dir, 'cli-state');
+    const output = join(dir, 'cli-state.ndjson');
+    const clean = await writeLines(
+      join(dir, 'cli-state-events.ndjson'),
+      REPLAY_LINES.filter((_, i) => i !== 2 && i !== 4),
+    );
+    const first = await cellstream([
+      'replay',
+      '--model',
+      model,
+      '--input',
+      clean,
+      '--state',
+      state,
+      '--output',
+      output,
+    ]);
+    expect(first).toMatchObject({ code: 0, stderr: 'replayed 4 events: 4 predictions, 0 rejected\n' });
+    const again = await cellstream([
+      'replay',
+      '--model',
+      model,
+      '--input',
+      clean,
+      '--state',
+      state,
+      '--output',
+      output,
+    ]);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toBe(
+      'replayed 4 events: 0 predictions, 0 rejected, 4 already applied and skipped (2 of their predictions repeated)\n',
+    );
+
+    const otherModel = join(dir, 'other.cellstream.json');
+    await saveCellstreamModel(tinyLstm(99), otherModel);
+    const refused = await cellstream(['replay', '--model', otherModel, '--input', clean, '--state', state]);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toContain(modelFingerprint(tinyLstm()));
+    expect(refused.stderr).toContain(modelFingerprint(tinyLstm(99)));
+    const reset = await cellstream([
+      'replay',
+      '--model',
+      otherModel,
+      '--input',
+      clean,
+      '--state',
+      state,
+      '--on-model-mismatch',
+      'reset',
+      '--max-keys-in-memory',
+      '1',
+      '--ttl',
+      '30d',
+    ]);
+    expect(reset.code).toBe(0);
+    expect(reset.stderr).toMatch(/4 predictions, 0 rejected, 2 keys reset\n$/);
+  });
+});

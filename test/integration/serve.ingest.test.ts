@@ -132,15 +132,20 @@ describe('serve: WebSocket ingest', () => {
     ws.close();
   });
 
-  it('answers a redelivered event (same id) as a duplicate without stepping it', async () => {
+  it('answers a redelivered event (same id) with its original prediction, without stepping or publishing it', async () => {
     const s = await startTestServer({ model: { path: await modelFile() } });
     server = s;
+    const sub = await connect(s.ws('/subscribe?key=d'));
+    const published = nextMessages(sub, 2);
     const ws = await connect(s.ws('/ingest'));
     const event = { key: 'd', ts: 1, id: 'e-1', features: [1, 1, 1] };
-    const answers = await exchange(ws, [event, event]);
+    const answers = await exchange(ws, [event, event, { ...event, id: 'e-2', ts: 2 }]);
     expect(answers[0]['seq']).toBe(1);
-    expect(answers[1]).toEqual({ duplicate: { key: 'd', id: 'e-1' } });
+    expect(answers[1]).toEqual({ ...answers[0], redelivered: true });
+    expect(answers[2]['seq']).toBe(2);
+    expect((await published).map((p) => p['seq'])).toEqual([1, 2]);
     ws.close();
+    sub.close();
   });
 
   it('closes with 1009 on a frame larger than maxPayload', async () => {

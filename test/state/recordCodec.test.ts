@@ -93,4 +93,42 @@ describe('record codec', () => {
     kind[2] = 7;
     expectCorrupt(() => decodeStateRecord(kind), /unknown position kind 7/);
   });
+
+  it('round-trips the v2 fields lastOutput and updatedAt, bit for bit', () => {
+    const record = makeRecord(3, 128, {
+      lastId: 'e-3',
+      lastOutput: awkwardState(9, 1),
+      updatedAt: 1_732_700_123_456.5,
+    });
+    expectSameRecord(roundTrip(record), record);
+    for (const lastOutput of [new Float32Array(0), Float32Array.of(0.73)]) {
+      expectSameRecord(roundTrip(makeRecord(1, 4, { lastOutput })), makeRecord(1, 4, { lastOutput }));
+    }
+    const without = roundTrip(makeRecord(1, 4));
+    expect('lastOutput' in without || 'updatedAt' in without).toBe(false);
+  });
+
+  it('costs 16 bytes more for a one-float output and a write time', () => {
+    const plain = encodeStateRecord(makeRecord(1, 128)).length;
+    const v2 = encodeStateRecord(makeRecord(1, 128, { lastOutput: Float32Array.of(1), updatedAt: 5 })).length;
+    expect(v2 - plain).toBe(8 + 4 + 4);
+  });
+
+  it('still reads version-1 records, and refuses v2 flags in them', () => {
+    // A v1 record is a v2 record without the v2 flags, under version byte 1.
+    const record = makeRecord(4, 16, { lastId: 'old', state: awkwardState(16, 4) });
+    const v1 = encodeStateRecord(record);
+    v1[0] = 1;
+    expectSameRecord(decodeStateRecord(v1), record);
+    const v1WithOutput = encodeStateRecord(makeRecord(4, 2, { lastOutput: Float32Array.of(1) }));
+    v1WithOutput[0] = 1;
+    expectCorrupt(() => decodeStateRecord(v1WithOutput), /unknown flags 0xa/);
+  });
+
+  it('refuses a truncated lastOutput', () => {
+    const bytes = encodeStateRecord(makeRecord(1, 2, { lastOutput: Float32Array.of(1, 2), updatedAt: 1 }));
+    for (let n = 0; n < bytes.length; n++) {
+      expectCorrupt(() => decodeStateRecord(bytes.subarray(0, n), 'k'), /truncated/);
+    }
+  });
 });

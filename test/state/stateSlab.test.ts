@@ -32,6 +32,20 @@ describe('StateSlab', () => {
     expect(s.has('k0')).toBe(true);
   });
 
+  it('holds lastOutput and updatedAt when a record has them, and nothing when it has not', () => {
+    const s = new StateSlab({ stateSize: S, outputSize: 3, maxKeys: 4, chunkSlots: 2 });
+    const full = makeRecord(1, S, { lastOutput: awkwardState(3, 5), updatedAt: 1_732_700_000_123 });
+    s.set('full', full);
+    s.set('plain', makeRecord(2, S));
+    expectSameRecord(s.get('full')!, full);
+    expectSameRecord(s.get('plain')!, makeRecord(2, S));
+    // Overwriting with a record without them clears them.
+    s.set('full', makeRecord(3, S));
+    expect('lastOutput' in s.get('full')! || 'updatedAt' in s.get('full')!).toBe(false);
+    expect(s.fits(makeRecord(1, S, { lastOutput: new Float32Array(2) }))).toBe(false);
+    expect(() => s.set('x', makeRecord(1, S, { lastOutput: new Float32Array(2) }))).toThrow(StateError);
+  });
+
   it('copies in and out', () => {
     const s = slab(2);
     const r = makeRecord(1, S);

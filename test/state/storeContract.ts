@@ -143,6 +143,19 @@ export function describeStateStoreContract(
       for (const [i, [, r]] of entries.entries()) expectSameRecord(got[i]!, r);
     });
 
+    it('round-trips the v2 fields lastOutput and updatedAt, and their absence', async () => {
+      const full = makeRecord(1, 128, { lastOutput: awkwardState(2, 3), updatedAt: 1_732_700_000_999 });
+      await sut.store.putMany([
+        ['full', full],
+        ['plain', makeRecord(2, 128)],
+      ]);
+      const [a, b] = await sut.store.getMany(['full', 'plain']);
+      expectSameRecord(a!, full);
+      expectSameRecord(b!, makeRecord(2, 128));
+      full.lastOutput![0] = 99;
+      expect((await sut.store.getMany(['full']))[0]!.lastOutput![0]).not.toBe(99);
+    });
+
     it('does not share memory with the records it was given', async () => {
       const record = makeRecord(1, 4);
       await sut.store.putMany([['k', record]]);

@@ -152,9 +152,20 @@ describe('KeyedStepper', () => {
     // Replaying from line 15 on: lines 15..20 are redeliveries, 21 is new.
     const again = [...events.slice(14), at(21, { key: 'k0', ts: 9999, features: [0, 0, 0] })];
     const second = await stepper.process(again);
+    // A key's last applied event gets its prediction again, identical; older ones are duplicates.
+    const lastLine = new Map(events.map((e) => [e.event!.key, e.position] as const));
+    const firstPredictions = first as Array<Extract<Outcome, { kind: 'prediction' }>>;
     expect(second.slice(0, 6)).toEqual(
-      events.slice(14).map((e) => ({ kind: 'duplicate', key: e.event!.key, position: e.position })),
+      events
+        .slice(14)
+        .map((e, i) =>
+          lastLine.get(e.event!.key) === e.position
+            ? { ...firstPredictions[14 + i], redelivered: true }
+            : { kind: 'duplicate', key: e.event!.key, position: e.position },
+        ),
     );
+    expect(second.slice(0, 6).some((o) => o.kind === 'duplicate')).toBe(true);
+    expect(second.slice(0, 6).some((o) => o.kind === 'prediction')).toBe(true);
     expect(second[6].kind).toBe('prediction');
     const k0Seq = predictions(first).filter((p) => p.key === 'k0').length;
     expect((second[6] as { prediction: Prediction }).prediction.seq).toBe(k0Seq + 1);
@@ -171,7 +182,8 @@ describe('KeyedStepper', () => {
       { event: { key: 'a', ts: 1, features: [1, 2, 3], id: 'x' }, position: none },
       { event: { key: 'a', ts: 2, features: [1, 2, 3], id: 'y' }, position: none },
     ]);
-    expect(byId.map((o) => o.kind)).toEqual(['prediction', 'duplicate', 'prediction']);
+    expect(byId.map((o) => o.kind)).toEqual(['prediction', 'prediction', 'prediction']);
+    expect(byId[1]).toEqual({ ...byId[0], redelivered: true });
 
     const off = (offset: string) => ({ kind: 'offset', topic: 't', partition: 0, offset }) as const;
     const byOffset = await stepper.process([

@@ -41,7 +41,15 @@ describe('runReplay', () => {
       stderr: stderr.stream,
     });
 
-    expect(summary).toEqual({ events: 6, predictions: 4, rejected: 2, duplicates: 0 });
+    expect(summary).toEqual({
+      events: 6,
+      predictions: 4,
+      rejected: 2,
+      duplicates: 0,
+      repeated: 0,
+      expired: 0,
+      stateResets: 0,
+    });
     const a1 = step(model, createState(model), [Float32Array.from([0.1, 0.2, 0.3])]);
     const a2 = step(model, a1.state, [Float32Array.from([0.5, 0.5, 0.5])]);
     const b = step(model, createState(model), [Float32Array.from([0, 0, 0])]);

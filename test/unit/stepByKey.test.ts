@@ -25,10 +25,13 @@ describe('stepByKey', () => {
       rawAt(101, 'not json'),
       at(102, { key: 'k1', ts: 1, features: [1, 2, 3], reset: true }),
       ...interleaved(10, 6).map((e) => ({ ...e, position: { ...e.position, line: 103 } })),
+      // An older redelivery: its key has applied later lines since.
+      interleaved(100, 6)[0],
     ];
     const reference = await run(envelopes, 1);
     expect(reference).toHaveLength(envelopes.length);
     expect(reference.filter((o) => o.kind === 'prediction').length).toBeGreaterThan(100);
+    expect(reference.some((o) => o.kind === 'prediction' && o.redelivered)).toBe(true);
     expect(reference.some((o) => o.kind === 'duplicate')).toBe(true);
     for (const maxBatch of [7, 256]) expect(await run(envelopes, maxBatch)).toEqual(reference);
   });

@@ -1,0 +1,20 @@
+# cellstream on Node 20. Build: docker build -t cellstream .  Run: docker run cellstream --help
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts && npm rebuild lmdb msgpackr-extract
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY bin ./bin
+RUN mkdir -p /var/lib/cellstream && chown node:node /var/lib/cellstream
+USER node
+# SIGTERM from `docker stop` shuts the pipeline down gracefully (finish the batch, commit, leave).
+ENTRYPOINT ["node", "bin/cellstream.js"]

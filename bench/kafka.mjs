@@ -1,0 +1,176 @@
+// End-to-end Kafka figures on the built JS, against the broker at KAFKA_BROKERS:
+// events/s from the input topic to the predictions topic for one instance (at-least-once and
+// exactly-once), and the time to restore N keys from the changelog into an empty LMDB.
+//   npm run bench:kafka -- [--events 100000] [--keys 10000] [--restore-keys 100000] [--partitions 6]
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { loadModel } from '../dist/formats/load.js';
+import { startKafkaPipeline } from '../dist/pipelines/kafkaPipeline.js';
+import { ChangelogReader } from '../dist/state/changelogReader.js';
+import { ChangelogStore } from '../dist/state/changelogStore.js';
+import { LmdbStore } from '../dist/state/lmdbStore.js';
+
+const { values: args } = parseArgs({
+  options: {
+    events: { type: 'string', default: '100000' },
+    keys: { type: 'string', default: '10000' },
+    'restore-keys': { type: 'string', default: '100000' },
+    partitions: { type: 'string', default: '6' },
+    batch: { type: 'string', default: '1000' },
+  },
+});
+const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
+const kafka = new Kafka({ clientId: 'bench', brokers, logLevel: logLevel.NOTHING });
+const PARTITIONS = Number(args.partitions);
+const model = await loadModel(
+  new URL('../test/golden/fixtures/onnx-torch-lstm1-seqfirst/model.onnx', import.meta.url).pathname,
+);
+const admin = kafka.admin();
+await admin.connect();
+
+async function topic(name) {
+  await admin.createTopics({
+    topics: [{ topic: name, numPartitions: PARTITIONS, replicationFactor: 1 }],
+    waitForLeaders: true,
+  });
+  return name;
+}
+
+function events(n, keys) {
+  let s = 5;
+  const next = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s / 1073741824 - 1;
+  };
+  return Array.from({ length: n }, (_, i) => {
+    const key = `k${Math.floor(((next() + 1) / 2) * keys)}`;
+    return {
+      key,
+      value: JSON.stringify({ key, ts: 1_700_000_000_000 + i, features: [next(), next(), next(), next()] }),
+    };
+  });
+}
+
+async function produce(name, messages) {
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
+  await producer.connect();
+  for (let i = 0; i < messages.length; i += 5000)
+    await producer.send({ topic: name, acks: -1, messages: messages.slice(i, i + 5000) });
+  await producer.disconnect();
+}
+
+async function lag(groupId, name) {
+  const ends = await admin.fetchTopicOffsets(name);
+  const [committed] = await admin.fetchOffsets({ groupId, topics: [name] });
+  return ends.reduce((n, e) => {
+    const c = Number(committed.partitions.find((p) => p.partition === e.partition)?.offset ?? -1);
+    return n + Number(e.high) - Math.max(c, 0);
+  }, 0);
+}
+
+async function throughput(exactlyOnce) {
+  const id = `bench-${randomUUID().slice(0, 8)}`;
+  const inputTopic = await topic(`${id}-events`);
+  const n = Number(args.events);
+  await produce(inputTopic, events(n, Number(args.keys)));
+  const stateDir = await mkdtemp(join(tmpdir(), 'cellstream-bench-'));
+  const started = performance.now();
+  const pipeline = await startKafkaPipeline({
+    model,
+    brokers,
+    inputTopic,
+    outputTopic: `${id}-predictions`,
+    deadLetterTopic: `${id}-dead`,
+    changelogTopic: `${id}-changelog`,
+    groupId: `${id}-group`,
+    stateDir,
+    exactlyOnce,
+    maxBatch: Number(args.batch),
+    maxWaitTimeInMs: 100,
+    logLevel: logLevel.NOTHING,
+  });
+  while ((await lag(`${id}-group`, inputTopic)) > 0) await new Promise((r) => setTimeout(r, 100));
+  const seconds = (performance.now() - started) / 1000;
+  await pipeline.stop();
+  // After stop: with transactions the offsets commit before the batch's counts are added.
+  const { predictions } = pipeline.stats;
+  await rm(stateDir, { recursive: true, force: true });
+  return {
+    mode: exactlyOnce ? 'exactly-once' : 'at-least-once',
+    events: n,
+    predictions,
+    seconds: +seconds.toFixed(2),
+    eventsPerSecond: Math.round(n / seconds),
+  };
+}
+
+async function restore() {
+  const id = `bench-${randomUUID().slice(0, 8)}`;
+  const changelog = await topic(`${id}-changelog`);
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const n = Number(args['restore-keys']);
+  const dirA = await mkdtemp(join(tmpdir(), 'cellstream-bench-'));
+  const writer = new ChangelogStore({
+    local: await LmdbStore.open({ path: dirA }),
+    topic: changelog,
+    partitions: PARTITIONS,
+    producer,
+  });
+  const state = new Float32Array(16).fill(0.5);
+  for (let i = 0; i < n; i += 5000) {
+    await writer.putMany(
+      Array.from({ length: Math.min(5000, n - i) }, (_, j) => [
+        `key-${i + j}`,
+        {
+          seq: 1,
+          ts: 0,
+          state,
+          lastApplied: { kind: 'offset', topic: 'events', partition: 0, offset: String(i + j) },
+          fingerprint: 'f'.repeat(64),
+        },
+      ]),
+    );
+  }
+  await writer.close();
+  const dirB = await mkdtemp(join(tmpdir(), 'cellstream-bench-'));
+  const fresh = new ChangelogStore({
+    local: await LmdbStore.open({ path: dirB }),
+    topic: changelog,
+    partitions: PARTITIONS,
+    producer,
+  });
+  const reader = new ChangelogReader(kafka, { topic: changelog });
+  await reader.start();
+  const started = performance.now();
+  const reports = await fresh.restore(
+    Array.from({ length: PARTITIONS }, (_, p) => p),
+    reader,
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const size = await fresh.size();
+  await reader.stop();
+  await fresh.close();
+  await producer.disconnect();
+  for (const d of [dirA, dirB]) await rm(d, { recursive: true, force: true });
+  return {
+    keys: n,
+    restored: reports.reduce((a, r) => a + r.records, 0),
+    size,
+    seconds: +seconds.toFixed(2),
+    keysPerSecond: Math.round(n / seconds),
+  };
+}
+
+console.log(JSON.stringify({ throughput: await throughput(false) }));
+console.log(JSON.stringify({ throughput: await throughput(true) }));
+console.log(JSON.stringify({ restore: await restore() }));
+await admin.disconnect();

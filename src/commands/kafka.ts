@@ -1,0 +1,73 @@
+import type { Writable } from 'node:stream';
+import { parseBrokers } from '../kafka/client.js';
+import type { Model } from '../model/types.js';
+import {
+  type KafkaPipeline,
+  type KafkaPipelineOptions,
+  startKafkaPipeline,
+} from '../pipelines/kafkaPipeline.js';
+
+/** The Kafka settings of `cellstream kafka` (and of `serve`'s `kafka` config section). */
+export interface KafkaCommandOptions {
+  readonly brokers: string;
+  readonly inputTopic: string;
+  readonly outputTopic: string;
+  readonly deadLetterTopic?: string | undefined;
+  readonly changelogTopic?: string | undefined;
+  readonly groupId: string;
+  readonly stateDir: string;
+  readonly exactlyOnce?: boolean | undefined;
+  readonly maxBatch?: number | undefined;
+  readonly sessionTimeout?: number | undefined;
+  readonly heartbeatInterval?: number | undefined;
+}
+
+/** Pipeline options from command settings; the dead-letter topic defaults to `${inputTopic}-dead-letter`. */
+export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): KafkaPipelineOptions {
+  return {
+    model,
+    brokers: parseBrokers(o.brokers),
+    inputTopic: o.inputTopic,
+    outputTopic: o.outputTopic,
+    deadLetterTopic: o.deadLetterTopic ?? `${o.inputTopic}-dead-letter`,
+    ...(o.changelogTopic === undefined ? {} : { changelogTopic: o.changelogTopic }),
+    groupId: o.groupId,
+    stateDir: o.stateDir,
+    exactlyOnce: o.exactlyOnce ?? false,
+    ...(o.maxBatch === undefined ? {} : { maxBatch: o.maxBatch }),
+    ...(o.sessionTimeout === undefined ? {} : { sessionTimeout: o.sessionTimeout }),
+    ...(o.heartbeatInterval === undefined ? {} : { heartbeatInterval: o.heartbeatInterval }),
+  };
+}
+
+/**
+ * Runs the Kafka pipeline until SIGTERM or SIGINT, then shuts it down gracefully. Writes one JSON
+ * line per lifecycle step (started, restored, stopped) to `log`.
+ */
+export async function runKafka(model: Model, options: KafkaCommandOptions, log: Writable): Promise<void> {
+  const say = (event: string, detail: object = {}) => log.write(`${JSON.stringify({ event, ...detail })}\n`);
+  const pipelineOptions = kafkaPipelineOptions(model, options);
+  const stopped = new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  const pipeline: KafkaPipeline = await startKafkaPipeline({
+    ...pipelineOptions,
+    onRestore: (reports, ms) =>
+      say('restored', { ms: Math.round(ms), records: reports.reduce((n, r) => n + r.records, 0), reports }),
+  });
+  say('started', {
+    groupId: options.groupId,
+    inputTopic: options.inputTopic,
+    exactlyOnce: pipelineOptions.exactlyOnce,
+  });
+  await stopped;
+  say('stopping');
+  await pipeline.stop();
+  say('stopped', { ...pipeline.stats });
+}

@@ -1,0 +1,38 @@
+import type { StateRecord, StateStore } from '../state/types.js';
+
+/**
+ * Walks a store's entries a bounded number at a time, carrying on across calls: one pass over
+ * the store after another. A pass reads from the store's iteration snapshot, so callers must
+ * re-read a record before acting on it.
+ */
+export class StoreSweep {
+  private pass: AsyncIterator<[string, StateRecord]> | undefined;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly perSweep: number,
+  ) {}
+
+  /** Up to `perSweep` further entries; when a pass ends, the next call starts a new one. */
+  async next(): Promise<Array<[string, StateRecord]>> {
+    const out: Array<[string, StateRecord]> = [];
+    if (this.perSweep === 0) return out;
+    this.pass ??= this.store.entries()[Symbol.asyncIterator]();
+    while (out.length < this.perSweep) {
+      const step = await this.pass.next();
+      if (step.done) {
+        this.pass = undefined;
+        break;
+      }
+      out.push(step.value);
+    }
+    return out;
+  }
+
+  /** Ends the current pass, releasing the store's iteration (an LMDB read transaction). */
+  async stop(): Promise<void> {
+    const pass = this.pass;
+    this.pass = undefined;
+    await pass?.return?.();
+  }
+}

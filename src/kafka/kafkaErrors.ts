@@ -1,0 +1,44 @@
+import { FencedError } from '../errors.js';
+
+/** The Kafka protocol error type (`CONCURRENT_TRANSACTIONS`, …) of a kafkajs error or of what it wraps. */
+export function protocolErrorType(err: unknown): string | undefined {
+  for (let e = err as { type?: unknown; cause?: unknown; originalError?: unknown } | undefined; e; ) {
+    if (typeof e.type === 'string') return e.type;
+    e = (e.originalError ?? e.cause) as typeof e;
+  }
+  return undefined;
+}
+
+const FENCED = new Set([
+  'INVALID_PRODUCER_EPOCH',
+  'PRODUCER_FENCED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+]);
+
+/** `err` as a `FencedError` when Kafka says another producer owns the transactional id, else `err`. */
+export function mapFenced(err: unknown, transactionalId: string): unknown {
+  const type = protocolErrorType(err);
+  if (type === undefined || !FENCED.has(type)) return err;
+  return new FencedError(
+    `transactional id '${transactionalId}' was taken over by another instance (${type})`,
+    {
+      cause: err,
+    },
+  );
+}
+
+/**
+ * Runs `fn`, retrying while the transaction coordinator answers `CONCURRENT_TRANSACTIONS`: with
+ * kafkajs 2.2.4 and Kafka 3.x, `sendOffsets` right after a commit sees the previous transaction still
+ * completing and kafkajs does not retry it itself.
+ */
+export async function retryConcurrentTransactions<T>(fn: () => Promise<T>, attempts = 50): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (protocolErrorType(err) !== 'CONCURRENT_TRANSACTIONS' || attempt >= attempts) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(20 * attempt, 200)));
+    }
+  }
+}

@@ -1,0 +1,49 @@
+import type { Admin } from 'kafkajs';
+import { ConfigError } from '../errors.js';
+
+export interface TopicSpec {
+  readonly topic: string;
+  /** Partitions to create the topic with; an existing topic is checked against `mustMatch` only. */
+  readonly partitions: number;
+  /** A compacted topic (`cleanup.policy=compact`), as a state changelog must be. */
+  readonly compacted?: boolean;
+  /** Refuse to start unless an existing topic has exactly `partitions` partitions. */
+  readonly mustMatch?: boolean;
+  readonly replicationFactor?: number;
+}
+
+/**
+ * Creates the topics that do not exist yet (waiting for their leaders, as kafkajs needs) and
+ * returns every topic's partition count. A changelog partitioned unlike its input would send a
+ * key's state to another instance than its events, so `mustMatch` mismatches are a `ConfigError`.
+ */
+export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<Map<string, number>> {
+  const existing = new Set(await admin.listTopics());
+  const missing = specs.filter((s) => !existing.has(s.topic));
+  if (missing.length > 0) {
+    await admin
+      .createTopics({
+        waitForLeaders: true,
+        topics: missing.map((s) => ({
+          topic: s.topic,
+          numPartitions: s.partitions,
+          replicationFactor: s.replicationFactor ?? -1,
+          configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+        })),
+      })
+      .catch((err: Error & { type?: string }) => {
+        // Another instance created it first.
+        if (err.type !== 'TOPIC_ALREADY_EXISTS') throw err;
+      });
+  }
+  const metadata = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
+  const counts = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+  for (const s of specs) {
+    if (s.mustMatch && counts.get(s.topic) !== s.partitions) {
+      throw new ConfigError(
+        `topic '${s.topic}' has ${counts.get(s.topic)} partitions, it must have ${s.partitions} (as many as the input topic)`,
+      );
+    }
+  }
+  return counts;
+}

@@ -1,0 +1,255 @@
+import { randomUUID } from 'node:crypto';
+import { type Kafka, type logLevel, Partitioners, type Producer } from 'kafkajs';
+import { KeyedStepper } from '../engine/keyedStepper.js';
+import type { Envelope, Rejected } from '../engine/types.js';
+import { FencedError } from '../errors.js';
+import type { Prediction } from '../events/types.js';
+import { createKafka } from '../kafka/client.js';
+import { mapFenced, retryConcurrentTransactions } from '../kafka/kafkaErrors.js';
+import { ensureTopics } from '../kafka/topics.js';
+import type { Model } from '../model/types.js';
+import { KafkaSink } from '../sinks/kafkaSink.js';
+import { KafkaSource, type PartitionBatch } from '../sources/kafkaSource.js';
+import { ChangelogReader } from '../state/changelogReader.js';
+import { ChangelogStore, type RestoreReport } from '../state/changelogStore.js';
+import { LmdbStore } from '../state/lmdbStore.js';
+import { StagedStore } from '../state/stagedStore.js';
+import { PartitionProducers } from './partitionProducers.js';
+
+export interface KafkaPipelineOptions {
+  readonly model: Model;
+  readonly brokers: readonly string[];
+  readonly inputTopic: string;
+  readonly outputTopic: string;
+  readonly deadLetterTopic: string;
+  /** Compacted state changelog; default `${groupId}-state-changelog`. Created like the input when missing. */
+  readonly changelogTopic?: string;
+  readonly groupId: string;
+  /** Directory of this instance's LMDB state. */
+  readonly stateDir: string;
+  /** Predictions, changelog records and consumed offsets in one Kafka transaction per batch. */
+  readonly exactlyOnce?: boolean;
+  /** Prefix of the transactional ids; default `groupId`. The same for every instance of the app. */
+  readonly appId?: string;
+  /** Partitions to create the input topic with when it does not exist (default: refuse to start). */
+  readonly inputPartitions?: number;
+  /** Most events per engine batch (and per transaction). Default 1000. */
+  readonly maxBatch?: number;
+  readonly maxWaitTimeInMs?: number;
+  readonly sessionTimeout?: number;
+  readonly heartbeatInterval?: number;
+  readonly onModelMismatch?: 'reset' | 'refuse';
+  readonly clientId?: string;
+  readonly logLevel?: logLevel;
+  /** Called after each restore, e.g. for logs and metrics. */
+  readonly onRestore?: (reports: readonly RestoreReport[], ms: number) => void;
+}
+
+/** Counts since start. */
+export interface KafkaPipelineStats {
+  predictions: number;
+  rejected: number;
+  duplicates: number;
+  batches: number;
+  restoredRecords: number;
+}
+
+export interface KafkaPipeline {
+  readonly stats: Readonly<KafkaPipelineStats>;
+  /** Input partitions this instance owns. */
+  readonly partitions: () => readonly number[];
+  /** Stops fetching, finishes the batch in flight (its state durable, offsets committed), leaves the group, closes. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Kafka in, Kafka out: events from `inputTopic` (keyed by entity key) through the engine, predictions
+ * to `outputTopic`, rejections to `deadLetterTopic`, state in LMDB backed by a compacted changelog.
+ *
+ * Per batch of one partition: step (state staged in memory), send predictions and dead letters,
+ * make the state durable (changelog, then LMDB), commit the offsets. A crash anywhere redelivers
+ * events whose state did not become durable, and they recompute identical predictions; events whose
+ * state did are recognised and not stepped again. With `exactlyOnce`, the sends and the offsets
+ * commit in one transaction, and LMDB follows the commit.
+ */
+export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise<KafkaPipeline> {
+  const kafka: Kafka = createKafka({
+    brokers: options.brokers,
+    clientId: options.clientId ?? `cellstream-${options.groupId}`,
+    ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+  });
+  const changelogTopic = options.changelogTopic ?? `${options.groupId}-state-changelog`;
+  const exactlyOnce = options.exactlyOnce ?? false;
+
+  const admin = kafka.admin();
+  await admin.connect();
+  let partitions: number;
+  try {
+    const input = await ensureTopics(
+      admin,
+      options.inputPartitions === undefined
+        ? []
+        : [{ topic: options.inputTopic, partitions: options.inputPartitions }],
+    );
+    partitions =
+      input.get(options.inputTopic) ??
+      (await admin.fetchTopicMetadata({ topics: [options.inputTopic] })).topics[0].partitions.length;
+    await ensureTopics(admin, [
+      { topic: changelogTopic, partitions, compacted: true, mustMatch: true },
+      { topic: options.outputTopic, partitions },
+      { topic: options.deadLetterTopic, partitions },
+    ]);
+  } finally {
+    await admin.disconnect();
+  }
+
+  const producer: Producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await producer.connect();
+  const transactional = new PartitionProducers(kafka, options.appId ?? options.groupId, options.inputTopic);
+
+  const changelog = new ChangelogStore({
+    local: await LmdbStore.open({ path: options.stateDir }),
+    topic: changelogTopic,
+    partitions,
+    sourceTopic: options.inputTopic,
+    producer,
+  });
+  const staged = new StagedStore(changelog);
+  const stepper = new KeyedStepper({
+    model: options.model,
+    store: staged,
+    ...(options.onModelMismatch === undefined ? {} : { onModelMismatch: options.onModelMismatch }),
+  });
+  const reader = new ChangelogReader(kafka, {
+    topic: changelogTopic,
+    groupId: `${options.groupId}-restore-${randomUUID()}`,
+  });
+  await reader.start();
+  const sink = new KafkaSink({ outputTopic: options.outputTopic, deadLetterTopic: options.deadLetterTopic });
+  const source = new KafkaSource(kafka, {
+    topic: options.inputTopic,
+    groupId: options.groupId,
+    commitOffsets: !exactlyOnce,
+    ...(options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),
+    ...(options.maxWaitTimeInMs === undefined ? {} : { maxWaitTimeInMs: options.maxWaitTimeInMs }),
+    ...(options.sessionTimeout === undefined ? {} : { sessionTimeout: options.sessionTimeout }),
+    ...(options.heartbeatInterval === undefined ? {} : { heartbeatInterval: options.heartbeatInterval }),
+  });
+
+  const stats: KafkaPipelineStats = {
+    predictions: 0,
+    rejected: 0,
+    duplicates: 0,
+    batches: 0,
+    restoredRecords: 0,
+  };
+  // Partitions whose local state may lag the changelog after a failed batch.
+  const stale = new Set<number>();
+
+  const restore = async (ps: readonly number[]) => {
+    const started = performance.now();
+    const reports = await changelog.restore(ps, reader);
+    for (const r of reports) stats.restoredRecords += r.records;
+    options.onRestore?.(reports, performance.now() - started);
+  };
+
+  const handleBatch = async (batch: PartitionBatch) => {
+    if (stale.has(batch.partition)) {
+      await restore([batch.partition]);
+      stale.delete(batch.partition);
+    }
+    const envelopes: Envelope[] = [];
+    const rejected: Rejected[] = [];
+    for (const item of batch.items) {
+      if ('kind' in item) rejected.push(item);
+      else envelopes.push(item);
+    }
+    try {
+      const outcomes = await stepper.process(envelopes);
+      const predictions: Prediction[] = [];
+      let duplicates = 0;
+      for (const o of outcomes) {
+        if (o.kind === 'prediction') predictions.push(o.prediction);
+        else if (o.kind === 'rejected') rejected.push(o);
+        else if (o.kind === 'duplicate') duplicates++;
+      }
+      const keyOf = (r: Rejected) =>
+        r.position.kind === 'offset' ? (batch.keys.get(r.position.offset) ?? null) : null;
+      const changes = staged.changes();
+      if (!exactlyOnce) {
+        // Predictions acknowledged before the state that follows them is durable: see above.
+        await sink.send(producer, { predictions, rejected, keyOf });
+        await changelog.write(changes);
+      } else {
+        const txnProducer = transactional.get(batch.partition);
+        const txn = await txnProducer.transaction();
+        let checkpoints: Awaited<ReturnType<ChangelogStore['send']>>;
+        try {
+          await sink.send(txn, { predictions, rejected, keyOf });
+          checkpoints = await changelog.send(changes, txn);
+          await retryConcurrentTransactions(() =>
+            txn.sendOffsets({
+              consumerGroupId: options.groupId,
+              topics: [
+                {
+                  topic: batch.topic,
+                  partitions: [{ partition: batch.partition, offset: batch.nextOffset }],
+                },
+              ],
+            }),
+          );
+          await txn.commit();
+        } catch (err) {
+          await txn.abort().catch(() => {});
+          const mapped = mapFenced(err, transactional.transactionalId(batch.partition));
+          if (mapped instanceof FencedError) await transactional.release([batch.partition]);
+          throw mapped;
+        }
+        await changelog.applyLocally(changes, checkpoints);
+      }
+      stats.predictions += predictions.length;
+      stats.rejected += rejected.length;
+      stats.duplicates += duplicates;
+      stats.batches++;
+    } catch (err) {
+      stale.add(batch.partition);
+      throw err;
+    } finally {
+      staged.clear();
+    }
+  };
+
+  await source.start({
+    assigned: async (ps) => {
+      // Fence the previous owners first, so the changelog's end is final when the restore reads it.
+      if (exactlyOnce) await transactional.acquire(ps);
+      await restore(ps);
+      for (const p of ps) stale.delete(p);
+    },
+    revoked: async (ps) => {
+      // Nothing is staged between batches, so there is nothing to flush; only let go.
+      if (exactlyOnce) await transactional.release(ps);
+    },
+    batch: handleBatch,
+  });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    stats,
+    partitions: () => source.partitions,
+    stop() {
+      stopping ??= (async () => {
+        await source.stop();
+        await transactional.releaseAll();
+        await producer.disconnect();
+        await reader.stop();
+        await staged.close();
+      })();
+      return stopping;
+    },
+  };
+}

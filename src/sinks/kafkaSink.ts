@@ -1,0 +1,81 @@
+import type { Message, RecordMetadata, TopicMessages } from 'kafkajs';
+import type { Rejected } from '../engine/types.js';
+import type { Prediction } from '../events/types.js';
+
+/** Header names of a dead-letter message; the value is the event's text exactly as received. */
+export const DEAD_LETTER_HEADERS = {
+  reason: 'cellstream.reason',
+  code: 'cellstream.code',
+  topic: 'cellstream.topic',
+  partition: 'cellstream.partition',
+  offset: 'cellstream.offset',
+} as const;
+
+/** A kafkajs producer or an open transaction: whatever the messages go out through. */
+export interface KafkaSender {
+  sendBatch(batch: { topicMessages: TopicMessages[]; acks?: number }): Promise<RecordMetadata[]>;
+}
+
+/** A prediction as a Kafka message keyed by its entity key. */
+export function predictionMessage(prediction: Prediction): Message {
+  return { key: prediction.key, value: JSON.stringify(prediction) };
+}
+
+/**
+ * A rejection as a dead-letter message: the original key (when the message had one) and value,
+ * and why and where from in headers.
+ */
+export function deadLetterMessage(rejected: Rejected, key: Buffer | null = null): Message {
+  const headers: Record<string, string> = {
+    [DEAD_LETTER_HEADERS.reason]: rejected.reason,
+    [DEAD_LETTER_HEADERS.code]: rejected.code,
+  };
+  const where = rejected.position;
+  if (where.kind === 'offset') {
+    headers[DEAD_LETTER_HEADERS.topic] = where.topic;
+    headers[DEAD_LETTER_HEADERS.partition] = String(where.partition);
+    headers[DEAD_LETTER_HEADERS.offset] = where.offset;
+  }
+  return { key, value: rejected.raw, headers };
+}
+
+export interface KafkaSinkOptions {
+  readonly outputTopic: string;
+  readonly deadLetterTopic: string;
+}
+
+/** What one batch of outcomes sends. */
+export interface SinkBatch {
+  readonly predictions: readonly Prediction[];
+  readonly rejected: readonly Rejected[];
+  /** Original message key of a rejected event, by offset, for its dead letter. */
+  readonly keyOf?: (rejected: Rejected) => Buffer | null;
+}
+
+/**
+ * Writes predictions to the output topic and rejections to the dead-letter topic, in one
+ * `sendBatch` through a producer (idempotent, all in-sync replicas acknowledging) or a transaction.
+ * Resolves once Kafka has acknowledged every message.
+ */
+export class KafkaSink {
+  constructor(private readonly options: KafkaSinkOptions) {}
+
+  topicMessages(batch: SinkBatch): TopicMessages[] {
+    const out: TopicMessages[] = [];
+    if (batch.predictions.length > 0) {
+      out.push({ topic: this.options.outputTopic, messages: batch.predictions.map(predictionMessage) });
+    }
+    if (batch.rejected.length > 0) {
+      out.push({
+        topic: this.options.deadLetterTopic,
+        messages: batch.rejected.map((r) => deadLetterMessage(r, batch.keyOf?.(r) ?? null)),
+      });
+    }
+    return out;
+  }
+
+  async send(sender: KafkaSender, batch: SinkBatch): Promise<void> {
+    const topicMessages = this.topicMessages(batch);
+    if (topicMessages.length > 0) await sender.sendBatch({ topicMessages, acks: -1 });
+  }
+}

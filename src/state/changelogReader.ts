@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
+
+/** One changelog record as read back: entity key, record bytes (`null`: a tombstone), offset. */
+export interface ChangelogEntry {
+  readonly key: string;
+  readonly value: Buffer | null;
+  readonly offset: bigint;
+}
+
+/** Where a changelog partition starts and ends (the last stable offset; the next offset to be written). */
+export interface PartitionBounds {
+  readonly low: bigint;
+  readonly high: bigint;
+}
+
+interface ReadJob {
+  next: bigint;
+  readonly to: bigint;
+  readonly apply: (entries: ChangelogEntry[], next: bigint) => Promise<void>;
+  readonly done: () => void;
+  readonly fail: (err: unknown) => void;
+}
+
+export interface ChangelogReaderOptions {
+  readonly topic: string;
+  /** Consumer group of the reader; unique per instance by default, since it must own every partition. */
+  readonly groupId?: string;
+  /** Longest a fetch waits for data; low values make restores of short tails quick. Default 100. */
+  readonly maxWaitTimeInMs?: number;
+}
+
+/**
+ * Reads ranges of changelog partitions, for restores. kafkajs has no `assign()`, so the reader is a
+ * consumer alone in a group of its own (it owns every partition), kept paused, and a read seeks one
+ * partition, resumes it until the range is read, and pauses it again. Reads see committed records only.
+ */
+export class ChangelogReader {
+  readonly topic: string;
+  private readonly consumer: Consumer;
+  private readonly admin: Admin;
+  private readonly jobs = new Map<number, ReadJob>();
+  private started: Promise<void> | undefined;
+
+  constructor(kafka: Kafka, options: ChangelogReaderOptions) {
+    this.topic = options.topic;
+    this.consumer = kafka.consumer({
+      groupId: options.groupId ?? `cellstream-restore-${randomUUID()}`,
+      maxWaitTimeInMs: options.maxWaitTimeInMs ?? 100,
+      readUncommitted: false,
+      allowAutoTopicCreation: false,
+    });
+    this.admin = kafka.admin();
+  }
+
+  /** Connects and joins the reader's group; the reads wait for it. */
+  start(): Promise<void> {
+    this.started ??= (async () => {
+      await this.admin.connect();
+      await this.consumer.connect();
+      await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
+      this.consumer.on(this.consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        // Batches of control records only (transaction markers) never reach eachBatch.
+        if (payload.topic === this.topic) this.advance(payload.partition, BigInt(payload.lastOffset) + 1n);
+      });
+      await this.consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }) => {
+          const job = this.jobs.get(batch.partition);
+          if (!job) return;
+          const entries: ChangelogEntry[] = [];
+          for (const m of batch.messages as KafkaMessage[]) {
+            const offset = BigInt(m.offset);
+            // A batch fetched before the last seek may start earlier than the range.
+            if (offset < job.next || offset >= job.to) continue;
+            entries.push({ key: m.key?.toString('utf8') ?? '', value: m.value, offset });
+          }
+          const next = BigInt(batch.lastOffset()) + 1n;
+          try {
+            if (entries.length > 0) await job.apply(entries, next < job.to ? next : job.to);
+            this.advance(batch.partition, next);
+          } catch (err) {
+            this.jobs.delete(batch.partition);
+            job.fail(err);
+          }
+        },
+      });
+      this.consumer.pause([{ topic: this.topic }]);
+    })();
+    return this.started;
+  }
+
+  /** Each partition's bounds now. */
+  async bounds(): Promise<Map<number, PartitionBounds>> {
+    await this.start();
+    const offsets = await this.admin.fetchTopicOffsets(this.topic);
+    return new Map(offsets.map((o) => [o.partition, { low: BigInt(o.low), high: BigInt(o.high) }]));
+  }
+
+  /**
+   * Reads `partition` from offset `from` up to `to` (exclusive), calling `apply` with each run of
+   * entries, in offset order, and the offset reading will continue from; resolves after the last.
+   */
+  async read(
+    partition: number,
+    from: bigint,
+    to: bigint,
+    apply: (entries: ChangelogEntry[], next: bigint) => Promise<void>,
+  ): Promise<void> {
+    await this.start();
+    if (from >= to) return;
+    if (this.jobs.has(partition)) throw new Error(`changelog partition ${partition} is already being read`);
+    const finished = new Promise<void>((done, fail) => {
+      this.jobs.set(partition, { next: from, to, apply, done, fail });
+    });
+    this.consumer.seek({ topic: this.topic, partition, offset: from.toString() });
+    this.consumer.resume([{ topic: this.topic, partitions: [partition] }]);
+    try {
+      await finished;
+    } finally {
+      this.consumer.pause([{ topic: this.topic, partitions: [partition] }]);
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const [partition, job] of this.jobs) {
+      this.jobs.delete(partition);
+      job.fail(new Error('the changelog reader was stopped'));
+    }
+    await this.consumer.disconnect();
+    await this.admin.disconnect();
+  }
+
+  private advance(partition: number, next: bigint): void {
+    const job = this.jobs.get(partition);
+    if (!job) return;
+    if (next > job.next) job.next = next;
+    if (job.next >= job.to) {
+      this.jobs.delete(partition);
+      job.done();
+    }
+  }
+}

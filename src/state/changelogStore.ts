@@ -1,0 +1,309 @@
+import { type Message, Partitioners, type RecordMetadata } from 'kafkajs';
+import { StateError } from '../errors.js';
+import type { KafkaSender } from '../sinks/kafkaSink.js';
+import type { ChangelogReader } from './changelogReader.js';
+import { decodeStateRecord, encodeStateRecord } from './recordCodec.js';
+import type { StagedChanges } from './stagedStore.js';
+import type { StateRecord, StateStore } from './types.js';
+
+/** Keys under this prefix hold the store's own bookkeeping in the local store; entity keys may not use it. */
+export const RESERVED_KEY_PREFIX = '\u0000cellstream.';
+const CHECKPOINT_FINGERPRINT = 'changelog-checkpoint';
+
+/** Next changelog offset each partition's local state includes, after a send. */
+export type Checkpoints = ReadonlyMap<number, bigint>;
+
+export interface ChangelogStoreOptions {
+  /** The store that holds the state on this machine (LMDB). */
+  readonly local: StateStore;
+  /** The compacted changelog topic. */
+  readonly topic: string;
+  /** Its partition count, the input topic's. */
+  readonly partitions: number;
+  /**
+   * The input topic: a record last applied from one of its partitions goes to the changelog
+   * partition of that number, so a key's state lives where its events do. Other keys are placed by
+   * Kafka's default (murmur2) partitioner.
+   */
+  readonly sourceTopic?: string;
+  /** Where `putMany`/`deleteMany` send (an idempotent producer); the two-phase methods take their own. */
+  readonly producer?: KafkaSender;
+}
+
+/** How a restore went, per partition. */
+export interface RestoreReport {
+  readonly partition: number;
+  /** Changelog records applied to the local store. */
+  readonly records: number;
+  /** Whether the local state was discarded and rebuilt from the start of the changelog. */
+  readonly rebuilt: boolean;
+}
+
+/**
+ * A `StateStore` whose writes also go to a compacted changelog topic (key = entity key, value =
+ * `encodeStateRecord` bytes, a tombstone on delete), before they reach the local store. `restore`
+ * brings a partition's local state up to the changelog's end, from the changelog offset the local
+ * store last included (kept per partition in the local store under a reserved key, written in the
+ * same batch as the records it covers), or from the start when the local store has none.
+ *
+ * Re-applying changelog records is harmless (each is a whole state), so checkpoints only need to be
+ * no later than the truth: a crash between a changelog send and the local write just re-reads.
+ */
+export class ChangelogStore implements StateStore {
+  readonly topic: string;
+  readonly partitions: number;
+  private readonly local: StateStore;
+  private readonly sourceTopic: string | undefined;
+  private readonly producer: KafkaSender | undefined;
+  private readonly partitionOfKey: (key: string) => number;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
+
+  constructor(options: ChangelogStoreOptions) {
+    this.local = options.local;
+    this.topic = options.topic;
+    this.partitions = options.partitions;
+    this.sourceTopic = options.sourceTopic;
+    this.producer = options.producer;
+    const partitionMetadata = Array.from({ length: options.partitions }, (_, i) => ({
+      partitionId: i,
+      leader: 0,
+      replicas: [0],
+      isr: [0],
+      offlineReplicas: [],
+      partitionErrorCode: 0,
+    }));
+    const murmur2 = Partitioners.DefaultPartitioner();
+    this.partitionOfKey = (key) =>
+      murmur2({ topic: this.topic, partitionMetadata, message: { key, value: null } });
+  }
+
+  /** The changelog partition of `key`, whose latest record (if any) is `record`. */
+  partitionOf(key: string, record?: StateRecord): number {
+    const at = record?.lastApplied;
+    if (at?.kind === 'offset' && at.topic === this.sourceTopic && at.partition < this.partitions) {
+      return at.partition;
+    }
+    return this.partitionOfKey(key);
+  }
+
+  async getMany(keys: readonly string[]): Promise<(StateRecord | undefined)[]> {
+    const records = await this.local.getMany(keys);
+    return records.map((r, i) => (isReserved(keys[i]) ? undefined : r));
+  }
+
+  putMany(entries: ReadonlyArray<readonly [string, StateRecord]>): Promise<void> {
+    return this.write({ puts: entries, deletes: [] });
+  }
+
+  deleteMany(keys: readonly string[]): Promise<void> {
+    return this.write({ puts: [], deletes: keys.filter((k) => !isReserved(k)) });
+  }
+
+  /** Sends `changes` to the changelog through the store's producer, then applies them locally. */
+  async write(changes: StagedChanges): Promise<void> {
+    const producer = this.producer;
+    if (!producer) throw new Error('ChangelogStore: no producer to write through');
+    return this.track(async () => {
+      const checkpoints = await this.send(changes, producer);
+      await this.applyLocally(changes, checkpoints);
+    });
+  }
+
+  /**
+   * First half of a write: sends `changes` to the changelog through `sender` (a producer, or an open
+   * transaction whose commit must come before `applyLocally`). Resolves once acknowledged.
+   */
+  async send(changes: StagedChanges, sender: KafkaSender): Promise<Checkpoints> {
+    this.checkOpen();
+    for (const [key] of changes.puts) checkKey(key);
+    if (changes.puts.length === 0 && changes.deletes.length === 0) return new Map();
+    const deleted = changes.deletes.length > 0 ? await this.local.getMany(changes.deletes) : [];
+    const messages: Message[] = [
+      ...changes.puts.map(([key, record]) => ({
+        key,
+        value: encodeStateRecord(record),
+        partition: this.partitionOf(key, record),
+      })),
+      ...changes.deletes.map((key, i) => ({
+        key,
+        value: null,
+        partition: this.partitionOf(key, deleted[i]),
+      })),
+    ];
+    const checkpoints = new Map<number, bigint>();
+    for (const chunk of chunks(messages)) {
+      const counts = new Map<number, number>();
+      for (const m of chunk) counts.set(m.partition!, (counts.get(m.partition!) ?? 0) + 1);
+      const sent: RecordMetadata[] = await sender.sendBatch({
+        topicMessages: [{ topic: this.topic, messages: chunk }],
+        acks: -1,
+      });
+      for (const m of sent) {
+        const n = counts.get(m.partition);
+        if (m.topicName === this.topic && n !== undefined && m.baseOffset !== undefined) {
+          checkpoints.set(m.partition, BigInt(m.baseOffset) + BigInt(n));
+        }
+      }
+    }
+    return checkpoints;
+  }
+
+  /** Second half of a write: `changes` into the local store, with the checkpoints `send` returned. */
+  async applyLocally(changes: StagedChanges, checkpoints: Checkpoints): Promise<void> {
+    if (changes.deletes.length > 0) await this.local.deleteMany(changes.deletes);
+    const marks = [...checkpoints].map(([p, next]) => this.checkpointEntry(p, next));
+    const puts = [...changes.puts, ...marks];
+    if (puts.length > 0) await this.local.putMany(puts);
+  }
+
+  /** The changelog offset partition `p`'s local state includes everything before, if known. */
+  async checkpoint(partition: number): Promise<bigint | undefined> {
+    const [record] = await this.local.getMany([checkpointKey(partition)]);
+    const at = record?.lastApplied;
+    if (at?.kind !== 'offset' || at.topic !== this.topic) return undefined;
+    return BigInt(at.offset);
+  }
+
+  /**
+   * Brings the local state of `partitions` up to the changelog's end. A local store without a
+   * checkpoint, or one that does not fit the changelog (ahead of its end, behind its start), has
+   * the partition's keys dropped and rebuilt from the start of the changelog.
+   */
+  async restore(partitions: readonly number[], reader: ChangelogReader): Promise<RestoreReport[]> {
+    const bounds = await reader.bounds();
+    const reports: RestoreReport[] = [];
+    for (const partition of partitions) {
+      const b = bounds.get(partition);
+      if (!b)
+        throw new StateError(
+          'STATE_CORRUPT',
+          `changelog topic '${this.topic}' has no partition ${partition}`,
+        );
+      const mark = await this.checkpoint(partition);
+      const rebuilt = mark === undefined || mark > b.high || mark < b.low;
+      if (rebuilt) await this.dropPartition(partition);
+      let records = 0;
+      await reader.read(partition, rebuilt ? b.low : mark, b.high, async (entries, next) => {
+        records += entries.length;
+        await this.applyEntries(partition, entries, next);
+      });
+      if (rebuilt || mark !== b.high) await this.local.putMany([this.checkpointEntry(partition, b.high)]);
+      reports.push({ partition, records, rebuilt });
+    }
+    return reports;
+  }
+
+  async *entries(): AsyncIterable<[string, StateRecord]> {
+    for await (const entry of this.local.entries()) if (!isReserved(entry[0])) yield entry;
+  }
+
+  async size(): Promise<number> {
+    const marks = Array.from({ length: this.partitions }, (_, p) => checkpointKey(p));
+    const held = (await this.local.getMany(marks)).filter((r) => r !== undefined).length;
+    return (await this.local.size()) - held;
+  }
+
+  /** Waits for writes in flight, then closes the local store (the producer and reader belong to the caller). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.allSettled(this.inFlight);
+      await this.local.close();
+    })();
+    return this.closing;
+  }
+
+  private checkOpen(): void {
+    if (this.closing)
+      throw new StateError('STATE_CLOSED', `the changelog-backed store of '${this.topic}' is closed`);
+  }
+
+  private track(fn: () => Promise<void>): Promise<void> {
+    this.checkOpen();
+    const p = fn();
+    this.inFlight.add(p);
+    const forget = () => this.inFlight.delete(p);
+    p.then(forget, forget);
+    return p;
+  }
+
+  private async applyEntries(
+    partition: number,
+    entries: readonly ChangelogEntryLike[],
+    next: bigint,
+  ): Promise<void> {
+    // The last record of a key in the run wins, as compaction would keep it.
+    const latest = new Map<string, Buffer | null>();
+    for (const e of entries) {
+      latest.delete(e.key);
+      latest.set(e.key, e.value);
+    }
+    const deletes = [...latest].filter(([, v]) => v === null).map(([k]) => k);
+    const puts = [...latest]
+      .filter((entry): entry is [string, Buffer] => entry[1] !== null)
+      .map(([k, v]) => [k, decodeStateRecord(v, k)] as const);
+    await this.applyLocally({ puts, deletes }, new Map([[partition, next]]));
+  }
+
+  private async dropPartition(partition: number): Promise<void> {
+    const drop: string[] = [];
+    for await (const [key, record] of this.entries())
+      if (this.partitionOf(key, record) === partition) drop.push(key);
+    drop.push(checkpointKey(partition));
+    await this.local.deleteMany(drop);
+  }
+
+  private checkpointEntry(partition: number, next: bigint): readonly [string, StateRecord] {
+    return [
+      checkpointKey(partition),
+      {
+        seq: 0,
+        ts: 0,
+        state: new Float32Array(0),
+        lastApplied: { kind: 'offset', topic: this.topic, partition, offset: next.toString() },
+        fingerprint: CHECKPOINT_FINGERPRINT,
+      },
+    ];
+  }
+}
+
+/** Kafka refuses record batches over about 1 MB (`message.max.bytes`): send in parts well below. */
+const CHUNK_BYTES = 512 * 1024;
+
+function* chunks(messages: Message[]): Generator<Message[]> {
+  let chunk: Message[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    const size = 70 + String(m.key).length * 3 + ((m.value as Buffer | null)?.length ?? 0);
+    if (chunk.length > 0 && bytes + size > CHUNK_BYTES) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(m);
+    bytes += size;
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+interface ChangelogEntryLike {
+  readonly key: string;
+  readonly value: Buffer | null;
+}
+
+function checkpointKey(partition: number): string {
+  return `${RESERVED_KEY_PREFIX}changelog.${partition}`;
+}
+
+function isReserved(key: string): boolean {
+  return key.startsWith(RESERVED_KEY_PREFIX);
+}
+
+function checkKey(key: string): void {
+  if (isReserved(key)) {
+    throw new StateError(
+      'STATE_KEY_RESERVED',
+      `entity key '${JSON.stringify(key)}' uses the reserved prefix`,
+    );
+  }
+}
