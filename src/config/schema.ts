@@ -50,6 +50,12 @@ export const configSchema = z.strictObject({
       store: z.enum(['lmdb', 'memory']).default('lmdb'),
       path: z.string().min(1).default('./.data/state'),
       maxKeys: int(1, Number.MAX_SAFE_INTEGER).default(1_000_000),
+      maxKeysInMemory: int(1, Number.MAX_SAFE_INTEGER).optional(),
+      ttl: z
+        .string()
+        .regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h|d|w)?\s*$/, 'a duration such as 90s, 12h or 30d')
+        .optional(),
+      ttlClock: z.enum(['event', 'processing']).default('event'),
     })
     .prefault({}),
   engine: z

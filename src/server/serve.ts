@@ -4,10 +4,13 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import type { Config } from '../config/schema.js';
 import { loadModel } from '../formats/load.js';
+import { outputSize, stateSize } from '../model/index.js';
 import type { Model } from '../model/types.js';
+import { CachedStore } from '../state/cachedStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
 import { MemoryStateStore } from '../state/memoryStore.js';
 import type { StateStore } from '../state/types.js';
+import { parseDuration } from '../time/duration.js';
 import { checkExposure, TokenTable } from './auth.js';
 import { startDemoFeed } from './demoFeed.js';
 import { createRequestListener } from './http.js';
@@ -173,15 +176,15 @@ export async function startServer(config: Config, options: ServeOptions): Promis
   let model: Model;
   try {
     model = await loadModel(config.model.path);
-    store =
-      config.state.store === 'lmdb'
-        ? await LmdbStore.open({ path: config.state.path })
-        : new MemoryStateStore({ maxKeys: config.state.maxKeys });
+    store = await openStore(config, model);
     pipeline = new EnginePipeline({
       stepper: {
         model,
         store,
         onModelMismatch: config.model.onMismatch,
+        ...(config.state.ttl === undefined
+          ? {}
+          : { ttl: { ttlMs: parseDuration(config.state.ttl, 'state.ttl'), clock: config.state.ttlClock } }),
         ...(config.model.label === undefined ? {} : { modelLabel: config.model.label }),
       },
       maxBatch: config.engine.maxBatch,
@@ -203,7 +206,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
             stats.rejected();
           }
         },
-        onStateReset: (key, reason) => log.warn({ key, reason }, 'state reset'),
+        onStateReset: (key, reason) => log.info({ key, reason }, 'key state discarded'),
         onFailure: (err) =>
           log.error({ err }, 'engine batch failed; its events were answered SERVER_UNAVAILABLE'),
       },
@@ -265,6 +268,19 @@ export async function startServer(config: Config, options: ServeOptions): Promis
   };
 
   return { url, port, model, store, pipeline, subscriptions, metrics, close };
+}
+
+/** The configured store: LMDB (behind a bounded in-memory cache with `maxKeysInMemory`) or memory. */
+async function openStore(config: Config, model: Model): Promise<StateStore> {
+  if (config.state.store === 'memory') return new MemoryStateStore({ maxKeys: config.state.maxKeys });
+  const lmdb = await LmdbStore.open({ path: config.state.path });
+  if (config.state.maxKeysInMemory === undefined) return lmdb;
+  return new CachedStore({
+    backing: lmdb,
+    maxKeys: config.state.maxKeysInMemory,
+    stateSize: stateSize(model),
+    outputSize: outputSize(model),
+  });
 }
 
 /** Keys whose state sits in process memory: all of a memory store, a cache's own count when it has one. */

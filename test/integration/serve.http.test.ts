@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server/serve.js';
+import { tempDir } from '../helpers/fixtures.js';
 import { connect, exchange, modelFile, startTestServer } from '../helpers/serve.js';
 
 let server: RunningServer | undefined;
@@ -67,6 +69,31 @@ describe('serve: HTTP', () => {
     expect((await fetch(`${s.url}/vendor/uPlot.min.css`)).status).toBe(200);
     expect((await fetch(`${s.url}/../package.json`)).status).toBe(404);
     expect((await fetch(`${s.url}/vendor/../../package.json`)).status).toBe(404);
+  });
+
+  it('keeps state in LMDB behind a bounded cache and expires idle keys by their TTL', async () => {
+    const dir = await tempDir('serve-lmdb');
+    const s = await startTestServer({
+      model: { path: await modelFile() },
+      state: { store: 'lmdb', path: join(dir, 'state'), maxKeysInMemory: 2, ttl: '10s' },
+    });
+    server = s;
+    const ingest = await connect(s.ws('/ingest'));
+    const keys = ['k1', 'k2', 'k3', 'k4'];
+    await exchange(
+      ingest,
+      keys.map((key, i) => ({ key, ts: 1000 + i, features: [i, 0, 1] })),
+    );
+    // k1 is read back from LMDB although the cache holds only 2 keys.
+    expect(await (await fetch(`${s.url}/v1/keys/k1`)).json()).toMatchObject({ key: 'k1', seq: 1, ts: 1000 });
+    // Event time moves on: k1, idle for 11 s, has expired (seq starts over); k4, idle 3 s, has not.
+    const answers = await exchange(ingest, [
+      { key: 'k4', ts: 9000, features: [0, 0, 0] },
+      { key: 'k1', ts: 12_000, features: [0, 0, 0] },
+      { key: 'k4', ts: 12_001, features: [0, 0, 0] },
+    ]);
+    expect(answers.map((a) => a['seq'])).toEqual([2, 1, 3]);
+    ingest.close();
   });
 
   it('stops listening once closed', async () => {
