@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { runConvert } from './commands/convert.js';
 import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
+import { runServe, type ServeFlags } from './commands/serve.js';
 import { describeFeatureSpec } from './features/describe.js';
 import { loadSidecarSpec } from './features/loadSpec.js';
 import { modelFeatures } from './features/modelFeatures.js';
@@ -111,6 +112,25 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     });
 
   program
+    .command('serve')
+    .description(
+      'serve WebSocket ingest and subscriptions, HTTP metrics and the dashboard; with no options, the demo model on 127.0.0.1:8080',
+    )
+    .option('--config <file>', 'YAML configuration file (env CELLSTREAM_CONFIG); see docs/configuration.md')
+    .option('--model <file>', 'model file (env CELLSTREAM_MODEL; default: the demo model)')
+    .option('--host <host>', 'address to bind (env CELLSTREAM_HOST; default 127.0.0.1)')
+    .option('--port <port>', 'port, 0 for any free one (env CELLSTREAM_PORT; default 8080)', port)
+    .option('--state <dir>', 'LMDB state directory (env CELLSTREAM_STATE; default ./.data/state)')
+    .option('--demo-feed', 'replay the demo events in a loop, so the dashboard has something to show')
+    .option(
+      '--log-level <level>',
+      'fatal, error, warn, info, debug, trace or silent (env CELLSTREAM_LOG_LEVEL)',
+    )
+    .action(async (opts: ServeFlags) => {
+      await runServe(opts);
+    });
+
+  program
     .command('inspect')
     .description("print a model's layers, inputs, sizes, fingerprint and feature spec")
     .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
@@ -207,6 +227,13 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     }
     return EXIT_FATAL;
   }
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new InvalidArgumentError('expected a port, 0 to 65535');
+  return n;
 }
 
 interface ReplayFlags {

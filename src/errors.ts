@@ -24,6 +24,9 @@ export type ErrorCode =
   | 'STATE_CLOSED'
   | 'STATE_FULL'
   | 'STATE_KEY_TOO_LONG'
+  // serving
+  | 'AUTH_KEY_FORBIDDEN'
+  | 'SERVER_UNAVAILABLE'
   | 'STATE_KEY_RESERVED'
   // Kafka
   | 'KAFKA_FENCED'
@@ -148,6 +151,23 @@ export class KeyMismatchError extends EventError {
 }
 
 export class StateError extends CellstreamError {}
+
+/** An ingested event whose key lies outside the key prefix its token may write; not applied. */
+export class KeyForbiddenError extends EventError {
+  constructor(key: string, prefix: string) {
+    super(
+      'AUTH_KEY_FORBIDDEN',
+      `key '${key.length > 40 ? `${key.slice(0, 40)}…` : key}' is outside this token's key prefix '${prefix}'`,
+    );
+  }
+}
+
+/** The server could not apply an event: it is shutting down, or its engine failed. Retry elsewhere or later. */
+export class ServerUnavailableError extends CellstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SERVER_UNAVAILABLE', message, { ...options, retriable: true });
+  }
+}
 
 /** Kafka refused a write because another instance now holds this partition's transactional id. */
 export class FencedError extends CellstreamError {

@@ -2,6 +2,8 @@
  * cellstream as a library: load a model, keep per-key recurrent state, step one event at a time.
  * The CLI (`cellstream replay | serve | inspect`) is built from these same parts.
  */
+export { type ConfigSources, loadConfig } from './config/load.js';
+export { type Config, configSchema } from './config/schema.js';
 export { lastPositions } from './engine/commitPositions.js';
 export type { ExpiryOptions } from './engine/expiry.js';
 export { KeyedStepper, type KeyedStepperOptions, type StepperCounts } from './engine/keyedStepper.js';
@@ -34,6 +36,7 @@ export {
   referenceKernel,
   selectKernel,
 } from './model/kernels/index.js';
+export { type RunningServer, type ServeOptions, startServer } from './server/serve.js';
 export { CachedStore, type CachedStoreOptions } from './state/cachedStore.js';
 export { LmdbStore, type LmdbStoreOptions } from './state/lmdbStore.js';
 export { MemoryStateStore, type MemoryStoreOptions } from './state/memoryStore.js';

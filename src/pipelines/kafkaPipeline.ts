@@ -4,6 +4,7 @@ import { KeyedStepper } from '../engine/keyedStepper.js';
 import type { Envelope, Rejected } from '../engine/types.js';
 import { FencedError } from '../errors.js';
 import type { Prediction } from '../events/types.js';
+import { modelFeatures } from '../features/modelFeatures.js';
 import { createKafka } from '../kafka/client.js';
 import { mapFenced, retryConcurrentTransactions } from '../kafka/kafkaErrors.js';
 import { ensureTopics } from '../kafka/topics.js';
@@ -119,9 +120,12 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     producer,
   });
   const staged = new StagedStore(changelog);
+  const features = modelFeatures(options.model);
   const stepper = new KeyedStepper({
     model: options.model,
     store: staged,
+    encodeValues: features?.encodeValues,
+    decodePrediction: features?.decode,
     ...(options.onModelMismatch === undefined ? {} : { onModelMismatch: options.onModelMismatch }),
   });
   const reader = new ChangelogReader(kafka, {

@@ -183,9 +183,9 @@ describe('main (in process)', () => {
   });
 
   it('leaves unknown commands and bad options to commander, exit 1', async () => {
-    const unknown = await inProcess(['serve']);
+    const unknown = await inProcess(['frobnicate']);
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toMatch(/unknown command 'serve'/);
+    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
 
     const batch = await inProcess(['replay', '--model', model, '--input', events, '--batch', '0']);
     expect(batch.code).toBe(1);

@@ -1,0 +1,41 @@
+import { loadConfig } from '../config/load.js';
+import { createLogger } from '../server/logger.js';
+import { startServer } from '../server/serve.js';
+
+/** The flags `serve` takes; each overrides one configuration key (see docs/configuration.md). */
+export interface ServeFlags {
+  readonly config?: string;
+  readonly model?: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly state?: string;
+  readonly demoFeed?: boolean;
+  readonly logLevel?: string;
+}
+
+/**
+ * `cellstream serve`: loads the configuration (defaults, file, environment, flags), starts the
+ * server and runs until SIGINT or SIGTERM, then shuts down gracefully and resolves.
+ */
+export async function runServe(flags: ServeFlags): Promise<void> {
+  const config = await loadConfig({
+    file: flags.config,
+    env: process.env,
+    flags: {
+      'model.path': flags.model,
+      'server.host': flags.host,
+      'server.port': flags.port,
+      'state.path': flags.state,
+      'sources.demo.enabled': flags.demoFeed,
+      'log.level': flags.logLevel,
+    },
+  });
+  const logger = createLogger(config.log.level);
+  const server = await startServer(config, { logger });
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  logger.info({ signal }, 'received signal');
+  await server.close();
+}
