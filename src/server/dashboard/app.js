@@ -160,7 +160,7 @@ function renderKeyCharts() {
       const plot = new uPlot(
         chartOptions(
           plotEl,
-          entry.names.map((n, i) => ({ label: n, stroke: COLORS[i], width: 2, points: { show: false } })),
+          entry.names.map((n, i) => ({ label: n, stroke: COLORS[i], width: 2, points: { show: true, size: 5 } })),
           220,
         ),
         [entry.ts, ...entry.series],
