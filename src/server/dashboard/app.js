@@ -160,7 +160,12 @@ function renderKeyCharts() {
       const plot = new uPlot(
         chartOptions(
           plotEl,
-          entry.names.map((n, i) => ({ label: n, stroke: COLORS[i], width: 2, points: { show: true, size: 5 } })),
+          entry.names.map((n, i) => ({
+            label: n,
+            stroke: COLORS[i],
+            width: 2,
+            points: { show: true, size: 5 },
+          })),
           220,
         ),
         [entry.ts, ...entry.series],
