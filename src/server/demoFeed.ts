@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ConfigError, EventError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
 import type { Event } from '../events/types.js';
-import type { EnginePipeline } from './pipeline.js';
+import type { IngestTarget } from './ingestTarget.js';
 
 export interface DemoFeedOptions {
   readonly file: string;
@@ -17,7 +17,7 @@ const TICK_MS = 100;
  * loop, at a modest rate, each event stamped with the current time. Lines that are not events are
  * skipped (the file is a demo, not data). Returns a function that stops the feed.
  */
-export async function startDemoFeed(pipeline: EnginePipeline, options: DemoFeedOptions): Promise<() => void> {
+export async function startDemoFeed(pipeline: IngestTarget, options: DemoFeedOptions): Promise<() => void> {
   let text: string;
   try {
     text = await readFile(options.file, 'utf8');

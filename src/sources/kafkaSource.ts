@@ -30,6 +30,17 @@ export interface KafkaSourceHandler {
   batch(batch: PartitionBatch): Promise<void>;
 }
 
+/**
+ * Defaults of the consumer settings, shared by `cellstream kafka` and `serve`'s `kafka` section.
+ * Session timeout and heartbeat are kafkajs's own defaults, spelled out so the docs can name them.
+ */
+export const KAFKA_SOURCE_DEFAULTS = {
+  maxBatch: 1000,
+  maxWaitTimeInMs: 500,
+  sessionTimeout: 30_000,
+  heartbeatInterval: 3000,
+} as const;
+
 export interface KafkaSourceOptions {
   readonly topic: string;
   readonly groupId: string;
@@ -58,14 +69,15 @@ export class KafkaSource {
   private owned = new Set<number>();
   private toAssign: number[] | undefined;
   private toRevoke: number[] = [];
+  private member = false;
 
   constructor(kafka: Kafka, options: KafkaSourceOptions) {
     this.options = options;
     this.consumer = kafka.consumer({
       groupId: options.groupId,
-      maxWaitTimeInMs: options.maxWaitTimeInMs ?? 500,
-      ...(options.sessionTimeout === undefined ? {} : { sessionTimeout: options.sessionTimeout }),
-      ...(options.heartbeatInterval === undefined ? {} : { heartbeatInterval: options.heartbeatInterval }),
+      maxWaitTimeInMs: options.maxWaitTimeInMs ?? KAFKA_SOURCE_DEFAULTS.maxWaitTimeInMs,
+      sessionTimeout: options.sessionTimeout ?? KAFKA_SOURCE_DEFAULTS.sessionTimeout,
+      heartbeatInterval: options.heartbeatInterval ?? KAFKA_SOURCE_DEFAULTS.heartbeatInterval,
       allowAutoTopicCreation: false,
     });
     // kafkajs emits this synchronously on every join, before fetching for the new generation.
@@ -74,12 +86,25 @@ export class KafkaSource {
       for (const p of this.owned) if (!now.has(p)) this.toRevoke.push(p);
       this.owned = now;
       this.toAssign = [...now].sort((a, b) => a - b);
+      this.member = true;
+    });
+    // A crash leaves the group; kafkajs re-joins by itself when it restarts the consumer.
+    this.consumer.on(this.consumer.events.CRASH, () => {
+      this.member = false;
+    });
+    this.consumer.on(this.consumer.events.STOP, () => {
+      this.member = false;
     });
   }
 
   /** The consumer, for `sendOffsets` and instrumentation events. */
   get kafkaConsumer(): Consumer {
     return this.consumer;
+  }
+
+  /** Whether the consumer is a member of its group (joined, not crashed, not stopped). */
+  get joined(): boolean {
+    return this.member;
   }
 
   /** Partitions owned since the latest rebalance. */
@@ -89,7 +114,7 @@ export class KafkaSource {
 
   async start(handler: KafkaSourceHandler): Promise<void> {
     const { topic } = this.options;
-    const maxBatch = this.options.maxBatch ?? 1000;
+    const maxBatch = this.options.maxBatch ?? KAFKA_SOURCE_DEFAULTS.maxBatch;
     await this.consumer.connect();
     await this.consumer.subscribe({ topic, fromBeginning: this.options.fromBeginning ?? true });
     await this.consumer.run({
