@@ -1,4 +1,4 @@
-import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Envelope, Rejected } from '../engine/types.js';
 import { kafkaEnvelope } from './kafkaEnvelope.js';
 
@@ -70,6 +70,9 @@ export class KafkaSource {
   private toAssign: number[] | undefined;
   private toRevoke: number[] = [];
   private member = false;
+  private stopping = false;
+  /** The `eachBatch` call in progress, if any (one at a time: partitionsConsumedConcurrently 1). */
+  private active: Promise<void> | undefined;
 
   constructor(kafka: Kafka, options: KafkaSourceOptions) {
     this.options = options;
@@ -121,36 +124,54 @@ export class KafkaSource {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        await this.settleAssignment(handler);
-        if (!this.owned.has(batch.partition)) return;
-        const messages = batch.messages as KafkaMessage[];
-        for (let start = 0; start < messages.length; start += maxBatch) {
-          // Stop between runs on shutdown or seek; what is not resolved is fetched again.
-          if (!isRunning() || isStale()) return;
-          const run = messages.slice(start, start + maxBatch);
-          const keys = new Map(run.map((m) => [m.offset, m.key]));
-          const last = run[run.length - 1].offset;
-          const nextOffset = (BigInt(last) + 1n).toString();
-          await handler.batch({
-            topic,
-            partition: batch.partition,
-            items: run.map((m) => kafkaEnvelope(topic, batch.partition, m)),
-            keys,
-            nextOffset,
-          });
-          resolveOffset(last);
-          if (this.options.commitOffsets) {
-            await this.consumer.commitOffsets([{ topic, partition: batch.partition, offset: nextOffset }]);
-          }
-          await heartbeat();
-        }
+      eachBatch: (payload) => {
+        if (this.stopping) return Promise.resolve();
+        const run = this.consume(payload, handler, maxBatch);
+        this.active = run;
+        return run.finally(() => {
+          if (this.active === run) this.active = undefined;
+        });
       },
     });
   }
 
-  /** Stops fetching, lets the batch in progress finish, and leaves the group. */
+  private async consume(
+    { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload,
+    handler: KafkaSourceHandler,
+    maxBatch: number,
+  ): Promise<void> {
+    const { topic } = this.options;
+    await this.settleAssignment(handler);
+    if (!this.owned.has(batch.partition)) return;
+    const messages = batch.messages as KafkaMessage[];
+    for (let start = 0; start < messages.length; start += maxBatch) {
+      // Stop between runs on shutdown or seek; what is not resolved is fetched again.
+      if (this.stopping || !isRunning() || isStale()) return;
+      const run = messages.slice(start, start + maxBatch);
+      const keys = new Map(run.map((m) => [m.offset, m.key]));
+      const last = run[run.length - 1].offset;
+      const nextOffset = (BigInt(last) + 1n).toString();
+      await handler.batch({
+        topic,
+        partition: batch.partition,
+        items: run.map((m) => kafkaEnvelope(topic, batch.partition, m)),
+        keys,
+        nextOffset,
+      });
+      resolveOffset(last);
+      if (this.options.commitOffsets) {
+        await this.consumer.commitOffsets([{ topic, partition: batch.partition, offset: nextOffset }]);
+      }
+      await heartbeat();
+    }
+  }
+
+  /** Stops taking batches, lets the run in progress finish and commit, then leaves the group. */
   async stop(): Promise<void> {
+    // kafkajs silently skips commitOffsets once disconnect() has begun (its runner is no longer
+    // "running"), so the run in flight must finish, offsets committed, before the consumer stops.
+    this.stopping = true;
+    await this.active?.catch(() => {});
     await this.consumer.disconnect();
   }
 
