@@ -126,6 +126,28 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       '--log-level <level>',
       'fatal, error, warn, info, debug, trace or silent (env CELLSTREAM_LOG_LEVEL)',
     )
+    .option(
+      '--kafka-brokers <list>',
+      'Kafka mode: bootstrap brokers, comma-separated host:port (env CELLSTREAM_KAFKA_BROKERS); see docs/kafka.md',
+    )
+    .option(
+      '--input-topic <topic>',
+      'Kafka mode: events, keyed by entity key (env CELLSTREAM_KAFKA_INPUT_TOPIC)',
+    )
+    .option('--output-topic <topic>', 'Kafka mode: predictions (env CELLSTREAM_KAFKA_OUTPUT_TOPIC)')
+    .option(
+      '--group-id <id>',
+      'Kafka mode: consumer group shared by all instances (env CELLSTREAM_KAFKA_GROUP_ID)',
+    )
+    .option('--dead-letter-topic <topic>', 'Kafka mode: rejected events (default <input-topic>-dead-letter)')
+    .option(
+      '--changelog-topic <topic>',
+      'Kafka mode: compacted state changelog (default <group-id>-state-changelog)',
+    )
+    .option(
+      '--exactly-once',
+      'Kafka mode: predictions, state changelog and offsets in one transaction per batch',
+    )
     .action(async (opts: ServeFlags) => {
       await runServe(opts);
     });

@@ -11,6 +11,13 @@ export interface ServeFlags {
   readonly state?: string;
   readonly demoFeed?: boolean;
   readonly logLevel?: string;
+  readonly kafkaBrokers?: string;
+  readonly inputTopic?: string;
+  readonly outputTopic?: string;
+  readonly groupId?: string;
+  readonly deadLetterTopic?: string;
+  readonly changelogTopic?: string;
+  readonly exactlyOnce?: boolean;
 }
 
 /**
@@ -28,6 +35,13 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       'state.path': flags.state,
       'sources.demo.enabled': flags.demoFeed,
       'log.level': flags.logLevel,
+      'kafka.brokers': flags.kafkaBrokers,
+      'kafka.inputTopic': flags.inputTopic,
+      'kafka.outputTopic': flags.outputTopic,
+      'kafka.groupId': flags.groupId,
+      'kafka.deadLetterTopic': flags.deadLetterTopic,
+      'kafka.changelogTopic': flags.changelogTopic,
+      'kafka.exactlyOnce': flags.exactlyOnce,
     },
   });
   const logger = createLogger(config.log.level);

@@ -46,6 +46,15 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; path: string; parse: P
   { name: 'CELLSTREAM_DEMO_FEED', path: 'sources.demo.enabled', parse: boolean },
   { name: 'CELLSTREAM_TOKENS', path: 'auth.tokens', parse: json },
   { name: 'CELLSTREAM_LOG_LEVEL', path: 'log.level', parse: text },
+  // Setting any of these configures the `kafka` section (which then needs brokers, topics and group).
+  { name: 'CELLSTREAM_KAFKA_BROKERS', path: 'kafka.brokers', parse: list },
+  { name: 'CELLSTREAM_KAFKA_INPUT_TOPIC', path: 'kafka.inputTopic', parse: text },
+  { name: 'CELLSTREAM_KAFKA_OUTPUT_TOPIC', path: 'kafka.outputTopic', parse: text },
+  { name: 'CELLSTREAM_KAFKA_DEAD_LETTER_TOPIC', path: 'kafka.deadLetterTopic', parse: text },
+  { name: 'CELLSTREAM_KAFKA_CHANGELOG_TOPIC', path: 'kafka.changelogTopic', parse: text },
+  { name: 'CELLSTREAM_KAFKA_GROUP_ID', path: 'kafka.groupId', parse: text },
+  { name: 'CELLSTREAM_KAFKA_EXACTLY_ONCE', path: 'kafka.exactlyOnce', parse: boolean },
+  { name: 'CELLSTREAM_KAFKA_MAX_BATCH', path: 'kafka.maxBatch', parse: integer },
 ];
 
 /** The configuration layer the environment gives, and which variable set each key. */

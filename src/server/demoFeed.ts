@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ConfigError, EventError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
 import type { Event } from '../events/types.js';
-import type { EnginePipeline } from './pipeline.js';
+import type { IngestTarget } from './ingestTarget.js';
 
 export interface DemoFeedOptions {
   readonly file: string;
@@ -22,7 +22,7 @@ const TICK_MS = 100;
  * a model with a time-since-previous feature reads it; the reset keeps event time from running
  * backwards for a key across laps or across restarts over the same state directory.
  */
-export async function startDemoFeed(pipeline: EnginePipeline, options: DemoFeedOptions): Promise<() => void> {
+export async function startDemoFeed(pipeline: IngestTarget, options: DemoFeedOptions): Promise<() => void> {
   let text: string;
   try {
     text = await readFile(options.file, 'utf8');

@@ -10,8 +10,8 @@ export interface HttpDeps {
   notReadyReason(): string | undefined;
   readonly metrics: ServeMetrics;
   readonly tokens: TokenTable;
-  /** The open store, once there is one. */
-  store(): StateStore | undefined;
+  /** The open store (for look-ups only), once there is one. */
+  store(): Pick<StateStore, 'getMany'> | undefined;
   readonly lastPredictions: LastPredictions;
   /** The body of `GET /v1/stats`. */
   stats(): Promise<unknown>;

@@ -8,6 +8,8 @@ export interface GaugeSources {
   keysInMemory(): Promise<number>;
   subscribers(): number;
   ingestConnections(): number;
+  /** Input partitions the Kafka pipeline owns (0 without Kafka). */
+  kafkaPartitions?(): number;
 }
 
 /**
@@ -23,6 +25,7 @@ export class ServeMetrics {
   readonly stepSeconds: Histogram;
   readonly eventLatencySeconds: Histogram;
   readonly batchSize: Histogram;
+  readonly eventsForwarded: Counter;
   readonly droppedMessages: Counter;
   readonly slowClosed: Counter;
   readonly connectionsRejected: Counter<'reason'>;
@@ -68,6 +71,11 @@ export class ServeMetrics {
       name: 'cellstream_batch_size',
       help: 'Events per engine micro-batch',
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
+      registers,
+    });
+    this.eventsForwarded = new Counter({
+      name: 'cellstream_events_forwarded_total',
+      help: 'Events received on /ingest and acknowledged by the Kafka input topic (Kafka mode)',
       registers,
     });
     this.droppedMessages = new Counter({
@@ -122,6 +130,14 @@ export class ServeMetrics {
       registers,
       collect() {
         this.set(sources.ingestConnections());
+      },
+    });
+    new Gauge({
+      name: 'cellstream_kafka_partitions',
+      help: 'Input topic partitions this instance owns (Kafka mode)',
+      registers,
+      collect() {
+        this.set(sources.kafkaPartitions?.() ?? 0);
       },
     });
   }

@@ -15,6 +15,8 @@ import { parseDuration } from '../time/duration.js';
 import { checkExposure, TokenTable } from './auth.js';
 import { startDemoFeed } from './demoFeed.js';
 import { createRequestListener } from './http.js';
+import type { IngestTarget } from './ingestTarget.js';
+import { type KafkaMode, startKafkaMode } from './kafkaMode.js';
 import { LastPredictions } from './lastPredictions.js';
 import { LiveStats } from './liveStats.js';
 import type { Logger } from './logger.js';
@@ -37,13 +39,20 @@ export interface RunningServer {
   readonly url: string;
   readonly port: number;
   readonly model: Model;
+  /** The state store; with Kafka, the Kafka pipeline's (LMDB backed by the changelog). */
   readonly store: StateStore;
-  readonly pipeline: EnginePipeline;
+  /** The local engine; absent with Kafka, where the Kafka pipeline steps every key. */
+  readonly pipeline: EnginePipeline | undefined;
+  /** The Kafka side, when `kafka` is configured. */
+  readonly kafka: KafkaMode | undefined;
   readonly subscriptions: SubscriptionHub;
   readonly metrics: ServeMetrics;
   /**
    * Graceful shutdown: refuses new connections and stops reading ingest sockets, answers every
-   * event already read, closes all sockets (1001), then closes the store. Safe to call twice.
+   * event already read (applied, or with Kafka: acknowledged by the input topic), closes the ingest
+   * sockets (1001), stops the engine (with Kafka: stops fetching, finishes the batch in flight,
+   * commits, leaves the group) and closes the store, then closes the subscriber sockets, which get
+   * every prediction up to the end. Safe to call twice.
    */
   close(): Promise<void>;
 }
@@ -61,6 +70,9 @@ export async function startServer(config: Config, options: ServeOptions): Promis
   let state: 'starting' | 'ready' | 'closing' = 'starting';
   let store: StateStore | undefined;
   let pipeline: EnginePipeline | undefined;
+  let kafka: KafkaMode | undefined;
+  /** Where ingested events go: `pipeline`, or with Kafka the input topic. */
+  let target: IngestTarget | undefined;
   const subscriptions = new SubscriptionHub({
     maxBufferedBytes: config.sinks.websocket.maxBufferedBytes,
     onSlow: config.sinks.websocket.onSlow,
@@ -80,6 +92,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     keysInMemory: async () => keysInMemory(store, state),
     subscribers: () => subscriptions.size,
     ingestConnections: () => ingestConnections.size,
+    kafkaPartitions: () => (kafka && state === 'ready' ? kafka.pipeline.partitions().length : 0),
   });
   const stats = new LiveStats();
   const lastPredictions = new LastPredictions(config.server.lastPredictions);
@@ -101,10 +114,11 @@ export async function startServer(config: Config, options: ServeOptions): Promis
       wss: ingestWss,
       connected: (ws, principal) => {
         watchErrors(ws, metrics, log);
-        const connection = new IngestConnection(ws, principal, pipeline!, config.sources.websocket, {
+        const connection = new IngestConnection(ws, principal, target!, config.sources.websocket, {
           onEvents: (n) => {
             metrics.eventsIn.inc({ source: 'websocket' }, n);
-            stats.event(n);
+            // With Kafka the dashboard counts events as the engine consumes them, once.
+            if (!config.kafka) stats.event(n);
           },
           onReject: (code) => {
             metrics.rejects.inc({ code });
@@ -132,13 +146,15 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     createRequestListener({
       notReadyReason: () =>
         state === 'ready'
-          ? undefined
+          ? kafka?.notReadyReason()
           : state === 'starting'
-            ? 'loading the model and opening the state store'
+            ? config.kafka
+              ? 'loading the model and joining the Kafka consumer group'
+              : 'loading the model and opening the state store'
             : 'shutting down',
       metrics,
       tokens,
-      store: () => (state === 'ready' ? store : undefined),
+      store: () => (state === 'ready' ? (kafka?.lookup ?? store) : undefined),
       lastPredictions,
       stats: async () => ({
         model: modelLabel,
@@ -177,51 +193,47 @@ export async function startServer(config: Config, options: ServeOptions): Promis
   let model: Model;
   try {
     model = await loadModel(config.model.path);
-    const features = modelFeatures(model);
-    store = await openStore(config, model);
-    pipeline = new EnginePipeline({
-      stepper: {
-        model,
-        store,
-        onModelMismatch: config.model.onMismatch,
-        encodeValues: features?.encodeValues,
-        decodePrediction: features?.decode,
-        ...(config.state.ttl === undefined
-          ? {}
-          : { ttl: { ttlMs: parseDuration(config.state.ttl, 'state.ttl'), clock: config.state.ttlClock } }),
-        ...(config.model.label === undefined ? {} : { modelLabel: config.model.label }),
-      },
-      maxBatch: config.engine.maxBatch,
-      maxDelayMs: config.engine.maxDelayMs,
-      hooks: {
-        onBatch: (size, seconds) => {
-          metrics.batchSize.observe(size);
-          metrics.stepSeconds.observe(seconds);
-        },
-        onResult: (result, seconds) => {
-          metrics.eventLatencySeconds.observe(seconds);
-          if (result.kind === 'prediction') {
-            metrics.predictionsOut.inc();
-            stats.prediction(seconds);
-          } else if (result.kind === 'duplicate') metrics.duplicates.inc();
-          else {
-            const code = result.kind === 'rejected' ? result.code : result.error.code;
-            metrics.rejects.inc({ code });
+    if (config.kafka) {
+      kafka = await startKafkaMode({ ...config, kafka: config.kafka }, model, {
+        onBatch: (r) => {
+          metrics.eventsIn.inc({ source: 'kafka' }, r.events);
+          stats.event(r.events);
+          metrics.batchSize.observe(r.events);
+          metrics.stepSeconds.observe(r.stepSeconds);
+          metrics.predictionsOut.inc(r.predictions);
+          metrics.duplicates.inc(r.duplicates);
+          for (const rejected of r.rejected) {
+            metrics.rejects.inc({ code: rejected.code });
             stats.rejected();
           }
+          for (const prediction of r.fresh) {
+            metrics.eventLatencySeconds.observe(r.seconds);
+            stats.prediction(r.seconds);
+            lastPredictions.record(prediction);
+            subscriptions.publish(prediction);
+          }
         },
-        onStateReset: (key, reason) => log.info({ key, reason }, 'key state discarded'),
-        onFailure: (err) =>
-          log.error({ err }, 'engine batch failed; its events were answered SERVER_UNAVAILABLE'),
-      },
-    });
-    modelLabel = pipeline.stepper.modelLabel;
-    pipeline.onPrediction((prediction) => {
-      lastPredictions.record(prediction);
-      subscriptions.publish(prediction);
-    });
+        onRestore: (reports, ms) =>
+          log.info(
+            { ms: Math.round(ms), records: reports.reduce((n, r) => n + r.records, 0) },
+            'state restored from the changelog',
+          ),
+        onForwarded: () => metrics.eventsForwarded.inc(),
+      });
+      store = kafka.pipeline.store;
+      target = kafka.target;
+      modelLabel = kafka.pipeline.modelLabel;
+    } else {
+      ({ store, pipeline } = await startEngine(config, model, metrics, stats, log));
+      target = pipeline;
+      modelLabel = pipeline.stepper.modelLabel;
+      pipeline.onPrediction((prediction) => {
+        lastPredictions.record(prediction);
+        subscriptions.publish(prediction);
+      });
+    }
     if (config.sources.demo.enabled) {
-      stopDemo = await startDemoFeed(pipeline, {
+      stopDemo = await startDemoFeed(target, {
         file: config.sources.demo.file,
         eventsPerSecond: config.sources.demo.eventsPerSecond,
         onEvents: (n) => {
@@ -231,7 +243,8 @@ export async function startServer(config: Config, options: ServeOptions): Promis
       });
     }
   } catch (err) {
-    await store?.close();
+    if (kafka) await kafka.stop();
+    else await store?.close();
     server.close();
     throw err;
   }
@@ -242,6 +255,18 @@ export async function startServer(config: Config, options: ServeOptions): Promis
       model: modelLabel,
       modelPath: config.model.path,
       state: config.state.store === 'lmdb' ? config.state.path : 'memory',
+      ...(config.kafka
+        ? {
+            kafka: {
+              brokers: config.kafka.brokers,
+              inputTopic: config.kafka.inputTopic,
+              outputTopic: config.kafka.outputTopic,
+              groupId: config.kafka.groupId,
+              exactlyOnce: config.kafka.exactlyOnce,
+              partitions: kafka?.pipeline.partitions(),
+            },
+          }
+        : {}),
       auth: tokens.enabled ? 'tokens' : 'none',
       demoFeed: config.sources.demo.enabled,
     },
@@ -257,13 +282,20 @@ export async function startServer(config: Config, options: ServeOptions): Promis
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const c of ingestConnections) c.stopReading();
       const deadline = Date.now() + config.server.shutdownTimeoutMs;
-      await withDeadline(pipeline!.drain(), deadline);
+      // Every event read is answered: applied by the local engine, or acknowledged by Kafka.
+      await withDeadline(kafka ? kafka.closeIngest() : pipeline!.drain(), deadline);
       await until(() => [...ingestConnections].every((c) => c.pending === 0), deadline);
       for (const c of ingestConnections) c.close(CLOSE.goingAway, 'server shutting down');
+      // The engine stops before subscribers are let go, so they see every prediction it makes.
+      // Kafka: stop fetching, finish the batch in flight, commit, leave the group, close the
+      // state; not bounded by the deadline, since cutting it short would only redeliver the batch.
+      if (kafka) {
+        log.info('stopping the Kafka pipeline: finishing the batch in flight, then leaving the group');
+        await kafka.stop();
+      } else await store!.close();
       subscriptions.closeAll(CLOSE.goingAway, 'server shutting down');
       await until(() => ingestWss.clients.size === 0 && subscribeWss.clients.size === 0, deadline);
       for (const ws of [...ingestWss.clients, ...subscribeWss.clients]) ws.terminate();
-      await store!.close();
       server.closeAllConnections();
       await serverClosed;
       log.info('shut down: state flushed and store closed');
@@ -271,7 +303,56 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     return closing;
   };
 
-  return { url, port, model, store, pipeline, subscriptions, metrics, close };
+  return { url, port, model, store, pipeline, kafka, subscriptions, metrics, close };
+}
+
+/** The local engine (no Kafka): the configured store behind one `EnginePipeline`, with its metrics. */
+async function startEngine(
+  config: Config,
+  model: Model,
+  metrics: ServeMetrics,
+  stats: LiveStats,
+  log: Logger,
+): Promise<{ store: StateStore; pipeline: EnginePipeline }> {
+  const store = await openStore(config, model);
+  const features = modelFeatures(model);
+  const pipeline = new EnginePipeline({
+    stepper: {
+      model,
+      store,
+      onModelMismatch: config.model.onMismatch,
+      encodeValues: features?.encodeValues,
+      decodePrediction: features?.decode,
+      ...(config.state.ttl === undefined
+        ? {}
+        : { ttl: { ttlMs: parseDuration(config.state.ttl, 'state.ttl'), clock: config.state.ttlClock } }),
+      ...(config.model.label === undefined ? {} : { modelLabel: config.model.label }),
+    },
+    maxBatch: config.engine.maxBatch,
+    maxDelayMs: config.engine.maxDelayMs,
+    hooks: {
+      onBatch: (size, seconds) => {
+        metrics.batchSize.observe(size);
+        metrics.stepSeconds.observe(seconds);
+      },
+      onResult: (result, seconds) => {
+        metrics.eventLatencySeconds.observe(seconds);
+        if (result.kind === 'prediction') {
+          metrics.predictionsOut.inc();
+          stats.prediction(seconds);
+        } else if (result.kind === 'duplicate') metrics.duplicates.inc();
+        else {
+          const code = result.kind === 'rejected' ? result.code : result.error.code;
+          metrics.rejects.inc({ code });
+          stats.rejected();
+        }
+      },
+      onStateReset: (key, reason) => log.info({ key, reason }, 'key state discarded'),
+      onFailure: (err) =>
+        log.error({ err }, 'engine batch failed; its events were answered SERVER_UNAVAILABLE'),
+    },
+  });
+  return { store, pipeline };
 }
 
 /** The configured store: LMDB (behind a bounded in-memory cache with `maxKeysInMemory`) or memory. */

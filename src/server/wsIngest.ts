@@ -3,7 +3,7 @@ import { EventError, KeyForbiddenError, MalformedJsonError } from '../errors.js'
 import { validateEvent } from '../events/decode.js';
 import { keyAllowed, type Principal } from './auth.js';
 import { Fifo } from './fifo.js';
-import type { EnginePipeline, Result } from './pipeline.js';
+import type { IngestAnswer, IngestTarget } from './ingestTarget.js';
 import { TokenBucket } from './tokenBucket.js';
 
 /** WebSocket close codes the server uses (RFC 6455 §7.4.1). */
@@ -38,7 +38,8 @@ interface Slot {
 
 /**
  * Serves one `/ingest` connection: each text frame holds an event or an array of events; every
- * event is answered on the socket, in the order sent, with its prediction or an error record
+ * event is answered on the socket, in the order sent, with its prediction (in Kafka mode: the
+ * acknowledgement `{"accepted": true, "key", "topic", "partition", "offset"}`) or an error record
  * `{"error": {"code", "reason"}, "event": …}`. Backpressure: once `maxInFlight` events are
  * unanswered (waiting for the engine, or answered but not yet written to the socket because the
  * client reads slowly) the socket is paused, so the client's own TCP send blocks; it is resumed
@@ -56,7 +57,7 @@ export class IngestConnection {
   constructor(
     private readonly ws: WebSocket,
     private readonly principal: Principal,
-    private readonly pipeline: EnginePipeline,
+    private readonly pipeline: IngestTarget,
     private readonly limits: IngestLimits,
     private readonly hooks: IngestHooks = {},
   ) {
@@ -165,8 +166,12 @@ export class IngestConnection {
   }
 }
 
-function render(result: Result, event: unknown): string {
+function render(result: IngestAnswer, event: unknown): string {
   switch (result.kind) {
+    case 'accepted': {
+      const { key, topic, partition, offset } = result;
+      return JSON.stringify({ accepted: true, key, topic, partition, offset });
+    }
     case 'prediction':
       return JSON.stringify(
         result.redelivered ? { ...result.prediction, redelivered: true } : result.prediction,

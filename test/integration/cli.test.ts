@@ -196,6 +196,23 @@ describe('main (in process)', () => {
     expect(missing.stderr).toMatch(/required option '--model <file>' not specified/);
   });
 
+  it('serve: a bad Kafka flag stops the real bin before anything starts, naming the key, exit 1', async () => {
+    const run = await cellstream([
+      'serve',
+      '--port',
+      '0',
+      '--kafka-brokers',
+      'nohost',
+      '--input-topic',
+      'events',
+      '--output-topic',
+      'predictions',
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/kafka\.brokers\.0 \(from flag for kafka\.brokers\): a broker is host:port/);
+    expect(run.stderr).toMatch(/kafka\.groupId: required/);
+  });
+
   it('documents the exit codes in --help, exit 0', async () => {
     const run = await inProcess(['replay', '--help']);
     expect(run.code).toBe(0);

@@ -146,3 +146,81 @@ describe('serve configuration', () => {
     expect(() => checkExposure({ ...open, server: { ...open.server, allowInsecure: true } })).not.toThrow();
   });
 });
+
+describe('serve configuration: kafka', () => {
+  const kafkaYaml = [
+    'kafka:',
+    '  brokers: [file-broker:9092]',
+    '  inputTopic: file-events',
+    '  outputTopic: file-predictions',
+    '  groupId: file-group',
+    '',
+  ].join('\n');
+
+  it('is absent by default, and filled with the defaults of `cellstream kafka` when given', async () => {
+    expect((await loadConfig()).kafka).toBeUndefined();
+    const config = await loadConfig({ file: await yamlFile(kafkaYaml) });
+    expect(config.kafka).toEqual({
+      brokers: ['file-broker:9092'],
+      inputTopic: 'file-events',
+      outputTopic: 'file-predictions',
+      groupId: 'file-group',
+      exactlyOnce: false,
+      maxBatch: 1000,
+      maxWaitTimeInMs: 500,
+      sessionTimeout: 30000,
+      heartbeatInterval: 3000,
+    });
+  });
+
+  it('layers file < environment < flags, key by key', async () => {
+    const config = await loadConfig({
+      file: await yamlFile(kafkaYaml),
+      env: { CELLSTREAM_KAFKA_GROUP_ID: 'env-group', CELLSTREAM_KAFKA_EXACTLY_ONCE: 'yes' },
+      flags: {
+        'kafka.brokers': 'a:1, b:2',
+        'kafka.inputTopic': 'flag-events',
+        'kafka.groupId': undefined,
+      },
+    });
+    expect(config.kafka).toMatchObject({
+      brokers: ['a:1', 'b:2'],
+      inputTopic: 'flag-events',
+      outputTopic: 'file-predictions',
+      groupId: 'env-group',
+      exactlyOnce: true,
+    });
+  });
+
+  it('names each bad or missing Kafka key and where it came from', async () => {
+    const missing = await configError(loadConfig({ flags: { 'kafka.inputTopic': 'events' } }));
+    expect(missing).toMatch(/kafka\.brokers: required/);
+    expect(missing).toMatch(/kafka\.outputTopic: required/);
+    expect(missing).toMatch(/kafka\.groupId: required/);
+
+    const bad = await configError(
+      loadConfig({
+        file: await yamlFile(`${kafkaYaml}  maxBatch: 0\n  heartbeatInterval: 40000\n`),
+        env: { CELLSTREAM_KAFKA_OUTPUT_TOPIC: 'no spaces' },
+        flags: { 'kafka.brokers': 'localhost' },
+      }),
+    );
+    expect(bad).toMatch(/kafka\.brokers\.0 \(from flag for kafka\.brokers\): a broker is host:port/);
+    expect(bad).toMatch(/kafka\.outputTopic \(from CELLSTREAM_KAFKA_OUTPUT_TOPIC\): a Kafka topic name/);
+    expect(bad).toMatch(/kafka\.maxBatch \(from .*cellstream\.yaml\)/);
+    expect(bad).toMatch(/kafka\.heartbeatInterval .*below kafka\.sessionTimeout/);
+
+    const typo = await configError(loadConfig({ file: await yamlFile(`${kafkaYaml}  groupID: x\n`) }));
+    expect(typo).toMatch(/kafka .*unknown key 'groupID'; allowed: brokers, inputTopic/);
+  });
+
+  it('refuses state settings the Kafka pipeline does not honour', async () => {
+    const message = await configError(
+      loadConfig({
+        file: await yamlFile(`${kafkaYaml}state:\n  store: memory\n  ttl: 30d\n`),
+      }),
+    );
+    expect(message).toMatch(/state\.store .*with kafka, state is LMDB/);
+    expect(message).toMatch(/state\.ttl .*not supported with kafka/);
+  });
+});

@@ -1,0 +1,158 @@
+// The real `cellstream serve` bin in Kafka mode as a child process against the real broker:
+// configured by a file whose Kafka settings the flags override, shut down by SIGTERM mid-stream.
+// Every prediction published before the signal is on the output topic, the offsets committed are
+// exactly the events processed, and the consumer group is empty afterwards.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Prediction } from '../../src/events/types.js';
+import { tempDir } from '../helpers/fixtures.js';
+import {
+  brokers,
+  createTopic,
+  eventMessages,
+  judge,
+  loadTestModel,
+  MODEL_FILE,
+  makeEvents,
+  offlineReplay,
+  produce,
+  readTopic,
+  requireBroker,
+  topicsFor,
+  waitUntil,
+  withAdmin,
+} from '../helpers/kafka.js';
+import { connect } from '../helpers/serve.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+beforeAll(() => {
+  execFileSync('node', [join(root, 'scripts', 'build-if-needed.mjs')], { cwd: root, stdio: 'inherit' });
+});
+
+/** Starts the real bin; resolves with the process and its URL from the startup log line. */
+async function serve(args: string[]): Promise<{ child: ChildProcess; url: string; logs: string[] }> {
+  const child = spawn('node', [join(root, 'bin', 'cellstream.js'), 'serve', ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
+  });
+  const logs: string[] = [];
+  let buffered = '';
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        logs.push(line);
+        const entry = JSON.parse(line);
+        if (entry.url) resolve(entry.url);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited with ${code} before listening: ${stderr}`)));
+  });
+  return { child, url, logs };
+}
+
+describe('serve with Kafka: graceful shutdown of the real bin', () => {
+  it('on SIGTERM finishes the batch in flight, commits exactly what it processed, leaves the group and exits 0', async () => {
+    await requireBroker();
+    const t = topicsFor('serve-stop');
+    await createTopic(t.inputTopic, 3);
+    const events = makeEvents(20_000, 400, 21);
+    await produce(t.inputTopic, eventMessages(events));
+
+    // The file names other topics and group; the flags must win.
+    const dir = await tempDir('serve-kafka-stop');
+    const file = join(dir, 'cellstream.yaml');
+    await writeFile(
+      file,
+      [
+        'kafka:',
+        '  brokers: [127.0.0.1:1]',
+        `  inputTopic: ${t.inputTopic}-from-file`,
+        `  outputTopic: ${t.outputTopic}-from-file`,
+        `  groupId: ${t.groupId}-from-file`,
+        `  deadLetterTopic: ${t.deadLetterTopic}`,
+        `  changelogTopic: ${t.changelogTopic}`,
+        '  maxBatch: 100',
+        '  maxWaitTimeInMs: 100',
+        'log:',
+        '  level: info',
+        '',
+      ].join('\n'),
+    );
+    const { child, url, logs } = await serve([
+      '--config',
+      file,
+      '--model',
+      MODEL_FILE,
+      '--port',
+      '0',
+      '--state',
+      join(dir, 'state'),
+      '--kafka-brokers',
+      brokers.join(','),
+      '--input-topic',
+      t.inputTopic,
+      '--output-topic',
+      t.outputTopic,
+      '--group-id',
+      t.groupId,
+    ]);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    const subscriber = await connect(`${url.replace('http', 'ws')}/subscribe`);
+    const published: Prediction[] = [];
+    subscriber.on('message', (data) => published.push(JSON.parse(data.toString())));
+    const subscriberClosed = new Promise<number>((resolve) =>
+      subscriber.once('close', (code) => resolve(code)),
+    );
+
+    // Signal once predictions flow, while most events are still waiting in the topic.
+    await waitUntil(() => published.length > 0, 'the first prediction');
+    child.kill('SIGTERM');
+    const [exitCode] = await once(child, 'exit');
+    expect(exitCode).toBe(0);
+    expect(await subscriberClosed).toBe(1001);
+
+    // Every prediction anyone saw is on the output topic; what is there matches the replay, with no
+    // repeats (a graceful stop redelivers nothing) and, per key, no gaps.
+    const onTopic = await readTopic(t.outputTopic);
+    const verdict = judge(await offlineReplay(await loadTestModel(), events), onTopic);
+    expect(verdict.divergent).toBe(0);
+    expect(verdict.repeated).toBe(0);
+    const topicSet = new Set(onTopic.map((m) => m.value));
+    for (const p of published) expect(topicSet.has(JSON.stringify(p))).toBe(true);
+    expect(published.length).toBeLessThanOrEqual(onTopic.length);
+    const seqs = new Map<string, number[]>();
+    for (const m of onTopic) {
+      const p = JSON.parse(m.value) as Prediction;
+      seqs.set(p.key, [...(seqs.get(p.key) ?? []), p.seq]);
+    }
+    for (const [key, list] of seqs) {
+      expect(list, key).toEqual(Array.from({ length: list.length }, (_, i) => i + 1));
+    }
+
+    // Offsets committed = events processed; the group has no members left.
+    await withAdmin(async (admin) => {
+      const [committed] = await admin.fetchOffsets({ groupId: t.groupId, topics: [t.inputTopic] });
+      const total = committed.partitions.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+      expect(total).toBe(onTopic.length);
+      const { groups } = await admin.describeGroups([t.groupId]);
+      expect(groups[0].members).toEqual([]);
+      // The file's topics were never used.
+      const topics = await admin.listTopics();
+      expect(topics).not.toContain(`${t.outputTopic}-from-file`);
+    });
+    expect(logs.some((l) => l.includes('shut down: state flushed and store closed'))).toBe(true);
+  });
+});
