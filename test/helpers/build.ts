@@ -6,7 +6,10 @@ import { fileURLToPath } from 'node:url';
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Builds dist/ when it is missing or older than any source file, so the real bin can run. */
+/**
+ * Builds dist/ (tsc) when it is missing or older than any source file, so the real bin and the
+ * child processes the tests start run the current code.
+ */
 export function ensureBuilt(): void {
   const newest = (dir: string): number =>
     Math.max(

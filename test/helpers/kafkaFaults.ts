@@ -1,16 +1,15 @@
 // Fault scenarios of the Kafka pipeline, shared by the CI tests (small sizes) and
 // `npm run kafka:faults` (large ones). Each runs instances against a real broker, injects faults
 // under load, and checks every prediction against the offline replay.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { logLevel } from 'kafkajs';
 import type { Event } from '../../src/events/types.js';
 import type { Model } from '../../src/model/types.js';
 import { type KafkaPipeline, startKafkaPipeline } from '../../src/pipelines/kafkaPipeline.js';
+import { ensureBuilt, ROOT } from './build.js';
 import {
   brokers,
   createTopic,
@@ -27,8 +26,6 @@ import {
   waitUntil,
   withAdmin,
 } from './kafka.js';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface ScenarioOptions {
   readonly events: number;
@@ -80,27 +77,9 @@ async function inProcess(model: Model, t: Topics, stateDir: string, exactlyOnce:
   };
 }
 
-/** Builds dist/ when it is missing or older than the sources, so child processes run current code. */
-export function ensureBuilt(): void {
-  const newest = (dir: string): number =>
-    Math.max(
-      0,
-      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
-        e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
-      ),
-    );
-  let built = 0;
-  try {
-    built = statSync(join(root, 'dist', 'cli.js')).mtimeMs;
-  } catch {}
-  if (built < newest(join(root, 'src'))) {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-  }
-}
-
 async function child(t: Topics, stateDir: string, exactlyOnce: boolean): Promise<Instance> {
   const args = [
-    join(root, 'bin', 'cellstream.js'),
+    join(ROOT, 'bin', 'cellstream.js'),
     'kafka',
     '--model',
     MODEL_FILE,
