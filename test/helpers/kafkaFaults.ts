@@ -12,17 +12,19 @@ import { type KafkaPipeline, startKafkaPipeline } from '../../src/pipelines/kafk
 import { ensureBuilt, ROOT } from './build.js';
 import {
   brokers,
-  createTopic,
+  createInputTopic,
   eventMessages,
   groupLag,
   judge,
+  loadTestModel,
   MODEL_FILE,
   makeEvents,
   offlineReplay,
   produce,
   readTopic,
-  topicsFor,
+  type Topics,
   type Verdict,
+  waitForCatchUp,
   waitUntil,
   withAdmin,
 } from './kafka.js';
@@ -52,8 +54,6 @@ interface Instance {
   stop(): Promise<void>;
   kill(): Promise<void>;
 }
-
-type Topics = ReturnType<typeof topicsFor>;
 
 const SESSION = { sessionTimeout: 6000, heartbeatInterval: 500 };
 
@@ -144,10 +144,9 @@ async function outputCount(topic: string): Promise<bigint> {
  */
 async function runScenario(name: string, o: ScenarioOptions, kind: 'stop' | 'kill'): Promise<ScenarioResult> {
   const started = performance.now();
-  const model = await import('../../src/formats/load.js').then((m) => m.loadModel(MODEL_FILE));
+  const model = await loadTestModel();
   if (kind === 'kill') ensureBuilt();
-  const t = topicsFor(name);
-  await createTopic(t.inputTopic, o.partitions);
+  const t = await createInputTopic(name, o.partitions);
   const events: Event[] = makeEvents(o.events, o.keys, 17);
   const messages = eventMessages(events);
   const dirs = await Promise.all(
@@ -174,11 +173,7 @@ async function runScenario(name: string, o: ScenarioOptions, kind: 'stop' | 'kil
       instances[victim] = await launch(victim);
     }
     await produce(t.inputTopic, messages.slice(sent));
-    await waitUntil(
-      async () => (await groupLag(t.groupId, t.inputTopic)) === 0n,
-      'the group to catch up',
-      300_000,
-    );
+    await waitForCatchUp(t, 300_000);
   } finally {
     for (const instance of instances) await instance.stop();
   }
@@ -214,9 +209,8 @@ export const killScenario = (o: ScenarioOptions) =>
 export async function lostLocalStateScenario(
   o: Pick<ScenarioOptions, 'events' | 'keys' | 'partitions' | 'exactlyOnce'>,
 ) {
-  const model = await import('../../src/formats/load.js').then((m) => m.loadModel(MODEL_FILE));
-  const t = topicsFor(o.exactlyOnce ? 'restore-eos' : 'restore');
-  await createTopic(t.inputTopic, o.partitions);
+  const model = await loadTestModel();
+  const t = await createInputTopic(o.exactlyOnce ? 'restore-eos' : 'restore', o.partitions);
   const events = makeEvents(o.events, o.keys, 23);
   const messages = eventMessages(events);
   const half = Math.floor(messages.length / 2);
@@ -239,11 +233,7 @@ export async function lostLocalStateScenario(
       },
     });
     await produce(t.inputTopic, part);
-    await waitUntil(
-      async () => (await groupLag(t.groupId, t.inputTopic)) === 0n,
-      'the group to catch up',
-      300_000,
-    );
+    await waitForCatchUp(t, 300_000);
     await pipeline.stop();
     return { restoreMs, restored };
   };

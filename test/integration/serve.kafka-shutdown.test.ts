@@ -12,7 +12,7 @@ import type { Prediction } from '../../src/events/types.js';
 import { tempDir } from '../helpers/fixtures.js';
 import {
   brokers,
-  createTopic,
+  createInputTopic,
   eventMessages,
   judge,
   loadTestModel,
@@ -22,7 +22,6 @@ import {
   produce,
   readTopic,
   requireBroker,
-  topicsFor,
   waitUntil,
   withAdmin,
 } from '../helpers/kafka.js';
@@ -66,8 +65,7 @@ async function serve(args: string[]): Promise<{ child: ChildProcess; url: string
 describe('serve with Kafka: graceful shutdown of the real bin', () => {
   it('on SIGTERM finishes the batch in flight, commits exactly what it processed, leaves the group and exits 0', async () => {
     await requireBroker();
-    const t = topicsFor('serve-stop');
-    await createTopic(t.inputTopic, 3);
+    const t = await createInputTopic('serve-stop', 3);
     const events = makeEvents(20_000, 400, 21);
     await produce(t.inputTopic, eventMessages(events));
 
