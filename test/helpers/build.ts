@@ -26,3 +26,11 @@ export function ensureBuilt(): void {
     execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
   }
 }
+
+/**
+ * Runs scripts/build-if-needed.mjs: the full `npm run build` (dashboard assets included) when
+ * dist/ is missing or older than any source file, as `npm start` does.
+ */
+export function buildIfNeeded(): void {
+  execFileSync('node', [join(ROOT, 'scripts', 'build-if-needed.mjs')], { cwd: ROOT, stdio: 'inherit' });
+}
