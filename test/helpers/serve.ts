@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -6,6 +7,7 @@ import { saveCellstreamModel } from '../../src/formats/cellstream/index.js';
 import type { Model } from '../../src/model/types.js';
 import { createLogger } from '../../src/server/logger.js';
 import { type RunningServer, startServer } from '../../src/server/serve.js';
+import { ROOT } from './build.js';
 import { tempDir } from './fixtures.js';
 import { tinyLstm } from './models.js';
 
@@ -98,4 +100,40 @@ export async function exchange(ws: WebSocket, events: unknown[]): Promise<Array<
   const answers = nextMessages(ws, events.length);
   ws.send(JSON.stringify(events));
   return answers;
+}
+
+/**
+ * Starts the real bin's `serve` with `args` as a child process (dist/: call buildIfNeeded first),
+ * `env` on top of this process's; resolves with the process, its URL from the startup log line,
+ * and the stdout log lines, which keep coming in as it runs.
+ */
+export async function serveBin(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ child: ChildProcess; url: string; logs: string[] }> {
+  const child = spawn('node', [join(ROOT, 'bin', 'cellstream.js'), 'serve', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  const logs: string[] = [];
+  let buffered = '';
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        logs.push(line);
+        const entry = JSON.parse(line);
+        if (entry.url) resolve(entry.url);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited with ${code} before listening: ${stderr}`)));
+  });
+  return { child, url, logs };
 }

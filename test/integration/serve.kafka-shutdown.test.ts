@@ -2,17 +2,16 @@
 // configured by a file whose Kafka settings the flags override, shut down by SIGTERM mid-stream.
 // Every prediction published before the signal is on the output topic, the offsets committed are
 // exactly the events processed, and the consumer group is empty afterwards.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Prediction } from '../../src/events/types.js';
+import { buildIfNeeded } from '../helpers/build.js';
 import { tempDir } from '../helpers/fixtures.js';
 import {
   brokers,
-  createTopic,
+  createInputTopic,
   eventMessages,
   judge,
   loadTestModel,
@@ -22,52 +21,17 @@ import {
   produce,
   readTopic,
   requireBroker,
-  topicsFor,
   waitUntil,
   withAdmin,
 } from '../helpers/kafka.js';
-import { connect } from '../helpers/serve.js';
+import { connect, serveBin } from '../helpers/serve.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-
-beforeAll(() => {
-  execFileSync('node', [join(root, 'scripts', 'build-if-needed.mjs')], { cwd: root, stdio: 'inherit' });
-});
-
-/** Starts the real bin; resolves with the process and its URL from the startup log line. */
-async function serve(args: string[]): Promise<{ child: ChildProcess; url: string; logs: string[] }> {
-  const child = spawn('node', [join(root, 'bin', 'cellstream.js'), 'serve', ...args], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
-  });
-  const logs: string[] = [];
-  let buffered = '';
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        logs.push(line);
-        const entry = JSON.parse(line);
-        if (entry.url) resolve(entry.url);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code} before listening: ${stderr}`)));
-  });
-  return { child, url, logs };
-}
+beforeAll(buildIfNeeded);
 
 describe('serve with Kafka: graceful shutdown of the real bin', () => {
   it('on SIGTERM finishes the batch in flight, commits exactly what it processed, leaves the group and exits 0', async () => {
     await requireBroker();
-    const t = topicsFor('serve-stop');
-    await createTopic(t.inputTopic, 3);
+    const t = await createInputTopic('serve-stop', 3);
     const events = makeEvents(20_000, 400, 21);
     await produce(t.inputTopic, eventMessages(events));
 
@@ -91,24 +55,27 @@ describe('serve with Kafka: graceful shutdown of the real bin', () => {
         '',
       ].join('\n'),
     );
-    const { child, url, logs } = await serve([
-      '--config',
-      file,
-      '--model',
-      MODEL_FILE,
-      '--port',
-      '0',
-      '--state',
-      join(dir, 'state'),
-      '--kafka-brokers',
-      brokers.join(','),
-      '--input-topic',
-      t.inputTopic,
-      '--output-topic',
-      t.outputTopic,
-      '--group-id',
-      t.groupId,
-    ]);
+    const { child, url, logs } = await serveBin(
+      [
+        '--config',
+        file,
+        '--model',
+        MODEL_FILE,
+        '--port',
+        '0',
+        '--state',
+        join(dir, 'state'),
+        '--kafka-brokers',
+        brokers.join(','),
+        '--input-topic',
+        t.inputTopic,
+        '--output-topic',
+        t.outputTopic,
+        '--group-id',
+        t.groupId,
+      ],
+      { KAFKAJS_NO_PARTITIONER_WARNING: '1' },
+    );
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     const subscriber = await connect(`${url.replace('http', 'ws')}/subscribe`);
     const published: Prediction[] = [];

@@ -9,9 +9,8 @@ import type { RunningServer } from '../../src/server/serve.js';
 import { tempDir } from '../helpers/fixtures.js';
 import {
   brokers,
-  createTopic,
+  createInputTopic,
   eventMessages,
-  groupLag,
   judge,
   loadTestModel,
   MODEL_FILE,
@@ -20,20 +19,17 @@ import {
   produce,
   readTopic,
   requireBroker,
-  topicsFor,
+  type Topics,
+  waitForCatchUp,
   waitUntil,
 } from '../helpers/kafka.js';
 import { connect, startTestServer } from '../helpers/serve.js';
 
 type TestServer = RunningServer & { ws: (path: string) => string };
 
-async function kafkaServer(
-  name: string,
-  partitions: number,
-): Promise<{ s: TestServer; t: ReturnType<typeof topicsFor> }> {
+async function kafkaServer(name: string, partitions: number): Promise<{ s: TestServer; t: Topics }> {
   await requireBroker();
-  const t = topicsFor(name);
-  await createTopic(t.inputTopic, partitions);
+  const t = await createInputTopic(name, partitions);
   const s = await startTestServer({
     model: { path: MODEL_FILE },
     state: { store: 'lmdb', path: join(await tempDir('serve-kafka'), 'state') },
@@ -75,7 +71,7 @@ describe('serve with Kafka', () => {
 
     const events = makeEvents(1200, 60, 5);
     await produce(t.inputTopic, eventMessages(events));
-    await waitUntil(async () => (await groupLag(t.groupId, t.inputTopic)) === 0n, 'the group to catch up');
+    await waitForCatchUp(t);
     await waitUntil(() => published.length >= events.length, 'the subscriber to get every prediction');
 
     const model = await loadTestModel();

@@ -1,51 +1,25 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LmdbStore } from '../../src/state/lmdbStore.js';
+import { buildIfNeeded } from '../helpers/build.js';
 import { tempDir } from '../helpers/fixtures.js';
-import { connect, modelFile, upgradeStatus } from '../helpers/serve.js';
+import { connect, modelFile, serveBin, upgradeStatus } from '../helpers/serve.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-
-beforeAll(() => {
-  execFileSync('node', [join(root, 'scripts', 'build-if-needed.mjs')], { cwd: root, stdio: 'inherit' });
-});
-
-/** Starts the real bin; resolves with the process and its URL from the startup log line. */
-async function serve(args: string[]): Promise<{ child: ChildProcess; url: string; logs: string[] }> {
-  const child = spawn('node', [join(root, 'bin', 'cellstream.js'), 'serve', ...args], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: string[] = [];
-  let buffered = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        logs.push(line);
-        const entry = JSON.parse(line);
-        if (entry.url) resolve(entry.url);
-      }
-    });
-    let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code} before listening: ${stderr}`)));
-  });
-  return { child, url, logs };
-}
+beforeAll(buildIfNeeded);
 
 describe('serve: graceful shutdown', () => {
   it('on SIGTERM answers every event already sent, flushes state to LMDB, closes and exits 0', async () => {
     const dir = await tempDir('serve-shutdown');
     const state = join(dir, 'state');
-    const { child, url, logs } = await serve(['--model', await modelFile(), '--port', '0', '--state', state]);
+    const { child, url, logs } = await serveBin([
+      '--model',
+      await modelFile(),
+      '--port',
+      '0',
+      '--state',
+      state,
+    ]);
     const ws = await connect(`${url.replace('http', 'ws')}/ingest`);
     const answers: Array<Record<string, unknown>> = [];
     ws.on('message', (data) => answers.push(JSON.parse(data.toString())));
@@ -90,7 +64,7 @@ describe('serve: graceful shutdown', () => {
 
   it('refuses new connections once shutdown has begun', async () => {
     const dir = await tempDir('serve-shutdown');
-    const { child, url } = await serve([
+    const { child, url } = await serveBin([
       '--model',
       await modelFile(),
       '--port',

@@ -1,12 +1,11 @@
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
 import { runConvert } from '../../src/commands/convert.js';
 import { loadModel } from '../../src/formats/load.js';
 import { modelFingerprint } from '../../src/model/index.js';
+import { readNdjson, runMain } from '../helpers/cli.js';
 import { tempDir, writeLines } from '../helpers/fixtures.js';
 
 const KERAS = fileURLToPath(new URL('../golden/fixtures/keras-lstm-softmax5/model.keras', import.meta.url));
@@ -29,24 +28,7 @@ const SPEC = {
   output: { kind: 'classes', labels: LABELS },
 };
 
-async function cli(...args: string[]) {
-  const capture = () => {
-    const stream = new PassThrough();
-    const chunks: string[] = [];
-    stream.on('data', (c) => chunks.push(String(c)));
-    return { stream, text: () => chunks.join('') };
-  };
-  const stdout = capture();
-  const stderr = capture();
-  const code = await main(['node', 'cellstream', ...args], { stdout: stdout.stream, stderr: stderr.stream });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
-}
-
-const ndjson = async (path: string) =>
-  (await readFile(path, 'utf8'))
-    .trimEnd()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+const cli = (...args: string[]) => runMain(args);
 
 let dir: string;
 let spec: string;
@@ -119,14 +101,14 @@ describe('cellstream convert', () => {
       (await cli('replay', '--model', KERAS, '--input', featuresFile, '--output', byFeatures)).code,
     ).toBe(0);
 
-    const expected = await ndjson(byFeatures);
-    const got = await ndjson(byValues);
+    const expected = await readNdjson(byFeatures);
+    const got = await readNdjson(byValues);
     expect(got.map((p) => p.output)).toEqual(expected.map((p) => p.output));
     for (const p of got) {
       expect(p.label).toBe(LABELS[p.output.indexOf(Math.max(...p.output))]);
       expect(p.probabilities).toEqual(Object.fromEntries(LABELS.map((l, i) => [l, p.output[i]])));
     }
-    expect((await ndjson(bySidecar)).map((p) => [p.output, p.label])).toEqual(
+    expect((await readNdjson(bySidecar)).map((p) => [p.output, p.label])).toEqual(
       got.map((p) => [p.output, p.label]),
     );
   });
