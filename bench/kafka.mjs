@@ -2,6 +2,10 @@
 // events/s from the input topic to the predictions topic for one instance (at-least-once and
 // exactly-once), and the time to restore N keys from the changelog into an empty LMDB.
 //   npm run bench:kafka -- [--events 100000] [--keys 10000] [--restore-keys 100000] [--partitions 6]
+//                          [--model demo/visits.cellstream.json]
+// The default model is the demo (an LSTM of 32 units over a feature spec: each event's `values`
+// are encoded, the interval since the key's previous visit derived from `ts`, and the prediction
+// decoded). A model without a feature spec gets random `features` vectors instead.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,14 +25,15 @@ const { values: args } = parseArgs({
     'restore-keys': { type: 'string', default: '100000' },
     partitions: { type: 'string', default: '6' },
     batch: { type: 'string', default: '1000' },
+    model: { type: 'string', default: 'demo/visits.cellstream.json' },
   },
 });
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
 const kafka = new Kafka({ clientId: 'bench', brokers, logLevel: logLevel.NOTHING });
 const PARTITIONS = Number(args.partitions);
-const model = await loadModel(
-  new URL('../test/golden/fixtures/onnx-torch-lstm1-seqfirst/model.onnx', import.meta.url).pathname,
-);
+const model = await loadModel(new URL(`../${args.model}`, import.meta.url).pathname);
+const withSpec = model.metadata?.features !== undefined;
+const inputSize = model.inputs[0].size;
 const admin = kafka.admin();
 await admin.connect();
 
@@ -48,10 +53,12 @@ function events(n, keys) {
   };
   return Array.from({ length: n }, (_, i) => {
     const key = `k${Math.floor(((next() + 1) / 2) * keys)}`;
-    return {
-      key,
-      value: JSON.stringify({ key, ts: 1_700_000_000_000 + i, features: [next(), next(), next(), next()] }),
-    };
+    // Event time advances about a day per event across the stream, so derived intervals are real.
+    const ts = 1_700_000_000_000 + i * 86_400_000;
+    const event = withSpec
+      ? { key, ts, values: { spend: 65 + 20 * next(), channel: ['store', 'app', 'web'][i % 3] } }
+      : { key, ts, features: Array.from({ length: inputSize }, next) };
+    return { key, value: JSON.stringify(event) };
   });
 }
 

@@ -1,9 +1,14 @@
 import type { Writable } from 'node:stream';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { runConvert } from './commands/convert.js';
 import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
+import { runServe, type ServeFlags } from './commands/serve.js';
+import { describeFeatureSpec } from './features/describe.js';
+import { loadSidecarSpec } from './features/loadSpec.js';
+import { modelFeatures } from './features/modelFeatures.js';
 import { loadModel } from './formats/load.js';
-import { describeModel } from './model/index.js';
+import { describeModel, modelFingerprint } from './model/index.js';
 import { parseDuration } from './time/duration.js';
 
 /** Where the CLI writes; the process's own streams unless a caller (a test) captures them. */
@@ -47,6 +52,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .description('run the serving engine over an NDJSON events file, one prediction line per event')
     .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
     .requiredOption('--input <file>', 'events, one JSON object per line')
+    .option('--spec <file>', "feature spec JSON for events with named values (instead of the model's own)")
     .option('--output <file>', 'write predictions here instead of stdout')
     .option(
       '--dead-letter <file>',
@@ -86,6 +92,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       const model = await loadModel(opts.model);
       const summary = await runReplay({
         model,
+        spec: opts.spec === undefined ? undefined : await loadSidecarSpec(opts.spec),
         input: opts.input,
         output: opts.output,
         deadLetter: opts.deadLetter,
@@ -105,12 +112,88 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     });
 
   program
-    .command('inspect')
-    .description("print a model's layers, inputs, sizes and fingerprint")
-    .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
-    .action(async (opts: { model: string }) => {
-      io.stdout.write(`${describeModel(await loadModel(opts.model))}\n`);
+    .command('serve')
+    .description(
+      'serve WebSocket ingest and subscriptions, HTTP metrics and the dashboard; with no options, the demo model on 127.0.0.1:8080',
+    )
+    .option('--config <file>', 'YAML configuration file (env CELLSTREAM_CONFIG); see docs/configuration.md')
+    .option('--model <file>', 'model file (env CELLSTREAM_MODEL; default: the demo model)')
+    .option('--host <host>', 'address to bind (env CELLSTREAM_HOST; default 127.0.0.1)')
+    .option('--port <port>', 'port, 0 for any free one (env CELLSTREAM_PORT; default 8080)', port)
+    .option('--state <dir>', 'LMDB state directory (env CELLSTREAM_STATE; default ./.data/state)')
+    .option('--demo-feed', 'replay the demo events in a loop, so the dashboard has something to show')
+    .option(
+      '--log-level <level>',
+      'fatal, error, warn, info, debug, trace or silent (env CELLSTREAM_LOG_LEVEL)',
+    )
+    .option(
+      '--kafka-brokers <list>',
+      'Kafka mode: bootstrap brokers, comma-separated host:port (env CELLSTREAM_KAFKA_BROKERS); see docs/kafka.md',
+    )
+    .option(
+      '--input-topic <topic>',
+      'Kafka mode: events, keyed by entity key (env CELLSTREAM_KAFKA_INPUT_TOPIC)',
+    )
+    .option('--output-topic <topic>', 'Kafka mode: predictions (env CELLSTREAM_KAFKA_OUTPUT_TOPIC)')
+    .option(
+      '--group-id <id>',
+      'Kafka mode: consumer group shared by all instances (env CELLSTREAM_KAFKA_GROUP_ID)',
+    )
+    .option('--dead-letter-topic <topic>', 'Kafka mode: rejected events (default <input-topic>-dead-letter)')
+    .option(
+      '--changelog-topic <topic>',
+      'Kafka mode: compacted state changelog (default <group-id>-state-changelog)',
+    )
+    .option(
+      '--exactly-once',
+      'Kafka mode: predictions, state changelog and offsets in one transaction per batch',
+    )
+    .action(async (opts: ServeFlags) => {
+      await runServe(opts);
     });
+
+  program
+    .command('inspect')
+    .description("print a model's layers, inputs, sizes, fingerprint and feature spec")
+    .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
+    .option(
+      '--spec <file>',
+      "check this feature spec against the model and print it (instead of the model's own)",
+    )
+    .action(async (opts: { model: string; spec?: string }) => {
+      const model = await loadModel(opts.model);
+      const sidecar = opts.spec === undefined ? undefined : await loadSidecarSpec(opts.spec);
+      const features = modelFeatures(model, sidecar);
+      const spec = features ? `\n${describeFeatureSpec(features.spec)}` : '';
+      io.stdout.write(`${describeModel(model)}${spec}\n`);
+    });
+
+  program
+    .command('convert')
+    .description(
+      "save a model in cellstream's own format (.cellstream.json + .cellstream.bin), with its feature spec",
+    )
+    .requiredOption(
+      '--model <file>',
+      'model: .onnx, .keras, Keras .h5, TF.js model.json, or .cellstream.json',
+    )
+    .option('--spec <file>', 'feature spec JSON to check against the model and embed')
+    .requiredOption(
+      '--output <file>',
+      'the manifest to write, ending in .cellstream.json; the weights go beside it',
+    )
+    .option('--name <name>', "the model's name (default: the name in the file)")
+    .option('--version <version>', "the model's version, as in predictions' name@version")
+    .action(
+      async (opts: { model: string; spec?: string; output: string; name?: string; version?: string }) => {
+        const model = await runConvert(opts);
+        const label = `${model.name}${model.version ? `@${model.version}` : ''}`;
+        const spec = model.metadata?.['features'] ? ' with its feature spec' : '';
+        io.stdout.write(
+          `wrote ${opts.output}: ${label}${spec}, fingerprint ${modelFingerprint(model).slice(0, 12)}\n`,
+        );
+      },
+    );
 
   program
     .command('kafka')
@@ -168,9 +251,17 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
   }
 }
 
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new InvalidArgumentError('expected a port, 0 to 65535');
+  return n;
+}
+
 interface ReplayFlags {
   model: string;
   input: string;
+  spec?: string;
   output?: string;
   deadLetter?: string;
   batch: number;

@@ -14,13 +14,19 @@ export type ErrorCode =
   | 'EVENT_MALFORMED_JSON'
   | 'EVENT_INVALID'
   | 'EVENT_WRONG_SIZE'
+  | 'EVENT_UNKNOWN_CATEGORY'
   | 'EVENT_KEY_MISMATCH'
+  // feature specs
+  | 'SPEC_INVALID'
   // state
   | 'STATE_MODEL_MISMATCH'
   | 'STATE_CORRUPT'
   | 'STATE_CLOSED'
   | 'STATE_FULL'
   | 'STATE_KEY_TOO_LONG'
+  // serving
+  | 'AUTH_KEY_FORBIDDEN'
+  | 'SERVER_UNAVAILABLE'
   | 'STATE_KEY_RESERVED'
   // Kafka
   | 'KAFKA_FENCED'
@@ -120,6 +126,20 @@ export class WrongSizeError extends EventError {
   }
 }
 
+/** A one-hot feature's value is none of the spec's categories (and the spec does not ignore unknowns). */
+export class UnknownCategoryError extends EventError {
+  constructor(detail: string) {
+    super('EVENT_UNKNOWN_CATEGORY', `unknown category: ${detail}`);
+  }
+}
+
+/** A feature spec is malformed or does not fit its model; the message names the offending key. */
+export class FeatureSpecError extends CellstreamError {
+  constructor(message: string) {
+    super('SPEC_INVALID', message);
+  }
+}
+
 /** A Kafka message's key and its event's `key` field name different entities. */
 export class KeyMismatchError extends EventError {
   constructor(messageKey: string, eventKey: string) {
@@ -131,6 +151,23 @@ export class KeyMismatchError extends EventError {
 }
 
 export class StateError extends CellstreamError {}
+
+/** An ingested event whose key lies outside the key prefix its token may write; not applied. */
+export class KeyForbiddenError extends EventError {
+  constructor(key: string, prefix: string) {
+    super(
+      'AUTH_KEY_FORBIDDEN',
+      `key '${key.length > 40 ? `${key.slice(0, 40)}…` : key}' is outside this token's key prefix '${prefix}'`,
+    );
+  }
+}
+
+/** The server could not apply an event: it is shutting down, or its engine failed. Retry elsewhere or later. */
+export class ServerUnavailableError extends CellstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SERVER_UNAVAILABLE', message, { ...options, retriable: true });
+  }
+}
 
 /** Kafka refused a write because another instance now holds this partition's transactional id. */
 export class FencedError extends CellstreamError {

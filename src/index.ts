@@ -2,6 +2,8 @@
  * cellstream as a library: load a model, keep per-key recurrent state, step one event at a time.
  * The CLI (`cellstream replay | serve | inspect`) is built from these same parts.
  */
+export { type ConfigSources, loadConfig } from './config/load.js';
+export { type Config, configSchema } from './config/schema.js';
 export { lastPositions } from './engine/commitPositions.js';
 export type { ExpiryOptions } from './engine/expiry.js';
 export { KeyedStepper, type KeyedStepperOptions, type StepperCounts } from './engine/keyedStepper.js';
@@ -10,7 +12,17 @@ export type { Envelope, Outcome, Rejected } from './engine/types.js';
 export * from './errors.js';
 export { decodeEvent, validateEvent } from './events/decode.js';
 export type { Event, Position, Prediction } from './events/types.js';
-export { encodeInputs, type ValuesEncoder } from './features/encodeInputs.js';
+export type { PredictionDecoder } from './features/decodeOutput.js';
+export { type EncodeContext, encodeInputs, type ValuesEncoder } from './features/encodeInputs.js';
+export { loadFeatureSpec } from './features/loadSpec.js';
+export {
+  embeddedSpec,
+  type ModelFeatures,
+  modelFeatures,
+  type SidecarSpec,
+  withSpec,
+} from './features/modelFeatures.js';
+export { type FeatureSpec, parseFeatureSpec } from './features/spec.js';
 export { loadCellstreamManifest, saveCellstreamModel } from './formats/cellstream/index.js';
 export { parseKerasModel } from './formats/keras/index.js';
 export { loadModel, SUPPORTED_MODEL_FILES } from './formats/load.js';
@@ -25,6 +37,7 @@ export {
   referenceKernel,
   selectKernel,
 } from './model/kernels/index.js';
+export { type RunningServer, type ServeOptions, startServer } from './server/serve.js';
 export { CachedStore, type CachedStoreOptions } from './state/cachedStore.js';
 export { LmdbStore, type LmdbStoreOptions } from './state/lmdbStore.js';
 export { MemoryStateStore, type MemoryStoreOptions } from './state/memoryStore.js';

@@ -9,7 +9,8 @@ import {
 
 /** The Kafka settings of `cellstream kafka` (and of `serve`'s `kafka` config section). */
 export interface KafkaCommandOptions {
-  readonly brokers: string;
+  /** `host:port`, as a list or comma-separated. */
+  readonly brokers: string | readonly string[];
   readonly inputTopic: string;
   readonly outputTopic: string;
   readonly deadLetterTopic?: string | undefined;
@@ -17,7 +18,10 @@ export interface KafkaCommandOptions {
   readonly groupId: string;
   readonly stateDir: string;
   readonly exactlyOnce?: boolean | undefined;
+  readonly appId?: string | undefined;
+  readonly inputPartitions?: number | undefined;
   readonly maxBatch?: number | undefined;
+  readonly maxWaitTimeInMs?: number | undefined;
   readonly sessionTimeout?: number | undefined;
   readonly heartbeatInterval?: number | undefined;
 }
@@ -34,7 +38,10 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
     groupId: o.groupId,
     stateDir: o.stateDir,
     exactlyOnce: o.exactlyOnce ?? false,
+    ...(o.appId === undefined ? {} : { appId: o.appId }),
+    ...(o.inputPartitions === undefined ? {} : { inputPartitions: o.inputPartitions }),
     ...(o.maxBatch === undefined ? {} : { maxBatch: o.maxBatch }),
+    ...(o.maxWaitTimeInMs === undefined ? {} : { maxWaitTimeInMs: o.maxWaitTimeInMs }),
     ...(o.sessionTimeout === undefined ? {} : { sessionTimeout: o.sessionTimeout }),
     ...(o.heartbeatInterval === undefined ? {} : { heartbeatInterval: o.heartbeatInterval }),
   };

@@ -8,6 +8,7 @@ import { stepByKey } from '../engine/stepByKey.js';
 import type { Outcome } from '../engine/types.js';
 import { UsageError } from '../errors.js';
 import type { Position, Prediction } from '../events/types.js';
+import { modelFeatures, type SidecarSpec } from '../features/modelFeatures.js';
 import { modelFingerprint, outputSize, stateSize } from '../model/index.js';
 import type { Model } from '../model/types.js';
 import { type DeadLetterSink, deadLetterAppendFile, deadLetterFile } from '../sinks/deadLetter.js';
@@ -20,6 +21,8 @@ import type { StateStore } from '../state/types.js';
 
 export interface ReplayOptions {
   readonly model: Model;
+  /** A feature spec file's contents, used instead of the model's embedded spec. */
+  readonly spec?: SidecarSpec | undefined;
   /** NDJSON events file. */
   readonly input: string;
   /** Predictions file (truncated; appended to with `state`); predictions go to `stdout` when absent. */
@@ -75,6 +78,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
   if (options.maxKeysInMemory !== undefined && options.state === undefined) {
     throw new UsageError('--max-keys-in-memory needs --state: without it every key is kept in memory');
   }
+  const features = modelFeatures(options.model, options.spec);
   const store = await openStore(options);
   let stepper: KeyedStepper | undefined;
   let predictions: NdjsonSink<Prediction> | undefined;
@@ -132,6 +136,8 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
       model: options.model,
       store,
       onModelMismatch,
+      encodeValues: features?.encodeValues,
+      decodePrediction: features?.decode,
       ...(options.ttl ? { ttl: options.ttl } : {}),
       // The sink's acknowledgement: a batch's state is written only once its lines are out.
       emit: async (outcomes) => {

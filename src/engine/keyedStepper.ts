@@ -1,6 +1,7 @@
 import { EventError, StateError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
 import type { Event, Position } from '../events/types.js';
+import type { PredictionDecoder } from '../features/decodeOutput.js';
 import { encodeInputs, type ValuesEncoder } from '../features/encodeInputs.js';
 import { createState, modelFingerprint, outputSize, stateSize } from '../model/index.js';
 import { type Kernel, selectKernel } from '../model/kernels/index.js';
@@ -26,6 +27,8 @@ export interface KeyedStepperOptions {
   readonly onModelMismatch?: 'reset' | 'refuse';
   /** Encodes events' named `values`, from the model's feature spec; without it such events are rejected. */
   readonly encodeValues?: ValuesEncoder;
+  /** Adds the feature spec's decoded fields (label, value, …) to every prediction, repeated ones included. */
+  readonly decodePrediction?: PredictionDecoder;
   /**
    * The sink's acknowledgement: receives each batch's outcomes after its steps and before its
    * state is written, which waits for the returned promise. So a crash can repeat predictions
@@ -61,17 +64,24 @@ export interface StepperCounts {
 }
 
 /** An event that decoded and encoded, waiting for its step. */
+/** An event that decoded, waiting for its encoding (which may need the key's previous `ts`). */
 interface Accepted {
   readonly index: number;
   readonly event: Event;
-  readonly inputs: Float32Array[];
   readonly position: Position;
+  /** The text as received, for a rejection's dead-letter record. */
+  readonly raw: string | undefined;
+}
+
+/** An event that decoded and encoded, waiting for its step. */
+interface Encoded extends Accepted {
+  readonly inputs: Float32Array[];
 }
 
 /** One key's work in a batch: the events to step, in order, and where its sequence stands. */
 interface Lane {
   readonly key: string;
-  readonly steps: Accepted[];
+  readonly steps: Encoded[];
   seq: number;
   /** The head's output at the lane's last step, kept in the record for redeliveries. */
   lastOutput?: Float32Array;
@@ -90,6 +100,7 @@ export class KeyedStepper {
   private readonly fingerprint: string;
   private readonly onModelMismatch: 'reset' | 'refuse';
   private readonly encodeValues: ValuesEncoder | undefined;
+  private readonly decode: PredictionDecoder;
   private readonly stateSize: number;
   private readonly outputSize: number;
   private readonly zeroState: Float32Array;
@@ -112,6 +123,7 @@ export class KeyedStepper {
       options.modelLabel ?? `${options.model.name}@${options.model.version ?? this.fingerprint.slice(0, 8)}`;
     this.onModelMismatch = options.onModelMismatch ?? 'refuse';
     this.encodeValues = options.encodeValues;
+    this.decode = options.decodePrediction ?? ((p) => p);
     this.stateSize = stateSize(options.model);
     this.outputSize = outputSize(options.model);
     this.zeroState = createState(options.model);
@@ -236,6 +248,7 @@ export class KeyedStepper {
       lastApplied: record?.lastApplied ?? ({ kind: 'none' } as Position),
       lastId: record?.lastId,
     };
+    let previousTs = record?.ts;
     for (const a of events) {
       if (alreadyApplied(applied, a.position, a.event.id)) {
         const last = isLastApplied(applied, a.position, a.event.id);
@@ -249,15 +262,23 @@ export class KeyedStepper {
         }
         continue;
       }
-      if (lane.steps.length === 0 && record && this.expiry) {
-        const reason = this.expiry.expiredOnArrival(record, a.event.ts);
-        if (reason !== undefined) {
-          notify(a.index, expiredOutcome(key, record, reason));
-          record = undefined;
-        }
+      const expired =
+        lane.steps.length === 0 && record && this.expiry
+          ? this.expiry.expiredOnArrival(record, a.event.ts)
+          : undefined;
+      // An expired or reset key starts a new sequence: its event has no previous one.
+      const encoded = this.encode(a, a.event.reset || expired !== undefined ? undefined : previousTs);
+      if ('kind' in encoded) {
+        results[a.index] = encoded;
+        continue;
       }
-      lane.steps.push(a);
+      if (expired !== undefined && record) {
+        notify(a.index, expiredOutcome(key, record, expired));
+        record = undefined;
+      }
+      lane.steps.push(encoded);
       applied = { lastApplied: a.position, lastId: a.event.id };
+      previousTs = a.event.ts;
     }
     if (lane.steps.length === 0) return undefined;
     lane.seq = record?.seq ?? 0;
@@ -268,7 +289,13 @@ export class KeyedStepper {
   private repeat(key: string, record: StateRecord, output: Float32Array, position: Position): Outcome {
     return {
       kind: 'prediction',
-      prediction: { key, ts: record.ts, seq: record.seq, model: this.modelLabel, output: Array.from(output) },
+      prediction: this.decode({
+        key,
+        ts: record.ts,
+        seq: record.seq,
+        model: this.modelLabel,
+        output: Array.from(output),
+      }),
       position,
       redelivered: true,
     };
@@ -307,21 +334,25 @@ export class KeyedStepper {
     }
   }
 
-  /** Decodes and encodes one envelope, or says why it cannot be applied. */
+  /** Decodes one envelope, or says why it cannot be applied. */
   private accept(envelope: Envelope, index: number): Accepted | Outcome {
     try {
       const event = envelope.event ?? decodeEvent(envelope.raw);
-      const inputs = encodeInputs(this.model, event, this.encodeValues);
-      return { index, event, inputs, position: envelope.position };
+      return { index, event, position: envelope.position, raw: envelope.raw };
     } catch (err) {
-      if (!(err instanceof EventError)) throw err;
-      return {
-        kind: 'rejected',
-        reason: err.message,
-        code: err.code,
-        raw: envelope.raw ?? JSON.stringify(envelope.event),
-        position: envelope.position,
-      };
+      return rejection(err, envelope.raw ?? JSON.stringify(envelope.event), envelope.position);
+    }
+  }
+
+  /**
+   * Encodes a decoded event once its key's previous event time is known (the stored one, or that
+   * of the key's last event applied earlier in the batch), or says why it cannot be applied.
+   */
+  private encode(a: Accepted, previousTs: number | undefined): Encoded | Outcome {
+    try {
+      return { ...a, inputs: encodeInputs(this.model, a.event, this.encodeValues, previousTs) };
+    } catch (err) {
+      return rejection(err, a.raw ?? JSON.stringify(a.event), a.position);
     }
   }
 
@@ -410,7 +441,13 @@ export class KeyedStepper {
         }
         results[a.index] = {
           kind: 'prediction',
-          prediction: { key: lane.key, ts: a.event.ts, seq: lane.seq, model: this.modelLabel, output },
+          prediction: this.decode({
+            key: lane.key,
+            ts: a.event.ts,
+            seq: lane.seq,
+            model: this.modelLabel,
+            output,
+          }),
           position: a.position,
         };
       }
@@ -437,4 +474,10 @@ export class KeyedStepper {
 
 function expiredOutcome(key: string, record: StateRecord, reason: string): Outcome {
   return { kind: 'expired', key, lastTs: record.ts, seq: record.seq, reason };
+}
+
+/** The `rejected` outcome of an event error; anything else is not the event's fault and propagates. */
+function rejection(err: unknown, raw: string, position: Position): Outcome {
+  if (!(err instanceof EventError)) throw err;
+  return { kind: 'rejected', reason: err.message, code: err.code, raw, position };
 }

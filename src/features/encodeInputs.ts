@@ -2,17 +2,33 @@ import { InvalidEventError, WrongSizeError } from '../errors.js';
 import type { Event } from '../events/types.js';
 import type { Model } from '../model/types.js';
 
+/** What an encoder may derive features from besides the values: the event's time and its key's previous one. */
+export interface EncodeContext {
+  readonly ts: number;
+  /** `ts` of the key's previous applied event; undefined for a key's first event and right after a reset. */
+  readonly previousTs: number | undefined;
+}
+
 /** Turns an event's named `values` into the model's input vectors; built from a model's feature spec. */
-export type ValuesEncoder = (values: Readonly<Record<string, unknown>>) => Float32Array[];
+export type ValuesEncoder = (
+  values: Readonly<Record<string, unknown>>,
+  context: EncodeContext,
+) => Float32Array[];
 
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 /**
  * The model's input vectors for `event`, one per `model.inputs` entry and in that order.
  * `features` feeds a single-input model; `inputs` names every input of any model; `values` needs
- * `encodeValues` (the model's feature spec). Throws `WrongSizeError` or `InvalidEventError`.
+ * `encodeValues` (the model's feature spec), which also gets `previousTs`, the key's previous
+ * event time. Throws `WrongSizeError` or `InvalidEventError`.
  */
-export function encodeInputs(model: Model, event: Event, encodeValues?: ValuesEncoder): Float32Array[] {
+export function encodeInputs(
+  model: Model,
+  event: Event,
+  encodeValues?: ValuesEncoder,
+  previousTs?: number,
+): Float32Array[] {
   if (event.features !== undefined) {
     if (model.inputs.length !== 1) {
       throw new InvalidEventError(
@@ -44,7 +60,7 @@ export function encodeInputs(model: Model, event: Event, encodeValues?: ValuesEn
         `values needs a feature spec and the model has no feature spec; send features (${inputSizes(model)})`,
       );
     }
-    return encodeValues(event.values);
+    return encodeValues(event.values, { ts: event.ts, previousTs });
   }
   throw new InvalidEventError('an event needs one of features, values or inputs');
 }

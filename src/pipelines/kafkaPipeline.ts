@@ -5,6 +5,7 @@ import type { Envelope, Rejected } from '../engine/types.js';
 import { EventError, FencedError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
 import type { Prediction } from '../events/types.js';
+import { modelFeatures } from '../features/modelFeatures.js';
 import { createKafka } from '../kafka/client.js';
 import { mapFenced, retryConcurrentTransactions } from '../kafka/kafkaErrors.js';
 import { ensureTopics } from '../kafka/topics.js';
@@ -40,16 +41,42 @@ export interface KafkaPipelineOptions {
   readonly sessionTimeout?: number;
   readonly heartbeatInterval?: number;
   readonly onModelMismatch?: 'reset' | 'refuse';
+  /** The `model` field of predictions; default `name@version` (see `KeyedStepperOptions.modelLabel`). */
+  readonly modelLabel?: string;
   readonly clientId?: string;
   readonly logLevel?: logLevel;
   /** Called after each restore, e.g. for logs and metrics. */
   readonly onRestore?: (reports: readonly RestoreReport[], ms: number) => void;
+  /**
+   * Called once per batch after its predictions are acknowledged by Kafka and its state is durable
+   * (in exactly-once mode: after the transaction committed), so whoever is told (WebSocket
+   * subscribers, metrics) never sees a prediction Kafka does not have.
+   */
+  readonly onBatch?: (report: KafkaBatchReport) => void;
   /**
    * For the benchmark's baseline only: no inference and no state. Each event is decoded and sent
    * on with its input as `output` (seq 0), through the same source, sink, producer and offset
    * commits, so the time left over is Kafka's and the client's. At-least-once only.
    */
   readonly passthrough?: boolean;
+}
+
+/** What one batch of one input partition did. */
+export interface KafkaBatchReport {
+  readonly partition: number;
+  /** Messages in the batch, poison included. */
+  readonly events: number;
+  /** Predictions of events applied for the first time (redeliveries' repeats are left out). */
+  readonly fresh: readonly Prediction[];
+  /** Predictions sent to the output topic, repeats of redeliveries included. */
+  readonly predictions: number;
+  /** Dead-lettered events. */
+  readonly rejected: readonly Rejected[];
+  readonly duplicates: number;
+  /** Time the engine took to step the batch. */
+  readonly stepSeconds: number;
+  /** Time from the batch reaching the pipeline to its results being durable in Kafka. */
+  readonly seconds: number;
 }
 
 /** Counts since start. */
@@ -63,6 +90,12 @@ export interface KafkaPipelineStats {
 
 export interface KafkaPipeline {
   readonly stats: Readonly<KafkaPipelineStats>;
+  /** The `model` field of its predictions. */
+  readonly modelLabel: string;
+  /** The durable state (LMDB as the changelog backs it), for look-ups; not staged, so never ahead of Kafka. */
+  readonly store: ChangelogStore;
+  /** Whether the consumer is a member of its group: joined, not crashed, not stopped. */
+  readonly joined: () => boolean;
   /** Input partitions this instance owns. */
   readonly partitions: () => readonly number[];
   /** Stops fetching, finishes the batch in flight (its state durable, offsets committed), leaves the group, closes. */
@@ -128,10 +161,14 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     producer,
   });
   const staged = new StagedStore(changelog);
+  const features = modelFeatures(options.model);
   const stepper = new KeyedStepper({
     model: options.model,
     store: staged,
+    encodeValues: features?.encodeValues,
+    decodePrediction: features?.decode,
     ...(options.onModelMismatch === undefined ? {} : { onModelMismatch: options.onModelMismatch }),
+    ...(options.modelLabel === undefined ? {} : { modelLabel: options.modelLabel }),
   });
   const reader = new ChangelogReader(kafka, {
     topic: changelogTopic,
@@ -203,6 +240,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   };
 
   const handleBatch = async (batch: PartitionBatch) => {
+    const started = performance.now();
     if (stale.has(batch.partition)) {
       await restore([batch.partition]);
       stale.delete(batch.partition);
@@ -213,13 +251,19 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       if ('kind' in item) rejected.push(item);
       else envelopes.push(item);
     }
+    let report: KafkaBatchReport;
     try {
+      const stepStarted = performance.now();
       const outcomes = await stepper.process(envelopes);
+      const stepSeconds = (performance.now() - stepStarted) / 1000;
       const predictions: Prediction[] = [];
+      const fresh: Prediction[] = [];
       let duplicates = 0;
       for (const o of outcomes) {
-        if (o.kind === 'prediction') predictions.push(o.prediction);
-        else if (o.kind === 'rejected') rejected.push(o);
+        if (o.kind === 'prediction') {
+          predictions.push(o.prediction);
+          if (!o.redelivered) fresh.push(o.prediction);
+        } else if (o.kind === 'rejected') rejected.push(o);
         else if (o.kind === 'duplicate') duplicates++;
       }
       const keyOf = (r: Rejected) =>
@@ -260,12 +304,26 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       stats.rejected += rejected.length;
       stats.duplicates += duplicates;
       stats.batches++;
+      report = {
+        partition: batch.partition,
+        events: batch.items.length,
+        fresh,
+        predictions: predictions.length,
+        rejected,
+        duplicates,
+        stepSeconds,
+        seconds: (performance.now() - started) / 1000,
+      };
     } catch (err) {
       stale.add(batch.partition);
       throw err;
     } finally {
       staged.clear();
     }
+    // Outside the try: a listener's failure must not make a committed batch look failed.
+    try {
+      options.onBatch?.(report);
+    } catch {}
   };
 
   await source.start({
@@ -285,6 +343,9 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   let stopping: Promise<void> | undefined;
   return {
     stats,
+    store: changelog,
+    modelLabel: stepper.modelLabel,
+    joined: () => source.joined,
     partitions: () => source.partitions,
     stop() {
       stopping ??= (async () => {

@@ -1,4 +1,4 @@
-import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Envelope, Rejected } from '../engine/types.js';
 import { kafkaEnvelope } from './kafkaEnvelope.js';
 
@@ -30,6 +30,17 @@ export interface KafkaSourceHandler {
   batch(batch: PartitionBatch): Promise<void>;
 }
 
+/**
+ * Defaults of the consumer settings, shared by `cellstream kafka` and `serve`'s `kafka` section.
+ * Session timeout and heartbeat are kafkajs's own defaults, spelled out so the docs can name them.
+ */
+export const KAFKA_SOURCE_DEFAULTS = {
+  maxBatch: 1000,
+  maxWaitTimeInMs: 500,
+  sessionTimeout: 30_000,
+  heartbeatInterval: 3000,
+} as const;
+
 export interface KafkaSourceOptions {
   readonly topic: string;
   readonly groupId: string;
@@ -58,14 +69,18 @@ export class KafkaSource {
   private owned = new Set<number>();
   private toAssign: number[] | undefined;
   private toRevoke: number[] = [];
+  private member = false;
+  private stopping = false;
+  /** The `eachBatch` call in progress, if any (one at a time: partitionsConsumedConcurrently 1). */
+  private active: Promise<void> | undefined;
 
   constructor(kafka: Kafka, options: KafkaSourceOptions) {
     this.options = options;
     this.consumer = kafka.consumer({
       groupId: options.groupId,
-      maxWaitTimeInMs: options.maxWaitTimeInMs ?? 500,
-      ...(options.sessionTimeout === undefined ? {} : { sessionTimeout: options.sessionTimeout }),
-      ...(options.heartbeatInterval === undefined ? {} : { heartbeatInterval: options.heartbeatInterval }),
+      maxWaitTimeInMs: options.maxWaitTimeInMs ?? KAFKA_SOURCE_DEFAULTS.maxWaitTimeInMs,
+      sessionTimeout: options.sessionTimeout ?? KAFKA_SOURCE_DEFAULTS.sessionTimeout,
+      heartbeatInterval: options.heartbeatInterval ?? KAFKA_SOURCE_DEFAULTS.heartbeatInterval,
       allowAutoTopicCreation: false,
     });
     // kafkajs emits this synchronously on every join, before fetching for the new generation.
@@ -74,12 +89,25 @@ export class KafkaSource {
       for (const p of this.owned) if (!now.has(p)) this.toRevoke.push(p);
       this.owned = now;
       this.toAssign = [...now].sort((a, b) => a - b);
+      this.member = true;
+    });
+    // A crash leaves the group; kafkajs re-joins by itself when it restarts the consumer.
+    this.consumer.on(this.consumer.events.CRASH, () => {
+      this.member = false;
+    });
+    this.consumer.on(this.consumer.events.STOP, () => {
+      this.member = false;
     });
   }
 
   /** The consumer, for `sendOffsets` and instrumentation events. */
   get kafkaConsumer(): Consumer {
     return this.consumer;
+  }
+
+  /** Whether the consumer is a member of its group (joined, not crashed, not stopped). */
+  get joined(): boolean {
+    return this.member;
   }
 
   /** Partitions owned since the latest rebalance. */
@@ -89,43 +117,61 @@ export class KafkaSource {
 
   async start(handler: KafkaSourceHandler): Promise<void> {
     const { topic } = this.options;
-    const maxBatch = this.options.maxBatch ?? 1000;
+    const maxBatch = this.options.maxBatch ?? KAFKA_SOURCE_DEFAULTS.maxBatch;
     await this.consumer.connect();
     await this.consumer.subscribe({ topic, fromBeginning: this.options.fromBeginning ?? true });
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        await this.settleAssignment(handler);
-        if (!this.owned.has(batch.partition)) return;
-        const messages = batch.messages as KafkaMessage[];
-        for (let start = 0; start < messages.length; start += maxBatch) {
-          // Stop between runs on shutdown or seek; what is not resolved is fetched again.
-          if (!isRunning() || isStale()) return;
-          const run = messages.slice(start, start + maxBatch);
-          const keys = new Map(run.map((m) => [m.offset, m.key]));
-          const last = run[run.length - 1].offset;
-          const nextOffset = (BigInt(last) + 1n).toString();
-          await handler.batch({
-            topic,
-            partition: batch.partition,
-            items: run.map((m) => kafkaEnvelope(topic, batch.partition, m)),
-            keys,
-            nextOffset,
-          });
-          resolveOffset(last);
-          if (this.options.commitOffsets) {
-            await this.consumer.commitOffsets([{ topic, partition: batch.partition, offset: nextOffset }]);
-          }
-          await heartbeat();
-        }
+      eachBatch: (payload) => {
+        if (this.stopping) return Promise.resolve();
+        const run = this.consume(payload, handler, maxBatch);
+        this.active = run;
+        return run.finally(() => {
+          if (this.active === run) this.active = undefined;
+        });
       },
     });
   }
 
-  /** Stops fetching, lets the batch in progress finish, and leaves the group. */
+  private async consume(
+    { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload,
+    handler: KafkaSourceHandler,
+    maxBatch: number,
+  ): Promise<void> {
+    const { topic } = this.options;
+    await this.settleAssignment(handler);
+    if (!this.owned.has(batch.partition)) return;
+    const messages = batch.messages as KafkaMessage[];
+    for (let start = 0; start < messages.length; start += maxBatch) {
+      // Stop between runs on shutdown or seek; what is not resolved is fetched again.
+      if (this.stopping || !isRunning() || isStale()) return;
+      const run = messages.slice(start, start + maxBatch);
+      const keys = new Map(run.map((m) => [m.offset, m.key]));
+      const last = run[run.length - 1].offset;
+      const nextOffset = (BigInt(last) + 1n).toString();
+      await handler.batch({
+        topic,
+        partition: batch.partition,
+        items: run.map((m) => kafkaEnvelope(topic, batch.partition, m)),
+        keys,
+        nextOffset,
+      });
+      resolveOffset(last);
+      if (this.options.commitOffsets) {
+        await this.consumer.commitOffsets([{ topic, partition: batch.partition, offset: nextOffset }]);
+      }
+      await heartbeat();
+    }
+  }
+
+  /** Stops taking batches, lets the run in progress finish and commit, then leaves the group. */
   async stop(): Promise<void> {
+    // kafkajs silently skips commitOffsets once disconnect() has begun (its runner is no longer
+    // "running"), so the run in flight must finish, offsets committed, before the consumer stops.
+    this.stopping = true;
+    await this.active?.catch(() => {});
     await this.consumer.disconnect();
   }
 

@@ -55,6 +55,8 @@ export function topicsFor(name: string) {
   };
 }
 
+export type Topics = ReturnType<typeof topicsFor>;
+
 export async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T> {
   const admin = testKafka().admin();
   await admin.connect();
@@ -72,6 +74,13 @@ export async function createTopic(topic: string, partitions: number): Promise<vo
       waitForLeaders: true,
     }),
   );
+}
+
+/** Fresh topic names for one test (topicsFor), with the input topic created with `partitions` partitions. */
+export async function createInputTopic(name: string, partitions: number): Promise<Topics> {
+  const t = topicsFor(name);
+  await createTopic(t.inputTopic, partitions);
+  return t;
 }
 
 /** A deterministic stream of `n` events over `keys` keys with uneven frequencies; 4 features each. */
@@ -247,6 +256,15 @@ export async function groupLag(groupId: string, topic: string): Promise<bigint> 
     }
     return lag;
   });
+}
+
+/** Waits until the group `t.groupId` has committed everything in `t.inputTopic` (lag 0). */
+export function waitForCatchUp(t: Pick<Topics, 'groupId' | 'inputTopic'>, limitMs?: number): Promise<void> {
+  return waitUntil(
+    async () => (await groupLag(t.groupId, t.inputTopic)) === 0n,
+    'the group to catch up',
+    limitMs,
+  );
 }
 
 /** Polls `condition` until it holds; a hang guard, not an assertion on time. */

@@ -1,34 +1,33 @@
 // Fault scenarios of the Kafka pipeline, shared by the CI tests (small sizes) and
 // `npm run kafka:faults` (large ones). Each runs instances against a real broker, injects faults
 // under load, and checks every prediction against the offline replay.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { logLevel } from 'kafkajs';
 import type { Event } from '../../src/events/types.js';
 import type { Model } from '../../src/model/types.js';
 import { type KafkaPipeline, startKafkaPipeline } from '../../src/pipelines/kafkaPipeline.js';
+import { ensureBuilt, ROOT } from './build.js';
 import {
   brokers,
-  createTopic,
+  createInputTopic,
   eventMessages,
   groupLag,
   judge,
+  loadTestModel,
   MODEL_FILE,
   makeEvents,
   offlineReplay,
   produce,
   readTopic,
-  topicsFor,
+  type Topics,
   type Verdict,
+  waitForCatchUp,
   waitUntil,
   withAdmin,
 } from './kafka.js';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface ScenarioOptions {
   readonly events: number;
@@ -56,8 +55,6 @@ interface Instance {
   kill(): Promise<void>;
 }
 
-type Topics = ReturnType<typeof topicsFor>;
-
 const SESSION = { sessionTimeout: 6000, heartbeatInterval: 500 };
 
 async function inProcess(model: Model, t: Topics, stateDir: string, exactlyOnce: boolean): Promise<Instance> {
@@ -80,27 +77,9 @@ async function inProcess(model: Model, t: Topics, stateDir: string, exactlyOnce:
   };
 }
 
-/** Builds dist/ when it is missing or older than the sources, so child processes run current code. */
-export function ensureBuilt(): void {
-  const newest = (dir: string): number =>
-    Math.max(
-      0,
-      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
-        e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
-      ),
-    );
-  let built = 0;
-  try {
-    built = statSync(join(root, 'dist', 'cli.js')).mtimeMs;
-  } catch {}
-  if (built < newest(join(root, 'src'))) {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-  }
-}
-
 async function child(t: Topics, stateDir: string, exactlyOnce: boolean): Promise<Instance> {
   const args = [
-    join(root, 'bin', 'cellstream.js'),
+    join(ROOT, 'bin', 'cellstream.js'),
     'kafka',
     '--model',
     MODEL_FILE,
@@ -165,10 +144,9 @@ async function outputCount(topic: string): Promise<bigint> {
  */
 async function runScenario(name: string, o: ScenarioOptions, kind: 'stop' | 'kill'): Promise<ScenarioResult> {
   const started = performance.now();
-  const model = await import('../../src/formats/load.js').then((m) => m.loadModel(MODEL_FILE));
+  const model = await loadTestModel();
   if (kind === 'kill') ensureBuilt();
-  const t = topicsFor(name);
-  await createTopic(t.inputTopic, o.partitions);
+  const t = await createInputTopic(name, o.partitions);
   const events: Event[] = makeEvents(o.events, o.keys, 17);
   const messages = eventMessages(events);
   const dirs = await Promise.all(
@@ -195,11 +173,7 @@ async function runScenario(name: string, o: ScenarioOptions, kind: 'stop' | 'kil
       instances[victim] = await launch(victim);
     }
     await produce(t.inputTopic, messages.slice(sent));
-    await waitUntil(
-      async () => (await groupLag(t.groupId, t.inputTopic)) === 0n,
-      'the group to catch up',
-      300_000,
-    );
+    await waitForCatchUp(t, 300_000);
   } finally {
     for (const instance of instances) await instance.stop();
   }
@@ -235,9 +209,8 @@ export const killScenario = (o: ScenarioOptions) =>
 export async function lostLocalStateScenario(
   o: Pick<ScenarioOptions, 'events' | 'keys' | 'partitions' | 'exactlyOnce'>,
 ) {
-  const model = await import('../../src/formats/load.js').then((m) => m.loadModel(MODEL_FILE));
-  const t = topicsFor(o.exactlyOnce ? 'restore-eos' : 'restore');
-  await createTopic(t.inputTopic, o.partitions);
+  const model = await loadTestModel();
+  const t = await createInputTopic(o.exactlyOnce ? 'restore-eos' : 'restore', o.partitions);
   const events = makeEvents(o.events, o.keys, 23);
   const messages = eventMessages(events);
   const half = Math.floor(messages.length / 2);
@@ -260,11 +233,7 @@ export async function lostLocalStateScenario(
       },
     });
     await produce(t.inputTopic, part);
-    await waitUntil(
-      async () => (await groupLag(t.groupId, t.inputTopic)) === 0n,
-      'the group to catch up',
-      300_000,
-    );
+    await waitForCatchUp(t, 300_000);
     await pipeline.stop();
     return { restoreMs, restored };
   };

@@ -1,67 +1,12 @@
-import { execFile, execFileSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
 import { saveCellstreamModel } from '../../src/formats/cellstream/index.js';
 import { modelFingerprint } from '../../src/model/index.js';
+import { ensureBuilt } from '../helpers/build.js';
+import { parseNdjson, readNdjson, runBin, runMain } from '../helpers/cli.js';
 import { REPLAY_LINES, tempDir, writeLines } from '../helpers/fixtures.js';
 import { tinyLstm } from '../helpers/models.js';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
-
-/** Builds dist/ when it is missing or older than any source file, so the real bin can run. */
-function ensureBuilt(): void {
-  const newest = (dir: string): number =>
-    Math.max(
-      0,
-      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
-        e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
-      ),
-    );
-  let built = 0;
-  try {
-    built = statSync(join(root, 'dist', 'cli.js')).mtimeMs;
-  } catch {}
-  if (built < newest(join(root, 'src'))) {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-  }
-}
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cellstream(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(root, 'bin', 'cellstream.js'), ...args],
-      { cwd: root, env: { ...process.env, CELLSTREAM_DEBUG: '', ...env } },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-async function inProcess(args: string[]): Promise<Run> {
-  const capture = () => {
-    const stream = new PassThrough();
-    const chunks: string[] = [];
-    stream.on('data', (c) => chunks.push(String(c)));
-    return { stream, text: () => chunks.join('') };
-  };
-  const stdout = capture();
-  const stderr = capture();
-  const code = await main(['node', 'cellstream', ...args], { stdout: stdout.stream, stderr: stderr.stream });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
-}
 
 let dir: string;
 let model: string;
@@ -77,21 +22,10 @@ beforeAll(async () => {
 describe('cellstream replay (child process)', () => {
   it('predicts, reports rejected lines by number, dead-letters them and exits 2', async () => {
     const deadLetter = join(dir, 'dead.ndjson');
-    const run = await cellstream([
-      'replay',
-      '--model',
-      model,
-      '--input',
-      events,
-      '--dead-letter',
-      deadLetter,
-    ]);
+    const run = await runBin(['replay', '--model', model, '--input', events, '--dead-letter', deadLetter]);
 
     expect(run.code).toBe(2);
-    const predictions = run.stdout
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const predictions = parseNdjson(run.stdout);
     expect(predictions.map((p) => [p.key, p.ts, p.seq, p.model, p.output.length])).toEqual([
       ['a', 1000, 1, 'tiny@1', 2],
       ['b', Date.UTC(2024, 10, 27, 10), 1, 'tiny@1', 2],
@@ -104,10 +38,7 @@ describe('cellstream replay (child process)', () => {
     expect(stderr[1]).toBe('line 5: features has 2 values, the model takes 3');
     expect(stderr[2]).toBe('replayed 6 events: 4 predictions, 2 rejected');
 
-    const dead = (await readFile(deadLetter, 'utf8'))
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const dead = await readNdjson(deadLetter);
     expect(dead).toEqual([
       {
         line: 3,
@@ -132,7 +63,7 @@ describe('cellstream replay (child process)', () => {
     const outputs: string[] = [];
     for (const batch of ['1', '2', '256']) {
       const output = join(dir, `out-${batch}.ndjson`);
-      const run = await cellstream([
+      const run = await runBin([
         'replay',
         '--model',
         model,
@@ -152,12 +83,12 @@ describe('cellstream replay (child process)', () => {
 
   it('exits 1 with the typed error message, and a stack trace only with CELLSTREAM_DEBUG=1', async () => {
     const missing = join(dir, 'missing.cellstream.json');
-    const run = await cellstream(['replay', '--model', missing, '--input', events]);
+    const run = await runBin(['replay', '--model', missing, '--input', events]);
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toBe(`cellstream: model file '${missing}' does not exist\n`);
 
-    const debug = await cellstream(['replay', '--model', missing, '--input', events], {
+    const debug = await runBin(['replay', '--model', missing, '--input', events], {
       CELLSTREAM_DEBUG: '1',
     });
     expect(debug.code).toBe(1);
@@ -167,7 +98,7 @@ describe('cellstream replay (child process)', () => {
 
 describe('cellstream inspect (child process)', () => {
   it("prints the model's description and fingerprint", async () => {
-    const run = await cellstream(['inspect', '--model', model]);
+    const run = await runBin(['inspect', '--model', model]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('tiny@1');
     expect(run.stdout).toContain(modelFingerprint(tinyLstm()));
@@ -177,27 +108,44 @@ describe('cellstream inspect (child process)', () => {
 
 describe('main (in process)', () => {
   it('reports a missing events file as a usage error, exit 1', async () => {
-    const run = await inProcess(['replay', '--model', model, '--input', join(dir, 'nope.ndjson')]);
+    const run = await runMain(['replay', '--model', model, '--input', join(dir, 'nope.ndjson')]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^cellstream: cannot read the events file '.*nope\.ndjson' \(ENOENT\)\n$/);
   });
 
   it('leaves unknown commands and bad options to commander, exit 1', async () => {
-    const unknown = await inProcess(['serve']);
+    const unknown = await runMain(['frobnicate']);
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toMatch(/unknown command 'serve'/);
+    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
 
-    const batch = await inProcess(['replay', '--model', model, '--input', events, '--batch', '0']);
+    const batch = await runMain(['replay', '--model', model, '--input', events, '--batch', '0']);
     expect(batch.code).toBe(1);
     expect(batch.stderr).toMatch(/--batch <n>.*expected a positive integer/);
 
-    const missing = await inProcess(['replay', '--input', events]);
+    const missing = await runMain(['replay', '--input', events]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/required option '--model <file>' not specified/);
   });
 
+  it('serve: a bad Kafka flag stops the real bin before anything starts, naming the key, exit 1', async () => {
+    const run = await runBin([
+      'serve',
+      '--port',
+      '0',
+      '--kafka-brokers',
+      'nohost',
+      '--input-topic',
+      'events',
+      '--output-topic',
+      'predictions',
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/kafka\.brokers\.0 \(from flag for kafka\.brokers\): a broker is host:port/);
+    expect(run.stderr).toMatch(/kafka\.groupId: required/);
+  });
+
   it('documents the exit codes in --help, exit 0', async () => {
-    const run = await inProcess(['replay', '--help']);
+    const run = await runMain(['replay', '--help']);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('2  replay ran to the end, but some lines were rejected');
   });
@@ -211,29 +159,10 @@ describe('cellstream replay --state (child process)', () => {
       join(dir, 'cli-state-events.ndjson'),
       REPLAY_LINES.filter((_, i) => i !== 2 && i !== 4),
     );
-    const first = await cellstream([
-      'replay',
-      '--model',
-      model,
-      '--input',
-      clean,
-      '--state',
-      state,
-      '--output',
-      output,
-    ]);
+    const resume = ['replay', '--model', model, '--input', clean, '--state', state, '--output', output];
+    const first = await runBin(resume);
     expect(first).toMatchObject({ code: 0, stderr: 'replayed 4 events: 4 predictions, 0 rejected\n' });
-    const again = await cellstream([
-      'replay',
-      '--model',
-      model,
-      '--input',
-      clean,
-      '--state',
-      state,
-      '--output',
-      output,
-    ]);
+    const again = await runBin(resume);
     expect(again.code).toBe(0);
     expect(again.stderr).toBe(
       'replayed 4 events: 0 predictions, 0 rejected, 4 already applied and skipped (2 of their predictions repeated)\n',
@@ -241,12 +170,12 @@ describe('cellstream replay --state (child process)', () => {
 
     const otherModel = join(dir, 'other.cellstream.json');
     await saveCellstreamModel(tinyLstm(99), otherModel);
-    const refused = await cellstream(['replay', '--model', otherModel, '--input', clean, '--state', state]);
+    const refused = await runBin(['replay', '--model', otherModel, '--input', clean, '--state', state]);
     expect(refused.code).toBe(1);
     expect(refused.stdout).toBe('');
     expect(refused.stderr).toContain(modelFingerprint(tinyLstm()));
     expect(refused.stderr).toContain(modelFingerprint(tinyLstm(99)));
-    const reset = await cellstream([
+    const reset = await runBin([
       'replay',
       '--model',
       otherModel,

@@ -4,47 +4,13 @@
 import { randomUUID } from 'node:crypto';
 import { type Admin, type Consumer, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
-
-const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092')
-  .split(',')
-  .map((b) => b.trim())
-  .filter((b) => b.length > 0);
+import { brokers, requireBroker, waitUntil } from '../helpers/kafka.js';
 
 interface Received {
   key: string;
   value: string;
   partition: number;
   offset: bigint;
-}
-
-/** Connects an admin client once, quietly and without long retries, to tell "no broker" apart. */
-async function requireBroker(): Promise<void> {
-  const probe = new Kafka({
-    clientId: 'cellstream-smoke-probe',
-    brokers,
-    logLevel: logLevel.NOTHING,
-    connectionTimeout: 3000,
-    retry: { retries: 1 },
-  }).admin();
-  try {
-    await probe.connect();
-    await probe.listTopics();
-  } catch (err) {
-    throw new Error(
-      `No Kafka broker answers at ${brokers.join(',')} (KAFKA_BROKERS): ${(err as Error).message}. ` +
-        'Run the tests with a broker: scripts/kafka/with-kafka.sh npx vitest run, or npm test.',
-    );
-  } finally {
-    await probe.disconnect().catch(() => {});
-  }
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('real Kafka broker', () => {
@@ -106,7 +72,7 @@ describe('real Kafka broker', () => {
         });
       },
     });
-    await waitFor(() => received.length >= sent.length, 30_000, `${sent.length} messages`);
+    await waitUntil(() => received.length >= sent.length, `${sent.length} messages`, 30_000);
 
     // Exactly the messages sent, each on its key's partition.
     expect(received).toHaveLength(sent.length);

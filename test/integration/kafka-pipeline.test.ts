@@ -10,7 +10,7 @@ import { type KafkaPipeline, startKafkaPipeline } from '../../src/pipelines/kafk
 import { DEAD_LETTER_HEADERS } from '../../src/sinks/kafkaSink.js';
 import {
   brokers,
-  createTopic,
+  createInputTopic,
   eventMessages,
   groupLag,
   judge,
@@ -20,8 +20,7 @@ import {
   produce,
   readTopic,
   requireBroker,
-  topicsFor,
-  waitUntil,
+  waitForCatchUp,
 } from '../helpers/kafka.js';
 
 const POISON = [
@@ -55,8 +54,7 @@ describe.each([
   it('predicts every event as the offline replay does, dead-letters poison with reasons, and catches up', async () => {
     await requireBroker();
     const model: Model = await loadTestModel();
-    const t = topicsFor(exactlyOnce ? 'eos' : 'alo');
-    await createTopic(t.inputTopic, 3);
+    const t = await createInputTopic(exactlyOnce ? 'eos' : 'alo', 3);
     const events = makeEvents(3000, 300, 11);
     const messages = eventMessages(events);
     // Poison spread through the stream.
@@ -78,7 +76,7 @@ describe.each([
       maxWaitTimeInMs: 100,
       logLevel: logLevel.ERROR,
     });
-    await waitUntil(async () => (await groupLag(t.groupId, t.inputTopic)) === 0n, 'the group to catch up');
+    await waitForCatchUp(t);
     await pipeline.stop();
     pipeline = undefined;
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ModelInvalidError } from '../../src/errors.js';
 import { loadCellstreamManifest, saveCellstreamModel } from '../../src/formats/cellstream/index.js';
 import { modelFingerprint, runSequence } from '../../src/model/index.js';
-import { prng, randomArray, smallModel } from './modelTestUtils.js';
+import { prng, randomArray, smallModel } from '../helpers/models.js';
 
 async function tmp(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'cellstream-format-'));

@@ -10,7 +10,7 @@ import {
   stepBatch,
 } from '../../src/model/index.js';
 import type { LstmLayer, Model } from '../../src/model/types.js';
-import { prng, randomArray, randomGru, randomLstm, smallModel } from './modelTestUtils.js';
+import { prng, randomArray, randomGru, randomLstm, smallModel } from '../helpers/models.js';
 
 const sig = (x: number) => 1 / (1 + Math.exp(-x));
 

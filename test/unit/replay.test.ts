@@ -1,24 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runReplay } from '../../src/commands/replay.js';
 import { createState, step } from '../../src/model/index.js';
+import { capture, parseNdjson, readNdjson } from '../helpers/cli.js';
 import { REPLAY_LINES, tempDir, writeLines } from '../helpers/fixtures.js';
 import { tinyLstm } from '../helpers/models.js';
 
 // Replay's output is compared bit for bit with the reference `step`: run it on the reference
 // kernel (the default wasm kernel's numerics are covered by kernels.test.ts).
 process.env.CELLSTREAM_KERNEL = 'js';
-
-function capture() {
-  const stream = new PassThrough();
-  let text = '';
-  stream.on('data', (c) => {
-    text += String(c);
-  });
-  return { stream, text: () => text };
-}
 
 let dir: string;
 let input: string;
@@ -53,13 +44,7 @@ describe('runReplay', () => {
     const a1 = step(model, createState(model), [Float32Array.from([0.1, 0.2, 0.3])]);
     const a2 = step(model, a1.state, [Float32Array.from([0.5, 0.5, 0.5])]);
     const b = step(model, createState(model), [Float32Array.from([0, 0, 0])]);
-    expect(
-      stdout
-        .text()
-        .trimEnd()
-        .split('\n')
-        .map((l) => JSON.parse(l)),
-    ).toEqual([
+    expect(parseNdjson(stdout.text())).toEqual([
       { key: 'a', ts: 1000, seq: 1, model: 'tiny@1', output: Array.from(a1.output) },
       { key: 'b', ts: Date.UTC(2024, 10, 27, 10), seq: 1, model: 'tiny@1', output: expect.any(Array) },
       { key: 'a', ts: 5000, seq: 2, model: 'tiny@1', output: Array.from(a2.output) },
@@ -71,10 +56,7 @@ describe('runReplay', () => {
       'line 5: features has 2 values, the model takes 3',
       'replayed 6 events: 4 predictions, 2 rejected',
     ]);
-    const dead = (await readFile(deadLetter, 'utf8'))
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const dead = await readNdjson(deadLetter);
     expect(dead).toEqual([
       {
         line: 3,

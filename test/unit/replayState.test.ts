@@ -1,23 +1,14 @@
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ReplayOptions, runReplay } from '../../src/commands/replay.js';
 import type { StateError } from '../../src/errors.js';
 import { modelFingerprint } from '../../src/model/index.js';
 import { LmdbStore } from '../../src/state/lmdbStore.js';
 import { readStoreMeta } from '../../src/state/storeMeta.js';
+import { capture, readNdjson } from '../helpers/cli.js';
 import { tempDir, writeLines } from '../helpers/fixtures.js';
 import { tinyLstm } from '../helpers/models.js';
-
-function capture() {
-  const stream = new PassThrough();
-  let text = '';
-  stream.on('data', (c) => {
-    text += String(c);
-  });
-  return { stream, text: () => text };
-}
 
 /** `n` events over `keys` keys, deterministic. */
 function eventLines(n: number, keys: number): string[] {
@@ -41,12 +32,8 @@ async function replay(options: Partial<ReplayOptions> & { input: string }) {
   return { summary, stderr: stderr.text() };
 }
 
-async function lines(path: string): Promise<Array<{ key: string; seq: number; output: number[] }>> {
-  return (await readFile(path, 'utf8'))
-    .trimEnd()
-    .split('\n')
-    .map((l) => JSON.parse(l));
-}
+const lines = (path: string): Promise<Array<{ key: string; seq: number; output: number[] }>> =>
+  readNdjson(path);
 
 let dir: string;
 let full: string;

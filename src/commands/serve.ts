@@ -1,0 +1,55 @@
+import { loadConfig } from '../config/load.js';
+import { createLogger } from '../server/logger.js';
+import { startServer } from '../server/serve.js';
+
+/** The flags `serve` takes; each overrides one configuration key (see docs/configuration.md). */
+export interface ServeFlags {
+  readonly config?: string;
+  readonly model?: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly state?: string;
+  readonly demoFeed?: boolean;
+  readonly logLevel?: string;
+  readonly kafkaBrokers?: string;
+  readonly inputTopic?: string;
+  readonly outputTopic?: string;
+  readonly groupId?: string;
+  readonly deadLetterTopic?: string;
+  readonly changelogTopic?: string;
+  readonly exactlyOnce?: boolean;
+}
+
+/**
+ * `cellstream serve`: loads the configuration (defaults, file, environment, flags), starts the
+ * server and runs until SIGINT or SIGTERM, then shuts down gracefully and resolves.
+ */
+export async function runServe(flags: ServeFlags): Promise<void> {
+  const config = await loadConfig({
+    file: flags.config,
+    env: process.env,
+    flags: {
+      'model.path': flags.model,
+      'server.host': flags.host,
+      'server.port': flags.port,
+      'state.path': flags.state,
+      'sources.demo.enabled': flags.demoFeed,
+      'log.level': flags.logLevel,
+      'kafka.brokers': flags.kafkaBrokers,
+      'kafka.inputTopic': flags.inputTopic,
+      'kafka.outputTopic': flags.outputTopic,
+      'kafka.groupId': flags.groupId,
+      'kafka.deadLetterTopic': flags.deadLetterTopic,
+      'kafka.changelogTopic': flags.changelogTopic,
+      'kafka.exactlyOnce': flags.exactlyOnce,
+    },
+  });
+  const logger = createLogger(config.log.level);
+  const server = await startServer(config, { logger });
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  logger.info({ signal }, 'received signal');
+  await server.close();
+}

@@ -1,0 +1,286 @@
+// The cellstream dashboard: live figures from GET /v1/stats, predictions from the /subscribe
+// socket, charts with uPlot served by the same server. Plain browser ESM, no build step.
+import uPlot from '/vendor/uPlot.esm.js';
+
+const STATS_EVERY_MS = 1000;
+const RENDER_EVERY_MS = 500;
+const HISTORY_SECONDS = 180;
+const POINTS_PER_KEY = 240;
+const MAX_TRACKED_KEYS = 2000;
+const MAX_CHARTS = 4;
+const LIST_LENGTH = 25;
+const COLORS = ['#4fb3ff', '#ffb454', '#3ecf8e', '#ff6b9a', '#b48cff', '#f7e463', '#5fd7d7', '#ff8f5e'];
+
+// A token for servers that require one: open the page as /#token=SECRET.
+const token = new URLSearchParams(location.hash.slice(1)).get('token');
+const $ = (id) => document.getElementById(id);
+
+/** key → { activity, ts: number[], series: number[][], names: string[], last } in least-recent-first order. */
+const keys = new Map();
+const picked = new Set();
+const charts = new Map();
+let seen = 0;
+let dropped = 0;
+let prefix = '';
+let socket;
+
+function connect() {
+  const query = new URLSearchParams();
+  if (prefix) query.set('prefix', prefix);
+  if (token) query.set('access_token', token);
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(`${scheme}//${location.host}/subscribe?${query}`);
+  socket = ws;
+  setStatus('connecting');
+  ws.onopen = () => setStatus('live');
+  ws.onmessage = (e) => {
+    const msg = JSON.parse(e.data);
+    if (typeof msg.dropped === 'number') dropped += msg.dropped;
+    else if (typeof msg.key === 'string') record(msg);
+  };
+  ws.onclose = (e) => {
+    if (socket !== ws) return;
+    setStatus(
+      'closed',
+      e.code === 1006 ? 'disconnected' : `closed ${e.code}${e.reason ? `: ${e.reason}` : ''}`,
+    );
+    setTimeout(connect, 2000);
+  };
+}
+
+function setStatus(state, text = state) {
+  const el = $('status');
+  el.dataset.state = state;
+  el.textContent = text;
+}
+
+function record(p) {
+  seen++;
+  let entry = keys.get(p.key);
+  if (entry) keys.delete(p.key);
+  else entry = { activity: 0, ts: [], series: [], names: [], last: undefined };
+  keys.set(p.key, entry);
+  if (keys.size > MAX_TRACKED_KEYS) keys.delete(keys.keys().next().value);
+
+  const values = valuesOf(p);
+  entry.names = values.names;
+  entry.activity += 1;
+  entry.last = p;
+  entry.ts.push(p.ts / 1000);
+  values.values.forEach((v, i) => {
+    entry.series[i] ??= new Array(entry.ts.length - 1).fill(null);
+    entry.series[i].push(v);
+  });
+  if (entry.ts.length > POINTS_PER_KEY) {
+    entry.ts.shift();
+    for (const s of entry.series) s.shift();
+  }
+}
+
+/** What to chart for a prediction: decoded class probabilities when present, else the raw output. */
+function valuesOf(p) {
+  const probs = p.probabilities;
+  if (probs && typeof probs === 'object' && !Array.isArray(probs)) {
+    const names = Object.keys(probs).slice(0, COLORS.length);
+    return { names, values: names.map((n) => probs[n]) };
+  }
+  const out = Array.isArray(p.output) ? p.output.slice(0, COLORS.length) : [];
+  return { names: out.map((_, i) => (out.length === 1 ? 'output' : `output[${i}]`)), values: out };
+}
+
+function mostActive() {
+  return [...keys.entries()].sort((a, b) => b[1].activity - a[1].activity).slice(0, LIST_LENGTH);
+}
+
+function shownKeys() {
+  const chosen = [...picked].filter((k) => keys.has(k));
+  if (chosen.length > 0) return chosen.slice(0, MAX_CHARTS);
+  return mostActive()
+    .slice(0, 3)
+    .map(([k]) => k);
+}
+
+function renderList() {
+  const list = $('key-list');
+  const items = mostActive();
+  list.replaceChildren(
+    ...items.map(([key, entry]) => {
+      const li = document.createElement('li');
+      li.dataset.key = key;
+      if (picked.has(key)) li.classList.add('selected');
+      const name = document.createElement('span');
+      name.textContent = key;
+      const count = document.createElement('span');
+      count.className = 'count';
+      count.textContent = `seq ${entry.last.seq}`;
+      li.append(name, count);
+      li.onclick = () => {
+        if (picked.has(key)) picked.delete(key);
+        else if (picked.size < MAX_CHARTS) picked.add(key);
+        render();
+      };
+      return li;
+    }),
+  );
+  // Activity decays, so "most active" means recently active.
+  for (const entry of keys.values()) entry.activity *= 0.9;
+}
+
+function renderKeyCharts() {
+  const wanted = shownKeys();
+  for (const [key, chart] of charts) {
+    if (!wanted.includes(key)) {
+      chart.plot.destroy();
+      chart.box.remove();
+      charts.delete(key);
+    }
+  }
+  const container = $('key-charts');
+  for (const key of wanted) {
+    const entry = keys.get(key);
+    let chart = charts.get(key);
+    if (chart && chart.names.join() !== entry.names.join()) {
+      chart.plot.destroy();
+      chart.box.remove();
+      charts.delete(key);
+      chart = undefined;
+    }
+    if (!chart) {
+      const box = document.createElement('div');
+      box.className = 'key-chart';
+      box.dataset.key = key;
+      const title = document.createElement('h3');
+      title.textContent = key;
+      const last = document.createElement('div');
+      last.className = 'last';
+      const plotEl = document.createElement('div');
+      plotEl.className = 'chart';
+      box.append(title, last, plotEl);
+      container.append(box);
+      const plot = new uPlot(
+        chartOptions(
+          plotEl,
+          entry.names.map((n, i) => ({
+            label: n,
+            stroke: COLORS[i],
+            width: 2,
+            points: { show: true, size: 5 },
+          })),
+          220,
+        ),
+        [entry.ts, ...entry.series],
+        plotEl,
+      );
+      chart = { box, plot, names: entry.names, last, plotEl };
+      charts.set(key, chart);
+    } else {
+      chart.plot.setData([entry.ts, ...entry.series]);
+    }
+    chart.plotEl.dataset.points = String(entry.ts.length);
+    const p = entry.last;
+    chart.last.textContent = `seq ${p.seq} · ${new Date(p.ts).toLocaleTimeString()}${p.label !== undefined ? ` · ${p.label}` : ''} · ${p.model}`;
+  }
+}
+
+function chartOptions(el, series, height) {
+  return {
+    width: Math.max(300, el.clientWidth || el.parentElement.clientWidth - 20),
+    height,
+    scales: { x: { time: true } },
+    axes: [
+      { stroke: '#7d8a99', grid: { stroke: '#232c36' }, ticks: { stroke: '#232c36' } },
+      { stroke: '#7d8a99', grid: { stroke: '#232c36' }, ticks: { stroke: '#232c36' } },
+    ],
+    series: [{}, ...series],
+  };
+}
+
+// Throughput and latency history, one point per stats poll.
+const history = { t: [], events: [], predictions: [], p50: [], p95: [] };
+let throughputPlot;
+let latencyPlot;
+
+function initSystemCharts() {
+  const tEl = $('throughput-chart');
+  throughputPlot = new uPlot(
+    chartOptions(
+      tEl,
+      [
+        { label: 'events/s', stroke: COLORS[0], width: 2 },
+        { label: 'predictions/s', stroke: COLORS[2], width: 2, dash: [6, 4] },
+      ],
+      200,
+    ),
+    [history.t, history.events, history.predictions],
+    tEl,
+  );
+  const lEl = $('latency-chart');
+  latencyPlot = new uPlot(
+    chartOptions(
+      lEl,
+      [
+        { label: 'p50 ms', stroke: COLORS[1], width: 2 },
+        { label: 'p95 ms', stroke: COLORS[3], width: 2 },
+      ],
+      200,
+    ),
+    [history.t, history.p50, history.p95],
+    lEl,
+  );
+}
+
+async function pollStats() {
+  try {
+    const res = await fetch('/v1/stats', { cache: 'no-store' });
+    if (!res.ok) return;
+    const s = await res.json();
+    $('model').textContent = s.model;
+    $('events-rate').textContent = fmt(s.eventsPerSecond);
+    $('predictions-rate').textContent = fmt(s.predictionsPerSecond);
+    $('latency').textContent = s.latencyMs ? `${fmt(s.latencyMs.p50)} / ${fmt(s.latencyMs.p95)} ms` : '–';
+    $('keys').textContent = String(s.keys);
+    $('subscribers').textContent = String(s.subscribers);
+    history.t.push(Date.now() / 1000);
+    history.events.push(s.eventsPerSecond);
+    history.predictions.push(s.predictionsPerSecond);
+    history.p50.push(s.latencyMs ? s.latencyMs.p50 : null);
+    history.p95.push(s.latencyMs ? s.latencyMs.p95 : null);
+    if (history.t.length > HISTORY_SECONDS) for (const a of Object.values(history)) a.shift();
+    throughputPlot.setData([history.t, history.events, history.predictions]);
+    latencyPlot.setData([history.t, history.p50, history.p95]);
+    $('throughput-chart').dataset.points = String(history.t.length);
+    $('latency-chart').dataset.points = String(history.t.length);
+  } catch {
+    // The server may be restarting; the next poll tries again.
+  }
+}
+
+function fmt(n) {
+  if (n >= 100) return String(Math.round(n));
+  if (n >= 10) return n.toFixed(1);
+  return n.toFixed(2);
+}
+
+function render() {
+  $('predictions-seen').textContent = String(seen);
+  $('dropped').textContent = String(dropped);
+  renderList();
+  renderKeyCharts();
+}
+
+$('filter-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  prefix = $('prefix').value.trim();
+  keys.clear();
+  picked.clear();
+  const old = socket;
+  socket = undefined;
+  old?.close();
+  connect();
+});
+
+initSystemCharts();
+connect();
+pollStats();
+setInterval(pollStats, STATS_EVERY_MS);
+setInterval(render, RENDER_EVERY_MS);

@@ -1,0 +1,129 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { StateStore } from '../state/types.js';
+import { keyAllowed, presentedToken, type TokenTable } from './auth.js';
+import type { LastPredictions } from './lastPredictions.js';
+import type { ServeMetrics } from './metrics.js';
+import type { DashboardFiles } from './staticFiles.js';
+
+export interface HttpDeps {
+  /** Undefined when ready (model loaded, store open), else why not. */
+  notReadyReason(): string | undefined;
+  readonly metrics: ServeMetrics;
+  readonly tokens: TokenTable;
+  /** The open store (for look-ups only), once there is one. */
+  store(): Pick<StateStore, 'getMany'> | undefined;
+  readonly lastPredictions: LastPredictions;
+  /** The body of `GET /v1/stats`. */
+  stats(): Promise<unknown>;
+  /** Absent when the dashboard is disabled. */
+  readonly dashboard?: DashboardFiles | undefined;
+}
+
+/**
+ * The plain HTTP side of `serve`, on node:http: a handful of fixed routes does not need a router
+ * dependency. `/healthz`, `/readyz`, `/metrics` and `/v1/stats` are open (no key names in them);
+ * `/v1/keys/:key` needs a token with the `read` scope whose key prefix covers the key.
+ */
+export function createRequestListener(deps: HttpDeps): RequestListener {
+  return (req, res) => {
+    handle(deps, req, res).catch((err: unknown) => {
+      if (!res.headersSent) json(res, 500, { error: { code: 'INTERNAL', reason: String(err) } });
+      else res.destroy();
+    });
+  };
+}
+
+async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const path = url.pathname;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', 'GET, HEAD');
+    json(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', reason: `${req.method} is not supported` } });
+    return;
+  }
+  if (path === '/healthz') {
+    json(res, 200, { status: 'ok' });
+    return;
+  }
+  if (path === '/readyz') {
+    const reason = deps.notReadyReason();
+    json(
+      res,
+      reason === undefined ? 200 : 503,
+      reason === undefined ? { status: 'ready' } : { status: 'not ready', reason },
+    );
+    return;
+  }
+  if (path === '/metrics') {
+    const body = await deps.metrics.registry.metrics();
+    res.writeHead(200, { 'Content-Type': deps.metrics.registry.contentType });
+    res.end(body);
+    return;
+  }
+  if (path === '/v1/stats') {
+    json(res, 200, await deps.stats());
+    return;
+  }
+  if (path.startsWith('/v1/keys/')) {
+    await keyLookup(deps, req, res, url);
+    return;
+  }
+  const file = deps.dashboard?.get(path);
+  if (file) {
+    const { body, type } = await file;
+    res.writeHead(200, { 'Content-Type': type, 'Cache-Control': 'no-cache', 'Content-Length': body.length });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    return;
+  }
+  json(res, 404, { error: { code: 'NOT_FOUND', reason: `no route ${path}` } });
+}
+
+/** `GET /v1/keys/:key[?state=1]`: the key's seq and last event time, its last prediction if kept. */
+async function keyLookup(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  let key: string;
+  try {
+    key = decodeURIComponent(url.pathname.slice('/v1/keys/'.length));
+  } catch {
+    json(res, 400, { error: { code: 'BAD_REQUEST', reason: 'the key is not valid percent-encoding' } });
+    return;
+  }
+  const principal = deps.tokens.authenticate(presentedToken(req, url));
+  if (!principal) {
+    res.setHeader('WWW-Authenticate', 'Bearer');
+    json(res, 401, { error: { code: 'UNAUTHORIZED', reason: 'a valid token is required' } });
+    return;
+  }
+  if (!principal.scopes.has('read') || !keyAllowed(principal, key)) {
+    json(res, 403, {
+      error: { code: 'FORBIDDEN', reason: `token '${principal.name}' may not read this key` },
+    });
+    return;
+  }
+  const store = deps.store();
+  if (!store) {
+    json(res, 503, { error: { code: 'SERVER_UNAVAILABLE', reason: 'the state store is not open yet' } });
+    return;
+  }
+  const [record] = await store.getMany([key]);
+  if (!record) {
+    json(res, 404, { error: { code: 'NOT_FOUND', reason: `no state for key '${key}'` } });
+    return;
+  }
+  const last = deps.lastPredictions.get(key);
+  json(res, 200, {
+    key,
+    seq: record.seq,
+    ts: record.ts,
+    ...(last && last.seq === record.seq && last.ts === record.ts ? { prediction: last } : {}),
+    ...(url.searchParams.get('state') === '1' ? { state: Array.from(record.state) } : {}),
+  });
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}

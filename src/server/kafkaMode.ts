@@ -1,0 +1,108 @@
+import { logLevel } from 'kafkajs';
+import { kafkaPipelineOptions } from '../commands/kafka.js';
+import type { Config, KafkaConfig } from '../config/schema.js';
+import { createKafka } from '../kafka/client.js';
+import type { Model } from '../model/types.js';
+import { type KafkaBatchReport, type KafkaPipeline, startKafkaPipeline } from '../pipelines/kafkaPipeline.js';
+import { KafkaForwarder } from '../sinks/kafkaForwarder.js';
+import type { RestoreReport } from '../state/changelogStore.js';
+import type { StateStore } from '../state/types.js';
+import type { IngestTarget } from './ingestTarget.js';
+
+export interface KafkaModeHooks {
+  /** A batch's results are durable in Kafka (see `KafkaPipelineOptions.onBatch`). */
+  onBatch(report: KafkaBatchReport): void;
+  onRestore?(reports: readonly RestoreReport[], ms: number): void;
+  /** An event was forwarded into the input topic and acknowledged. */
+  onForwarded?(): void;
+}
+
+/** `serve`'s Kafka side: the pipeline that steps every key, and the forwarder `/ingest` feeds. */
+export interface KafkaMode {
+  readonly pipeline: KafkaPipeline;
+  /** Where `/ingest` and the demo feed send events: into the input topic. */
+  readonly target: IngestTarget;
+  /** State look-ups, answering only for keys of partitions this instance owns (others may be stale here). */
+  readonly lookup: Pick<StateStore, 'getMany'>;
+  /** Undefined when the consumer is a member of its group, else why not. */
+  notReadyReason(): string | undefined;
+  /** Forwards no more events; resolves once each one already taken is acknowledged or refused. */
+  closeIngest(): Promise<void>;
+  /** Stops fetching, finishes the batch in flight, commits, leaves the group, closes the state. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the Kafka pipeline (joining the consumer group before it resolves) and a forwarder to its
+ * input topic. State lives in LMDB at `state.path`, backed by the changelog topic.
+ */
+export async function startKafkaMode(
+  config: Config & { kafka: KafkaConfig },
+  model: Model,
+  hooks: KafkaModeHooks,
+): Promise<KafkaMode> {
+  const k = config.kafka;
+  const kafkaLogLevel = toKafkaLogLevel(config.log.level);
+  const pipeline = await startKafkaPipeline({
+    ...kafkaPipelineOptions(model, { ...k, stateDir: config.state.path }),
+    onModelMismatch: config.model.onMismatch,
+    ...(config.model.label === undefined ? {} : { modelLabel: config.model.label }),
+    clientId: `cellstream-serve-${k.groupId}`,
+    logLevel: kafkaLogLevel,
+    onBatch: (report) => hooks.onBatch(report),
+    ...(hooks.onRestore ? { onRestore: hooks.onRestore } : {}),
+  });
+  let forwarder: KafkaForwarder;
+  try {
+    forwarder = await KafkaForwarder.open(
+      createKafka({
+        brokers: k.brokers,
+        clientId: `cellstream-ingest-${k.groupId}`,
+        logLevel: kafkaLogLevel,
+      }),
+      { topic: k.inputTopic },
+    );
+  } catch (err) {
+    await pipeline.stop();
+    throw err;
+  }
+
+  const target: IngestTarget = {
+    submit(event, done) {
+      forwarder.forward(event).then(
+        (ack) => {
+          hooks.onForwarded?.();
+          done({ kind: 'accepted', ...ack });
+        },
+        (error) => done({ kind: 'unavailable', error }),
+      );
+    },
+  };
+
+  const lookup: Pick<StateStore, 'getMany'> = {
+    async getMany(keys) {
+      const records = await pipeline.store.getMany(keys);
+      const owned = new Set(pipeline.partitions());
+      return records.map((r, i) => (owned.has(pipeline.store.partitionOf(keys[i], r)) ? r : undefined));
+    },
+  };
+
+  return {
+    pipeline,
+    target,
+    lookup,
+    notReadyReason: () =>
+      pipeline.joined() ? undefined : `not a member of the Kafka consumer group '${k.groupId}'`,
+    closeIngest: () => forwarder.close(),
+    stop: async () => {
+      await forwarder.close();
+      await pipeline.stop();
+    },
+  };
+}
+
+function toKafkaLogLevel(level: Config['log']['level']): logLevel {
+  if (level === 'silent') return logLevel.NOTHING;
+  if (level === 'fatal' || level === 'error') return logLevel.ERROR;
+  return logLevel.WARN;
+}

@@ -1,0 +1,401 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
+import type { Config } from '../config/schema.js';
+import { modelFeatures } from '../features/modelFeatures.js';
+import { loadModel } from '../formats/load.js';
+import { outputSize, stateSize } from '../model/index.js';
+import type { Model } from '../model/types.js';
+import { CachedStore } from '../state/cachedStore.js';
+import { LmdbStore } from '../state/lmdbStore.js';
+import { MemoryStateStore } from '../state/memoryStore.js';
+import type { StateStore } from '../state/types.js';
+import { parseDuration } from '../time/duration.js';
+import { checkExposure, TokenTable } from './auth.js';
+import { startDemoFeed } from './demoFeed.js';
+import { createRequestListener } from './http.js';
+import type { IngestTarget } from './ingestTarget.js';
+import { type KafkaMode, startKafkaMode } from './kafkaMode.js';
+import { LastPredictions } from './lastPredictions.js';
+import { LiveStats } from './liveStats.js';
+import type { Logger } from './logger.js';
+import { ServeMetrics } from './metrics.js';
+import { EnginePipeline } from './pipeline.js';
+import { DashboardFiles } from './staticFiles.js';
+import { createUpgradeHandler, type SocketRoute } from './upgrade.js';
+import { CLOSE, IngestConnection } from './wsIngest.js';
+import { filterFromQuery, SubscriptionHub } from './wsSubscribe.js';
+
+export interface ServeOptions {
+  readonly logger: Logger;
+  /** Where `env` tokens are read from. Default `process.env`. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** A running `serve`: its address and a graceful `close`. The rest is exposed for tests and benches. */
+export interface RunningServer {
+  /** `http://host:port`, the port being the real one when 0 was configured. */
+  readonly url: string;
+  readonly port: number;
+  readonly model: Model;
+  /** The state store; with Kafka, the Kafka pipeline's (LMDB backed by the changelog). */
+  readonly store: StateStore;
+  /** The local engine; absent with Kafka, where the Kafka pipeline steps every key. */
+  readonly pipeline: EnginePipeline | undefined;
+  /** The Kafka side, when `kafka` is configured. */
+  readonly kafka: KafkaMode | undefined;
+  readonly subscriptions: SubscriptionHub;
+  readonly metrics: ServeMetrics;
+  /**
+   * Graceful shutdown: refuses new connections and stops reading ingest sockets, answers every
+   * event already read (applied, or with Kafka: acknowledged by the input topic), closes the ingest
+   * sockets (1001), stops the engine (with Kafka: stops fetching, finishes the batch in flight,
+   * commits, leaves the group) and closes the store, then closes the subscriber sockets, which get
+   * every prediction up to the end. Safe to call twice.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `cellstream serve`: binds the HTTP server first (so `/healthz` answers while the model
+ * loads), then loads the model and opens the state store, and only then reports ready and accepts
+ * WebSocket connections.
+ */
+export async function startServer(config: Config, options: ServeOptions): Promise<RunningServer> {
+  const log = options.logger;
+  checkExposure(config);
+  const tokens = TokenTable.fromConfig(config.auth.tokens, options.env ?? process.env);
+
+  let state: 'starting' | 'ready' | 'closing' = 'starting';
+  let store: StateStore | undefined;
+  let pipeline: EnginePipeline | undefined;
+  let kafka: KafkaMode | undefined;
+  /** Where ingested events go: `pipeline`, or with Kafka the input topic. */
+  let target: IngestTarget | undefined;
+  const subscriptions = new SubscriptionHub({
+    maxBufferedBytes: config.sinks.websocket.maxBufferedBytes,
+    onSlow: config.sinks.websocket.onSlow,
+    onDropped: (n) => {
+      metrics.droppedMessages.inc(n);
+      dropped += n;
+    },
+    onSlowClosed: () => {
+      metrics.slowClosed.inc();
+      metrics.connectionsClosed.inc({ code: CLOSE.tryAgainLater });
+    },
+  });
+  const ingestConnections = new Set<IngestConnection>();
+  let dropped = 0;
+  const metrics = new ServeMetrics({
+    storeKeys: async () => (store && state !== 'closing' ? store.size() : 0),
+    keysInMemory: async () => keysInMemory(store, state),
+    subscribers: () => subscriptions.size,
+    ingestConnections: () => ingestConnections.size,
+    kafkaPartitions: () => (kafka && state === 'ready' ? kafka.pipeline.partitions().length : 0),
+  });
+  const stats = new LiveStats();
+  const lastPredictions = new LastPredictions(config.server.lastPredictions);
+  const startedAt = Date.now();
+  let modelLabel = '';
+
+  const ingestWss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.sources.websocket.maxPayload,
+    perMessageDeflate: false,
+  });
+  // Subscribers send nothing; a tiny limit stops them from using the socket to push data at us.
+  const subscribeWss = new WebSocketServer({ noServer: true, maxPayload: 4096, perMessageDeflate: false });
+
+  const routes = new Map<string, SocketRoute>();
+  if (config.sources.websocket.enabled) {
+    routes.set('/ingest', {
+      scope: 'ingest',
+      wss: ingestWss,
+      connected: (ws, principal) => {
+        watchErrors(ws, metrics, log);
+        const connection = new IngestConnection(ws, principal, target!, config.sources.websocket, {
+          onEvents: (n) => {
+            metrics.eventsIn.inc({ source: 'websocket' }, n);
+            // With Kafka the dashboard counts events as the engine consumes them, once.
+            if (!config.kafka) stats.event(n);
+          },
+          onReject: (code) => {
+            metrics.rejects.inc({ code });
+            stats.rejected();
+          },
+          onClose: (code) => metrics.connectionsClosed.inc({ code }),
+        });
+        ingestConnections.add(connection);
+        ws.on('close', () => ingestConnections.delete(connection));
+      },
+    });
+  }
+  if (config.sinks.websocket.enabled) {
+    routes.set('/subscribe', {
+      scope: 'subscribe',
+      wss: subscribeWss,
+      connected: (ws, principal, url) => {
+        watchErrors(ws, metrics, log);
+        subscriptions.add(ws, principal, filterFromQuery(url.searchParams));
+      },
+    });
+  }
+
+  const server: Server = createServer(
+    createRequestListener({
+      notReadyReason: () =>
+        state === 'ready'
+          ? kafka?.notReadyReason()
+          : state === 'starting'
+            ? config.kafka
+              ? 'loading the model and joining the Kafka consumer group'
+              : 'loading the model and opening the state store'
+            : 'shutting down',
+      metrics,
+      tokens,
+      store: () => (state === 'ready' ? (kafka?.lookup ?? store) : undefined),
+      lastPredictions,
+      stats: async () => ({
+        model: modelLabel,
+        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+        ...stats.snapshot(),
+        keys: store && state === 'ready' ? await store.size() : 0,
+        subscribers: subscriptions.size,
+        ingestConnections: ingestConnections.size,
+        dropped,
+      }),
+      dashboard: config.dashboard.enabled ? new DashboardFiles() : undefined,
+    }),
+  );
+  server.on(
+    'upgrade',
+    createUpgradeHandler({
+      routes,
+      tokens,
+      allowedOrigins: config.server.allowedOrigins,
+      unavailable: () =>
+        state === 'ready'
+          ? undefined
+          : state === 'starting'
+            ? 'the server is starting'
+            : 'the server is shutting down',
+      onRejected: (reason) => metrics.connectionsRejected.inc({ reason }),
+    }),
+  );
+  server.listen(config.server.port, config.server.host);
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  const url = `http://${host}:${port}`;
+
+  let stopDemo: (() => void) | undefined;
+  let model: Model;
+  try {
+    model = await loadModel(config.model.path);
+    if (config.kafka) {
+      kafka = await startKafkaMode({ ...config, kafka: config.kafka }, model, {
+        onBatch: (r) => {
+          metrics.eventsIn.inc({ source: 'kafka' }, r.events);
+          stats.event(r.events);
+          metrics.batchSize.observe(r.events);
+          metrics.stepSeconds.observe(r.stepSeconds);
+          metrics.predictionsOut.inc(r.predictions);
+          metrics.duplicates.inc(r.duplicates);
+          for (const rejected of r.rejected) {
+            metrics.rejects.inc({ code: rejected.code });
+            stats.rejected();
+          }
+          for (const prediction of r.fresh) {
+            metrics.eventLatencySeconds.observe(r.seconds);
+            stats.prediction(r.seconds);
+            lastPredictions.record(prediction);
+            subscriptions.publish(prediction);
+          }
+        },
+        onRestore: (reports, ms) =>
+          log.info(
+            { ms: Math.round(ms), records: reports.reduce((n, r) => n + r.records, 0) },
+            'state restored from the changelog',
+          ),
+        onForwarded: () => metrics.eventsForwarded.inc(),
+      });
+      store = kafka.pipeline.store;
+      target = kafka.target;
+      modelLabel = kafka.pipeline.modelLabel;
+    } else {
+      ({ store, pipeline } = await startEngine(config, model, metrics, stats, log));
+      target = pipeline;
+      modelLabel = pipeline.stepper.modelLabel;
+      pipeline.onPrediction((prediction) => {
+        lastPredictions.record(prediction);
+        subscriptions.publish(prediction);
+      });
+    }
+    if (config.sources.demo.enabled) {
+      stopDemo = await startDemoFeed(target, {
+        file: config.sources.demo.file,
+        eventsPerSecond: config.sources.demo.eventsPerSecond,
+        onEvents: (n) => {
+          metrics.eventsIn.inc({ source: 'demo' }, n);
+          stats.event(n);
+        },
+      });
+    }
+  } catch (err) {
+    if (kafka) await kafka.stop();
+    else await store?.close();
+    server.close();
+    throw err;
+  }
+  state = 'ready';
+  log.info(
+    {
+      url,
+      model: modelLabel,
+      modelPath: config.model.path,
+      state: config.state.store === 'lmdb' ? config.state.path : 'memory',
+      ...(config.kafka
+        ? {
+            kafka: {
+              brokers: config.kafka.brokers,
+              inputTopic: config.kafka.inputTopic,
+              outputTopic: config.kafka.outputTopic,
+              groupId: config.kafka.groupId,
+              exactlyOnce: config.kafka.exactlyOnce,
+              partitions: kafka?.pipeline.partitions(),
+            },
+          }
+        : {}),
+      auth: tokens.enabled ? 'tokens' : 'none',
+      demoFeed: config.sources.demo.enabled,
+    },
+    `cellstream serving ${modelLabel} at ${url}/ (ingest ${url.replace('http', 'ws')}/ingest, subscribe ${url.replace('http', 'ws')}/subscribe)`,
+  );
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      state = 'closing';
+      log.info('shutting down: no new connections; answering events already read');
+      stopDemo?.();
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const c of ingestConnections) c.stopReading();
+      const deadline = Date.now() + config.server.shutdownTimeoutMs;
+      // Every event read is answered: applied by the local engine, or acknowledged by Kafka.
+      await withDeadline(kafka ? kafka.closeIngest() : pipeline!.drain(), deadline);
+      await until(() => [...ingestConnections].every((c) => c.pending === 0), deadline);
+      for (const c of ingestConnections) c.close(CLOSE.goingAway, 'server shutting down');
+      // The engine stops before subscribers are let go, so they see every prediction it makes.
+      // Kafka: stop fetching, finish the batch in flight, commit, leave the group, close the
+      // state; not bounded by the deadline, since cutting it short would only redeliver the batch.
+      if (kafka) {
+        log.info('stopping the Kafka pipeline: finishing the batch in flight, then leaving the group');
+        await kafka.stop();
+      } else await store!.close();
+      subscriptions.closeAll(CLOSE.goingAway, 'server shutting down');
+      await until(() => ingestWss.clients.size === 0 && subscribeWss.clients.size === 0, deadline);
+      for (const ws of [...ingestWss.clients, ...subscribeWss.clients]) ws.terminate();
+      server.closeAllConnections();
+      await serverClosed;
+      log.info('shut down: state flushed and store closed');
+    })();
+    return closing;
+  };
+
+  return { url, port, model, store, pipeline, kafka, subscriptions, metrics, close };
+}
+
+/** The local engine (no Kafka): the configured store behind one `EnginePipeline`, with its metrics. */
+async function startEngine(
+  config: Config,
+  model: Model,
+  metrics: ServeMetrics,
+  stats: LiveStats,
+  log: Logger,
+): Promise<{ store: StateStore; pipeline: EnginePipeline }> {
+  const store = await openStore(config, model);
+  const features = modelFeatures(model);
+  const pipeline = new EnginePipeline({
+    stepper: {
+      model,
+      store,
+      onModelMismatch: config.model.onMismatch,
+      encodeValues: features?.encodeValues,
+      decodePrediction: features?.decode,
+      ...(config.state.ttl === undefined
+        ? {}
+        : { ttl: { ttlMs: parseDuration(config.state.ttl, 'state.ttl'), clock: config.state.ttlClock } }),
+      ...(config.model.label === undefined ? {} : { modelLabel: config.model.label }),
+    },
+    maxBatch: config.engine.maxBatch,
+    maxDelayMs: config.engine.maxDelayMs,
+    hooks: {
+      onBatch: (size, seconds) => {
+        metrics.batchSize.observe(size);
+        metrics.stepSeconds.observe(seconds);
+      },
+      onResult: (result, seconds) => {
+        metrics.eventLatencySeconds.observe(seconds);
+        if (result.kind === 'prediction') {
+          metrics.predictionsOut.inc();
+          stats.prediction(seconds);
+        } else if (result.kind === 'duplicate') metrics.duplicates.inc();
+        else {
+          const code = result.kind === 'rejected' ? result.code : result.error.code;
+          metrics.rejects.inc({ code });
+          stats.rejected();
+        }
+      },
+      onStateReset: (key, reason) => log.info({ key, reason }, 'key state discarded'),
+      onFailure: (err) =>
+        log.error({ err }, 'engine batch failed; its events were answered SERVER_UNAVAILABLE'),
+    },
+  });
+  return { store, pipeline };
+}
+
+/** The configured store: LMDB (behind a bounded in-memory cache with `maxKeysInMemory`) or memory. */
+async function openStore(config: Config, model: Model): Promise<StateStore> {
+  if (config.state.store === 'memory') return new MemoryStateStore({ maxKeys: config.state.maxKeys });
+  const lmdb = await LmdbStore.open({ path: config.state.path });
+  if (config.state.maxKeysInMemory === undefined) return lmdb;
+  return new CachedStore({
+    backing: lmdb,
+    maxKeys: config.state.maxKeysInMemory,
+    stateSize: stateSize(model),
+    outputSize: outputSize(model),
+  });
+}
+
+/** Keys whose state sits in process memory: all of a memory store, a cache's own count when it has one. */
+async function keysInMemory(store: StateStore | undefined, state: string): Promise<number> {
+  if (!store || state === 'closing') return 0;
+  if (store instanceof MemoryStateStore) return store.size();
+  const cached = (store as { keysInMemory?: unknown }).keysInMemory;
+  if (typeof cached === 'number') return cached;
+  if (typeof cached === 'function') return Number(await cached.call(store));
+  return 0;
+}
+
+/** Server-side socket errors (a frame over `maxPayload`, a protocol violation) close the socket; count and log them. */
+function watchErrors(ws: import('ws').WebSocket, metrics: ServeMetrics, log: Logger): void {
+  ws.on('error', (err: Error & { code?: string }) => {
+    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+      metrics.connectionsClosed.inc({ code: CLOSE.tooBig });
+    log.debug({ err: err.message, code: err.code }, 'websocket closed on error');
+  });
+}
+
+async function withDeadline(work: Promise<void>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+  });
+  await Promise.race([work, timeout]);
+  clearTimeout(timer);
+}
+
+async function until(done: () => boolean, deadline: number): Promise<void> {
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}

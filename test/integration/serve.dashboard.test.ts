@@ -1,0 +1,117 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type BrowserContext, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningServer } from '../../src/server/serve.js';
+import { tempDir } from '../helpers/fixtures.js';
+import { modelFile, startTestServer } from '../helpers/serve.js';
+
+/** The page's `document`, for the functions Playwright runs in the browser (tsc here has no DOM lib). */
+interface PageElement {
+  readonly textContent: string | null;
+  getAttribute(name: string): string | null;
+}
+declare const document: {
+  querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): Iterable<PageElement> & { readonly length: number };
+};
+
+/** Debian's package; CI installs it (`apt-get install -y chromium`). */
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+
+let server: RunningServer;
+let browser: BrowserContext | undefined;
+
+beforeAll(async () => {
+  const dir = await tempDir('dashboard');
+  const events = join(dir, 'events.ndjson');
+  const lines = Array.from({ length: 60 }, (_, i) =>
+    JSON.stringify({ key: `cust-${i % 6}`, ts: i, features: [Math.sin(i), Math.cos(i), (i % 5) / 5] }),
+  );
+  await writeFile(events, `${lines.join('\n')}\n`);
+  server = await startTestServer({
+    model: { path: await modelFile() },
+    sources: { demo: { enabled: true, file: events, eventsPerSecond: 60 } },
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+describe('dashboard in headless Chromium', () => {
+  it('shows live predictions: counters rise, keys are listed, charts get points', async () => {
+    // Inside the test, not in a hook: without Chromium this test fails, it is never skipped.
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(
+        `the dashboard test needs Chromium at ${CHROMIUM}: install it with \`apt-get install -y chromium\` ` +
+          '(the Debian package; or point CHROMIUM_PATH at a Chromium binary)',
+      );
+    }
+    browser = await chromium.launchPersistentContext(await mkdtemp(join(tmpdir(), 'cellstream-chromium-')), {
+      executablePath: CHROMIUM,
+      viewport: { width: 1400, height: 1000 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') errors.push(msg.text());
+    });
+    await page.goto(`${server.url}/`);
+
+    await page.waitForFunction(
+      () => document.querySelector('#status')?.getAttribute('data-state') === 'live',
+    );
+    await page.waitForFunction(() => document.querySelectorAll('#key-list li').length >= 3);
+    const keys = await page.$$eval('#key-list li', (items) => items.map((li) => li.getAttribute('data-key')));
+    expect(keys.every((k) => /^cust-\d$/.test(k ?? ''))).toBe(true);
+
+    const seen = async () => Number(await page.textContent('#predictions-seen'));
+    const first = await seen();
+    await page.waitForFunction(
+      (n) => Number(document.querySelector('#predictions-seen')?.textContent) > n,
+      first,
+    );
+    expect(await seen()).toBeGreaterThan(first);
+
+    // Per-key charts of the most active keys have plotted points, and uPlot drew into a canvas.
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('#key-charts .chart')].some(
+        (c) => Number(c.getAttribute('data-points')) >= 3,
+      ),
+    );
+    expect(await page.locator('#key-charts .key-chart canvas').count()).toBeGreaterThan(0);
+    // The throughput chart is fed from /v1/stats and the model label shown.
+    await page.waitForFunction(
+      () => Number(document.querySelector('#throughput-chart')?.getAttribute('data-points')) >= 2,
+    );
+    await page.waitForFunction(() => Number(document.querySelector('#events-rate')?.textContent) > 0);
+    expect(await page.textContent('#model')).toBe('tiny@1');
+
+    // Picking a key charts that key alone.
+    await page.click('#key-list li[data-key="cust-4"]');
+    await page.waitForFunction(() => {
+      const charts = [...document.querySelectorAll('#key-charts .key-chart')];
+      return charts.length === 1 && charts[0].getAttribute('data-key') === 'cust-4';
+    });
+
+    const shot = process.env['CELLSTREAM_DASHBOARD_SCREENSHOT'];
+    if (shot) await page.screenshot({ path: shot, fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});

@@ -1,0 +1,130 @@
+// `serve` in Kafka mode against a real broker, with real WebSocket clients on port 0: Kafka
+// predictions equal the offline replay and reach subscribers and metrics; /ingest forwards into the
+// input topic and answers with each event's offset. Fails (never skips) without a broker.
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
+import type { Event } from '../../src/events/types.js';
+import type { RunningServer } from '../../src/server/serve.js';
+import { tempDir } from '../helpers/fixtures.js';
+import {
+  brokers,
+  createInputTopic,
+  eventMessages,
+  judge,
+  loadTestModel,
+  MODEL_FILE,
+  makeEvents,
+  offlineReplay,
+  produce,
+  readTopic,
+  requireBroker,
+  type Topics,
+  waitForCatchUp,
+  waitUntil,
+} from '../helpers/kafka.js';
+import { connect, startTestServer } from '../helpers/serve.js';
+
+type TestServer = RunningServer & { ws: (path: string) => string };
+
+async function kafkaServer(name: string, partitions: number): Promise<{ s: TestServer; t: Topics }> {
+  await requireBroker();
+  const t = await createInputTopic(name, partitions);
+  const s = await startTestServer({
+    model: { path: MODEL_FILE },
+    state: { store: 'lmdb', path: join(await tempDir('serve-kafka'), 'state') },
+    kafka: { brokers, ...t, maxBatch: 200, maxWaitTimeInMs: 100 },
+  });
+  return { s, t };
+}
+
+/** Every message `ws` receives, parsed. */
+function collect(ws: WebSocket): Array<Record<string, unknown>> {
+  const got: Array<Record<string, unknown>> = [];
+  ws.on('message', (data) => got.push(JSON.parse(data.toString())));
+  return got;
+}
+
+async function metric(s: TestServer, line: string): Promise<number> {
+  const text = await (await fetch(`${s.url}/metrics`)).text();
+  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+  return found === undefined ? 0 : Number(found.slice(line.length + 1));
+}
+
+const canonical = (ps: ReadonlyArray<Record<string, unknown>>) => ps.map((p) => JSON.stringify(p)).sort();
+
+describe('serve with Kafka', () => {
+  let server: TestServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  it('predicts events of the input topic as the offline replay does, and subscribers, metrics and stats see them', async () => {
+    const { s, t } = await kafkaServer('serve-in', 3);
+    server = s;
+    const ready = await fetch(`${s.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(s.pipeline).toBeUndefined();
+    const subscriber = await connect(s.ws('/subscribe'));
+    const published = collect(subscriber);
+
+    const events = makeEvents(1200, 60, 5);
+    await produce(t.inputTopic, eventMessages(events));
+    await waitForCatchUp(t);
+    await waitUntil(() => published.length >= events.length, 'the subscriber to get every prediction');
+
+    const model = await loadTestModel();
+    const onTopic = await readTopic(t.outputTopic);
+    const verdict = judge(await offlineReplay(model, events), onTopic);
+    expect(verdict).toMatchObject({ received: events.length, missing: 0, divergent: 0, repeated: 0 });
+    // The subscriber got exactly what Kafka has.
+    expect(published).toHaveLength(events.length);
+    expect(canonical(published)).toEqual(canonical(onTopic.map((m) => JSON.parse(m.value))));
+
+    expect(await metric(s, 'cellstream_predictions_out_total')).toBe(events.length);
+    expect(await metric(s, 'cellstream_events_in_total{source="kafka"}')).toBe(events.length);
+    expect(await metric(s, 'cellstream_kafka_partitions')).toBe(3);
+    const stats = (await (await fetch(`${s.url}/v1/stats`)).json()) as { totals: { predictions: number } };
+    expect(stats.totals.predictions).toBe(events.length);
+    subscriber.close();
+  });
+
+  it('forwards /ingest events into the input topic, acknowledges each with its offset, and predicts them', async () => {
+    const { s, t } = await kafkaServer('serve-fwd', 2);
+    server = s;
+    const subscriber = await connect(s.ws('/subscribe'));
+    const published = collect(subscriber);
+    const ingest = await connect(s.ws('/ingest'));
+    const answers = collect(ingest);
+
+    const events: Event[] = makeEvents(300, 20, 9);
+    for (let i = 0; i < events.length; i += 50) ingest.send(JSON.stringify(events.slice(i, i + 50)));
+    // One answer that is not an acknowledgement: a structurally invalid event never reaches Kafka.
+    ingest.send(JSON.stringify({ key: 'bad', ts: 1 }));
+    await waitUntil(() => answers.length === events.length + 1, 'every event to be answered');
+
+    const acks = answers.slice(0, events.length);
+    acks.forEach((a, i) => {
+      expect(a).toMatchObject({ accepted: true, key: events[i].key, topic: t.inputTopic });
+    });
+    expect(answers[events.length]).toMatchObject({ error: { code: 'EVENT_INVALID' } });
+
+    // Each acknowledgement names where the event sits in the input topic.
+    const input = await readTopic(t.inputTopic);
+    const at = new Map(input.map((m) => [`${m.partition}/${m.offset}`, m]));
+    acks.forEach((a, i) => {
+      const m = at.get(`${a['partition']}/${a['offset']}`);
+      expect(m?.key).toBe(events[i].key);
+      expect(JSON.parse(m!.value)).toEqual(events[i]);
+    });
+
+    await waitUntil(() => published.length >= events.length, 'the forwarded events to be predicted');
+    const model = await loadTestModel();
+    const verdict = judge(await offlineReplay(model, events), await readTopic(t.outputTopic));
+    expect(verdict).toMatchObject({ received: events.length, missing: 0, divergent: 0, repeated: 0 });
+    expect(await metric(s, 'cellstream_events_forwarded_total')).toBe(events.length);
+    ingest.close();
+    subscriber.close();
+  });
+});
