@@ -350,7 +350,9 @@ export class KeyedStepper {
    */
   private encode(a: Accepted, previousTs: number | undefined): Encoded | Outcome {
     try {
-      return { ...a, inputs: encodeInputs(this.model, a.event, this.encodeValues, previousTs) };
+      const inputs = encodeInputs(this.model, a.event, this.encodeValues, previousTs);
+      // Spelled out: a spread costs an object clone per event, a few % of the engine's time.
+      return { index: a.index, event: a.event, position: a.position, raw: a.raw, inputs };
     } catch (err) {
       return rejection(err, a.raw ?? JSON.stringify(a.event), a.position);
     }
