@@ -392,9 +392,12 @@ function lstmDot2(wp: usize, end: usize, p0: usize, p1: usize): void {
   }
 }
 
-/** One key × 4 gate vectors; sums into ACC 0–3. */
+/** One key × 4 gate vectors; sums into ACC 0–3. The running totals stay in registers. */
 function lstmDot1(wp: usize, end: usize, p0: usize): void {
-  zeroAcc(4);
+  let ti = f32x4.splat(0);
+  let tf = f32x4.splat(0);
+  let tc = f32x4.splat(0);
+  let to = f32x4.splat(0);
   while (wp < end) {
     const stop = min<usize>(end, wp + BLOCK * 64);
     let i0 = f32x4.splat(0);
@@ -409,11 +412,15 @@ function lstmDot1(wp: usize, end: usize, p0: usize): void {
       o0 = f32x4.add(o0, f32x4.mul(v128.load(wp, 48), x));
       p0 += 4;
     }
-    addAcc(0, i0);
-    addAcc(1, f0);
-    addAcc(2, c0);
-    addAcc(3, o0);
+    ti = f32x4.add(ti, i0);
+    tf = f32x4.add(tf, f0);
+    tc = f32x4.add(tc, c0);
+    to = f32x4.add(to, o0);
   }
+  v128.store(ACC, ti);
+  v128.store(ACC, tf, 16);
+  v128.store(ACC, tc, 32);
+  v128.store(ACC, to, 48);
 }
 
 // Each layer runs in two phases: every (key, group)'s dot products into `pre` (bias added),
