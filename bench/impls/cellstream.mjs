@@ -1,4 +1,4 @@
-import { stateSize } from '../../dist/model/index.js';
+import { outputSize, stateSize } from '../../dist/model/index.js';
 import { referenceKernel, selectKernel } from '../../dist/model/kernels/index.js';
 import { createOrtKernel, loadOrt } from '../../dist/model/kernels/ort/ortKernel.js';
 
@@ -6,8 +6,8 @@ import { createOrtKernel, loadOrt } from '../../dist/model/kernels/ort/ortKernel
  * cellstream's kernels.
  * - 'wasm': a kernel session, the keys' states resident in wasm memory between steps, as
  *   onnxruntime-node's (Y_h/Y_c fed back) and TF.js's (a stateful layer) stay resident in theirs.
- * - 'wasm-stepBatch', 'js', 'ort': `stepBatch` on a B × stateSize slab, as the engine calls it
- *   (states copied in and out of the kernel each step).
+ * - 'wasm-stepBatch', 'js', 'ort': `stepBatch` on a B × stateSize slab with a reused output
+ *   buffer, as the engine calls it (states copied in and out of the kernel each step).
  */
 export function cellstreamImpl(kernelName) {
   const impl = {
@@ -44,8 +44,10 @@ export function cellstreamImpl(kernelName) {
             ? createOrtKernel(loadOrt())
             : selectKernel({ kernel: 'wasm', ort: 'off' });
       const states = new Float32Array(batch * stateSize(model));
+      // The output buffer is reused from step to step, as the engine does.
+      const out = new Float32Array(batch * outputSize(model));
       return {
-        step: (x) => kernel.stepBatch(model, states, [x], batch),
+        step: (x) => kernel.stepBatch(model, states, [x], batch, out),
         reset: () => states.fill(0),
         dispose() {},
       };
