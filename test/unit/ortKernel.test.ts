@@ -56,7 +56,7 @@ describe.skipIf(!ortKernel)('ONNX Runtime kernel against the reference', () => {
       [dense(4, 2, { kind: 'affine', alpha: 2, beta: 1 }, prng(3))],
     );
     expect(ortGraphSupports(model)).toBe(false);
-    const auto = selectKernel({ ortMinFlops: 0 });
+    const auto = selectKernel({ ort: 'auto', ortMinFlops: 0 });
     expect(Math.max(...compare(auto, model, 64, 3))).toBeLessThanOrEqual(TOLERANCE);
   });
 });
@@ -67,8 +67,8 @@ describe('large batches to ONNX Runtime, with fallback', () => {
     vi.restoreAllMocks();
   });
 
-  it('is part of the default kernel when onnxruntime-node loads, for batches worth its fixed cost', () => {
-    const auto = selectKernel();
+  it('with ort: auto, takes the batches worth its fixed cost when onnxruntime-node loads', () => {
+    const auto = selectKernel({ ort: 'auto' });
     if (!ortKernel || !module) {
       expect(auto.name).not.toMatch(/onnxruntime/);
       return;
@@ -96,20 +96,25 @@ describe('large batches to ONNX Runtime, with fallback', () => {
     }
   });
 
-  it('is off with ort: off or CELLSTREAM_ORT=off, and with the reference kernel', () => {
+  it('is off by default (results must not depend on batching), by ort: off, and with the reference', () => {
+    expect(selectKernel().name).not.toMatch(/onnxruntime/);
     expect(selectKernel({ ort: 'off' }).name).not.toMatch(/onnxruntime/);
     process.env.CELLSTREAM_ORT = 'off';
-    expect(selectKernel().name).not.toMatch(/onnxruntime/);
+    expect(selectKernel({ ort: undefined }).name).not.toMatch(/onnxruntime/);
+    if (ortKernel) {
+      process.env.CELLSTREAM_ORT = 'auto';
+      expect(selectKernel().name).toMatch(/onnxruntime/);
+    }
     process.env.CELLSTREAM_ORT = 'maybe';
     expect(() => selectKernel()).toThrow(/CELLSTREAM_ORT/);
     delete process.env.CELLSTREAM_ORT;
-    expect(selectKernel({ kernel: 'js' }).name).toBe('js-reference');
+    expect(selectKernel({ kernel: 'js', ort: 'auto' }).name).toBe('js-reference');
   });
 
   it('falls back to the portable kernel when onnxruntime-node is missing, with its exact results', () => {
     const missing = loadOrt('onnxruntime-node-not-installed');
     expect(missing).toBeInstanceOf(Error);
-    const kernel = selectKernel({ ortModule: 'onnxruntime-node-not-installed', ortMinFlops: 0 });
+    const kernel = selectKernel({ ort: 'auto', ortModule: 'onnxruntime-node-not-installed', ortMinFlops: 0 });
     expect(kernel.name).toBe(module ? 'wasm-simd128' : 'js-reference');
     const plain = selectKernel({ ort: 'off' });
     const model = cases[0][1]();

@@ -17,8 +17,14 @@ export interface KernelOptions {
   readonly simd?: boolean;
   /**
    * Large batches through ONNX Runtime (onnxruntime-node, an optional peer dependency): 'auto'
-   * (default) uses it when it is installed and loads, 'off' never. CELLSTREAM_ORT sets the
+   * uses it when it is installed and loads, 'off' (default) never. CELLSTREAM_ORT sets the
    * default. Not with kernel 'js', which means the reference only.
+   *
+   * Off by default because it makes results depend on batching: ORT and the wasm kernel agree
+   * within 1e-6, not bit for bit, so a key's step can round differently depending on how many
+   * other keys shared its batch, and a redelivered event (recomputed in another batch) would not
+   * repeat its prediction exactly, which the delivery guarantees promise (DESIGN.md). The wasm
+   * kernel gives every key the same bits in any batch.
    */
   readonly ort?: 'auto' | 'off';
   /**
@@ -39,15 +45,15 @@ function choiceFromEnv(): KernelChoice {
 
 function ortFromEnv(): 'auto' | 'off' {
   const v = process.env.CELLSTREAM_ORT;
-  if (v === undefined || v === '') return 'auto';
+  if (v === undefined || v === '') return 'off';
   if (v === 'auto' || v === 'off') return v;
   throw new RangeError(`CELLSTREAM_ORT must be auto or off, not '${v}'`);
 }
 
 /**
  * The kernel to step models with. A wasm kernel still hands a model with an activation it does
- * not evaluate (softplus) to the reference, so every model runs on whatever is chosen; large
- * batches go to ONNX Runtime where it is installed (see `ort`).
+ * not evaluate (softplus) to the reference, so every model runs on whatever is chosen; with
+ * `ort: 'auto'`, large batches go to ONNX Runtime where it is installed.
  */
 export function selectKernel(options: KernelOptions = {}): Kernel {
   const choice = options.kernel ?? choiceFromEnv();
