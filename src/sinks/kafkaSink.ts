@@ -1,6 +1,7 @@
 import type { Message, RecordMetadata, TopicMessages } from 'kafkajs';
 import type { Rejected } from '../engine/types.js';
 import type { Prediction } from '../events/types.js';
+import { chunkMessages } from '../kafka/messageChunks.js';
 
 /** Header names of a dead-letter message; the value is the event's text exactly as received. */
 export const DEAD_LETTER_HEADERS = {
@@ -53,9 +54,9 @@ export interface SinkBatch {
 }
 
 /**
- * Writes predictions to the output topic and rejections to the dead-letter topic, in one
- * `sendBatch` through a producer (idempotent, all in-sync replicas acknowledging) or a transaction.
- * Resolves once Kafka has acknowledged every message.
+ * Writes predictions to the output topic and rejections to the dead-letter topic through a
+ * producer (idempotent, all in-sync replicas acknowledging) or a transaction, in as many
+ * `sendBatch` calls as the broker's size limit needs. Resolves once Kafka has acknowledged every message.
  */
 export class KafkaSink {
   constructor(private readonly options: KafkaSinkOptions) {}
@@ -74,8 +75,12 @@ export class KafkaSink {
     return out;
   }
 
+  /** Sends in parts under the broker's size limit, one after another so per-partition order holds. */
   async send(sender: KafkaSender, batch: SinkBatch): Promise<void> {
-    const topicMessages = this.topicMessages(batch);
-    if (topicMessages.length > 0) await sender.sendBatch({ topicMessages, acks: -1 });
+    for (const { topic, messages } of this.topicMessages(batch)) {
+      for (const chunk of chunkMessages(messages)) {
+        await sender.sendBatch({ topicMessages: [{ topic, messages: chunk }], acks: -1 });
+      }
+    }
   }
 }

@@ -1,5 +1,6 @@
 import { type Message, Partitioners, type RecordMetadata } from 'kafkajs';
 import { StateError } from '../errors.js';
+import { chunkMessages } from '../kafka/messageChunks.js';
 import type { KafkaSender } from '../sinks/kafkaSink.js';
 import type { ChangelogReader } from './changelogReader.js';
 import { decodeStateRecord, encodeStateRecord } from './recordCodec.js';
@@ -132,7 +133,7 @@ export class ChangelogStore implements StateStore {
       })),
     ];
     const checkpoints = new Map<number, bigint>();
-    for (const chunk of chunks(messages)) {
+    for (const chunk of chunkMessages(messages)) {
       const counts = new Map<number, number>();
       for (const m of chunk) counts.set(m.partition!, (counts.get(m.partition!) ?? 0) + 1);
       const sent: RecordMetadata[] = await sender.sendBatch({
@@ -265,25 +266,6 @@ export class ChangelogStore implements StateStore {
       },
     ];
   }
-}
-
-/** Kafka refuses record batches over about 1 MB (`message.max.bytes`): send in parts well below. */
-const CHUNK_BYTES = 512 * 1024;
-
-function* chunks(messages: Message[]): Generator<Message[]> {
-  let chunk: Message[] = [];
-  let bytes = 0;
-  for (const m of messages) {
-    const size = 70 + String(m.key).length * 3 + ((m.value as Buffer | null)?.length ?? 0);
-    if (chunk.length > 0 && bytes + size > CHUNK_BYTES) {
-      yield chunk;
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(m);
-    bytes += size;
-  }
-  if (chunk.length > 0) yield chunk;
 }
 
 interface ChangelogEntryLike {
