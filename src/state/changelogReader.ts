@@ -85,7 +85,7 @@ export class ChangelogReader {
           }
         },
       });
-      this.consumer.pause([{ topic: this.topic }]);
+      await this.whileRunning(() => this.consumer.pause([{ topic: this.topic }]));
     })();
     return this.started;
   }
@@ -113,12 +113,33 @@ export class ChangelogReader {
     const finished = new Promise<void>((done, fail) => {
       this.jobs.set(partition, { next: from, to, apply, done, fail });
     });
-    this.consumer.seek({ topic: this.topic, partition, offset: from.toString() });
-    this.consumer.resume([{ topic: this.topic, partitions: [partition] }]);
+    await this.whileRunning(() => {
+      this.consumer.seek({ topic: this.topic, partition, offset: from.toString() });
+      this.consumer.resume([{ topic: this.topic, partitions: [partition] }]);
+    });
     try {
       await finished;
     } finally {
-      this.consumer.pause([{ topic: this.topic, partitions: [partition] }]);
+      await this.whileRunning(() => this.consumer.pause([{ topic: this.topic, partitions: [partition] }]));
+    }
+  }
+
+  /**
+   * Runs a pause/resume/seek once the consumer's group exists. kafkajs drops and rebuilds the group
+   * while it restarts after a crash in joining (as on a fresh broker whose group coordinator is not
+   * up yet), and those calls throw in that window instead of waiting; so wait it out, bounded.
+   */
+  private async whileRunning(action: () => void, limitMs = 30_000): Promise<void> {
+    const deadline = Date.now() + limitMs;
+    for (;;) {
+      try {
+        action();
+        return;
+      } catch (err) {
+        const restarting = err instanceof Error && /not initialized/i.test(err.message);
+        if (!restarting || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
   }
 

@@ -1,0 +1,41 @@
+import type { Kafka } from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { ChangelogReader } from '../../src/state/changelogReader.js';
+
+/**
+ * A stand-in for kafkajs whose consumer throws like kafkajs does while it rebuilds its group after
+ * a crash in joining; only the calls `start()` makes exist. (The real broker paths are covered by
+ * test/state/changelogStore.test.ts.)
+ */
+function fakeKafka(
+  pauseFailures: number,
+  error = 'Consumer group was not initialized, consumer#run must be called first',
+) {
+  const calls = { pause: 0 };
+  const consumer = {
+    connect: async () => {},
+    subscribe: async () => {},
+    on: () => () => {},
+    events: { END_BATCH_PROCESS: 'end' },
+    run: async () => {},
+    pause: () => {
+      calls.pause++;
+      if (calls.pause <= pauseFailures) throw new Error(error);
+    },
+  };
+  const kafka = { consumer: () => consumer, admin: () => ({ connect: async () => {} }) } as unknown as Kafka;
+  return { kafka, calls };
+}
+
+describe('ChangelogReader while kafkajs restarts its consumer group', () => {
+  it('waits for the group instead of failing the restore', async () => {
+    const { kafka, calls } = fakeKafka(3);
+    await new ChangelogReader(kafka, { topic: 't' }).start();
+    expect(calls.pause).toBe(4);
+  });
+
+  it('still fails on any other error', async () => {
+    const { kafka } = fakeKafka(1, 'broker on fire');
+    await expect(new ChangelogReader(kafka, { topic: 't' }).start()).rejects.toThrow('broker on fire');
+  });
+});
