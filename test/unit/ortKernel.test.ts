@@ -18,8 +18,13 @@ const ort = loadOrt();
 const ortKernel = ort instanceof Error ? undefined : createOrtKernel(ort);
 const module = simd128Module();
 
-// onnxruntime-node is a devDependency, so CI has it; a checkout without it still runs the fallback tests.
-describe.skipIf(!ortKernel)('ONNX Runtime kernel against the reference', () => {
+// onnxruntime-node is a devDependency that `npm ci` installs, so the suite requires it; the
+// fallback when it is missing in production is tested below by simulating the failed load.
+it('loads onnxruntime-node (a devDependency) for these tests', () => {
+  expect(ort).not.toBeInstanceOf(Error);
+});
+
+describe('ONNX Runtime kernel against the reference', () => {
   for (const [name, build] of cases) {
     it(`${name}: batches of 1, 3, 16 and 257 over 12 steps`, () => {
       const model = build();
