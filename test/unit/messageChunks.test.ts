@@ -9,7 +9,8 @@ describe('chunkMessages', () => {
     const parts = [...chunkMessages(messages)];
     expect(parts.length).toBeGreaterThan(1);
     expect(parts.flat()).toEqual(messages);
-    for (const p of parts) expect(p.reduce((n, m) => n + String(m.value).length, 0)).toBeLessThan(CHUNK_BYTES);
+    for (const p of parts)
+      expect(p.reduce((n, m) => n + String(m.value).length, 0)).toBeLessThan(CHUNK_BYTES);
   });
 
   it('counts multi-byte characters and headers', () => {
