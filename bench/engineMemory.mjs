@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { KeyedStepper } from '../dist/engine/keyedStepper.js';
 import { CachedStore } from '../dist/state/cachedStore.js';
 import { LmdbStore } from '../dist/state/lmdbStore.js';
+import { benchModel, withHead } from './model.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,49 +30,7 @@ if (typeof globalThis.gc !== 'function') {
   process.exit(2);
 }
 
-function weights(n, seed) {
-  const out = new Float32Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    out[i] = (s / 2147483648 - 0.5) * 0.2;
-  }
-  return out;
-}
-
-const model = {
-  name: 'bench',
-  version: '1',
-  source: 'bench',
-  inputs: [{ name: 'x', size: INPUT }],
-  branches: [
-    {
-      input: 'x',
-      layers: [
-        {
-          kind: 'lstm',
-          inputSize: INPUT,
-          hiddenSize: H,
-          W: weights(4 * H * INPUT, 1),
-          R: weights(4 * H * H, 2),
-          b: weights(4 * H, 3),
-          inputForget: false,
-          activations: { f: { kind: 'sigmoid' }, g: { kind: 'tanh' }, h: { kind: 'tanh' } },
-        },
-      ],
-    },
-  ],
-  head: [
-    {
-      kind: 'dense',
-      inputSize: H,
-      outputSize: 1,
-      W: weights(H, 4),
-      b: weights(1, 5),
-      activation: { kind: 'sigmoid' },
-    },
-  ],
-};
+const model = { ...withHead(benchModel(INPUT, H), 1), name: 'bench', version: '1' };
 
 function settle() {
   for (let i = 0; i < 4; i++) globalThis.gc();

@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import WebSocket from 'ws';
 import { saveCellstreamModel } from '../dist/formats/cellstream/index.js';
 import { describeModel } from '../dist/model/index.js';
+import { benchModel, withHead } from './model.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -25,52 +26,9 @@ const FRAME = 100;
 const WINDOW = 20; // frames in flight per connection
 const tmp = mkdtempSync(join(tmpdir(), 'cellstream-bench-ingest-'));
 
-function weights(n, seed) {
-  const out = new Float32Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    out[i] = (s / 2147483648 - 0.5) * 0.4;
-  }
-  return out;
-}
-
 /** LSTM 8 → 32 with a sigmoid head of 1: a small production-like churn model. */
-async function benchModel() {
-  const [I, H] = [8, 32];
-  const model = {
-    name: 'bench',
-    version: '1',
-    source: 'bench',
-    inputs: [{ name: 'x', size: I }],
-    branches: [
-      {
-        input: 'x',
-        layers: [
-          {
-            kind: 'lstm',
-            inputSize: I,
-            hiddenSize: H,
-            W: weights(4 * H * I, 1),
-            R: weights(4 * H * H, 2),
-            b: weights(4 * H, 3),
-            inputForget: false,
-            activations: { f: { kind: 'sigmoid' }, g: { kind: 'tanh' }, h: { kind: 'tanh' } },
-          },
-        ],
-      },
-    ],
-    head: [
-      {
-        kind: 'dense',
-        inputSize: H,
-        outputSize: 1,
-        W: weights(H, 4),
-        b: weights(1, 5),
-        activation: { kind: 'sigmoid' },
-      },
-    ],
-  };
+async function churnModel() {
+  const model = { ...withHead(benchModel(8, 32), 1), name: 'bench', version: '1' };
   const path = join(tmp, 'bench.cellstream.json');
   await saveCellstreamModel(model, path);
   return path;
@@ -180,7 +138,7 @@ async function slowSubscriber(modelPath, inputSize) {
   };
 }
 
-const modelPath = args.model ?? (await benchModel());
+const modelPath = args.model ?? (await churnModel());
 const { loadModel } = await import('../dist/formats/load.js');
 const model = await loadModel(modelPath);
 const inputSize = model.inputs[0].size;
