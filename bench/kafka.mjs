@@ -11,12 +11,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { loadModel } from '../dist/formats/load.js';
-import { startKafkaPipeline } from '../dist/pipelines/kafkaPipeline.js';
 import { ChangelogReader } from '../dist/state/changelogReader.js';
 import { ChangelogStore } from '../dist/state/changelogStore.js';
 import { LmdbStore } from '../dist/state/lmdbStore.js';
+import { kafkaClient, throughput } from './kafkaE2e.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -28,8 +27,7 @@ const { values: args } = parseArgs({
     model: { type: 'string', default: 'demo/visits.cellstream.json' },
   },
 });
-const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
-const kafka = new Kafka({ clientId: 'bench', brokers, logLevel: logLevel.NOTHING });
+const kafka = kafkaClient();
 const PARTITIONS = Number(args.partitions);
 const model = await loadModel(new URL(`../${args.model}`, import.meta.url).pathname);
 const withSpec = model.metadata?.features !== undefined;
@@ -60,63 +58,6 @@ function events(n, keys) {
       : { key, ts, features: Array.from({ length: inputSize }, next) };
     return { key, value: JSON.stringify(event) };
   });
-}
-
-async function produce(name, messages) {
-  const producer = kafka.producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
-    idempotent: true,
-    maxInFlightRequests: 1,
-  });
-  await producer.connect();
-  for (let i = 0; i < messages.length; i += 5000)
-    await producer.send({ topic: name, acks: -1, messages: messages.slice(i, i + 5000) });
-  await producer.disconnect();
-}
-
-async function lag(groupId, name) {
-  const ends = await admin.fetchTopicOffsets(name);
-  const [committed] = await admin.fetchOffsets({ groupId, topics: [name] });
-  return ends.reduce((n, e) => {
-    const c = Number(committed.partitions.find((p) => p.partition === e.partition)?.offset ?? -1);
-    return n + Number(e.high) - Math.max(c, 0);
-  }, 0);
-}
-
-async function throughput(exactlyOnce) {
-  const id = `bench-${randomUUID().slice(0, 8)}`;
-  const inputTopic = await topic(`${id}-events`);
-  const n = Number(args.events);
-  await produce(inputTopic, events(n, Number(args.keys)));
-  const stateDir = await mkdtemp(join(tmpdir(), 'cellstream-bench-'));
-  const started = performance.now();
-  const pipeline = await startKafkaPipeline({
-    model,
-    brokers,
-    inputTopic,
-    outputTopic: `${id}-predictions`,
-    deadLetterTopic: `${id}-dead`,
-    changelogTopic: `${id}-changelog`,
-    groupId: `${id}-group`,
-    stateDir,
-    exactlyOnce,
-    maxBatch: Number(args.batch),
-    maxWaitTimeInMs: 100,
-    logLevel: logLevel.NOTHING,
-  });
-  while ((await lag(`${id}-group`, inputTopic)) > 0) await new Promise((r) => setTimeout(r, 100));
-  const seconds = (performance.now() - started) / 1000;
-  await pipeline.stop();
-  // After stop: with transactions the offsets commit before the batch's counts are added.
-  const { predictions } = pipeline.stats;
-  await rm(stateDir, { recursive: true, force: true });
-  return {
-    mode: exactlyOnce ? 'exactly-once' : 'at-least-once',
-    events: n,
-    predictions,
-    seconds: +seconds.toFixed(2),
-    eventsPerSecond: Math.round(n / seconds),
-  };
 }
 
 async function restore() {
@@ -177,7 +118,16 @@ async function restore() {
   };
 }
 
-console.log(JSON.stringify({ throughput: await throughput(false) }));
-console.log(JSON.stringify({ throughput: await throughput(true) }));
+// The same timed run as `npm run bench`'s Kafka row (bench/kafkaE2e.mjs), over this script's events.
+const run = (exactlyOnce) =>
+  throughput(kafka, {
+    model,
+    messages: events(Number(args.events), Number(args.keys)),
+    partitions: PARTITIONS,
+    batch: Number(args.batch),
+    exactlyOnce,
+  });
+console.log(JSON.stringify({ throughput: await run(false) }));
+console.log(JSON.stringify({ throughput: await run(true) }));
 console.log(JSON.stringify({ restore: await restore() }));
 await admin.disconnect();
