@@ -1,6 +1,7 @@
 import { type Kafka, type Message, Partitioners, type Producer } from 'kafkajs';
 import { ServerUnavailableError } from '../errors.js';
 import type { Event } from '../events/types.js';
+import { keyPartitioner } from '../kafka/keyPartitioner.js';
 
 /** Where a forwarded event now durably sits. */
 export interface ForwardAck {
@@ -48,16 +49,7 @@ export class KafkaForwarder {
     maxBatch: number,
   ) {
     this.maxBatch = maxBatch;
-    const partitionMetadata = Array.from({ length: partitions }, (_, i) => ({
-      partitionId: i,
-      leader: 0,
-      replicas: [0],
-      isr: [0],
-      offlineReplicas: [],
-      partitionErrorCode: 0,
-    }));
-    const murmur2 = Partitioners.DefaultPartitioner();
-    this.partitionOf = (key) => murmur2({ topic, partitionMetadata, message: { key, value: null } });
+    this.partitionOf = keyPartitioner(topic, partitions);
   }
 
   /** Connects an idempotent producer to the (existing) `topic`. */

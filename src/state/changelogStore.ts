@@ -1,5 +1,6 @@
-import { type Message, Partitioners, type RecordMetadata } from 'kafkajs';
+import type { Message, RecordMetadata } from 'kafkajs';
 import { StateError } from '../errors.js';
+import { keyPartitioner } from '../kafka/keyPartitioner.js';
 import { chunkMessages } from '../kafka/messageChunks.js';
 import type { KafkaSender } from '../sinks/kafkaSink.js';
 import type { ChangelogReader } from './changelogReader.js';
@@ -66,17 +67,7 @@ export class ChangelogStore implements StateStore {
     this.partitions = options.partitions;
     this.sourceTopic = options.sourceTopic;
     this.producer = options.producer;
-    const partitionMetadata = Array.from({ length: options.partitions }, (_, i) => ({
-      partitionId: i,
-      leader: 0,
-      replicas: [0],
-      isr: [0],
-      offlineReplicas: [],
-      partitionErrorCode: 0,
-    }));
-    const murmur2 = Partitioners.DefaultPartitioner();
-    this.partitionOfKey = (key) =>
-      murmur2({ topic: this.topic, partitionMetadata, message: { key, value: null } });
+    this.partitionOfKey = keyPartitioner(this.topic, options.partitions);
   }
 
   /** The changelog partition of `key`, whose latest record (if any) is `record`. */
