@@ -26,7 +26,7 @@ export const EXIT_REJECTED = 2;
 
 const EXIT_HELP = `
 Exit status:
-  0  every event was applied
+  0  every event was applied, or replay stopped because the reader of its stdout closed it ('| head')
   1  a fatal error: the command did not run to the end (set CELLSTREAM_DEBUG=1 for a stack trace)
   2  replay ran to the end, but some lines were rejected (reported on stderr as "line N: reason")`;
 

@@ -178,11 +178,21 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
   // Flush what was written even after a failure; the first error is the one reported.
   await stepper?.close().catch(() => {});
   const closed = await Promise.allSettled([predictions?.close(), deadLetters?.close(), store.close()]);
-  if (failed) throw failure;
-  for (const c of closed) if (c.status === 'rejected') throw c.reason;
+  // `replay … | head`: the reader closing stdout ends the replay, as it ends any Unix filter; not
+  // an error. Nothing is lost: a batch's state is written only once its lines were out, so a
+  // resumed replay (--state) steps the rest.
+  const readerGone = options.output === undefined && isBrokenPipe(failure);
+  if (failed && !readerGone) throw failure;
+  if (!readerGone) for (const c of closed) if (c.status === 'rejected') throw c.reason;
 
-  report(summaryLine(counts));
+  report(
+    readerGone ? `${summaryLine(counts)}; stopped: stdout was closed by its reader` : summaryLine(counts),
+  );
   return counts;
+}
+
+function isBrokenPipe(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'EPIPE';
 }
 
 async function openStore(options: ReplayOptions): Promise<StateStore> {

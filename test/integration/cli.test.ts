@@ -1,13 +1,15 @@
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { saveCellstreamModel } from '../../src/formats/cellstream/index.js';
 import { modelFingerprint } from '../../src/model/index.js';
-import { ensureBuilt } from '../helpers/build.js';
+import { ensureBuilt, ROOT } from '../helpers/build.js';
 import { parseNdjson, readNdjson, runBin, runMain } from '../helpers/cli.js';
 import { REPLAY_LINES, tempDir, writeLines } from '../helpers/fixtures.js';
 import { tinyLstm } from '../helpers/models.js';
 
+const BIN = join(ROOT, 'bin', 'cellstream.js');
 let dir: string;
 let model: string;
 let events: string;
@@ -93,6 +95,68 @@ describe('cellstream replay (child process)', () => {
     });
     expect(debug.code).toBe(1);
     expect(debug.stderr).toMatch(/^cellstream: model file .* does not exist\nModelFormatError: .*\n\s+at /);
+  });
+});
+
+describe('cellstream replay | head (child process)', () => {
+  it('stops quietly with exit 0 when the reader closes stdout, and --state resumes the rest', async () => {
+    const many = join(dir, 'many.ndjson');
+    const lines = Array.from({ length: 50_000 }, (_, i) =>
+      JSON.stringify({ key: `k${i % 100}`, ts: 1000 + i, features: [0.1, 0.2, 0.3] }),
+    );
+    await writeLines(many, lines);
+    const state = join(dir, 'head-state');
+    // A real shell pipeline, as a user types it; the status is cellstream's, not head's.
+    const headed = await new Promise<{ code: number | null; stderr: string; first: string }>((resolve) => {
+      execFile(
+        'bash',
+        [
+          '-c',
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's PIPESTATUS, not a template
+          '"$0" "$1" replay --model "$2" --input "$3" --state "$4" | head -n 1; exit "${PIPESTATUS[0]}"',
+          process.execPath,
+          BIN,
+          model,
+          many,
+          state,
+        ],
+        { env: { ...process.env, CELLSTREAM_DEBUG: '' } },
+        (err, stdout, stderr) =>
+          resolve({
+            code: err ? (typeof err.code === 'number' ? err.code : null) : 0,
+            stderr,
+            first: stdout,
+          }),
+      );
+    });
+
+    expect(parseNdjson(headed.first)).toHaveLength(1);
+    expect(headed.stderr).not.toMatch(/EPIPE/);
+    expect(headed.stderr).toMatch(/^replayed \d+ events: .*; stopped: stdout was closed by its reader\n$/);
+    expect(headed.code).toBe(0);
+
+    // Whatever the pipe swallowed was never acknowledged, so the resumed run steps every event
+    // the first one did not finish: together, each of the 50 000 events once.
+    const first = Number(/^replayed (\d+) events/.exec(headed.stderr)?.[1]);
+    expect(first).toBeLessThan(50_000);
+    const rest = await runBin([
+      'replay',
+      '--model',
+      model,
+      '--input',
+      many,
+      '--state',
+      state,
+      '--output',
+      join(dir, 'rest.ndjson'),
+    ]);
+    expect(rest.code).toBe(0);
+    const resumed = await readNdjson(join(dir, 'rest.ndjson'));
+    const lastSeq = new Map<string, number>();
+    for (const p of resumed) lastSeq.set(p.key, p.seq);
+    // Each key ends at its 500th event, having been stepped once per event across both runs.
+    expect(lastSeq.size).toBe(100);
+    expect([...lastSeq.values()].every((seq) => seq === 500)).toBe(true);
   });
 });
 
