@@ -103,7 +103,7 @@ export async function exchange(ws: WebSocket, events: unknown[]): Promise<Array<
 }
 
 /**
- * Starts the real bin's `serve` with `args` as a child process (dist/: call buildIfNeeded first),
+ * Starts the real bin's `serve` with `args` as a child process (dist/: call ensureBuilt first),
  * `env` on top of this process's; resolves with the process, its URL from the startup log line,
  * and the stdout log lines, which keep coming in as it runs.
  */

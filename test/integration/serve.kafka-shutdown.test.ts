@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Prediction } from '../../src/events/types.js';
-import { buildIfNeeded } from '../helpers/build.js';
+import { ensureBuilt } from '../helpers/build.js';
 import { tempDir } from '../helpers/fixtures.js';
 import {
   brokers,
@@ -26,7 +26,7 @@ import {
 } from '../helpers/kafka.js';
 import { connect, serveBin } from '../helpers/serve.js';
 
-beforeAll(buildIfNeeded);
+beforeAll(ensureBuilt);
 
 describe('serve with Kafka: graceful shutdown of the real bin', () => {
   it('on SIGTERM finishes the batch in flight, commits exactly what it processed, leaves the group and exits 0', async () => {

@@ -2,11 +2,11 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LmdbStore } from '../../src/state/lmdbStore.js';
-import { buildIfNeeded } from '../helpers/build.js';
+import { ensureBuilt } from '../helpers/build.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { connect, modelFile, serveBin, upgradeStatus } from '../helpers/serve.js';
 
-beforeAll(buildIfNeeded);
+beforeAll(ensureBuilt);
 
 describe('serve: graceful shutdown', () => {
   it('on SIGTERM answers every event already sent, flushes state to LMDB, closes and exits 0', async () => {
