@@ -4,16 +4,21 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts && npm rebuild lmdb msgpackr-extract
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+# The project's own build (tsc, then the dashboard's browser files next to the compiled server).
+RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules
+# What the npm package ships (package.json "files"), so `serve` finds its demo model and config.
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
+COPY config ./config
+COPY demo ./demo
 RUN mkdir -p /var/lib/cellstream && chown node:node /var/lib/cellstream
 USER node
 # SIGTERM from `docker stop` shuts the pipeline down gracefully (finish the batch, commit, leave).

@@ -1,6 +1,8 @@
 // docker-compose.yml is valid as Compose reads it (Debian's `docker-compose config`, no engine
 // needed) and keeps what a single-node KRaft broker needs once the image's defaults are dropped.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -33,5 +35,32 @@ describe('docker-compose.yml', () => {
     // Scalable: no fixed container name or host port on the service.
     const service = config.slice(config.indexOf('  cellstream:'), config.indexOf('  kafka:'));
     expect(service).not.toMatch(/container_name|ports:/);
+  });
+});
+
+// No container engine runs here, so the image is not built in CI; this keeps the Dockerfile
+// honest about what the image needs, the gaps an engine-less CI would otherwise miss.
+describe('Dockerfile', () => {
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+  const [buildStage, runStage] = dockerfile.split(/^FROM .*$/m).slice(1);
+
+  it("ships every path of package.json's files in the final image, as the npm package does", () => {
+    const { files } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { files: string[] };
+    const copied = [...runStage.matchAll(/^COPY (?:--from=\w+ )?(?:\/app\/)?(\S+) /gm)].map((m) => m[1]);
+    for (const path of files) expect(copied, `the image needs ${path}`).toContain(path);
+  });
+
+  it('builds with the npm build script, from every input that script reads', () => {
+    expect(buildStage).toMatch(/^RUN npm run build\b/m);
+    const copied = [...buildStage.matchAll(/^COPY (.+) \S+$/gm)].flatMap((m) => m[1].split(' '));
+    const { scripts } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    // Each file or folder the build script names (tsconfig, scripts/…) must be in the build stage.
+    for (const input of scripts.build.match(/[\w.-]+\.json|scripts\/[\w.-]+/g) ?? []) {
+      const top = input.split('/')[0];
+      expect(copied, `the build reads ${input}`).toContain(top);
+    }
+    expect(copied).toContain('src');
   });
 });
