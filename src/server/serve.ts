@@ -368,13 +368,11 @@ async function openStore(config: Config, model: Model): Promise<StateStore> {
   });
 }
 
-/** Keys whose state sits in process memory: all of a memory store, a cache's own count when it has one. */
+/** Keys whose state sits in process memory: all of a memory store, the cached ones of a cache, none of LMDB alone. */
 async function keysInMemory(store: StateStore | undefined, state: string): Promise<number> {
   if (!store || state === 'closing') return 0;
   if (store instanceof MemoryStateStore) return store.size();
-  const cached = (store as { keysInMemory?: unknown }).keysInMemory;
-  if (typeof cached === 'number') return cached;
-  if (typeof cached === 'function') return Number(await cached.call(store));
+  if (store instanceof CachedStore) return store.cachedKeys;
   return 0;
 }
 

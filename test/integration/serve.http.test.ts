@@ -11,6 +11,25 @@ afterEach(async () => {
 });
 
 describe('serve: HTTP', () => {
+  it('counts the keys held in memory by an LMDB store behind a bounded cache', async () => {
+    const dir = await tempDir('serve-cache');
+    const s = await startTestServer({
+      model: { path: await modelFile() },
+      state: { store: 'lmdb', path: join(dir, 'state'), maxKeysInMemory: 2 },
+    });
+    server = s;
+    const ingest = await connect(s.ws('/ingest'));
+    await exchange(
+      ingest,
+      ['a', 'b', 'c'].map((key, i) => ({ key, ts: i, features: [1, 0, 0] })),
+    );
+    ingest.close();
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    expect(metrics).toMatch(/cellstream_state_store_keys 3/);
+    // The cache holds at most 2 of the 3 keys; the third is only in the LMDB file.
+    expect(metrics).toMatch(/cellstream_state_keys_in_memory 2/);
+  });
+
   it('answers health, readiness, key look-ups, stats and Prometheus metrics', async () => {
     const s = await startTestServer({ model: { path: await modelFile() } });
     server = s;
