@@ -24,8 +24,9 @@ export interface KernelOptions {
   readonly nativeAddon?: string;
   /**
    * Large batches through ONNX Runtime (onnxruntime-node, an optional peer dependency): 'auto'
-   * uses it when it is installed and loads, 'off' (default) never. CELLSTREAM_ORT sets the
-   * default. Not with kernel 'js', which means the reference only.
+   * uses it when it is installed and loads, 'off' (default) never; never for a model the native
+   * kernel runs (it is faster). CELLSTREAM_ORT sets the default. Not with kernel 'js', which
+   * means the reference only.
    *
    * Off by default because it makes results depend on batching: ORT and the wasm kernel agree
    * within 1e-6, not bit for bit, so a key's step can round differently depending on how many
@@ -70,10 +71,13 @@ export function selectKernel(options: KernelOptions = {}): Kernel {
   if (!module && choice === 'wasm')
     throw new KernelUnavailableError('the wasm kernel needs WebAssembly SIMD, which this runtime lacks');
   let base = module ? perModel(createWasmKernel(module)) : referenceKernel;
+  let native: Kernel | undefined;
   if (choice === 'native' || choice === 'auto') {
     const addon = loadNative(options.nativeAddon);
-    if (!(addon instanceof Error)) base = perModel(createNativeKernel(addon), base);
-    else if (choice === 'native')
+    if (!(addon instanceof Error)) {
+      native = createNativeKernel(addon);
+      base = perModel(native, base);
+    } else if (choice === 'native')
       throw new KernelUnavailableError(`${addon.message}; choose kernel 'auto' or 'wasm' to run without it`, {
         cause: addon,
       });
@@ -81,7 +85,13 @@ export function selectKernel(options: KernelOptions = {}): Kernel {
   if ((options.ort ?? ortFromEnv()) === 'off') return base;
   const ort = loadOrt(options.ortModule);
   if (ort instanceof Error) return base;
-  return withLargeBatches(base, createOrtKernel(ort), options.ortMinFlops ?? 1e6);
+  const ortKernel = createOrtKernel(ort);
+  // A model the native kernel runs stays on it at every batch size: it outruns ORT there (npm run
+  // bench), and gives a key the same bits in any batch, which ORT does not.
+  const large: Kernel = native
+    ? { ...ortKernel, supports: (m) => ortKernel.supports(m) && !native.supports(m) }
+    : ortKernel;
+  return withLargeBatches(base, large, options.ortMinFlops ?? 1e6);
 }
 
 /** `kernel` for the models it supports, `fallback` (by default the reference) for the rest. */

@@ -59,7 +59,8 @@ export function loadNative(path = DEFAULT_ADDON): NativeAddon | Error {
       ? addon
       : new Error('this CPU lacks AVX2 and FMA, which the native kernel needs (x86-64 only)');
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    // Node's own message goes on with a require stack over several lines; its first says what failed.
+    const message = (err instanceof Error ? err.message : String(err)).split('\n')[0];
     result = new Error(
       `the native kernel's addon did not load (${message}); npm run build compiles it where a C compiler exists`,
     );
