@@ -51,7 +51,7 @@ typedef struct {
 
 typedef struct {
   int nLayers, nHead, nInputs, nBranch;
-  int S, O, chunk, capacity, maxK, maxG, concatStride, headStride;
+  int S, O, chunk, capacity, maxG, concatStride, headStride;
   int *inputSizes;
   Layer *layers;
   Head *heads;
@@ -63,7 +63,7 @@ typedef struct {
   float **inputs;
   // Scratch, owned here.
   float **sptr;
-  float *xh, *pre, *concat, *hbuf[2];
+  float *pre, *concat, *hbuf[2];
 } Plan;
 
 static void *alloc32(size_t floats) {
@@ -92,7 +92,6 @@ static void plan_free(Plan *p) {
   free(p->copies);
   free(p->inputs);
   free(p->sptr);
-  free(p->xh);
   free(p->pre);
   free(p->concat);
   free(p->hbuf[0]);
@@ -184,17 +183,6 @@ TGT static inline void store_n(float *p, V v, int count) {
     _mm256_storeu_ps(p, v);
   else
     _mm256_maskstore_ps(p, lane_mask(count), v);
-}
-
-// Each key's x and h_{t−1} side by side in one row of K floats: the dot products read one row.
-static void gather_xh(const Plan *p, const Layer *L, int n) {
-  for (int b = 0; b < n; b++) {
-    float *row = p->xh + (size_t)b * p->maxK;
-    const float *s = p->sptr[b];
-    const float *x = L->xState >= 0 ? s + L->xState : p->inputs[L->xInput] + (size_t)b * L->I;
-    memcpy(row, x, sizeof(float) * L->I);
-    memcpy(row + L->I, s + L->hOff, sizeof(float) * L->H);
-  }
 }
 
 // --- Dot products. NG gate vectors of 8 units per weight row (row stride NG × 8 floats). ---
@@ -374,24 +362,33 @@ TGT static inline void lstm_finish(const Plan *p, const Layer *L, int b, int g) 
   store_n(hp, MUL(ot, vtanh(ct)), count);
 }
 
-// The dot products of a layer, every key and group, into `pre`. Groups outer, key pairs inner:
-// a group's weight block (K rows) stays in L1 while the keys' rows stream past it. A key
-// stepped alone (n = 1, or the last of an odd batch) takes its groups two at a time.
+// Where key b's x (the input, or the layer below's fresh h) and h_{t−1} are: read in place, so a
+// layer gathers nothing. Every h_{t−1} is read by the dot products before any is overwritten.
+static inline const float *x_of(const Plan *p, const Layer *L, int b) {
+  return L->xState >= 0 ? p->sptr[b] + L->xState : p->inputs[L->xInput] + (size_t)b * L->I;
+}
+
+static inline const float *h_of(const Plan *p, const Layer *L, int b) { return p->sptr[b] + L->hOff; }
+
+// The dot products of a layer, every key and group, into `pre`: the input rows, then the
+// recurrent rows (each range in its own blocks). Groups outer, key pairs inner: a group's weight
+// block (K rows) stays in L1 while the keys' x and h stream past it. A key stepped alone (n = 1,
+// or the last of an odd batch) takes its groups two at a time.
 TGT static void layer_dots(const Plan *p, const Layer *L, int n) {
-  const int K = L->K, I = L->I, G = L->G, NG = L->kind == KIND_LSTM ? 4 : 3;
-  const size_t blockF = (size_t)K * NG * 8;
-  const size_t rowF = p->maxK;
+  const int K = L->K, I = L->I, H = L->H, G = L->G, NG = L->kind == KIND_LSTM ? 4 : 3;
+  const size_t blockF = (size_t)K * NG * 8, hRows = (size_t)I * NG * 8;
   for (int g = 0; g < G; g++) {
     const float *wg = L->w + g * blockF;
     const float *bg = L->b + (size_t)g * 32;
     for (int b = 0; b + 1 < n; b += 2) {
-      const float *x0 = p->xh + b * rowF, *x1 = x0 + rowF;
+      const float *x0 = x_of(p, L, b), *x1 = x_of(p, L, b + 1), *h0 = h_of(p, L, b), *h1 = h_of(p, L, b + 1);
       V t0[4] = {ZERO, ZERO, ZERO, ZERO}, t1[4] = {ZERO, ZERO, ZERO, ZERO};
       if (NG == 4) {
-        dot4_pair(wg, 0, K, x0, x1, t0, t1);
+        dot4_pair(wg, 0, I, x0, x1, t0, t1);
+        dot4_pair(wg + hRows, 0, H, h0, h1, t0, t1);
       } else {
         dot3_pair(wg, 0, I, x0, x1, t0, t1, 2);
-        dot3_pair(wg, I, K, x0, x1, t0, t1, 3);
+        dot3_pair(wg + hRows, 0, H, h0, h1, t0, t1, 3);
       }
       store_pre(pre_at(p, L, b, g), t0, bg);
       store_pre(pre_at(p, L, b + 1, g), t1, bg);
@@ -399,16 +396,17 @@ TGT static void layer_dots(const Plan *p, const Layer *L, int n) {
   }
   if (!(n & 1)) return;
   const int b = n - 1;
-  const float *x = p->xh + b * rowF;
+  const float *x = x_of(p, L, b), *h = h_of(p, L, b);
   int g = 0;
   for (; g + 1 < G; g += 2) {
     V tA[4] = {ZERO, ZERO, ZERO, ZERO}, tB[4] = {ZERO, ZERO, ZERO, ZERO};
     const float *wA = L->w + g * blockF, *wB = wA + blockF;
     if (NG == 4) {
-      dot4_groups(wA, wB, 0, K, x, tA, tB);
+      dot4_groups(wA, wB, 0, I, x, tA, tB);
+      dot4_groups(wA + hRows, wB + hRows, 0, H, h, tA, tB);
     } else {
       dot3_groups(wA, wB, 0, I, x, tA, tB, 2);
-      dot3_groups(wA, wB, I, K, x, tA, tB, 3);
+      dot3_groups(wA + hRows, wB + hRows, 0, H, h, tA, tB, 3);
     }
     store_pre(pre_at(p, L, b, g), tA, L->b + (size_t)g * 32);
     store_pre(pre_at(p, L, b, g + 1), tB, L->b + (size_t)(g + 1) * 32);
@@ -417,10 +415,11 @@ TGT static void layer_dots(const Plan *p, const Layer *L, int n) {
     V t[4] = {ZERO, ZERO, ZERO, ZERO};
     const float *w = L->w + g * blockF;
     if (NG == 4) {
-      dot4_one(w, 0, K, x, t);
+      dot4_one(w, 0, I, x, t);
+      dot4_one(w + hRows, 0, H, h, t);
     } else {
       dot3_one(w, 0, I, x, t, 2);
-      dot3_one(w, I, K, x, t, 3);
+      dot3_one(w + hRows, 0, H, h, t, 3);
     }
     store_pre(pre_at(p, L, b, g), t, L->b + (size_t)g * 32);
   }
@@ -430,7 +429,6 @@ TGT static void layer_dots(const Plan *p, const Layer *L, int n) {
 // serial chain (exp polynomial, division) that could overlap nothing next to the following
 // group's long dot loop; here the iterations are independent and overlap each other.
 TGT static void lstm_layer(const Plan *p, const Layer *L, int n) {
-  gather_xh(p, L, n);
   layer_dots(p, L, n);
   for (int b = 0; b < n; b++)
     for (int g = 0; g < L->G; g++) lstm_finish(p, L, b, g);
@@ -439,17 +437,15 @@ TGT static void lstm_layer(const Plan *p, const Layer *L, int n) {
 // GRU with the reset gate applied after the recurrent product (linear_before_reset,
 // Keras reset_after=True): candidate = tanh(W_n·x + bW_n + r ⊙ (R_n·h + bR_n)).
 TGT static void gru_layer(const Plan *p, const Layer *L, int n) {
-  gather_xh(p, L, n);
   layer_dots(p, L, n);
   for (int b = 0; b < n; b++) {
     float *hs = p->sptr[b] + L->hOff;
-    const float *hPrev = p->xh + (size_t)b * p->maxK + L->I;
     for (int g = 0; g < L->G; g++) {
       const float *q = pre_at(p, L, b, g);
       const int count = L->H - 8 * g < 8 ? L->H - 8 * g : 8;
       V z = vsigmoid(LD(q)), r = vsigmoid(LD(q + 8));
       V cand = vtanh(FMA(r, LD(q + 24), LD(q + 16)));
-      V h = _mm256_loadu_ps(hPrev + 8 * g);
+      V h = load_n(hs + 8 * g, count); // h_{t−1}, overwritten just below
       // (1 − z)·cand + z·h, as the reference writes it.
       store_n(hs + 8 * g, ADD(MUL(_mm256_sub_ps(SET(1.0f), z), cand), MUL(z, h)), count);
     }
@@ -612,7 +608,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   p->inputs = calloc(p->nInputs, sizeof(float *));
   if (!p->inputSizes || !p->layers || !p->heads || !p->copies || !p->inputs) FAIL("out of memory");
   for (int i = 0; i < p->nInputs; i++) p->inputSizes[i] = *q++;
-  int maxG = 1, maxK = 1;
+  int maxG = 1;
   for (int l = 0; l < p->nLayers; l++) {
     Layer *L = &p->layers[l];
     L->kind = *q++;
@@ -634,7 +630,6 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     L->b = copy_weights(env, argv[1], 2 * l + 1, (size_t)L->G * 32);
     if (!L->w || !L->b) FAIL("layer weights of the wrong size");
     if (L->G > maxG) maxG = L->G;
-    if (L->K > maxK) maxK = L->K;
   }
   int maxOut = 1;
   for (int i = 0; i < p->nHead; i++) {
@@ -662,7 +657,6 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     FAIL("head sizes do not chain");
   for (int i = 1; i < p->nHead; i++)
     if (p->heads[i].K != p->heads[i - 1].O) FAIL("head sizes do not chain");
-  p->maxK = (maxK + 7) & ~7;
   p->maxG = maxG;
   p->concatStride = (concatWidth + 7) & ~7;
   p->headStride = maxOut;
@@ -685,12 +679,11 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     p->inputs[i] = x;
   }
   p->sptr = calloc(p->chunk, sizeof(float *));
-  p->xh = alloc32((size_t)p->chunk * p->maxK);
   p->pre = alloc32((size_t)p->chunk * maxG * 32);
   p->concat = alloc32((size_t)p->chunk * p->concatStride);
   p->hbuf[0] = alloc32((size_t)p->chunk * p->headStride);
   p->hbuf[1] = alloc32((size_t)p->chunk * p->headStride);
-  if (!p->sptr || !p->xh || !p->pre || !p->concat || !p->hbuf[0] || !p->hbuf[1]) FAIL("out of memory");
+  if (!p->sptr || !p->pre || !p->concat || !p->hbuf[0] || !p->hbuf[1]) FAIL("out of memory");
 
   napi_value handle;
   if (napi_create_external(env, p, finalize_plan, NULL, &handle) != napi_ok) FAIL("napi_create_external failed");
