@@ -207,10 +207,11 @@ describe.runIf(cpuRunsIt)('native kernel: a key gets the same bits in any batch'
   function stepSome(model: Model, states: Float32Array, inputs: Float32Array[], order: number[]) {
     const S = stateSize(model);
     const batchStates = new Float32Array(order.length * S);
-    order.forEach((k, b) => batchStates.set(states.subarray(k * S, (k + 1) * S), b * S));
+    for (const [b, k] of order.entries()) batchStates.set(states.subarray(k * S, (k + 1) * S), b * S);
     const batchInputs = model.inputs.map((inp, i) => {
       const x = new Float32Array(order.length * inp.size);
-      order.forEach((k, b) => x.set(inputs[i].subarray(k * inp.size, (k + 1) * inp.size), b * inp.size));
+      for (const [b, k] of order.entries())
+        x.set(inputs[i].subarray(k * inp.size, (k + 1) * inp.size), b * inp.size);
       return x;
     });
     const out = native.stepBatch(model, batchStates, batchInputs, order.length);
@@ -252,7 +253,8 @@ describe.runIf(cpuRunsIt)('native kernel: a key gets the same bits in any batch'
       const perm = all.slice(1).concat([0]);
       const slotInputs = model.inputs.map((inp, i) => {
         const x = new Float32Array(N * inp.size);
-        perm.forEach((k, b) => x.set(inputs[i].subarray(k * inp.size, (k + 1) * inp.size), b * inp.size));
+        for (const [b, k] of perm.entries())
+          x.set(inputs[i].subarray(k * inp.size, (k + 1) * inp.size), b * inp.size);
         return x;
       });
       const out = session.stepSlots(perm, slotInputs, N);
