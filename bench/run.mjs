@@ -7,6 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { selectKernel } from '../dist/model/kernels/index.js';
+import { flopsPerKey } from '../dist/model/kernels/ort/ortKernel.js';
 import { cellstreamImpl } from './impls/cellstream.mjs';
 import { engineImpl } from './impls/engine.mjs';
 import { ortImpl } from './impls/ort.mjs';
@@ -30,6 +32,7 @@ const AGREE = 1e-4;
 
 const peers = [
   [cellstreamImpl('js'), [1]],
+  [cellstreamImpl('native'), [1, 16, 256]],
   [cellstreamImpl('wasm'), [1, 16, 256]],
   [cellstreamImpl('wasm-stepBatch'), quick ? [1] : [1, 256]],
   [cellstreamImpl('ort'), quick ? [256] : [16, 256]],
@@ -86,9 +89,25 @@ const e2e = (mode) => kafka.find((k) => k.mode === mode);
 
 const row = (impl, batch) => results.find((r) => r.impl === impl && r.H === RATIO_H && r.batch === batch);
 const ratio = (a, b) => (a && b ? a / b : null);
-// cellstream's batched path is what selectKernel() picks for 256 keys: ONNX Runtime's LSTM through
-// cellstream-ort where onnxruntime-node is installed, the wasm kernel otherwise.
-const batchedImpl = row('cellstream-ort', 256)?.agree ? 'cellstream-ort' : 'cellstream-wasm';
+// cellstream's rows in the ratios are the kernel selectKernel() picks by default (CELLSTREAM_KERNEL
+// and CELLSTREAM_ORT included) for a batch of that size: the native kernel where its addon loads,
+// else wasm, else the reference; with ORT switched on, ONNX Runtime from its FLOP threshold up.
+const defaultKernel = selectKernel();
+const [baseKernel, largeKernel] = defaultKernel.name.split('+');
+const IMPL_OF = {
+  'native-avx2': 'cellstream-native',
+  'wasm-simd128': 'cellstream-wasm',
+  'js-reference': 'cellstream-js',
+};
+const ratioModel = benchModel(I, RATIO_H);
+function defaultImpl(batch) {
+  // selectKernel keeps a model the native kernel runs off ORT (see select.ts).
+  if (largeKernel && baseKernel !== 'native-avx2' && batch * flopsPerKey(ratioModel) >= 1e6)
+    return 'cellstream-ort';
+  return IMPL_OF[baseKernel];
+}
+const perEventImpl = defaultImpl(1);
+const batchedImpl = defaultImpl(256);
 /** The issue's ratios at H=64 from one key-steps/s figure per row. */
 function ratiosBy(perSec) {
   const r = (impl, batch) => {
@@ -96,11 +115,11 @@ function ratiosBy(perSec) {
     return x ? perSec(x) : undefined;
   };
   return {
-    perEventVsOrt: ratio(r('cellstream-wasm', 1), r('onnxruntime-node', 1)),
-    perEventVsTfjsWasm: ratio(r('cellstream-wasm', 1), r('tfjs-wasm', 1)),
+    perEventVsOrt: ratio(r(perEventImpl, 1), r('onnxruntime-node', 1)),
+    perEventVsTfjsWasm: ratio(r(perEventImpl, 1), r('tfjs-wasm', 1)),
     batchedVsOrt: ratio(r(batchedImpl, 256), r('onnxruntime-node', 256)),
     // engine time per event / bare step time per event
-    engineOverhead: ratio(r('cellstream-wasm', 1), r('cellstream-engine', 1)),
+    engineOverhead: ratio(r(perEventImpl, 1), r('cellstream-engine', 1)),
     endToEndVsPassthrough: ratio(e2e('at-least-once')?.eventsPerSecond, e2e('passthrough')?.eventsPerSecond),
   };
 }
@@ -120,6 +139,8 @@ const report = {
   machine,
   quick,
   results,
+  defaultKernel: defaultKernel.name,
+  perEventImpl,
   batchedImpl,
   kafka,
   ratios,
@@ -139,7 +160,9 @@ const round = (_, v) => (typeof v === 'number' ? Number(v.toFixed(2)) : v);
 console.log(`\nratios at H=${RATIO_H}, from mean times: ${JSON.stringify(ratios, round)}`);
 console.log(`ratios at H=${RATIO_H}, from median times: ${JSON.stringify(ratiosP50, round)}`);
 console.log(`ratios at H=${RATIO_H}, from median CPU times: ${JSON.stringify(ratiosCpu, round)}`);
-console.log(`batched: ${batchedImpl}`);
+console.log(
+  `default kernel ${defaultKernel.name}: per event ${perEventImpl}, batched (B=256) ${batchedImpl}`,
+);
 if (args.json) writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
 if (!report.agreed) {
   console.error('some implementation disagreed with the reference: see maxAbsDiff');

@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'STATE_KEY_RESERVED'
   // Kafka
   | 'KAFKA_FENCED'
+  // kernels
+  | 'KERNEL_UNAVAILABLE'
   // configuration and CLI
   | 'CONFIG_INVALID'
   | 'USAGE';
@@ -173,6 +175,13 @@ export class ServerUnavailableError extends CellstreamError {
 export class FencedError extends CellstreamError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('KAFKA_FENCED', message, options);
+  }
+}
+
+/** A kernel chosen explicitly (`kernel: 'native'` or `'wasm'`, CELLSTREAM_KERNEL) cannot run here; the message says why. */
+export class KernelUnavailableError extends CellstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('KERNEL_UNAVAILABLE', message, options);
   }
 }
 

@@ -1,10 +1,10 @@
 import { outputSize, stateSize } from '../../dist/model/index.js';
-import { referenceKernel, selectKernel } from '../../dist/model/kernels/index.js';
+import { loadNative, referenceKernel, selectKernel } from '../../dist/model/kernels/index.js';
 import { createOrtKernel, loadOrt } from '../../dist/model/kernels/ort/ortKernel.js';
 
 /**
  * cellstream's kernels.
- * - 'wasm': a kernel session, the keys' states resident in wasm memory between steps, as
+ * - 'wasm', 'native': a kernel session, the keys' states resident in the kernel between steps, as
  *   onnxruntime-node's (Y_h/Y_c fed back) and TF.js's (a stateful layer) stay resident in theirs.
  * - 'wasm-stepBatch', 'js', 'ort': `stepBatch` on a B × stateSize slab with a reused output
  *   buffer, as the engine calls it (states copied in and out of the kernel each step).
@@ -13,17 +13,19 @@ export function cellstreamImpl(kernelName) {
   const impl = {
     js: 'cellstream-js',
     wasm: 'cellstream-wasm',
+    native: 'cellstream-native',
     'wasm-stepBatch': 'cellstream-wasm-stepBatch',
     ort: 'cellstream-ort',
   }[kernelName];
   return {
     impl,
     available() {
+      if (kernelName === 'native') return !(loadNative() instanceof Error);
       return kernelName !== 'ort' || !(loadOrt() instanceof Error);
     },
     async create(model, batch) {
-      if (kernelName === 'wasm') {
-        const session = selectKernel({ kernel: 'wasm', ort: 'off' }).session(model, batch);
+      if (kernelName === 'wasm' || kernelName === 'native') {
+        const session = selectKernel({ kernel: kernelName, ort: 'off' }).session(model, batch);
         const slots = Int32Array.from({ length: batch }, (_, i) => i);
         const inputs = [null];
         return {

@@ -47,7 +47,7 @@ export interface KeyedStepperOptions {
   readonly ttl?: ExpiryOptions;
   /** Wall clock in ms, for processing-time TTL and records' `updatedAt`. Default `Date.now`. */
   readonly now?: () => number;
-  /** The step implementation; default `selectKernel()` (wasm SIMD where available, CELLSTREAM_KERNEL overrides). */
+  /** The step implementation; default `selectKernel()` (native AVX2 where its addon loads, else wasm SIMD; CELLSTREAM_KERNEL overrides). */
   readonly kernel?: Kernel;
 }
 

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadNative, selectKernel } from '../../src/model/kernels/index.js';
 
 // The benchmark runs on the built JS; `npm test` builds first, a bare `vitest run` may not have.
 beforeAll(() => {
@@ -42,6 +43,18 @@ describe('npm run bench -- --quick', () => {
         .filter((r: { impl: string }) => r.impl === 'cellstream-wasm')
         .map((r: { batch: number }) => r.batch),
     ).toEqual([1, 16, 256]);
+    // The ratios use the kernel selectKernel() picks by default, and say which.
+    const nativeLoads = !(loadNative() instanceof Error);
+    expect(report.defaultKernel).toBe(selectKernel().name);
+    expect(report.batchedImpl).toBe(nativeLoads ? 'cellstream-native' : 'cellstream-wasm');
+    expect(report.perEventImpl).toBe(report.batchedImpl);
+    if (nativeLoads) {
+      expect(
+        report.results
+          .filter((r: { impl: string }) => r.impl === 'cellstream-native')
+          .map((r: { batch: number }) => r.batch),
+      ).toEqual([1, 16, 256]);
+    }
     expect(Object.keys(report.ratios).sort()).toEqual(
       [
         'batchedVsOrt',

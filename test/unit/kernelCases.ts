@@ -172,3 +172,42 @@ export function compare(kernel: Kernel, model: Model, batch: number, steps: numb
   }
   return errors;
 }
+
+/**
+ * Steps `kernel`'s session over `steps` rounds, each round a random subset of `keys` keys (slots
+ * scattered over the capacity), against the reference stepping each key's own state; returns
+ * the worst output error and checks the states read back (within 1e-5: states carry no head).
+ */
+export function compareSession(kernel: Kernel, model: Model, keys: number, steps: number, seed = 31): number {
+  const rnd = prng(seed);
+  const S = stateSize(model);
+  const capacity = 2 * keys + 3;
+  const session = kernel.session(model, capacity);
+  expect(session.stateSize).toBe(S);
+  const slotOf = Array.from({ length: keys }, (_, k) => capacity - 1 - 2 * k);
+  const ref = Array.from({ length: keys }, () => new Float32Array(S));
+  let worst = 0;
+  for (let t = 0; t < steps; t++) {
+    const chosen = Array.from({ length: keys }, (_, k) => k).filter(() => rnd() < 0.7);
+    if (chosen.length === 0) continue;
+    const inputs = randomInputs(model, chosen.length, rnd);
+    const out = session.stepSlots(
+      chosen.map((k) => slotOf[k]),
+      inputs,
+      chosen.length,
+    );
+    expect(out.length).toBe(chosen.length * session.outputSize);
+    chosen.forEach((k, b) => {
+      const x = model.inputs.map((inp, i) => inputs[i].slice(b * inp.size, (b + 1) * inp.size));
+      const want = referenceKernel.stepBatch(model, ref[k], x, 1);
+      const O = want.length;
+      worst = Math.max(worst, maxAbsDiff(want, out.subarray(b * O, (b + 1) * O)));
+    });
+  }
+  const state = new Float32Array(S + 1);
+  for (let k = 0; k < keys; k++) {
+    session.readState(slotOf[k], state, 1);
+    for (let j = 0; j < S; j++) expect(Math.abs(state[1 + j] - ref[k][j])).toBeLessThanOrEqual(1e-5);
+  }
+  return worst;
+}

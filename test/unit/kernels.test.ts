@@ -9,9 +9,12 @@ import {
   simd128Module,
   wasmSupports,
 } from '../../src/model/kernels/index.js';
-import type { LstmLayer, Model } from '../../src/model/types.js';
-import { cases, compare, dense, maxAbsDiff, randomInputs, single } from './kernelCases.js';
+import type { LstmLayer } from '../../src/model/types.js';
+import { cases, compare, compareSession, dense, maxAbsDiff, randomInputs, single } from './kernelCases.js';
 import { prng, randomArray, randomLstm } from './modelTestUtils.js';
+
+/** A path where no native addon is, so that 'auto' cannot pick the native kernel. */
+const MISSING_ADDON = 'test/no-such-dir/cellstream-native.node';
 
 /** The contract: outputs within 1e-6 of the reference (float32 kernels against its float64 sums). */
 const TOLERANCE = 1e-6;
@@ -96,7 +99,7 @@ describe('wasm SIMD128 kernel against the reference', () => {
       }),
     ]);
     expect(wasmSupports(softplus)).toBe(false);
-    const auto = selectKernel({ kernel: 'auto', ort: 'off' });
+    const auto = selectKernel({ kernel: 'wasm', ort: 'off' });
     expect(auto.name).toBe('wasm-simd128');
     expect(Math.max(...compare(auto, softplus, 3, 5))).toBe(0);
     const softplusHead: LstmLayer = randomLstm(4, 6, prng(21));
@@ -105,45 +108,6 @@ describe('wasm SIMD128 kernel against the reference', () => {
     expect(Math.max(...compare(auto, headModel, 2, 3))).toBe(0);
   });
 });
-
-/**
- * Steps `kernel`'s session over `steps` rounds, each round a random subset of `keys` keys (slots
- * scattered over the capacity), against the reference stepping each key's own state; returns
- * the worst output error and checks the states read back (within 1e-5: states carry no head).
- */
-function compareSession(kernel: Kernel, model: Model, keys: number, steps: number, seed = 31): number {
-  const rnd = prng(seed);
-  const S = stateSize(model);
-  const capacity = 2 * keys + 3;
-  const session = kernel.session(model, capacity);
-  expect(session.stateSize).toBe(S);
-  const slotOf = Array.from({ length: keys }, (_, k) => capacity - 1 - 2 * k);
-  const ref = Array.from({ length: keys }, () => new Float32Array(S));
-  let worst = 0;
-  for (let t = 0; t < steps; t++) {
-    const chosen = Array.from({ length: keys }, (_, k) => k).filter(() => rnd() < 0.7);
-    if (chosen.length === 0) continue;
-    const inputs = randomInputs(model, chosen.length, rnd);
-    const out = session.stepSlots(
-      chosen.map((k) => slotOf[k]),
-      inputs,
-      chosen.length,
-    );
-    expect(out.length).toBe(chosen.length * session.outputSize);
-    chosen.forEach((k, b) => {
-      const x = model.inputs.map((inp, i) => inputs[i].slice(b * inp.size, (b + 1) * inp.size));
-      const want = referenceKernel.stepBatch(model, ref[k], x, 1);
-      const O = want.length;
-      worst = Math.max(worst, maxAbsDiff(want, out.subarray(b * O, (b + 1) * O)));
-    });
-  }
-  const state = new Float32Array(S + 1);
-  for (let k = 0; k < keys; k++) {
-    session.readState(slotOf[k], state, 1);
-    for (let j = 0; j < S; j++) expect(Math.abs(state[1 + j] - ref[k][j])).toBeLessThanOrEqual(1e-5);
-  }
-  return worst;
-}
 
 describe('kernel sessions: states resident, addressed by slot', () => {
   const kernels: [string, Kernel][] = [
@@ -209,12 +173,14 @@ describe('kernel selection and fallback', () => {
     delete process.env.CELLSTREAM_KERNEL;
   });
 
-  it('defaults to the wasm kernel where WebAssembly SIMD exists', () => {
-    expect(selectKernel({ ort: 'off' }).name).toBe(module ? 'wasm-simd128' : 'js-reference');
+  it('defaults to the wasm kernel where WebAssembly SIMD exists and the native kernel does not load', () => {
+    expect(selectKernel({ ort: 'off', nativeAddon: MISSING_ADDON }).name).toBe(
+      module ? 'wasm-simd128' : 'js-reference',
+    );
   });
 
   it('falls back to the reference when SIMD is unavailable, with its exact results', () => {
-    const fallback = selectKernel({ simd: false, ort: 'off' });
+    const fallback = selectKernel({ simd: false, ort: 'off', nativeAddon: MISSING_ADDON });
     expect(fallback.name).toBe('js-reference');
     for (const [, build] of cases.slice(0, 12)) expect(Math.max(...compare(fallback, build(), 3, 4))).toBe(0);
     expect(() => selectKernel({ kernel: 'wasm', simd: false })).toThrow(/SIMD/);

@@ -39,7 +39,7 @@ function predictions(outcomes: Outcome[]): Prediction[] {
 function setup(model: Model = tinyLstm(), options: { onModelMismatch?: 'reset' | 'refuse' } = {}) {
   const store = new MemoryStateStore();
   // The reference kernel, so the engine's bookkeeping is checked bit for bit against `step`;
-  // the default (wasm) kernel's numerics are tested in kernels.test.ts.
+  // the default kernels' numerics are tested in kernels.test.ts and nativeKernel.test.ts.
   return { model, store, stepper: new KeyedStepper({ model, store, kernel: referenceKernel, ...options }) };
 }
 

@@ -8,7 +8,7 @@ import { REPLAY_LINES, tempDir, writeLines } from '../helpers/fixtures.js';
 import { tinyLstm } from '../helpers/models.js';
 
 // Replay's output is compared bit for bit with the reference `step`: run it on the reference
-// kernel (the default wasm kernel's numerics are covered by kernels.test.ts).
+// kernel (the default kernels' numerics are covered by kernels.test.ts and nativeKernel.test.ts).
 process.env.CELLSTREAM_KERNEL = 'js';
 
 let dir: string;

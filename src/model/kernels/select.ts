@@ -1,24 +1,32 @@
+import { KernelUnavailableError } from '../../errors.js';
 import type { Model } from '../types.js';
+import { createNativeKernel, loadNative } from './native/nativeKernel.js';
 import { createOrtKernel, flopsPerKey, loadOrt } from './ort/ortKernel.js';
 import { referenceKernel } from './reference.js';
 import type { Kernel } from './types.js';
 import { createWasmKernel, simd128Module } from './wasm/wasmKernel.js';
 
-export type KernelChoice = 'auto' | 'wasm' | 'js';
+export type KernelChoice = 'auto' | 'native' | 'wasm' | 'js';
 
 export interface KernelOptions {
   /**
-   * 'auto' (default): the wasm kernel where WebAssembly SIMD exists, the reference otherwise.
-   * 'js': always the reference. 'wasm': the wasm kernel or an error. The environment variable
-   * CELLSTREAM_KERNEL sets the default, so an operator can force the fallback without a config change.
+   * 'auto' (default): the native kernel where its addon loads (built, x86-64 with AVX2 + FMA) for
+   * the models it runs, the wasm kernel for the rest or where it does not load, the reference
+   * where WebAssembly SIMD is missing too. 'native': the native kernel or a KernelUnavailableError
+   * (models it does not run still go to wasm). 'wasm': the wasm kernel or an error, never native.
+   * 'js': always the reference. The environment variable CELLSTREAM_KERNEL sets the default, so
+   * an operator can force a fallback without a config change.
    */
   readonly kernel?: KernelChoice;
   /** Overrides SIMD detection (tests use false to exercise the fallback on a machine that has it). */
   readonly simd?: boolean;
+  /** The addon file to load the native kernel from; tests name a missing one to see the fallback. */
+  readonly nativeAddon?: string;
   /**
    * Large batches through ONNX Runtime (onnxruntime-node, an optional peer dependency): 'auto'
-   * uses it when it is installed and loads, 'off' (default) never. CELLSTREAM_ORT sets the
-   * default. Not with kernel 'js', which means the reference only.
+   * uses it when it is installed and loads, 'off' (default) never; never for a model the native
+   * kernel runs (it is faster). CELLSTREAM_ORT sets the default. Not with kernel 'js', which
+   * means the reference only.
    *
    * Off by default because it makes results depend on batching: ORT and the wasm kernel agree
    * within 1e-6, not bit for bit, so a key's step can round differently depending on how many
@@ -39,8 +47,8 @@ export interface KernelOptions {
 function choiceFromEnv(): KernelChoice {
   const v = process.env.CELLSTREAM_KERNEL;
   if (v === undefined || v === '') return 'auto';
-  if (v === 'auto' || v === 'wasm' || v === 'js') return v;
-  throw new RangeError(`CELLSTREAM_KERNEL must be auto, wasm or js, not '${v}'`);
+  if (v === 'auto' || v === 'native' || v === 'wasm' || v === 'js') return v;
+  throw new RangeError(`CELLSTREAM_KERNEL must be auto, native, wasm or js, not '${v}'`);
 }
 
 function ortFromEnv(): 'auto' | 'off' {
@@ -51,30 +59,48 @@ function ortFromEnv(): 'auto' | 'off' {
 }
 
 /**
- * The kernel to step models with. A wasm kernel still hands a model with an activation it does
- * not evaluate (softplus) to the reference, so every model runs on whatever is chosen; with
- * `ort: 'auto'`, large batches go to ONNX Runtime where it is installed.
+ * The kernel to step models with. Each kernel hands a model it does not run to the next one down
+ * (native → wasm → reference: e.g. peepholes to wasm, softplus to the reference), so every model
+ * runs on whatever is chosen; with `ort: 'auto'`, large batches go to ONNX Runtime where it is
+ * installed.
  */
 export function selectKernel(options: KernelOptions = {}): Kernel {
   const choice = options.kernel ?? choiceFromEnv();
   if (choice === 'js') return referenceKernel;
   const module = options.simd === false ? null : simd128Module();
   if (!module && choice === 'wasm')
-    throw new Error('the wasm kernel needs WebAssembly SIMD, which this runtime lacks');
-  const base = module ? perModel(createWasmKernel(module)) : referenceKernel;
+    throw new KernelUnavailableError('the wasm kernel needs WebAssembly SIMD, which this runtime lacks');
+  let base = module ? perModel(createWasmKernel(module)) : referenceKernel;
+  let native: Kernel | undefined;
+  if (choice === 'native' || choice === 'auto') {
+    const addon = loadNative(options.nativeAddon);
+    if (!(addon instanceof Error)) {
+      native = createNativeKernel(addon);
+      base = perModel(native, base);
+    } else if (choice === 'native')
+      throw new KernelUnavailableError(`${addon.message}; choose kernel 'auto' or 'wasm' to run without it`, {
+        cause: addon,
+      });
+  }
   if ((options.ort ?? ortFromEnv()) === 'off') return base;
   const ort = loadOrt(options.ortModule);
   if (ort instanceof Error) return base;
-  return withLargeBatches(base, createOrtKernel(ort), options.ortMinFlops ?? 1e6);
+  const ortKernel = createOrtKernel(ort);
+  // A model the native kernel runs stays on it at every batch size: it outruns ORT there (npm run
+  // bench), and gives a key the same bits in any batch, which ORT does not.
+  const large: Kernel = native
+    ? { ...ortKernel, supports: (m) => ortKernel.supports(m) && !native.supports(m) }
+    : ortKernel;
+  return withLargeBatches(base, large, options.ortMinFlops ?? 1e6);
 }
 
-/** `kernel` for the models it supports, the reference for the rest. */
-function perModel(kernel: Kernel): Kernel {
+/** `kernel` for the models it supports, `fallback` (by default the reference) for the rest. */
+function perModel(kernel: Kernel, fallback: Kernel = referenceKernel): Kernel {
   const chosen = new WeakMap<Model, Kernel>();
   const pick = (model: Model): Kernel => {
     let k = chosen.get(model);
     if (!k) {
-      k = kernel.supports(model) ? kernel : referenceKernel;
+      k = kernel.supports(model) ? kernel : fallback;
       chosen.set(model, k);
     }
     return k;

@@ -1,0 +1,210 @@
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { checkBatch, createState } from '../../network.js';
+import type { Model } from '../../types.js';
+import { checkCapacity, checkOut, checkSlot } from '../session.js';
+import type { Kernel, KernelSession } from '../types.js';
+import { chunkSize } from '../wasm/instance.js';
+import { describe, nativeSupports } from './pack.js';
+
+/** An opaque plan handle: the model's packed weights and scratch inside the addon. */
+interface PlanHandle {
+  readonly __nativePlan?: never;
+}
+
+/** What build/native/cellstream-native.node exports (native/kernel.c). */
+export interface NativeAddon {
+  /** Whether this CPU runs the kernel (x86-64 with AVX2 and FMA). */
+  available(): boolean;
+  create(
+    desc: Int32Array,
+    weights: readonly Float32Array[],
+    slab: Float32Array,
+    slots: Int32Array,
+    out: Float32Array,
+    inputs: readonly Float32Array[],
+  ): PlanHandle;
+  /** Steps keys slots[0..n) of the slab, or, given `states`, n keys' states back to back there. */
+  run(plan: PlanHandle, n: number, states?: Float32Array): void;
+}
+
+/**
+ * Where `npm run build` (scripts/build-native.mjs) puts the addon: build/native/ at the package
+ * root, which is four levels up from this file in src/ and in dist/ alike.
+ */
+export const DEFAULT_ADDON = fileURLToPath(
+  new URL('../../../../build/native/cellstream-native.node', import.meta.url),
+);
+
+const loaded = new Map<string, NativeAddon | Error>();
+
+/**
+ * The native kernel's addon at `path` (relative to the working directory) if it loads and this
+ * CPU runs it; otherwise the reason, as an Error. Loaded once per process and path.
+ */
+export function loadNative(path = DEFAULT_ADDON): NativeAddon | Error {
+  const cached = loaded.get(path);
+  if (cached) return cached;
+  let result: NativeAddon | Error;
+  try {
+    const addon = createRequire(import.meta.url)(resolve(path)) as NativeAddon;
+    if (
+      typeof addon?.available !== 'function' ||
+      typeof addon.create !== 'function' ||
+      typeof addon.run !== 'function'
+    )
+      throw new Error(`${path} is not cellstream's native kernel`);
+    result = addon.available()
+      ? addon
+      : new Error('this CPU lacks AVX2 and FMA, which the native kernel needs (x86-64 only)');
+  } catch (err) {
+    // Node's own message goes on with a require stack over several lines; its first says what failed.
+    const message = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    result = new Error(
+      `the native kernel's addon did not load (${message}); npm run build compiles it where a C compiler exists`,
+    );
+  }
+  loaded.set(path, result);
+  return result;
+}
+
+/** One plan inside the addon with the JS buffers it reads and writes, which this object keeps alive. */
+interface Instance {
+  readonly plan: PlanHandle;
+  readonly chunk: number;
+  readonly S: number;
+  readonly O: number;
+  readonly inputSizes: readonly number[];
+  readonly slab: Float32Array;
+  readonly slots: Int32Array;
+  readonly out: Float32Array;
+  readonly inputs: readonly Float32Array[];
+}
+
+function instantiate(addon: NativeAddon, model: Model, capacity: number): Instance {
+  const maxK = Math.max(...model.branches.flatMap((b) => b.layers.map((l) => l.inputSize + l.hiddenSize)));
+  const chunk = chunkSize(maxK);
+  const { desc, weights, S, O } = describe(model, chunk, capacity);
+  const inputSizes = model.inputs.map((i) => i.size);
+  const slab = new Float32Array(capacity * S);
+  const slots = new Int32Array(chunk);
+  const out = new Float32Array(chunk * O);
+  const inputs = inputSizes.map((n) => new Float32Array(chunk * n));
+  const plan = addon.create(desc, weights, slab, slots, out, inputs);
+  return { plan, chunk, S, O, inputSizes, slab, slots, out, inputs };
+}
+
+/**
+ * The native (C, AVX2 + FMA) kernel, for the models `nativeSupports` accepts. `stepBatch` steps
+ * the caller's states where they lie (no copy) in chunks of up to 256 keys; a `session` keeps its
+ * keys' states in a slab the addon reads and writes in place. Like the wasm kernel, a key's
+ * result bits do not depend on the batch it is stepped in.
+ */
+export function createNativeKernel(addon: NativeAddon): Kernel {
+  const instances = new WeakMap<Model, Instance>();
+  const kernel: Kernel = {
+    name: 'native-avx2',
+    supports: nativeSupports,
+    stepBatch(model, states, inputs, batch, into) {
+      let m = instances.get(model);
+      if (!m) {
+        checkBatch(model, states, inputs, batch);
+        if (!nativeSupports(model)) throw new Error(`the native kernel does not run model ${model.name}`);
+        m = instantiate(addon, model, 1);
+        instances.set(model, m);
+      }
+      const { S, O, inputSizes, chunk } = m;
+      if (states.length !== batch * S || inputs.length !== inputSizes.length)
+        checkBatch(model, states, inputs, batch);
+      for (let i = 0; i < inputs.length; i++) {
+        if (inputs[i].length !== batch * inputSizes[i]) checkBatch(model, states, inputs, batch);
+      }
+      if (into) checkOut(into, batch * O);
+      const out = into ?? new Float32Array(batch * O);
+      for (let start = 0; start < batch; start += chunk) {
+        const n = Math.min(chunk, batch - start);
+        for (let i = 0; i < inputs.length; i++)
+          copy(inputs[i], start * inputSizes[i], m.inputs[i], 0, n * inputSizes[i]);
+        addon.run(
+          m.plan,
+          n,
+          start === 0 && n === batch ? states : states.subarray(start * S, (start + n) * S),
+        );
+        copy(m.out, 0, out, start * O, n * O);
+      }
+      return out;
+    },
+    session(model, capacity) {
+      checkCapacity(capacity);
+      checkBatch(
+        model,
+        createState(model),
+        model.inputs.map((i) => new Float32Array(i.size)),
+        1,
+      );
+      if (!nativeSupports(model)) throw new Error(`the native kernel does not run model ${model.name}`);
+      return nativeSession(addon, instantiate(addon, model, capacity), capacity);
+    },
+  };
+  return kernel;
+}
+
+function nativeSession(addon: NativeAddon, m: Instance, capacity: number): KernelSession {
+  const { S, O, inputSizes, chunk, slab, slots } = m;
+  let view = m.out.subarray(0, O);
+  return {
+    capacity,
+    stateSize: S,
+    outputSize: O,
+    stepSlots(keys, inputs, n) {
+      if (inputs.length !== inputSizes.length) {
+        throw new RangeError(`expected ${inputSizes.length} inputs, got ${inputs.length}`);
+      }
+      for (let i = 0; i < inputs.length; i++) {
+        if (inputs[i].length < n * inputSizes[i]) {
+          throw new RangeError(`input ${i} has ${inputs[i].length} values, expected ${n}×${inputSizes[i]}`);
+        }
+      }
+      for (let b = 0; b < n; b++) checkSlot(keys[b], capacity);
+      // More keys than one run takes: the outputs of every chunk go to a fresh array.
+      const all = n > chunk ? new Float32Array(n * O) : undefined;
+      for (let start = 0; start < n; start += chunk) {
+        const k = Math.min(chunk, n - start);
+        for (let b = 0; b < k; b++) slots[b] = keys[start + b];
+        for (let i = 0; i < inputs.length; i++)
+          copy(inputs[i], start * inputSizes[i], m.inputs[i], 0, k * inputSizes[i]);
+        addon.run(m.plan, k);
+        if (all) copy(m.out, 0, all, start * O, k * O);
+      }
+      if (all) return all;
+      if (view.length !== n * O) view = m.out.subarray(0, n * O);
+      return view;
+    },
+    readState(slot, into, offset = 0) {
+      checkSlot(slot, capacity);
+      into.set(slab.subarray(slot * S, (slot + 1) * S), offset);
+    },
+    writeState(slot, state) {
+      checkSlot(slot, capacity);
+      if (state.length === 0) slab.fill(0, slot * S, (slot + 1) * S);
+      else if (state.length !== S) throw new RangeError(`state has ${state.length} values, expected ${S}`);
+      else slab.set(state, slot * S);
+    },
+  };
+}
+
+// Below this many values an indexed loop beats `subarray` + `set`, whose view costs an allocation.
+const SMALL_COPY = 128;
+
+function copy(src: ArrayLike<number>, from: number, dst: Float32Array, to: number, count: number): void {
+  if (src instanceof Float32Array && from === 0 && count === src.length) {
+    dst.set(src, to);
+    return;
+  }
+  if (count > SMALL_COPY && src instanceof Float32Array) {
+    dst.set(src.subarray(from, from + count), to);
+    return;
+  }
+  for (let j = 0; j < count; j++) dst[to + j] = src[from + j];
+}

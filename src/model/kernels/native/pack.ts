@@ -1,0 +1,172 @@
+/**
+ * The memory map shared with native/kernel.c: the descriptor it reads and the weight packing, in
+ * groups of 8 hidden units (one AVX register per gate). The kernel tests catch any drift.
+ */
+import { stateLayout } from '../../layout.js';
+import type { Activation, DenseLayer, GruLayer, HeadActivation, LstmLayer, Model } from '../../types.js';
+import { isPlainLstm } from '../wasm/layout.js';
+
+/** Head activation codes (the C enum). */
+const HEAD_CODES: Partial<Record<HeadActivation['kind'], number>> = {
+  sigmoid: 0,
+  tanh: 1,
+  relu: 2,
+  linear: 3,
+  softmax: 11,
+};
+
+const is = (a: Activation, kind: Activation['kind']) => a.kind === kind;
+
+/** The GRU the kernel runs: reset after the recurrent product, sigmoid/tanh, no clip. */
+function isPlainGruAfter(l: GruLayer): boolean {
+  return (
+    l.linearBeforeReset &&
+    is(l.activations.f, 'sigmoid') &&
+    is(l.activations.g, 'tanh') &&
+    (l.clip === undefined || l.clip === Number.POSITIVE_INFINITY)
+  );
+}
+
+/**
+ * Whether the native kernel runs `model`: every layer a plain LSTM (sigmoid/tanh/tanh, no
+ * peepholes, clip or coupling) or a GRU with the reset after the product (PyTorch, Keras
+ * reset_after=True) and sigmoid/tanh, no clip; a head of linear, relu, sigmoid, tanh or softmax
+ * layers. Multi-branch models too. Anything else goes to the wasm kernel.
+ */
+export function nativeSupports(model: Model): boolean {
+  return (
+    model.branches.every((b) =>
+      b.layers.every((l) => (l.kind === 'lstm' ? isPlainLstm(l) : isPlainGruAfter(l))),
+    ) && model.head.every((d) => HEAD_CODES[d.activation.kind] !== undefined)
+  );
+}
+
+const groups8 = (n: number) => Math.ceil(n / 8);
+
+/**
+ * LSTM: per group of 8 units, K = I + H rows of 32 floats (i, f, g, o × 8 units), rows < I from
+ * W and the rest from R, so one pass over K fills the group's four gate vectors. Bias: 32 per group.
+ */
+export function packLstm(l: LstmLayer): { w: Float32Array; b: Float32Array } {
+  const { inputSize: I, hiddenSize: H, W, R, b: bias } = l;
+  const G = groups8(H);
+  const K = I + H;
+  const w = new Float32Array(G * K * 32);
+  const b = new Float32Array(G * 32);
+  for (let u = 0; u < H; u++) {
+    const g = u >> 3;
+    const lane = u & 7;
+    for (let gate = 0; gate < 4; gate++) {
+      const row = gate * H + u;
+      const base = g * K * 32 + gate * 8 + lane;
+      for (let k = 0; k < I; k++) w[base + k * 32] = W[row * I + k];
+      for (let k = 0; k < H; k++) w[base + (I + k) * 32] = R[row * H + k];
+      b[g * 32 + gate * 8 + lane] = bias[row];
+    }
+  }
+  return { w, b };
+}
+
+/**
+ * GRU: per group, K rows of 24 floats (z, r, n × 8 units). Bias per group: z and r summed
+ * (bW + bR), then the candidate's bW and bR apart, as the reset gate needs them.
+ */
+export function packGru(l: GruLayer): { w: Float32Array; b: Float32Array } {
+  const { inputSize: I, hiddenSize: H, W, R, bW, bR } = l;
+  const G = groups8(H);
+  const K = I + H;
+  const w = new Float32Array(G * K * 24);
+  const b = new Float32Array(G * 32);
+  for (let u = 0; u < H; u++) {
+    const g = u >> 3;
+    const lane = u & 7;
+    for (let gate = 0; gate < 3; gate++) {
+      const row = gate * H + u;
+      const base = g * K * 24 + gate * 8 + lane;
+      for (let k = 0; k < I; k++) w[base + k * 24] = W[row * I + k];
+      for (let k = 0; k < H; k++) w[base + (I + k) * 24] = R[row * H + k];
+    }
+    b[g * 32 + lane] = bW[u] + bR[u];
+    b[g * 32 + 8 + lane] = bW[H + u] + bR[H + u];
+    b[g * 32 + 16 + lane] = bW[2 * H + u];
+    b[g * 32 + 24 + lane] = bR[2 * H + u];
+  }
+  return { w, b };
+}
+
+/** Dense: per group of 8 outputs, K rows of 8 floats. */
+export function packDense(d: DenseLayer): { w: Float32Array; b: Float32Array } {
+  const { inputSize: K, outputSize: O, W, b: bias } = d;
+  const G = groups8(O);
+  const w = new Float32Array(G * K * 8);
+  const b = new Float32Array(G * 8);
+  for (let o = 0; o < O; o++) {
+    const base = (o >> 3) * K * 8 + (o & 7);
+    for (let k = 0; k < K; k++) w[base + k * 8] = W[o * K + k];
+    b[o] = bias[o];
+  }
+  return { w, b };
+}
+
+/** The descriptor and packed weights `create` takes (the layout is in native/kernel.c's js_create). */
+export function describe(
+  model: Model,
+  chunk: number,
+  capacity: number,
+): { desc: Int32Array; weights: Float32Array[]; S: number; O: number } {
+  const layout = stateLayout(model);
+  const layers = model.branches.flatMap((br) => br.layers);
+  const ints: number[] = [];
+  const weights: Float32Array[] = [];
+  const layerInts: number[] = [];
+  const branchInts: number[] = [];
+  let slot = 0;
+  let concat = 0;
+  for (const branch of model.branches) {
+    const input = model.inputs.findIndex((i) => i.name === branch.input);
+    let xState = -1;
+    let last = layout.slots[slot];
+    for (const layer of branch.layers) {
+      const s = layout.slots[slot];
+      layerInts.push(
+        layer.kind === 'lstm' ? 0 : 1,
+        layer.inputSize,
+        layer.hiddenSize,
+        input,
+        xState,
+        s.h,
+        s.c,
+      );
+      const packed = layer.kind === 'lstm' ? packLstm(layer) : packGru(layer);
+      weights.push(packed.w, packed.b);
+      // The next layer reads this layer's fresh h straight from the state, as the reference does.
+      xState = s.h;
+      last = s;
+      slot++;
+    }
+    branchInts.push(last.h, last.hiddenSize, concat);
+    concat += last.hiddenSize;
+  }
+  const headInts: number[] = [];
+  for (const d of model.head) {
+    headInts.push(d.inputSize, d.outputSize, HEAD_CODES[d.activation.kind]!);
+    const packed = packDense(d);
+    weights.push(packed.w, packed.b);
+  }
+  const O = model.head.length > 0 ? model.head[model.head.length - 1].outputSize : concat;
+  ints.push(
+    layers.length,
+    model.head.length,
+    model.inputs.length,
+    model.branches.length,
+    layout.size,
+    O,
+    chunk,
+    capacity,
+    ...model.inputs.map((i) => i.size),
+    ...layerInts,
+    ...headInts,
+    ...branchInts,
+  );
+  return { desc: Int32Array.from(ints), weights, S: layout.size, O };
+}
