@@ -1,12 +1,15 @@
 # cellstream on Node 20. Build: docker build -t cellstream .  Run: docker run cellstream --help
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
+# A C compiler for the native step kernel (without it the build falls back to the wasm kernel).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts && npm rebuild lmdb msgpackr-extract
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY src ./src
-# The project's own build (tsc, then the dashboard's browser files next to the compiled server).
+COPY native ./native
+# The project's own build: tsc, the dashboard's browser files next to the compiled server, the native kernel.
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
@@ -15,6 +18,7 @@ ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules
 # What the npm package ships (package.json "files"), so `serve` finds its demo model and config.
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/build/native ./build/native
 COPY package.json ./
 COPY bin ./bin
 COPY config ./config

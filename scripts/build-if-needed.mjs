@@ -1,4 +1,4 @@
-// Builds dist/ (npm run build) when it is missing or older than any file under src/, so
+// Builds dist/ (npm run build) when it is missing or older than any file under src/ or native/, so
 // `npm start` and the tests that run the real bin never serve stale code.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -27,7 +27,8 @@ function builtAt() {
   }
 }
 
-if (builtAt() < newest(join(root, 'src'))) {
+// native/ too: the addon is built by the same `npm run build` (where a compiler exists).
+if (builtAt() < Math.max(newest(join(root, 'src')), newest(join(root, 'native')))) {
   process.stderr.write('cellstream: building dist/ (npm run build)\n');
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
 }

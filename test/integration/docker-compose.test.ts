@@ -62,5 +62,12 @@ describe('Dockerfile', () => {
       expect(copied, `the build reads ${input}`).toContain(top);
     }
     expect(copied).toContain('src');
+    // The native kernel's source (scripts/build-native.mjs) and a compiler to build it with.
+    expect(copied).toContain('native');
+    expect(buildStage).toMatch(/apt-get install .*\bgcc\b/);
+  });
+
+  it('ships the native kernel the build stage compiled', () => {
+    expect(runStage).toMatch(/^COPY --from=build \/app\/build\/native \.\/build\/native$/m);
   });
 });
