@@ -1,6 +1,6 @@
 import { StateError } from '../errors.js';
 import type { Position } from '../events/types.js';
-import type { StateRecord } from './types.js';
+import type { ReadInto, StateRecord } from './types.js';
 
 /**
  * Binary form of a `StateRecord`, as durable stores keep it. Little-endian throughout:
@@ -113,8 +113,10 @@ function writeFloats(out: Buffer, at: number, values: Float32Array): number {
  * Decodes what `encodeStateRecord` wrote. The returned state vector owns its memory, so
  * `bytes` may be a buffer the database reuses. Throws `StateError` `STATE_CORRUPT` (naming
  * `key` when given) on an unknown version, unknown flags, a truncated buffer or trailing bytes.
+ * With `into`, the state and last output are decoded into its buffers at `index`'s place where
+ * they fit, as `StateStore.getMany` says.
  */
-export function decodeStateRecord(bytes: Uint8Array, key?: string): StateRecord {
+export function decodeStateRecord(bytes: Uint8Array, key?: string, into?: ReadInto, index = 0): StateRecord {
   const r = new Reader(bytes, key);
   const version = r.u8();
   const known = KNOWN_FLAGS[version];
@@ -152,20 +154,23 @@ export function decodeStateRecord(bytes: Uint8Array, key?: string): StateRecord 
 
   const lastId = flags & FLAG_LAST_ID ? r.string() : undefined;
   const updatedAt = flags & FLAG_UPDATED_AT ? r.f64() : undefined;
-  const lastOutput = flags & FLAG_LAST_OUTPUT ? r.float32s(r.u32()) : undefined;
-  const state = r.float32s(r.u32());
+  const lastOutput =
+    flags & FLAG_LAST_OUTPUT ? r.float32s(r.u32(), into?.outputs, into?.outputSize, index) : undefined;
+  const state = r.float32s(r.u32(), into?.states, into?.stateSize, index);
   r.end();
-  // Absent fields stay absent (not `undefined`), so decoded records compare equal to what was written.
-  return {
+  // Absent fields stay absent (not `undefined`), so decoded records compare equal to what was
+  // written; built up rather than spread, as conditional spreads clone the object each.
+  const record: { -readonly [K in keyof StateRecord]: StateRecord[K] } = {
     seq,
     ts,
     state,
     lastApplied,
-    ...(lastId === undefined ? {} : { lastId }),
     fingerprint,
-    ...(lastOutput === undefined ? {} : { lastOutput }),
-    ...(updatedAt === undefined ? {} : { updatedAt }),
   };
+  if (lastId !== undefined) record.lastId = lastId;
+  if (lastOutput !== undefined) record.lastOutput = lastOutput;
+  if (updatedAt !== undefined) record.updatedAt = updatedAt;
+  return record;
 }
 
 /** The offset as an int64 when its decimal string is canonical, so decoding gives the same string back. */
@@ -260,11 +265,13 @@ class Reader {
     return this.buf.toString('utf8', at, at + n);
   }
 
-  float32s(n: number): Float32Array {
+  /** `n` floats, into `buffer` at slot `index` when it holds slots of `n` floats, else into a new array. */
+  float32s(n: number, buffer?: Float32Array, size?: number, index = 0): Float32Array {
     const at = this.need(n * 4, `a state vector of ${n} floats`);
-    const out = new Float32Array(n);
+    const out =
+      buffer !== undefined && size === n ? buffer.subarray(index * n, (index + 1) * n) : new Float32Array(n);
     if (LITTLE_ENDIAN_HOST) {
-      new Uint8Array(out.buffer).set(this.buf.subarray(at, at + n * 4));
+      new Uint8Array(out.buffer, out.byteOffset, n * 4).set(this.buf.subarray(at, at + n * 4));
     } else {
       for (let i = 0; i < n; i++) out[i] = this.buf.readFloatLE(at + i * 4);
     }

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StateError } from '../../src/errors.js';
-import type { StateRecord, StateStore } from '../../src/state/types.js';
-import { awkwardState, EVERY_POSITION, expectSameRecord, makeRecord } from './records.js';
+import type { ReadInto, StateRecord, StateStore } from '../../src/state/types.js';
+import { awkwardState, EVERY_POSITION, expectSameRecord, makeRecord, sameBits } from './records.js';
 
 export interface StoreUnderTest {
   store: StateStore;
@@ -166,6 +166,79 @@ export function describeStateStoreContract(
       expect((await sut.store.getMany(['k']))[0]!.state[1]).not.toBe(99);
     });
 
+    /** Buffers for `n` keys of `S` state and `O` output floats, filled with a marker value. */
+    function buffers(n: number, S: number, O: number): ReadInto {
+      return {
+        stateSize: S,
+        states: new Float32Array(n * S).fill(-7),
+        outputSize: O,
+        outputs: new Float32Array(n * O).fill(-7),
+      };
+    }
+
+    /** Whether `view` is exactly floats [at, at + length) of `buffer`. */
+    function isPlace(view: Float32Array, buffer: Float32Array, at: number): boolean {
+      return view.buffer === buffer.buffer && view.byteOffset === buffer.byteOffset + at * 4;
+    }
+
+    it('reads states and last outputs into the buffers given, at each key’s place', async () => {
+      const a = makeRecord(1, 16, { lastOutput: awkwardState(3, 1), updatedAt: 5 });
+      const b = makeRecord(2, 16, { state: awkwardState(16, 2), lastId: 'e-2' });
+      await sut.store.putMany([
+        ['a', a],
+        ['b', b],
+      ]);
+      const into = buffers(4, 16, 3);
+      const got = await sut.store.getMany(['b', 'missing', 'a', 'b'], into);
+      expect(got[1]).toBeUndefined();
+      for (const [i, want] of [
+        [0, b],
+        [2, a],
+        [3, b],
+      ] as const) {
+        expectSameRecord(got[i]!, want);
+        expect(isPlace(got[i]!.state, into.states, i * 16), `state of key ${i} in place`).toBe(true);
+      }
+      expect(isPlace(got[2]!.lastOutput!, into.outputs, 2 * 3)).toBe(true);
+      expect(sameBits(into.outputs.subarray(6, 9), a.lastOutput!)).toBe(true);
+      // The caller owns the buffers: writing them changes nothing stored.
+      into.states.fill(0);
+      into.outputs.fill(0);
+      expectSameRecord((await sut.store.getMany(['a']))[0]!, a);
+    });
+
+    it('gives records of another size than the buffers arrays of their own', async () => {
+      const small = makeRecord(1, 4, { lastOutput: awkwardState(2, 1) });
+      const fits = makeRecord(2, 8, { lastOutput: awkwardState(5, 2) });
+      await sut.store.putMany([
+        ['small', small],
+        ['fits', fits],
+      ]);
+      const into = buffers(2, 8, 2);
+      const [s, f] = await sut.store.getMany(['small', 'fits'], into);
+      expectSameRecord(s!, small);
+      expectSameRecord(f!, fits);
+      expect(s!.state.buffer).not.toBe(into.states.buffer);
+      expect(isPlace(s!.lastOutput!, into.outputs, 0)).toBe(true);
+      expect(isPlace(f!.state, into.states, 8)).toBe(true);
+      expect(f!.lastOutput!.buffer).not.toBe(into.outputs.buffer);
+      // Nothing was written to the places of records that did not fit.
+      expect([...into.states.subarray(0, 8)]).toEqual(new Array(8).fill(-7));
+      expect([...into.outputs.subarray(2, 4)]).toEqual([-7, -7]);
+      f!.lastOutput![0] = 99;
+      expect((await sut.store.getMany(['fits']))[0]!.lastOutput![0]).not.toBe(99);
+    });
+
+    it('rejects buffers too small for the keys asked with a RangeError', async () => {
+      await sut.store.putMany([['k', makeRecord(1, 8)]]);
+      const err = await sut.store.getMany(['k', 'k'], buffers(1, 8, 0)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(RangeError);
+      expect((err as Error).message).toMatch(/too small for 2 keys/);
+    });
+
     it('takes a batch of 10k records', async () => {
       const entries = Array.from({ length: 10_000 }, (_, i) => [`k${i}`, makeRecord(i, 128)] as const);
       await sut.store.putMany(entries);
@@ -233,6 +306,11 @@ export function describeStateStoreContract(
       expectSameRecord(got[1]!, makeRecord(1000, 16, { lastApplied: EVERY_POSITION[7] }));
       expectSameRecord(got[2]!, makeRecord(2, 16));
       expect(got[3]).toBeUndefined();
+      const into = buffers(2, 16, 0);
+      const [k2, k1] = await again.getMany(['k2', 'k1'], into);
+      expectSameRecord(k2!, makeRecord(2, 16));
+      expectSameRecord(k1!, makeRecord(1000, 16, { lastApplied: EVERY_POSITION[7] }));
+      expect(isPlace(k1!.state, into.states, 16)).toBe(true);
     });
   });
 }
