@@ -10,7 +10,7 @@ import type { ReadInto, StateRecord, StateStore } from '../state/types.js';
 import { lastPositions } from './commitPositions.js';
 import { type ExpiryOptions, ExpiryPolicy } from './expiry.js';
 import { alreadyApplied, isLastApplied } from './redelivery.js';
-import { Scratch } from './scratch.js';
+import { Scratch, Slots } from './scratch.js';
 import { StoreSweep } from './storeSweep.js';
 import type { Envelope, Outcome } from './types.js';
 
@@ -95,13 +95,10 @@ class BatchNotes {
 const NO_POSITION: Position = { kind: 'none' };
 
 /**
- * Scratch buffer ids (see Scratch): 0 the states stepped when they are not where they were read,
- * 1 the kernel's outputs, 2 the last outputs written back, 3 + i input i.
+ * Scratch buffer ids (see Scratch): 0 the kernel's outputs, 1 + i input i.
  */
-const STEP_STATES = 0;
-const KERNEL_OUT = 1;
-const LAST_OUTPUTS = 2;
-const INPUTS = 3;
+const KERNEL_OUT = 0;
+const INPUTS = 1;
 
 /**
  * The distinct keys of the batch being applied, each with its index among them. The Map is kept
@@ -172,12 +169,12 @@ export class KeyedStepper {
   private firstOfKey = new Int32Array(0);
   private lastOfKey = new Int32Array(0);
   /** Where a batch's states and last outputs are read to, whole buffers, grown as needed. */
-  private readInto: ReadInto = {
-    stateSize: 0,
-    states: new Float32Array(0),
-    outputSize: 0,
-    outputs: new Float32Array(0),
-  };
+  private readonly readStates: Slots;
+  private readonly readOutputs: Slots;
+  /** States stepped in an order other than the one they were read in. */
+  private readonly stepStates: Slots;
+  private readonly lastOutputs: Slots;
+  private readInto: ReadInto = { states: [], outputs: [] };
   private readonly kernelInputs: Float32Array[] = [];
   /** A prediction's output array to copy: a copy of a double array beats filling a new one. */
   private readonly outputTemplate: number[];
@@ -198,6 +195,10 @@ export class KeyedStepper {
     this.outputSize = outputSize(options.model);
     this.inputSizes = options.model.inputs.map((input) => input.size);
     this.zeroState = createState(options.model);
+    this.readStates = new Slots(this.stateSize);
+    this.readOutputs = new Slots(this.outputSize);
+    this.stepStates = new Slots(this.stateSize);
+    this.lastOutputs = new Slots(this.outputSize);
     this.outputTemplate = new Array<number>(this.outputSize).fill(0.5);
     this.emit = options.emit;
     this.onCommittable = options.onCommittable;
@@ -306,14 +307,7 @@ export class KeyedStepper {
       if (lane) lanes.push(lane);
     }
 
-    const written = this.stepLanes(
-      lanes,
-      lanes.length === K ? into.states : undefined,
-      batch,
-      events,
-      encoded,
-      results,
-    );
+    const written = this.stepLanes(lanes, lanes.length === K, batch, events, encoded, results);
     const echoes = notes.echoes;
     for (let e = 0; e < echoes.length; e += 2) {
       const first = results[echoes[e + 1]];
@@ -420,19 +414,13 @@ export class KeyedStepper {
     return { key, steps, initial: record?.state ?? this.zeroState, seq: record?.seq ?? 0 };
   }
 
-  /** Buffers to read `K` keys' states and outputs into. */
+  /** Arrays to read `K` keys' states and outputs into: views of the read buffers, made once. */
   private readBuffers(K: number): ReadInto {
-    const S = this.stateSize;
-    const O = this.outputSize;
-    const into = this.readInto;
-    if (into.states.length >= K * S && into.outputs.length >= K * O && into.stateSize === S) return into;
-    const keys = Math.max(K, 2 * (into.states.length / Math.max(S, 1)));
-    this.readInto = {
-      stateSize: S,
-      states: new Float32Array(keys * S),
-      outputSize: O,
-      outputs: new Float32Array(keys * O),
-    };
+    if (this.readInto.states.length < K || this.readInto.outputs.length < K) {
+      this.readStates.reserve(K);
+      this.readOutputs.reserve(K);
+      this.readInto = { states: this.readStates.views, outputs: this.readOutputs.views };
+    }
     return this.readInto;
   }
 
@@ -530,17 +518,17 @@ export class KeyedStepper {
    * Steps every lane through its events. Round r steps the r-th event of each lane that has one;
    * lanes are ordered longest first, so round r's lanes are a prefix of the state buffer and
    * `stepBatch` can update them in place. When every key has a lane and no lane is longer than
-   * one before it (one event per key, as a rule), the lanes are the keys in read order and are
-   * stepped right in `readStates`, where the store put their states. Returns the records to
-   * write back.
+   * one before it (`lanesAreKeys` and in order: one event per key, as a rule), the lanes are the
+   * keys in read order and are stepped right in the read buffer, where the store put their
+   * states. Returns the records to write back.
    *
-   * Typed arrays are reused across batches (see Scratch): the records' states and last outputs
-   * are views into them, which is sound because every store copies what it is given (the store
-   * contract tests it) and the next batch starts only after this one's records are written.
+   * Typed arrays are reused across batches (see Scratch, Slots): the records' states and last
+   * outputs are views into them, which is sound because every store copies what it is given (the
+   * store contract tests it) and the next batch starts only after this one's records are written.
    */
   private stepLanes(
     lanes: Lane[],
-    readStates: Float32Array | undefined,
+    lanesAreKeys: boolean,
     batch: readonly Envelope[],
     events: readonly (Event | undefined)[],
     encoded: ReadonlyArray<readonly ArrayLike<number>[]>,
@@ -554,20 +542,15 @@ export class KeyedStepper {
     let inOrder = true;
     for (let j = 1; j < L && inOrder; j++) inOrder = lanes[j].steps.length <= lanes[j - 1].steps.length;
     if (!inOrder) sorted = [...lanes].sort((a, b) => b.steps.length - a.steps.length);
-    const buffer =
-      inOrder && readStates !== undefined
-        ? readStates.length === L * S
-          ? readStates
-          : readStates.subarray(0, L * S)
-        : this.scratch.floats(STEP_STATES, L * S);
-    for (let j = 0; j < L; j++) {
-      const initial = sorted[j].initial;
-      // A state read into its lane's place is there already.
-      if (initial.buffer !== buffer.buffer || initial.byteOffset !== buffer.byteOffset + j * S * 4) {
-        buffer.set(initial, j * S);
-      }
-    }
-    const lastOutputs = this.scratch.floats(LAST_OUTPUTS, L * O);
+    const slots = inOrder && lanesAreKeys ? this.readStates : this.stepStates;
+    slots.reserve(L);
+    const buffer = slots.first(L);
+    const views = slots.views;
+    // A state read into its lane's place is there already.
+    for (let j = 0; j < L; j++) if (sorted[j].initial !== views[j]) views[j].set(sorted[j].initial);
+    this.lastOutputs.reserve(L);
+    const lastOutputs = this.lastOutputs.first(L);
+    const outputViews = this.lastOutputs.views;
     const sizes = this.inputSizes;
     const inputs = this.kernelInputs;
 
@@ -631,13 +614,13 @@ export class KeyedStepper {
       const record: { -readonly [K in keyof StateRecord]: StateRecord[K] } = {
         seq: lane.seq,
         ts: event.ts,
-        state: L === 1 ? buffer : buffer.subarray(j * S, (j + 1) * S),
+        state: views[j],
         lastApplied: batch[i].position,
         fingerprint: this.fingerprint,
         updatedAt,
       };
       if (event.id !== undefined) record.lastId = event.id;
-      record.lastOutput = L === 1 ? lastOutputs : lastOutputs.subarray(j * O, (j + 1) * O);
+      record.lastOutput = outputViews[j];
       written[j] = [lane.key, record];
     }
     return written;

@@ -113,8 +113,8 @@ function writeFloats(out: Buffer, at: number, values: Float32Array): number {
  * Decodes what `encodeStateRecord` wrote. The returned state vector owns its memory, so
  * `bytes` may be a buffer the database reuses. Throws `StateError` `STATE_CORRUPT` (naming
  * `key` when given) on an unknown version, unknown flags, a truncated buffer or trailing bytes.
- * With `into`, the state and last output are decoded into its buffers at `index`'s place where
- * they fit, as `StateStore.getMany` says.
+ * With `into`, the state and last output are decoded into its arrays for key `index` where they
+ * fit, as `StateStore.getMany` says.
  */
 export function decodeStateRecord(bytes: Uint8Array, key?: string, into?: ReadInto, index = 0): StateRecord {
   const r = new Reader(bytes, key);
@@ -154,9 +154,8 @@ export function decodeStateRecord(bytes: Uint8Array, key?: string, into?: ReadIn
 
   const lastId = flags & FLAG_LAST_ID ? r.string() : undefined;
   const updatedAt = flags & FLAG_UPDATED_AT ? r.f64() : undefined;
-  const lastOutput =
-    flags & FLAG_LAST_OUTPUT ? r.float32s(r.u32(), into?.outputs, into?.outputSize, index) : undefined;
-  const state = r.float32s(r.u32(), into?.states, into?.stateSize, index);
+  const lastOutput = flags & FLAG_LAST_OUTPUT ? r.float32s(r.u32(), into?.outputs[index]) : undefined;
+  const state = r.float32s(r.u32(), into?.states[index]);
   r.end();
   // Absent fields stay absent (not `undefined`), so decoded records compare equal to what was
   // written; built up rather than spread, as conditional spreads clone the object each.
@@ -265,11 +264,10 @@ class Reader {
     return this.buf.toString('utf8', at, at + n);
   }
 
-  /** `n` floats, into `buffer` at slot `index` when it holds slots of `n` floats, else into a new array. */
-  float32s(n: number, buffer?: Float32Array, size?: number, index = 0): Float32Array {
+  /** `n` floats, into `into` when it has `n`, else into a new array. */
+  float32s(n: number, into?: Float32Array): Float32Array {
     const at = this.need(n * 4, `a state vector of ${n} floats`);
-    const out =
-      buffer !== undefined && size === n ? buffer.subarray(index * n, (index + 1) * n) : new Float32Array(n);
+    const out = into !== undefined && into.length === n ? into : new Float32Array(n);
     if (LITTLE_ENDIAN_HOST) {
       new Uint8Array(out.buffer, out.byteOffset, n * 4).set(this.buf.subarray(at, at + n * 4));
     } else {

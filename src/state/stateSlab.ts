@@ -151,7 +151,7 @@ export class StateSlab {
 
   /**
    * A copy of the key's record, marking the key most recently used; with `into`, its state and
-   * output are copied to `index`'s place there, as `StateStore.getMany` says.
+   * output are copied into its arrays for key `index`, as `StateStore.getMany` says.
    */
   get(key: string, into?: ReadInto, index = 0): StateRecord | undefined {
     const slot = this.index.get(key);
@@ -340,13 +340,13 @@ export class StateSlab {
     const record: { -readonly [K in keyof StateRecord]: StateRecord[K] } = {
       seq: c.seq[i],
       ts: c.ts[i],
-      state: copyOut(c.state, i, this.stateSize, into?.states, into?.stateSize, index),
+      state: copyOut(c.state, i, this.stateSize, into?.states[index]),
       lastApplied,
       fingerprint: this.fingerprints.string(c.fingerprint[i]),
     };
     if (lastId !== undefined) record.lastId = lastId;
     if (c.flags[i] & HAS_OUTPUT) {
-      record.lastOutput = copyOut(c.output, i, this.outputSize, into?.outputs, into?.outputSize, index);
+      record.lastOutput = copyOut(c.output, i, this.outputSize, into?.outputs[index]);
     }
     if (c.flags[i] & HAS_UPDATED_AT) record.updatedAt = c.updatedAt[i];
     return record;
@@ -399,18 +399,15 @@ export class StateSlab {
   }
 }
 
-/** Slot `i`'s `size` floats of `column`, copied to slot `index` of `buffer` when its slots are as long, else to a new array. */
+/** Slot `i`'s `size` floats of `column`, copied into `into` when it is as long, else into a new array. */
 function copyOut(
   column: Float32Array,
   i: number,
   size: number,
-  buffer: Float32Array | undefined,
-  bufferSize: number | undefined,
-  index: number,
+  into: Float32Array | undefined,
 ): Float32Array {
   const from = i * size;
-  if (buffer === undefined || bufferSize !== size) return column.slice(from, from + size);
-  const at = index * size;
-  for (let j = 0; j < size; j++) buffer[at + j] = column[from + j];
-  return buffer.subarray(at, at + size);
+  if (into === undefined || into.length !== size) return column.slice(from, from + size);
+  for (let j = 0; j < size; j++) into[j] = column[from + j];
+  return into;
 }

@@ -24,21 +24,17 @@ export interface StateRecord {
 }
 
 /**
- * Buffers of the caller's that `getMany` copies the states and last outputs it finds into, so
+ * Arrays of the caller's that `getMany` copies the states and last outputs it finds into, so
  * that a read allocates no arrays of its own: the engine reads a batch's states straight into
- * the buffer it steps. A typed array of more than 64 bytes is allocated outside V8's heap, at
- * about the cost of an LSTM step at H=64, so a read that allocated per record would cost as
- * much as the step itself.
+ * the buffer it steps (these are views of it, made once). A typed array of more than 64 bytes is
+ * allocated outside V8's heap, at about the cost of an LSTM step at H=64, and even a view costs
+ * an allocation, so a read that allocated per record would cost a good part of a step.
  */
 export interface ReadInto {
-  /** Floats per state: the state of `keys[i]` goes to `states` from `i × stateSize`. */
-  readonly stateSize: number;
-  /** At least `keys.length × stateSize` floats. */
-  readonly states: Float32Array;
-  /** Floats per last output: the `lastOutput` of `keys[i]` goes to `outputs` from `i × outputSize`. */
-  readonly outputSize: number;
-  /** At least `keys.length × outputSize` floats. */
-  readonly outputs: Float32Array;
+  /** Where the state of `keys[i]`'s record goes: `states[i]`, if it has as many floats. At least `keys.length` arrays. */
+  readonly states: readonly Float32Array[];
+  /** Where the `lastOutput` of `keys[i]`'s record goes: `outputs[i]`, likewise. At least `keys.length` arrays. */
+  readonly outputs: readonly Float32Array[];
 }
 
 /**
@@ -49,9 +45,9 @@ export interface StateStore {
   /**
    * Records for `keys`, `undefined` where a key has none; same order as `keys`. The caller owns
    * every array of the records returned. With `into`, the `state` of `keys[i]`'s record, when it
-   * has `into.stateSize` floats, is copied to key i's place in `into.states` and is a view of that
-   * place; the same for `lastOutput` with `into.outputSize`. Arrays of other sizes are the
-   * records' own. `into` too small for `keys` is a `RangeError`.
+   * has as many floats as `into.states[i]`, is copied into that array, which is the record's
+   * `state`; the same for `lastOutput` and `into.outputs[i]`. Arrays of other sizes are the
+   * records' own. `into` with fewer arrays than `keys` is a `RangeError`.
    */
   getMany(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]>;
   /** Writes all entries; durable (for durable stores) when the promise resolves. */
