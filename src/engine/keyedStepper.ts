@@ -100,6 +100,15 @@ const NO_POSITION: Position = { kind: 'none' };
 const KERNEL_OUT = 0;
 const INPUTS = 1;
 
+/** Batches of at most this many events find their distinct keys without a Map. */
+const FEW_KEYS = 8;
+
+/** The index of `key` in `keys`, or `undefined`. */
+function indexOf(keys: readonly string[], key: string): number | undefined {
+  for (let k = 0; k < keys.length; k++) if (keys[k] === key) return k;
+  return undefined;
+}
+
 /**
  * The distinct keys of the batch being applied, each with its index among them. The Map is kept
  * from batch to batch, since clearing a Map allocates a new table: entries carry a stamp instead,
@@ -178,7 +187,7 @@ export class KeyedStepper {
   private readonly kernelInputs: Float32Array[] = [];
   /** A prediction's output array to copy: a copy of a double array beats filling a new one. */
   private readonly outputTemplate: number[];
-  /** Batches applied or waiting; `tail` settles when the last of them does. */
+  /** Batches applied or waiting (each counts itself off when done); `tail` is the last of them. */
   private pending = 0;
   private tail: Promise<unknown> = Promise.resolve();
 
@@ -232,113 +241,116 @@ export class KeyedStepper {
    * store, `emit` or model-mismatch errors; the state is then as before the batch.
    */
   process(batch: readonly Envelope[]): Promise<Outcome[]> {
-    // With nothing in flight the batch starts at once, sparing a turn of the microtask queue.
+    const idle = this.pending === 0;
+    this.pending++;
     let run: Promise<Outcome[]>;
-    if (this.pending === 0) {
+    if (idle) {
+      // With nothing in flight the batch starts at once, sparing a turn of the microtask queue.
       run = this.apply(batch);
     } else {
       // After the batch before, whether it succeeded or failed.
       const go = () => this.apply(batch);
       run = this.tail.then(go, go);
     }
-    this.pending++;
     this.tail = run;
-    run.then(this.settled, this.settled);
     return run;
   }
 
-  private readonly settled = (): void => {
-    this.pending--;
-  };
-
   private async apply(batch: readonly Envelope[]): Promise<Outcome[]> {
-    const n = batch.length;
-    const results: Outcome[] = new Array(n);
-    const events: (Event | undefined)[] = new Array(n);
-    // Each stepped event's inputs, by batch index.
-    const encoded: Array<readonly ArrayLike<number>[]> = new Array(n);
-    const notes = new BatchNotes();
+    try {
+      const n = batch.length;
+      const results: Outcome[] = new Array(n);
+      const events: (Event | undefined)[] = new Array(n);
+      // Each stepped event's inputs, by batch index.
+      const encoded: Array<readonly ArrayLike<number>[]> = new Array(n);
+      const notes = new BatchNotes();
 
-    // Group the events by key, in arrival order: keys[k]'s events are first[k], then next[…].
-    if (this.nextOfKey.length < n) {
-      const size = Math.max(n, 2 * this.nextOfKey.length);
-      this.nextOfKey = new Int32Array(size);
-      this.firstOfKey = new Int32Array(size);
-      this.lastOfKey = new Int32Array(size);
-    }
-    const next = this.nextOfKey;
-    const first = this.firstOfKey;
-    const last = this.lastOfKey;
-    const keyIndex = this.batchKeys;
-    keyIndex.start(n);
-    const keys: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const envelope = batch[i];
-      let event: Event;
-      try {
-        event = envelope.event ?? decodeEvent(envelope.raw);
-      } catch (err) {
-        results[i] = rejection(err, envelope.raw ?? JSON.stringify(envelope.event), envelope.position);
-        continue;
+      // Group the events by key, in arrival order: keys[k]'s events are first[k], then next[…].
+      if (this.nextOfKey.length < n) {
+        const size = Math.max(n, 2 * this.nextOfKey.length);
+        this.nextOfKey = new Int32Array(size);
+        this.firstOfKey = new Int32Array(size);
+        this.lastOfKey = new Int32Array(size);
       }
-      events[i] = event;
-      this.expiry?.observe(event.ts);
-      next[i] = -1;
-      const k = keyIndex.get(event.key);
-      if (k === undefined) {
-        first[keys.length] = i;
-        last[keys.length] = i;
-        keyIndex.set(event.key, keys.length);
-        keys.push(event.key);
-      } else {
-        next[last[k]] = i;
-        last[k] = i;
-      }
-    }
-
-    // The states are read straight into the buffer they are stepped in, when lanes and keys match.
-    const K = keys.length;
-    const into = this.readBuffers(K);
-    const records = K > 0 ? await this.store.getMany(keys, into) : [];
-    const lanes: Lane[] = [];
-    for (let k = 0; k < K; k++) {
-      const record = this.usable(keys[k], records[k], first[k], notes);
-      const lane = this.plan(keys[k], first[k], next, batch, events, record, results, encoded, notes);
-      if (lane) lanes.push(lane);
-    }
-
-    const written = this.stepLanes(lanes, lanes.length === K, batch, events, encoded, results);
-    const echoes = notes.echoes;
-    for (let e = 0; e < echoes.length; e += 2) {
-      const first = results[echoes[e + 1]];
-      if (first.kind !== 'prediction')
-        throw new Error('internal: a redelivery echoes a step without a prediction');
-      results[echoes[e]] = { ...first, position: batch[echoes[e]].position, redelivered: true };
-    }
-    // Without a TTL there is nothing to sweep, and no reason to take a turn of the microtask queue.
-    const swept = this.sweep ? await this.sweepIdle(keyIndex) : [];
-
-    let outcomes = results;
-    if (notes.notices !== undefined || swept.length > 0) {
-      outcomes = [];
+      const next = this.nextOfKey;
+      const first = this.firstOfKey;
+      const last = this.lastOfKey;
+      // A few keys are told apart faster by comparing them than by a Map.
+      const keyIndex = n > FEW_KEYS ? this.batchKeys : undefined;
+      keyIndex?.start(n);
+      const keys: string[] = [];
       for (let i = 0; i < n; i++) {
-        const before = notes.notices?.get(i);
-        if (before) outcomes.push(...before);
-        outcomes.push(results[i]);
+        const envelope = batch[i];
+        let event: Event;
+        try {
+          event = envelope.event ?? decodeEvent(envelope.raw);
+        } catch (err) {
+          results[i] = rejection(err, envelope.raw ?? JSON.stringify(envelope.event), envelope.position);
+          continue;
+        }
+        events[i] = event;
+        this.expiry?.observe(event.ts);
+        next[i] = -1;
+        const k = keyIndex ? keyIndex.get(event.key) : indexOf(keys, event.key);
+        if (k === undefined) {
+          first[keys.length] = i;
+          last[keys.length] = i;
+          keyIndex?.set(event.key, keys.length);
+          keys.push(event.key);
+        } else {
+          next[last[k]] = i;
+          last[k] = i;
+        }
       }
-      for (const [key, record, reason] of swept) outcomes.push(expiredOutcome(key, record, reason));
-      notes.expired += swept.length;
-    }
 
-    if (this.emit) await this.emit(outcomes);
-    if (written.length > 0) await this.store.putMany(written);
-    if (swept.length > 0) await this.store.deleteMany(swept.map(([key]) => key));
-    this.tally.expired += notes.expired;
-    this.tally.stateResets += notes.stateResets;
-    this.tally.redelivered += notes.redelivered;
-    this.tally.duplicates += notes.duplicates;
-    if (this.onCommittable) await this.onCommittable(lastPositions(batch.map((e) => e.position)));
-    return outcomes;
+      // The states are read straight into the buffer they are stepped in, when lanes and keys match.
+      const K = keys.length;
+      const into = this.readBuffers(K);
+      const records = K > 0 ? await this.store.getMany(keys, into) : [];
+      const lanes: Lane[] = [];
+      for (let k = 0; k < K; k++) {
+        const record = this.usable(keys[k], records[k], first[k], notes);
+        const lane = this.plan(keys[k], first[k], next, batch, events, record, results, encoded, notes);
+        if (lane) lanes.push(lane);
+      }
+
+      const written = this.stepLanes(lanes, lanes.length === K, batch, events, encoded, results);
+      const echoes = notes.echoes;
+      for (let e = 0; e < echoes.length; e += 2) {
+        const first = results[echoes[e + 1]];
+        if (first.kind !== 'prediction')
+          throw new Error('internal: a redelivery echoes a step without a prediction');
+        results[echoes[e]] = { ...first, position: batch[echoes[e]].position, redelivered: true };
+      }
+      // Without a TTL there is nothing to sweep, and no reason to take a turn of the microtask queue.
+      const swept = this.sweep
+        ? await this.sweepIdle((key) => (keyIndex ? keyIndex.has(key) : keys.includes(key)))
+        : [];
+
+      let outcomes = results;
+      if (notes.notices !== undefined || swept.length > 0) {
+        outcomes = [];
+        for (let i = 0; i < n; i++) {
+          const before = notes.notices?.get(i);
+          if (before) outcomes.push(...before);
+          outcomes.push(results[i]);
+        }
+        for (const [key, record, reason] of swept) outcomes.push(expiredOutcome(key, record, reason));
+        notes.expired += swept.length;
+      }
+
+      if (this.emit) await this.emit(outcomes);
+      if (written.length > 0) await this.store.putMany(written);
+      if (swept.length > 0) await this.store.deleteMany(swept.map(([key]) => key));
+      this.tally.expired += notes.expired;
+      this.tally.stateResets += notes.stateResets;
+      this.tally.redelivered += notes.redelivered;
+      this.tally.duplicates += notes.duplicates;
+      if (this.onCommittable) await this.onCommittable(lastPositions(batch.map((e) => e.position)));
+      return outcomes;
+    } finally {
+      this.pending--;
+    }
   }
 
   /**
@@ -445,11 +457,13 @@ export class KeyedStepper {
    * checked on arrival), whose state has expired. Each is re-read, since the sweep walks a
    * snapshot that may predate later writes.
    */
-  private async sweepIdle(batchKeys: BatchKeys): Promise<Array<readonly [string, StateRecord, string]>> {
+  private async sweepIdle(
+    inBatch: (key: string) => boolean,
+  ): Promise<Array<readonly [string, StateRecord, string]>> {
     if (!this.sweep || !this.expiry) return [];
     const expiry = this.expiry;
     const candidates = (await this.sweep.next())
-      .filter(([key, record]) => !batchKeys.has(key) && expiry.expiredIdle(record) !== undefined)
+      .filter(([key, record]) => !inBatch(key) && expiry.expiredIdle(record) !== undefined)
       .map(([key]) => key);
     if (candidates.length === 0) return [];
     const current = await this.store.getMany(candidates);
