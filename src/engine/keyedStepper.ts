@@ -214,7 +214,7 @@ export class KeyedStepper {
     this.now = options.now ?? Date.now;
     if (options.ttl) {
       this.expiry = new ExpiryPolicy(options.ttl, this.now);
-      this.sweep = new StoreSweep(options.store, this.expiry.maxPerSweep);
+      this.sweep = new StoreSweep(options.store, this.expiry.maxPerSweep, this.stateSize, this.outputSize);
     }
     this.kernel = options.kernel ?? selectKernel();
   }

@@ -96,9 +96,9 @@ export class CachedStore implements StateStore {
   }
 
   /** The backing store's entries: it has every record the cache has, and no older one. */
-  async *entries(): AsyncIterable<[string, StateRecord]> {
+  async *entries(into?: ReadInto): AsyncIterable<[string, StateRecord]> {
     this.checkOpen();
-    yield* this.backing.entries();
+    yield* this.backing.entries(into);
   }
 
   size(): Promise<number> {

@@ -186,8 +186,8 @@ export class ChangelogStore implements StateStore {
     return reports;
   }
 
-  async *entries(): AsyncIterable<[string, StateRecord]> {
-    for await (const entry of this.local.entries()) if (!isReserved(entry[0])) yield entry;
+  async *entries(into?: ReadInto): AsyncIterable<[string, StateRecord]> {
+    for await (const entry of this.local.entries(into)) if (!isReserved(entry[0])) yield entry;
   }
 
   async size(): Promise<number> {

@@ -111,7 +111,7 @@ export class LmdbStore implements StateStore {
   }
 
   /** Every record once, from one read snapshot taken when iteration starts; ordered by key bytes. */
-  async *entries(): AsyncIterableIterator<[string, StateRecord]> {
+  async *entries(into?: ReadInto): AsyncIterableIterator<[string, StateRecord]> {
     const range = this.live().getRange({ snapshot: true })[Symbol.iterator]();
     let done = false;
     try {
@@ -120,7 +120,7 @@ export class LmdbStore implements StateStore {
         this.live();
         const step = range.next();
         done = step.done === true;
-        if (!done) yield [step.value.key, decodeStateRecord(step.value.value, step.value.key)];
+        if (!done) yield [step.value.key, decodeStateRecord(step.value.value, step.value.key, into, 0)];
       }
     } finally {
       if (!done && this.db) range.return?.();

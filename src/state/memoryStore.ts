@@ -85,12 +85,12 @@ export class MemoryStateStore implements StateStore {
     for (const key of keys) this.records.delete(key);
   }
 
-  async *entries(): AsyncIterable<[string, StateRecord]> {
+  async *entries(into?: ReadInto): AsyncIterable<[string, StateRecord]> {
     this.checkOpen();
     // A snapshot of the keys, so writes during iteration neither skip nor repeat keys.
     for (const [key, held] of [...this.records.entries()]) {
       this.checkOpen();
-      yield [key, readRecord(held as StateRecord, undefined, 0, false)];
+      yield [key, readRecord(held as StateRecord, into, 0, false)];
     }
   }
 

@@ -66,15 +66,15 @@ export class StagedStore implements StateStore {
   }
 
   /** The base's entries with the staged writes laid over them. */
-  async *entries(): AsyncIterable<[string, StateRecord]> {
+  async *entries(into?: ReadInto): AsyncIterable<[string, StateRecord]> {
     this.checkOpen();
-    for await (const [key, record] of this.base.entries()) {
+    for await (const [key, record] of this.base.entries(into)) {
       this.checkOpen();
       if (!this.staged.has(key)) yield [key, record];
     }
     for (const [key, record] of [...this.staged]) {
       this.checkOpen();
-      if (record) yield [key, readRecord(record, undefined, 0, false)];
+      if (record) yield [key, readRecord(record, into, 0, false)];
     }
   }
 

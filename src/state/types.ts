@@ -53,7 +53,13 @@ export interface StateStore {
   /** Writes all entries; durable (for durable stores) when the promise resolves. */
   putMany(entries: ReadonlyArray<readonly [string, StateRecord]>): Promise<void>;
   deleteMany(keys: readonly string[]): Promise<void>;
-  entries(): AsyncIterable<[string, StateRecord]>;
+  /**
+   * Every record once. With `into`, each record's state that has as many floats as
+   * `into.states[0]` is copied into that array, and its `lastOutput` likewise into
+   * `into.outputs[0]`, each entry overwriting the one before: for a caller that keeps only the
+   * records' other fields (the TTL sweep), spared an allocation per record.
+   */
+  entries(into?: ReadInto): AsyncIterable<[string, StateRecord]>;
   size(): Promise<number>;
   /** Safe to call more than once. */
   close(): Promise<void>;

@@ -227,6 +227,32 @@ export function describeStateStoreContract(
       expect((await sut.store.getMany(['fits']))[0]!.lastOutput![0]).not.toBe(99);
     });
 
+    it('iterates into the arrays given, each entry overwriting the one before', async () => {
+      const fits = Array.from({ length: 3 }, (_, i) => makeRecord(i, 8, { lastOutput: awkwardState(2, i) }));
+      const other = makeRecord(9, 4, { lastOutput: awkwardState(3, 9) });
+      await sut.store.putMany([...fits.map((r, i) => [`k${i}`, r] as const), ['other', other]]);
+      const into = buffers(1, 8, 2);
+      let seen = 0;
+      for await (const [key, record] of sut.store.entries(into)) {
+        if (key === 'other') {
+          // Seen before the next entry overwrites anything: arrays of its own, the buffers left alone.
+          expectSameRecord(record, other);
+          expect(record.state.buffer).not.toBe(into.states[0].buffer);
+          expect(record.lastOutput!.buffer).not.toBe(into.outputs[0].buffer);
+        } else {
+          const want = fits[Number(key.slice(1))];
+          expectSameRecord(record, want);
+          expect(record.state).toBe(into.states[0]);
+          expect(record.lastOutput).toBe(into.outputs[0]);
+        }
+        seen++;
+      }
+      expect(seen).toBe(4);
+      // The caller's arrays are its own: writing them changes nothing stored.
+      into.states[0].fill(0);
+      expectSameRecord((await sut.store.getMany(['k2']))[0]!, fits[2]);
+    });
+
     it('rejects fewer arrays than keys asked with a RangeError', async () => {
       await sut.store.putMany([['k', makeRecord(1, 8)]]);
       const err = await sut.store.getMany(['k', 'k'], buffers(1, 8, 0)).then(
