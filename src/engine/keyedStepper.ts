@@ -111,36 +111,35 @@ function indexOf(keys: readonly string[], key: string): number | undefined {
 
 /**
  * The distinct keys of the batch being applied, each with its index among them. The Map is kept
- * from batch to batch, since clearing a Map allocates a new table: entries carry a stamp instead,
- * and those of earlier batches are stale. It is started afresh once it holds many stale keys.
+ * from batch to batch, since clearing a Map allocates a new table, and a key seen before is
+ * found with one look-up: its entry says which batch it was last in. The Map is started afresh
+ * once it holds many more keys than a batch.
  */
 class BatchKeys {
-  private readonly index = new Map<string, number>();
-  /** Values from `base` on belong to the current batch (`base` + the key's index). */
-  private base = 0;
-  private end = 0;
+  private readonly index = new Map<string, { batch: number; k: number }>();
+  private batch = 0;
 
   /** Starts a batch of at most `n` keys. */
   start(n: number): void {
-    if (this.index.size > Math.max(4096, 4 * n) || this.end + n > Number.MAX_SAFE_INTEGER) {
-      this.index.clear();
-      this.end = 0;
+    if (this.index.size > Math.max(4096, 4 * n)) this.index.clear();
+    this.batch++;
+  }
+
+  /** The key's index if the batch has it already; otherwise takes it as the key with index `k`. */
+  claim(key: string, k: number): number | undefined {
+    const entry = this.index.get(key);
+    if (entry === undefined) {
+      this.index.set(key, { batch: this.batch, k });
+      return undefined;
     }
-    this.base = this.end;
-    this.end = this.base + n;
-  }
-
-  get(key: string): number | undefined {
-    const v = this.index.get(key);
-    return v !== undefined && v >= this.base ? v - this.base : undefined;
-  }
-
-  set(key: string, k: number): void {
-    this.index.set(key, this.base + k);
+    if (entry.batch === this.batch) return entry.k;
+    entry.batch = this.batch;
+    entry.k = k;
+    return undefined;
   }
 
   has(key: string): boolean {
-    return this.get(key) !== undefined;
+    return this.index.get(key)?.batch === this.batch;
   }
 }
 
@@ -291,11 +290,10 @@ export class KeyedStepper {
         events[i] = event;
         this.expiry?.observe(event.ts);
         next[i] = -1;
-        const k = keyIndex ? keyIndex.get(event.key) : indexOf(keys, event.key);
+        const k = keyIndex ? keyIndex.claim(event.key, keys.length) : indexOf(keys, event.key);
         if (k === undefined) {
           first[keys.length] = i;
           last[keys.length] = i;
-          keyIndex?.set(event.key, keys.length);
           keys.push(event.key);
         } else {
           next[last[k]] = i;
