@@ -16,7 +16,7 @@ export function engineImpl() {
       const stepper = new KeyedStepper({
         model,
         store: new MemoryStateStore(),
-        kernel: selectKernel({ kernel: 'wasm' }),
+        kernel: selectKernel(),
       });
       const I = model.inputs[0].size;
       // Envelopes are built before the clock starts: decoding is the source's cost, not the engine's.

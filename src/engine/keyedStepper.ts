@@ -2,15 +2,15 @@ import { EventError, StateError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
 import type { Event, Position } from '../events/types.js';
 import type { PredictionDecoder } from '../features/decodeOutput.js';
-import { encodeInputs, type ValuesEncoder } from '../features/encodeInputs.js';
+import { checkFloat32Values, encodeInputs, type ValuesEncoder } from '../features/encodeInputs.js';
 import { createState, modelFingerprint, outputSize, stateSize } from '../model/index.js';
 import { type Kernel, selectKernel } from '../model/kernels/index.js';
 import type { Model } from '../model/types.js';
-import type { StateRecord, StateStore } from '../state/types.js';
+import type { ReadInto, StateRecord, StateStore } from '../state/types.js';
 import { lastPositions } from './commitPositions.js';
 import { type ExpiryOptions, ExpiryPolicy } from './expiry.js';
 import { alreadyApplied, isLastApplied } from './redelivery.js';
-import { Scratch } from './scratch.js';
+import { Scratch, Slots } from './scratch.js';
 import { StoreSweep } from './storeSweep.js';
 import type { Envelope, Outcome } from './types.js';
 
@@ -63,28 +63,84 @@ export interface StepperCounts {
   readonly duplicates: number;
 }
 
-/** An event that decoded and encoded, waiting for its step. */
-/** An event that decoded, waiting for its encoding (which may need the key's previous `ts`). */
-interface Accepted {
-  readonly index: number;
-  readonly event: Event;
-  readonly position: Position;
-  /** The text as received, for a rejection's dead-letter record. */
-  readonly raw: string | undefined;
-}
-
-/** An event that decoded and encoded, waiting for its step. */
-interface Encoded extends Accepted {
-  readonly inputs: Float32Array[];
-}
-
 /** One key's work in a batch: the events to step, in order, and where its sequence stands. */
 interface Lane {
   readonly key: string;
-  readonly steps: Encoded[];
+  /** Batch indices of the events to step, in order. */
+  readonly steps: number[];
+  /** The state the lane starts from: the stored one (in the read buffer, as a rule) or zeros. */
+  initial: Float32Array;
   seq: number;
-  /** The head's output at the lane's last step, kept in the record for redeliveries. */
-  lastOutput?: Float32Array;
+}
+
+/** What one batch collects on its way besides its envelopes' outcomes. */
+class BatchNotes {
+  /** Outcomes to report before an envelope's own (`state-reset`, `expired`), by batch index. */
+  notices: Map<number, Outcome[]> | undefined;
+  /** Redeliveries, within the batch, of an event stepped earlier in it: index, original index. */
+  readonly echoes: number[] = [];
+  expired = 0;
+  stateResets = 0;
+  redelivered = 0;
+  duplicates = 0;
+
+  notify(index: number, outcome: Outcome): void {
+    this.notices ??= new Map();
+    const list = this.notices.get(index);
+    if (list) list.push(outcome);
+    else this.notices.set(index, [outcome]);
+  }
+}
+
+const NO_POSITION: Position = { kind: 'none' };
+
+/**
+ * Scratch buffer ids (see Scratch): 0 the kernel's outputs, 1 + i input i.
+ */
+const KERNEL_OUT = 0;
+const INPUTS = 1;
+
+/** Batches of at most this many events find their distinct keys without a Map. */
+const FEW_KEYS = 8;
+
+/** The index of `key` in `keys`, or `undefined`. */
+function indexOf(keys: readonly string[], key: string): number | undefined {
+  for (let k = 0; k < keys.length; k++) if (keys[k] === key) return k;
+  return undefined;
+}
+
+/**
+ * The distinct keys of the batch being applied, each with its index among them. The Map is kept
+ * from batch to batch, since clearing a Map allocates a new table, and a key seen before is
+ * found with one look-up: its entry says which batch it was last in. The Map is started afresh
+ * once it holds many more keys than a batch.
+ */
+class BatchKeys {
+  private readonly index = new Map<string, { batch: number; k: number }>();
+  private batch = 0;
+
+  /** Starts a batch of at most `n` keys. */
+  start(n: number): void {
+    if (this.index.size > Math.max(4096, 4 * n)) this.index.clear();
+    this.batch++;
+  }
+
+  /** The key's index if the batch has it already; otherwise takes it as the key with index `k`. */
+  claim(key: string, k: number): number | undefined {
+    const entry = this.index.get(key);
+    if (entry === undefined) {
+      this.index.set(key, { batch: this.batch, k });
+      return undefined;
+    }
+    if (entry.batch === this.batch) return entry.k;
+    entry.batch = this.batch;
+    entry.k = k;
+    return undefined;
+  }
+
+  has(key: string): boolean {
+    return this.index.get(key)?.batch === this.batch;
+  }
 }
 
 /**
@@ -103,6 +159,7 @@ export class KeyedStepper {
   private readonly decode: PredictionDecoder;
   private readonly stateSize: number;
   private readonly outputSize: number;
+  private readonly inputSizes: readonly number[];
   private readonly zeroState: Float32Array;
   private readonly emit: KeyedStepperOptions['emit'];
   private readonly onCommittable: KeyedStepperOptions['onCommittable'];
@@ -111,8 +168,26 @@ export class KeyedStepper {
   private readonly sweep: StoreSweep | undefined;
   private readonly tally = { expired: 0, stateResets: 0, redelivered: 0, duplicates: 0 };
   private readonly kernel: Kernel;
-  /** Buffers for stepLanes: 0 the lanes' states, 1 the kernel's outputs, 2 the last outputs, 3 + i input i. */
   private readonly scratch = new Scratch();
+  // Reused from batch to batch, as only one batch is applied at a time: each key's index among
+  // the batch's keys, each event's successor of the same key (-1 for none), and each key's first
+  // and last event.
+  private readonly batchKeys = new BatchKeys();
+  private nextOfKey = new Int32Array(0);
+  private firstOfKey = new Int32Array(0);
+  private lastOfKey = new Int32Array(0);
+  /** Where a batch's states and last outputs are read to, whole buffers, grown as needed. */
+  private readonly readStates: Slots;
+  private readonly readOutputs: Slots;
+  /** States stepped in an order other than the one they were read in. */
+  private readonly stepStates: Slots;
+  private readonly lastOutputs: Slots;
+  private readInto: ReadInto = { states: [], outputs: [] };
+  private readonly kernelInputs: Float32Array[] = [];
+  /** A prediction's output array to copy: a copy of a double array beats filling a new one. */
+  private readonly outputTemplate: number[];
+  /** Batches applied or waiting (each counts itself off when done); `tail` is the last of them. */
+  private pending = 0;
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: KeyedStepperOptions) {
@@ -126,13 +201,19 @@ export class KeyedStepper {
     this.decode = options.decodePrediction ?? ((p) => p);
     this.stateSize = stateSize(options.model);
     this.outputSize = outputSize(options.model);
+    this.inputSizes = options.model.inputs.map((input) => input.size);
     this.zeroState = createState(options.model);
+    this.readStates = new Slots(this.stateSize);
+    this.readOutputs = new Slots(this.outputSize);
+    this.stepStates = new Slots(this.stateSize);
+    this.lastOutputs = new Slots(this.outputSize);
+    this.outputTemplate = new Array<number>(this.outputSize).fill(0.5);
     this.emit = options.emit;
     this.onCommittable = options.onCommittable;
     this.now = options.now ?? Date.now;
     if (options.ttl) {
       this.expiry = new ExpiryPolicy(options.ttl, this.now);
-      this.sweep = new StoreSweep(options.store, this.expiry.maxPerSweep);
+      this.sweep = new StoreSweep(options.store, this.expiry.maxPerSweep, this.stateSize, this.outputSize);
     }
     this.kernel = options.kernel ?? selectKernel();
   }
@@ -146,7 +227,7 @@ export class KeyedStepper {
    * sweep's iteration). Call before closing the store; the store itself stays open.
    */
   async close(): Promise<void> {
-    await this.tail;
+    await this.tail.catch(() => {});
     await this.sweep?.stop();
   }
 
@@ -159,130 +240,198 @@ export class KeyedStepper {
    * store, `emit` or model-mismatch errors; the state is then as before the batch.
    */
   process(batch: readonly Envelope[]): Promise<Outcome[]> {
-    const run = this.tail.then(() => this.apply(batch));
-    this.tail = run.catch(() => {});
+    const idle = this.pending === 0;
+    this.pending++;
+    let run: Promise<Outcome[]>;
+    if (idle) {
+      // With nothing in flight the batch starts at once, sparing a turn of the microtask queue.
+      run = this.apply(batch);
+    } else {
+      // After the batch before, whether it succeeded or failed.
+      const go = () => this.apply(batch);
+      run = this.tail.then(go, go);
+    }
+    this.tail = run;
     return run;
   }
 
   private async apply(batch: readonly Envelope[]): Promise<Outcome[]> {
-    const results: Outcome[] = new Array(batch.length);
-    const notices = new Map<number, Outcome[]>();
-    const notify = (index: number, outcome: Outcome) => {
-      const list = notices.get(index);
-      if (list) list.push(outcome);
-      else notices.set(index, [outcome]);
-    };
-    // Redeliveries, within the batch, of an event stepped earlier in it: [index, original index].
-    const echoes: Array<[number, number]> = [];
+    try {
+      const n = batch.length;
+      const results: Outcome[] = new Array(n);
+      const events: (Event | undefined)[] = new Array(n);
+      // Each stepped event's inputs, by batch index.
+      const encoded: Array<readonly ArrayLike<number>[]> = new Array(n);
+      const notes = new BatchNotes();
 
-    const byKey = new Map<string, Accepted[]>();
-    batch.forEach((envelope, index) => {
-      const accepted = this.accept(envelope, index);
-      if ('kind' in accepted) {
-        results[index] = accepted;
-        return;
+      // Group the events by key, in arrival order: keys[k]'s events are first[k], then next[…].
+      if (this.nextOfKey.length < n) {
+        const size = Math.max(n, 2 * this.nextOfKey.length);
+        this.nextOfKey = new Int32Array(size);
+        this.firstOfKey = new Int32Array(size);
+        this.lastOfKey = new Int32Array(size);
       }
-      this.expiry?.observe(accepted.event.ts);
-      const list = byKey.get(accepted.event.key);
-      if (list) list.push(accepted);
-      else byKey.set(accepted.event.key, [accepted]);
-    });
-
-    const keys = [...byKey.keys()];
-    const records = keys.length > 0 ? await this.store.getMany(keys) : [];
-    const lanes: Lane[] = [];
-    const states: Float32Array[] = [];
-    keys.forEach((key, k) => {
-      const events = byKey.get(key)!;
-      const record = this.usable(key, records[k], events[0].index, notify);
-      const planned = this.plan(key, events, record, results, echoes, notify);
-      if (planned) {
-        lanes.push(planned.lane);
-        states.push(planned.state);
+      const next = this.nextOfKey;
+      const first = this.firstOfKey;
+      const last = this.lastOfKey;
+      // A few keys are told apart faster by comparing them than by a Map.
+      const keyIndex = n > FEW_KEYS ? this.batchKeys : undefined;
+      keyIndex?.start(n);
+      const keys: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const envelope = batch[i];
+        let event: Event;
+        try {
+          event = envelope.event ?? decodeEvent(envelope.raw);
+        } catch (err) {
+          results[i] = rejection(err, envelope.raw ?? JSON.stringify(envelope.event), envelope.position);
+          continue;
+        }
+        events[i] = event;
+        this.expiry?.observe(event.ts);
+        next[i] = -1;
+        const k = keyIndex ? keyIndex.claim(event.key, keys.length) : indexOf(keys, event.key);
+        if (k === undefined) {
+          first[keys.length] = i;
+          last[keys.length] = i;
+          keys.push(event.key);
+        } else {
+          next[last[k]] = i;
+          last[k] = i;
+        }
       }
-    });
 
-    const written = this.stepLanes(lanes, states, results);
-    for (const [index, original] of echoes) {
-      const first = results[original];
-      if (first.kind !== 'prediction')
-        throw new Error('internal: a redelivery echoes a step without a prediction');
-      results[index] = { ...first, position: batch[index].position, redelivered: true };
+      // The states are read straight into the buffer they are stepped in, when lanes and keys match.
+      const K = keys.length;
+      const into = this.readBuffers(K);
+      const records = K > 0 ? await this.store.getMany(keys, into) : [];
+      const lanes: Lane[] = [];
+      for (let k = 0; k < K; k++) {
+        const record = this.usable(keys[k], records[k], first[k], notes);
+        const lane = this.plan(keys[k], first[k], next, batch, events, record, results, encoded, notes);
+        if (lane) lanes.push(lane);
+      }
+
+      const written = this.stepLanes(lanes, lanes.length === K, batch, events, encoded, results);
+      const echoes = notes.echoes;
+      for (let e = 0; e < echoes.length; e += 2) {
+        const first = results[echoes[e + 1]];
+        if (first.kind !== 'prediction')
+          throw new Error('internal: a redelivery echoes a step without a prediction');
+        results[echoes[e]] = { ...first, position: batch[echoes[e]].position, redelivered: true };
+      }
+      // Without a TTL there is nothing to sweep, and no reason to take a turn of the microtask queue.
+      const swept = this.sweep
+        ? await this.sweepIdle((key) => (keyIndex ? keyIndex.has(key) : keys.includes(key)))
+        : [];
+
+      let outcomes = results;
+      if (notes.notices !== undefined || swept.length > 0) {
+        outcomes = [];
+        for (let i = 0; i < n; i++) {
+          const before = notes.notices?.get(i);
+          if (before) outcomes.push(...before);
+          outcomes.push(results[i]);
+        }
+        for (const [key, record, reason] of swept) outcomes.push(expiredOutcome(key, record, reason));
+        notes.expired += swept.length;
+      }
+
+      if (this.emit) await this.emit(outcomes);
+      if (written.length > 0) await this.store.putMany(written);
+      if (swept.length > 0) await this.store.deleteMany(swept.map(([key]) => key));
+      this.tally.expired += notes.expired;
+      this.tally.stateResets += notes.stateResets;
+      this.tally.redelivered += notes.redelivered;
+      this.tally.duplicates += notes.duplicates;
+      if (this.onCommittable) await this.onCommittable(lastPositions(batch.map((e) => e.position)));
+      return outcomes;
+    } finally {
+      this.pending--;
     }
-    // Without a TTL there is nothing to sweep, and no reason to take a turn of the microtask queue.
-    const swept = this.sweep ? await this.sweepIdle(byKey) : [];
-
-    const outcomes: Outcome[] = [];
-    results.forEach((outcome, index) => {
-      const before = notices.get(index);
-      if (before) outcomes.push(...before);
-      outcomes.push(outcome);
-    });
-    outcomes.push(...swept.map(([key, record, reason]) => expiredOutcome(key, record, reason)));
-
-    if (this.emit) await this.emit(outcomes);
-    if (written.length > 0) await this.store.putMany(written);
-    if (swept.length > 0) await this.store.deleteMany(swept.map(([key]) => key));
-    this.count(outcomes);
-    if (this.onCommittable) await this.onCommittable(lastPositions(batch.map((e) => e.position)));
-    return outcomes;
   }
 
   /**
-   * Sorts one key's events of the batch into those to step (its lane, starting from `state`) and
-   * redeliveries, whose outcomes it fills in: the last applied event's prediction repeated
-   * (from the record, or echoing a step earlier in the batch), or a `duplicate`. Expires the
-   * stored state on the first event to step when it is past its TTL.
+   * Sorts one key's events of the batch (`first`, then along `next`) into those to step (its
+   * lane, starting from the stored state) and redeliveries, whose outcomes it fills in: the last
+   * applied event's prediction repeated (from the record, or echoing a step earlier in the
+   * batch), or a `duplicate`. Expires the stored state on the first event to step when it is
+   * past its TTL.
    */
   private plan(
     key: string,
-    events: readonly Accepted[],
+    first: number,
+    next: Int32Array,
+    batch: readonly Envelope[],
+    events: readonly (Event | undefined)[],
     stored: StateRecord | undefined,
     results: Outcome[],
-    echoes: Array<[number, number]>,
-    notify: (index: number, outcome: Outcome) => void,
-  ): { lane: Lane; state: Float32Array } | undefined {
+    encoded: Array<readonly ArrayLike<number>[]>,
+    notes: BatchNotes,
+  ): Lane | undefined {
     let record = stored;
-    const lane: Lane = { key, steps: [], seq: 0 };
-    let applied = {
-      lastApplied: record?.lastApplied ?? ({ kind: 'none' } as Position),
+    let steps: number[] | undefined;
+    // One object per key, updated in place: what the lane has applied so far.
+    const applied: { lastApplied: Position; lastId: string | undefined } = {
+      lastApplied: record?.lastApplied ?? NO_POSITION,
       lastId: record?.lastId,
     };
     let previousTs = record?.ts;
-    for (const a of events) {
-      if (alreadyApplied(applied, a.position, a.event.id)) {
-        const last = isLastApplied(applied, a.position, a.event.id);
-        const stepped = lane.steps[lane.steps.length - 1];
-        if (last && stepped) {
-          echoes.push([a.index, stepped.index]);
+    for (let i = first; i !== -1; i = next[i]) {
+      const event = events[i]!;
+      const position = batch[i].position;
+      if (alreadyApplied(applied, position, event.id)) {
+        const last = isLastApplied(applied, position, event.id);
+        if (last && steps !== undefined) {
+          notes.echoes.push(i, steps[steps.length - 1]);
+          notes.redelivered++;
         } else if (last && record?.lastOutput) {
-          results[a.index] = this.repeat(key, record, record.lastOutput, a.position);
+          results[i] = this.repeat(key, record, record.lastOutput, position);
+          notes.redelivered++;
         } else {
-          results[a.index] = { kind: 'duplicate', key, position: a.position };
+          results[i] = { kind: 'duplicate', key, position };
+          notes.duplicates++;
         }
         continue;
       }
       const expired =
-        lane.steps.length === 0 && record && this.expiry
-          ? this.expiry.expiredOnArrival(record, a.event.ts)
+        steps === undefined && record && this.expiry
+          ? this.expiry.expiredOnArrival(record, event.ts)
           : undefined;
       // An expired or reset key starts a new sequence: its event has no previous one.
-      const encoded = this.encode(a, a.event.reset || expired !== undefined ? undefined : previousTs);
-      if ('kind' in encoded) {
-        results[a.index] = encoded;
+      const inputs = this.encode(
+        batch[i],
+        event,
+        event.reset || expired !== undefined ? undefined : previousTs,
+      );
+      if ('kind' in inputs) {
+        results[i] = inputs;
         continue;
       }
+      encoded[i] = inputs;
       if (expired !== undefined && record) {
-        notify(a.index, expiredOutcome(key, record, expired));
+        notes.notify(i, expiredOutcome(key, record, expired));
+        notes.expired++;
         record = undefined;
       }
-      lane.steps.push(encoded);
-      applied = { lastApplied: a.position, lastId: a.event.id };
-      previousTs = a.event.ts;
+      if (steps === undefined) steps = [i];
+      else steps.push(i);
+      applied.lastApplied = position;
+      applied.lastId = event.id;
+      previousTs = event.ts;
     }
-    if (lane.steps.length === 0) return undefined;
-    lane.seq = record?.seq ?? 0;
-    return { lane, state: record?.state ?? this.zeroState };
+    if (steps === undefined) return undefined;
+    return { key, steps, initial: record?.state ?? this.zeroState, seq: record?.seq ?? 0 };
+  }
+
+  /** Arrays to read `K` keys' states and outputs into: views of the read buffers, made once. */
+  private readBuffers(K: number): ReadInto {
+    if (this.readInto.states.length < K || this.readInto.outputs.length < K) {
+      this.readStates.reserve(K);
+      this.readOutputs.reserve(K);
+      this.readInto = { states: this.readStates.views, outputs: this.readOutputs.views };
+    }
+    return this.readInto;
   }
 
   /** The prediction a key's stored state made for its last applied event, again. */
@@ -294,7 +443,7 @@ export class KeyedStepper {
         ts: record.ts,
         seq: record.seq,
         model: this.modelLabel,
-        output: Array.from(output),
+        output: this.toNumbers(output, 0),
       }),
       position,
       redelivered: true,
@@ -307,12 +456,12 @@ export class KeyedStepper {
    * snapshot that may predate later writes.
    */
   private async sweepIdle(
-    batchKeys: ReadonlyMap<string, unknown>,
+    inBatch: (key: string) => boolean,
   ): Promise<Array<readonly [string, StateRecord, string]>> {
     if (!this.sweep || !this.expiry) return [];
     const expiry = this.expiry;
     const candidates = (await this.sweep.next())
-      .filter(([key, record]) => !batchKeys.has(key) && expiry.expiredIdle(record) !== undefined)
+      .filter(([key, record]) => !inBatch(key) && expiry.expiredIdle(record) !== undefined)
       .map(([key]) => key);
     if (candidates.length === 0) return [];
     const current = await this.store.getMany(candidates);
@@ -325,36 +474,26 @@ export class KeyedStepper {
     return out;
   }
 
-  private count(outcomes: readonly Outcome[]): void {
-    for (const o of outcomes) {
-      if (o.kind === 'expired') this.tally.expired++;
-      else if (o.kind === 'state-reset') this.tally.stateResets++;
-      else if (o.kind === 'duplicate') this.tally.duplicates++;
-      else if (o.kind === 'prediction' && o.redelivered) this.tally.redelivered++;
-    }
-  }
-
-  /** Decodes one envelope, or says why it cannot be applied. */
-  private accept(envelope: Envelope, index: number): Accepted | Outcome {
-    try {
-      const event = envelope.event ?? decodeEvent(envelope.raw);
-      return { index, event, position: envelope.position, raw: envelope.raw };
-    } catch (err) {
-      return rejection(err, envelope.raw ?? JSON.stringify(envelope.event), envelope.position);
-    }
-  }
-
   /**
-   * Encodes a decoded event once its key's previous event time is known (the stored one, or that
-   * of the key's last event applied earlier in the batch), or says why it cannot be applied.
+   * Encodes event `i` for its step once its key's previous event time is known (the stored one,
+   * or that of the key's last event applied earlier in the batch), keeping its inputs in
+   * `encoded`; or says why it cannot be applied.
    */
-  private encode(a: Accepted, previousTs: number | undefined): Encoded | Outcome {
+  private encode(
+    envelope: Envelope,
+    event: Event,
+    previousTs: number | undefined,
+  ): Outcome | readonly ArrayLike<number>[] {
     try {
-      const inputs = encodeInputs(this.model, a.event, this.encodeValues, previousTs);
-      // Spelled out: a spread costs an object clone per event, a few % of the engine's time.
-      return { index: a.index, event: a.event, position: a.position, raw: a.raw, inputs };
+      // A single-input model's features go to the kernel as they are, once checked: a
+      // Float32Array copy per event would only be copied again into the kernel's buffer.
+      if (event.features !== undefined && this.inputSizes.length === 1) {
+        checkFloat32Values(event.features, this.inputSizes[0], 'features');
+        return [event.features];
+      }
+      return encodeInputs(this.model, event, this.encodeValues, previousTs);
     } catch (err) {
-      return rejection(err, a.raw ?? JSON.stringify(a.event), a.position);
+      return rejection(err, envelope.raw ?? JSON.stringify(event), envelope.position);
     }
   }
 
@@ -363,7 +502,7 @@ export class KeyedStepper {
     key: string,
     record: StateRecord | undefined,
     firstIndex: number,
-    notify: (index: number, outcome: Outcome) => void,
+    notes: BatchNotes,
   ): StateRecord | undefined {
     if (!record) return undefined;
     if (record.fingerprint !== this.fingerprint) {
@@ -374,7 +513,8 @@ export class KeyedStepper {
           `${reason}; set onModelMismatch to 'reset' to start such keys afresh`,
         );
       }
-      notify(firstIndex, { kind: 'state-reset', key, reason });
+      notes.notify(firstIndex, { kind: 'state-reset', key, reason });
+      notes.stateResets++;
       return undefined;
     }
     if (record.state.length !== this.stateSize) {
@@ -389,89 +529,130 @@ export class KeyedStepper {
   /**
    * Steps every lane through its events. Round r steps the r-th event of each lane that has one;
    * lanes are ordered longest first, so round r's lanes are a prefix of the state buffer and
-   * `stepBatch` can update them in place. Returns the records to write back.
+   * `stepBatch` can update them in place. When every key has a lane and no lane is longer than
+   * one before it (`lanesAreKeys` and in order: one event per key, as a rule), the lanes are the
+   * keys in read order and are stepped right in the read buffer, where the store put their
+   * states. Returns the records to write back.
    *
-   * Typed arrays are reused across batches (see Scratch): the records' states and last outputs
-   * are views into them, which is sound because every store copies what it is given (the store
-   * contract tests it) and the next batch starts only after this one's records are written.
+   * Typed arrays are reused across batches (see Scratch, Slots): the records' states and last
+   * outputs are views into them, which is sound because every store copies what it is given (the
+   * store contract tests it) and the next batch starts only after this one's records are written.
    */
   private stepLanes(
     lanes: Lane[],
-    initial: Float32Array[],
+    lanesAreKeys: boolean,
+    batch: readonly Envelope[],
+    events: readonly (Event | undefined)[],
+    encoded: ReadonlyArray<readonly ArrayLike<number>[]>,
     results: Outcome[],
   ): Array<readonly [string, StateRecord]> {
-    if (lanes.length === 0) return [];
+    const L = lanes.length;
+    if (L === 0) return [];
     const S = this.stateSize;
     const O = this.outputSize;
-    const order = lanes.map((_, i) => i);
-    if (lanes.length > 1) order.sort((a, b) => lanes[b].steps.length - lanes[a].steps.length);
-    const sorted = order.map((i) => lanes[i]);
-    const buffer = this.scratch.floats(0, sorted.length * S);
-    const lastOutputs = this.scratch.floats(2, sorted.length * O);
-    for (let j = 0; j < order.length; j++) buffer.set(initial[order[j]], j * S);
-    const sizes = this.model.inputs.map((input) => input.size);
+    let sorted = lanes;
+    let inOrder = true;
+    for (let j = 1; j < L && inOrder; j++) inOrder = lanes[j].steps.length <= lanes[j - 1].steps.length;
+    if (!inOrder) sorted = [...lanes].sort((a, b) => b.steps.length - a.steps.length);
+    const slots = inOrder && lanesAreKeys ? this.readStates : this.stepStates;
+    slots.reserve(L);
+    const buffer = slots.first(L);
+    const views = slots.views;
+    // A state read into its lane's place is there already.
+    for (let j = 0; j < L; j++) if (sorted[j].initial !== views[j]) views[j].set(sorted[j].initial);
+    this.lastOutputs.reserve(L);
+    const lastOutputs = this.lastOutputs.first(L);
+    const outputViews = this.lastOutputs.views;
+    const sizes = this.inputSizes;
+    const inputs = this.kernelInputs;
 
-    let width = sorted.length;
-    for (let round = 0; round < sorted[0].steps.length; round++) {
+    let width = L;
+    const rounds = sorted[0].steps.length;
+    for (let round = 0; round < rounds; round++) {
       while (sorted[width - 1].steps.length <= round) width--;
-      const inputs = sizes.map((size, m) => this.scratch.floats(3 + m, width * size));
+      for (let m = 0; m < sizes.length; m++) inputs[m] = this.scratch.floats(INPUTS + m, width * sizes[m]);
       for (let j = 0; j < width; j++) {
         const lane = sorted[j];
-        const a = lane.steps[round];
-        if (a.event.reset) {
+        const i = lane.steps[round];
+        if (events[i]!.reset) {
           buffer.set(this.zeroState, j * S);
           lane.seq = 0;
         }
-        for (let m = 0; m < sizes.length; m++) inputs[m].set(a.inputs[m], j * sizes[m]);
+        const x = encoded[i];
+        for (let m = 0; m < sizes.length; m++) copyInto(inputs[m], j * sizes[m], x[m]);
       }
       const out = this.kernel.stepBatch(
         this.model,
-        width === sorted.length ? buffer : buffer.subarray(0, width * S),
+        width === L ? buffer : buffer.subarray(0, width * S),
         inputs,
         width,
-        this.scratch.floats(1, width * O),
+        this.scratch.floats(KERNEL_OUT, width * O),
       );
+      // The lanes whose last step this was, a suffix of the round's, keep their outputs.
+      let ending = width;
+      while (ending > 0 && sorted[ending - 1].steps.length === round + 1) ending--;
+      if (ending < width) {
+        lastOutputs.set(
+          ending === 0 && out.length === width * O ? out : out.subarray(ending * O, width * O),
+          ending * O,
+        );
+      }
       for (let j = 0; j < width; j++) {
         const lane = sorted[j];
-        const a = lane.steps[round];
+        const i = lane.steps[round];
         lane.seq += 1;
-        const output = new Array<number>(O);
-        for (let k = 0; k < O; k++) output[k] = out[j * O + k];
-        if (round === lane.steps.length - 1) {
-          for (let k = 0; k < O; k++) lastOutputs[j * O + k] = output[k];
-          lane.lastOutput = sorted.length === 1 ? lastOutputs : lastOutputs.subarray(j * O, (j + 1) * O);
-        }
-        results[a.index] = {
+        const output = this.toNumbers(out, j * O);
+        results[i] = {
           kind: 'prediction',
           prediction: this.decode({
             key: lane.key,
-            ts: a.event.ts,
+            ts: events[i]!.ts,
             seq: lane.seq,
             model: this.modelLabel,
             output,
           }),
-          position: a.position,
+          position: batch[i].position,
         };
       }
     }
 
     const updatedAt = this.now();
-    return sorted.map((lane, j) => {
-      const last = lane.steps[lane.steps.length - 1];
+    const written = new Array<readonly [string, StateRecord]>(L);
+    for (let j = 0; j < L; j++) {
+      const lane = sorted[j];
+      const i = lane.steps[lane.steps.length - 1];
+      const event = events[i]!;
       // Built up rather than spread: conditional spreads cost an object clone each.
       const record: { -readonly [K in keyof StateRecord]: StateRecord[K] } = {
         seq: lane.seq,
-        ts: last.event.ts,
-        state: sorted.length === 1 ? buffer : buffer.subarray(j * S, (j + 1) * S),
-        lastApplied: last.position,
+        ts: event.ts,
+        state: views[j],
+        lastApplied: batch[i].position,
         fingerprint: this.fingerprint,
         updatedAt,
       };
-      if (last.event.id !== undefined) record.lastId = last.event.id;
-      if (lane.lastOutput !== undefined) record.lastOutput = lane.lastOutput;
-      return [lane.key, record] as const;
-    });
+      if (event.id !== undefined) record.lastId = event.id;
+      record.lastOutput = outputViews[j];
+      written[j] = [lane.key, record];
+    }
+    return written;
   }
+
+  /** An output's floats from `at`, as the plain numbers a prediction's output is. */
+  private toNumbers(from: Float32Array, at: number): number[] {
+    const out = this.outputTemplate.slice();
+    for (let k = 0; k < out.length; k++) out[k] = from[at + k];
+    return out;
+  }
+}
+
+/** Copies `values` into `into` from `at`: a loop, which beats `set` from a plain array of a few values. */
+function copyInto(into: Float32Array, at: number, values: ArrayLike<number>): void {
+  if (values instanceof Float32Array) {
+    into.set(values, at);
+    return;
+  }
+  for (let k = 0; k < values.length; k++) into[at + k] = values[k];
 }
 
 function expiredOutcome(key: string, record: StateRecord, reason: string): Outcome {

@@ -1,23 +1,31 @@
-import type { StateRecord, StateStore } from '../state/types.js';
+import type { ReadInto, StateRecord, StateStore } from '../state/types.js';
 
 /**
  * Walks a store's entries a bounded number at a time, carrying on across calls: one pass over
  * the store after another. A pass reads from the store's iteration snapshot, so callers must
- * re-read a record before acting on it.
+ * re-read a record before acting on it. The records' states and last outputs all share one
+ * pair of arrays (copying each out would cost an allocation per record): only their other
+ * fields mean anything.
  */
 export class StoreSweep {
   private pass: AsyncIterator<[string, StateRecord]> | undefined;
+  private readonly into: ReadInto;
 
+  /** `stateSize`, `outputSize`: the model's, whose records share the arrays. */
   constructor(
     private readonly store: StateStore,
     private readonly perSweep: number,
-  ) {}
+    stateSize: number,
+    outputSize: number,
+  ) {
+    this.into = { states: [new Float32Array(stateSize)], outputs: [new Float32Array(outputSize)] };
+  }
 
   /** Up to `perSweep` further entries; when a pass ends, the next call starts a new one. */
   async next(): Promise<Array<[string, StateRecord]>> {
     const out: Array<[string, StateRecord]> = [];
     if (this.perSweep === 0) return out;
-    this.pass ??= this.store.entries()[Symbol.asyncIterator]();
+    this.pass ??= this.store.entries(this.into)[Symbol.asyncIterator]();
     while (out.length < this.perSweep) {
       const step = await this.pass.next();
       if (step.done) {

@@ -66,14 +66,22 @@ export function encodeInputs(
 }
 
 function toFloat32(v: readonly number[], size: number, field: string): Float32Array {
+  checkFloat32Values(v, size, field);
+  return Float32Array.from(v);
+}
+
+/**
+ * Checks that `v` is an input vector of `size` values float32 can hold, as `encodeInputs` does
+ * for `field`; throws `WrongSizeError` or `InvalidEventError`.
+ */
+export function checkFloat32Values(v: readonly number[], size: number, field: string): void {
   if (v.length !== size) throw new WrongSizeError(field, size, v.length);
   // A value float32 cannot hold would become ±Infinity and poison the key's state for good.
-  v.forEach((x, i) => {
-    if (!(Math.abs(x) <= FLOAT32_MAX)) {
-      throw new InvalidEventError(`${field}[${i}] is ${x}, outside the float32 range`);
+  for (let i = 0; i < v.length; i++) {
+    if (!(Math.abs(v[i]) <= FLOAT32_MAX)) {
+      throw new InvalidEventError(`${field}[${i}] is ${v[i]}, outside the float32 range`);
     }
-  });
-  return Float32Array.from(v);
+  }
 }
 
 function inputNames(model: Model): string {

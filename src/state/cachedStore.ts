@@ -1,6 +1,7 @@
 import { StateError } from '../errors.js';
+import { checkInto, readRecord } from './readInto.js';
 import { StateSlab } from './stateSlab.js';
-import type { StateRecord, StateStore } from './types.js';
+import type { ReadInto, StateRecord, StateStore } from './types.js';
 
 export interface CachedStoreOptions {
   /** The store that keeps every key; the cached store owns it and closes it. */
@@ -56,9 +57,10 @@ export class CachedStore implements StateStore {
     return { ...this.tally };
   }
 
-  getMany(keys: readonly string[]): Promise<(StateRecord | undefined)[]> {
+  getMany(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]> {
     return this.serial(async () => {
-      const out: (StateRecord | undefined)[] = keys.map((key) => this.slab.get(key));
+      checkInto(into, keys.length);
+      const out: (StateRecord | undefined)[] = keys.map((key, i) => this.slab.get(key, into, i));
       const missing: number[] = [];
       out.forEach((record, i) => {
         if (!record) missing.push(i);
@@ -69,7 +71,7 @@ export class CachedStore implements StateStore {
       const loaded = await this.backing.getMany(missing.map((i) => keys[i]));
       missing.forEach((i, j) => {
         const record = loaded[j];
-        out[i] = record;
+        out[i] = record && readRecord(record, into, i, true);
         if (record && this.slab.fits(record)) this.slab.set(keys[i], record, { dirty: false });
       });
       return out;
@@ -94,9 +96,9 @@ export class CachedStore implements StateStore {
   }
 
   /** The backing store's entries: it has every record the cache has, and no older one. */
-  async *entries(): AsyncIterable<[string, StateRecord]> {
+  async *entries(into?: ReadInto): AsyncIterable<[string, StateRecord]> {
     this.checkOpen();
-    yield* this.backing.entries();
+    yield* this.backing.entries(into);
   }
 
   size(): Promise<number> {

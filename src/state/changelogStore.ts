@@ -6,7 +6,7 @@ import type { KafkaSender } from '../sinks/kafkaSink.js';
 import type { ChangelogReader } from './changelogReader.js';
 import { decodeStateRecord, encodeStateRecord } from './recordCodec.js';
 import type { StagedChanges } from './stagedStore.js';
-import type { StateRecord, StateStore } from './types.js';
+import type { ReadInto, StateRecord, StateStore } from './types.js';
 
 /** Keys under this prefix hold the store's own bookkeeping in the local store; entity keys may not use it. */
 export const RESERVED_KEY_PREFIX = '\u0000cellstream.';
@@ -79,8 +79,8 @@ export class ChangelogStore implements StateStore {
     return this.partitionOfKey(key);
   }
 
-  async getMany(keys: readonly string[]): Promise<(StateRecord | undefined)[]> {
-    const records = await this.local.getMany(keys);
+  async getMany(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]> {
+    const records = await this.local.getMany(keys, into);
     return records.map((r, i) => (isReserved(keys[i]) ? undefined : r));
   }
 
@@ -186,8 +186,8 @@ export class ChangelogStore implements StateStore {
     return reports;
   }
 
-  async *entries(): AsyncIterable<[string, StateRecord]> {
-    for await (const entry of this.local.entries()) if (!isReserved(entry[0])) yield entry;
+  async *entries(into?: ReadInto): AsyncIterable<[string, StateRecord]> {
+    for await (const entry of this.local.entries(into)) if (!isReserved(entry[0])) yield entry;
   }
 
   async size(): Promise<number> {

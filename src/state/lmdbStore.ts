@@ -2,8 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { open, type RootDatabase } from 'lmdb';
 import { toBufferKey } from 'ordered-binary';
 import { StateError } from '../errors.js';
+import { checkInto } from './readInto.js';
 import { decodeStateRecord, encodeStateRecord } from './recordCodec.js';
-import type { StateRecord, StateStore } from './types.js';
+import type { ReadInto, StateRecord, StateStore } from './types.js';
 
 export interface LmdbStoreOptions {
   /** Directory of the database (`data.mdb`, `lock.mdb`); created when missing. */
@@ -69,15 +70,16 @@ export class LmdbStore implements StateStore {
     return new LmdbStore(options);
   }
 
-  async getMany(keys: readonly string[]): Promise<(StateRecord | undefined)[]> {
+  async getMany(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]> {
     const db = this.live();
+    checkInto(into, keys.length);
     // A key too long to store cannot be present; asking lmdb would throw.
     const fits = keys.map((k) => this.fits(k));
     const values = await this.track(db.getMany(keys.filter((_, i) => fits[i])));
     let next = 0;
     return keys.map((key, i) => {
       const bytes = fits[i] ? values[next++] : undefined;
-      return bytes === undefined ? undefined : decodeStateRecord(bytes, key);
+      return bytes === undefined ? undefined : decodeStateRecord(bytes, key, into, i);
     });
   }
 
@@ -109,7 +111,7 @@ export class LmdbStore implements StateStore {
   }
 
   /** Every record once, from one read snapshot taken when iteration starts; ordered by key bytes. */
-  async *entries(): AsyncIterableIterator<[string, StateRecord]> {
+  async *entries(into?: ReadInto): AsyncIterableIterator<[string, StateRecord]> {
     const range = this.live().getRange({ snapshot: true })[Symbol.iterator]();
     let done = false;
     try {
@@ -118,7 +120,7 @@ export class LmdbStore implements StateStore {
         this.live();
         const step = range.next();
         done = step.done === true;
-        if (!done) yield [step.value.key, decodeStateRecord(step.value.value, step.value.key)];
+        if (!done) yield [step.value.key, decodeStateRecord(step.value.value, step.value.key, into, 0)];
       }
     } finally {
       if (!done && this.db) range.return?.();

@@ -1,5 +1,6 @@
 import { StateError } from '../errors.js';
-import type { StateRecord, StateStore } from './types.js';
+import { checkInto, readRecord } from './readInto.js';
+import type { ReadInto, StateRecord, StateStore } from './types.js';
 
 export interface MemoryStoreOptions {
   /** Most keys held at once. Default 1,000,000. */
@@ -16,13 +17,25 @@ export interface MemoryStoreOptions {
   readonly onEvict?: (key: string, record: StateRecord) => void;
 }
 
+/** A record as the store holds it: every field present (absent ones `undefined`), overwritten in place. */
+interface Held {
+  seq: number;
+  ts: number;
+  state: Float32Array;
+  lastApplied: StateRecord['lastApplied'];
+  lastId: string | undefined;
+  fingerprint: string;
+  lastOutput: Float32Array | undefined;
+  updatedAt: number | undefined;
+}
+
 /**
  * A bounded `StateStore` in process memory; state is lost when the process ends. State vectors
  * are copied in and out, so neither writers nor readers share memory with the store.
  */
 export class MemoryStateStore implements StateStore {
   // A Map iterates in insertion order; re-inserting on access keeps the least recently used first.
-  private readonly records = new Map<string, StateRecord>();
+  private readonly records = new Map<string, Held>();
   private readonly maxKeys: number;
   private readonly whenFull: 'refuse' | 'evict-lru';
   private readonly onEvict: ((key: string, record: StateRecord) => void) | undefined;
@@ -38,33 +51,32 @@ export class MemoryStateStore implements StateStore {
     this.onEvict = options.onEvict;
   }
 
-  async getMany(keys: readonly string[]): Promise<(StateRecord | undefined)[]> {
+  async getMany(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]> {
     this.checkOpen();
-    return keys.map((key) => {
-      const record = this.records.get(key);
-      if (!record) return undefined;
-      if (this.whenFull === 'evict-lru') this.touch(key, record);
-      return copy(record, undefined);
-    });
+    checkInto(into, keys.length);
+    const lru = this.whenFull === 'evict-lru';
+    const out = new Array<StateRecord | undefined>(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const held = this.records.get(keys[i]);
+      if (held !== undefined && lru) this.touch(keys[i], held);
+      out[i] = held === undefined ? undefined : readRecord(held as StateRecord, into, i, false);
+    }
+    return out;
   }
 
   async putMany(entries: ReadonlyArray<readonly [string, StateRecord]>): Promise<void> {
     this.checkOpen();
-    const fresh = new Set(entries.map(([key]) => key).filter((key) => !this.records.has(key)));
-    const overflow = this.records.size + fresh.size - this.maxKeys;
-    if (overflow > 0) {
-      if (this.whenFull === 'refuse' || fresh.size > this.maxKeys) {
-        throw new StateError(
-          'STATE_FULL',
-          `the in-memory state store holds its maximum of ${this.maxKeys} keys and cannot add ${fresh.size} more`,
-        );
-      }
-      this.evict(overflow, new Set(entries.map(([key]) => key)));
-    }
+    // However many keys are new, the store cannot overflow below this: no need to count them.
+    if (this.records.size + entries.length > this.maxKeys) this.makeRoom(entries);
+    const lru = this.whenFull === 'evict-lru';
     for (const [key, record] of entries) {
       const held = this.records.get(key);
-      this.records.delete(key);
-      this.records.set(key, copy(record, held));
+      if (held === undefined) {
+        this.records.set(key, hold(record));
+      } else {
+        overwrite(held, record);
+        if (lru) this.touch(key, held);
+      }
     }
   }
 
@@ -73,12 +85,12 @@ export class MemoryStateStore implements StateStore {
     for (const key of keys) this.records.delete(key);
   }
 
-  async *entries(): AsyncIterable<[string, StateRecord]> {
+  async *entries(into?: ReadInto): AsyncIterable<[string, StateRecord]> {
     this.checkOpen();
-    // A snapshot, so writes during iteration neither skip nor repeat keys.
-    for (const [key, record] of [...this.records.entries()]) {
+    // A snapshot of the keys, so writes during iteration neither skip nor repeat keys.
+    for (const [key, held] of [...this.records.entries()]) {
       this.checkOpen();
-      yield [key, copy(record, undefined)];
+      yield [key, readRecord(held as StateRecord, into, 0, false)];
     }
   }
 
@@ -92,19 +104,33 @@ export class MemoryStateStore implements StateStore {
     this.records.clear();
   }
 
-  private touch(key: string, record: StateRecord): void {
+  /** Refuses a write that would pass `maxKeys`, or evicts to make room for it. */
+  private makeRoom(entries: ReadonlyArray<readonly [string, StateRecord]>): void {
+    const fresh = new Set(entries.map(([key]) => key).filter((key) => !this.records.has(key)));
+    const overflow = this.records.size + fresh.size - this.maxKeys;
+    if (overflow <= 0) return;
+    if (this.whenFull === 'refuse' || fresh.size > this.maxKeys) {
+      throw new StateError(
+        'STATE_FULL',
+        `the in-memory state store holds its maximum of ${this.maxKeys} keys and cannot add ${fresh.size} more`,
+      );
+    }
+    this.evict(overflow, new Set(entries.map(([key]) => key)));
+  }
+
+  private touch(key: string, held: Held): void {
     this.records.delete(key);
-    this.records.set(key, record);
+    this.records.set(key, held);
   }
 
   /** Drops the `n` least recently used keys, sparing those about to be written. */
   private evict(n: number, spare: ReadonlySet<string>): void {
-    for (const [key, record] of this.records) {
+    for (const [key, held] of this.records) {
       if (n === 0) break;
       if (spare.has(key)) continue;
       this.records.delete(key);
       n--;
-      this.onEvict?.(key, record);
+      this.onEvict?.(key, readRecord(held as StateRecord, undefined, 0, false));
     }
   }
 
@@ -114,26 +140,50 @@ export class MemoryStateStore implements StateStore {
 }
 
 /**
- * `record` with its state and lastOutput copied into one new array, or into the arrays of `into`
- * (the record this store held for the key, which it never hands out) when they fit. A typed
- * array of more than 64 bytes is allocated outside V8's heap, at about the cost of an LSTM step
- * at H=64, so a store hit costs one allocation and an overwrite none.
+ * A copy of `record` to hold, its state and lastOutput in one new array. A typed array of more
+ * than 64 bytes is allocated outside V8's heap, at about the cost of an LSTM step at H=64, so a
+ * new key costs one allocation and an overwrite (see `overwrite`) none.
  */
-function copy(record: StateRecord, into: StateRecord | undefined): StateRecord {
+function hold(record: StateRecord): Held {
   const { state, lastOutput } = record;
-  if (into && into.state.length === state.length && into.lastOutput?.length === lastOutput?.length) {
-    into.state.set(state);
-    if (!lastOutput) return { ...record, state: into.state };
-    into.lastOutput!.set(lastOutput);
-    return { ...record, state: into.state, lastOutput: into.lastOutput };
+  let ownState: Float32Array;
+  let ownOutput: Float32Array | undefined;
+  if (lastOutput === undefined) {
+    ownState = state.slice();
+  } else {
+    const both = new Float32Array(state.length + lastOutput.length);
+    both.set(state);
+    both.set(lastOutput, state.length);
+    ownState = both.subarray(0, state.length);
+    ownOutput = both.subarray(state.length);
   }
-  if (!lastOutput) return { ...record, state: state.slice() };
-  const both = new Float32Array(state.length + lastOutput.length);
-  both.set(state);
-  both.set(lastOutput, state.length);
   return {
-    ...record,
-    state: both.subarray(0, state.length),
-    lastOutput: both.subarray(state.length),
+    seq: record.seq,
+    ts: record.ts,
+    state: ownState,
+    lastApplied: record.lastApplied,
+    lastId: record.lastId,
+    fingerprint: record.fingerprint,
+    lastOutput: ownOutput,
+    updatedAt: record.updatedAt,
   };
+}
+
+/** Writes `record` over `held`, into its arrays where they fit, else into new ones. */
+function overwrite(held: Held, record: StateRecord): void {
+  const { state, lastOutput } = record;
+  if (held.state.length === state.length && held.lastOutput?.length === lastOutput?.length) {
+    held.state.set(state);
+    if (lastOutput !== undefined) held.lastOutput!.set(lastOutput);
+  } else {
+    const fresh = hold(record);
+    held.state = fresh.state;
+    held.lastOutput = fresh.lastOutput;
+  }
+  held.seq = record.seq;
+  held.ts = record.ts;
+  held.lastApplied = record.lastApplied;
+  held.lastId = record.lastId;
+  held.fingerprint = record.fingerprint;
+  held.updatedAt = record.updatedAt;
 }

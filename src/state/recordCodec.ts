@@ -1,6 +1,6 @@
 import { StateError } from '../errors.js';
 import type { Position } from '../events/types.js';
-import type { StateRecord } from './types.js';
+import type { ReadInto, StateRecord } from './types.js';
 
 /**
  * Binary form of a `StateRecord`, as durable stores keep it. Little-endian throughout:
@@ -113,8 +113,10 @@ function writeFloats(out: Buffer, at: number, values: Float32Array): number {
  * Decodes what `encodeStateRecord` wrote. The returned state vector owns its memory, so
  * `bytes` may be a buffer the database reuses. Throws `StateError` `STATE_CORRUPT` (naming
  * `key` when given) on an unknown version, unknown flags, a truncated buffer or trailing bytes.
+ * With `into`, the state and last output are decoded into its arrays for key `index` where they
+ * fit, as `StateStore.getMany` says.
  */
-export function decodeStateRecord(bytes: Uint8Array, key?: string): StateRecord {
+export function decodeStateRecord(bytes: Uint8Array, key?: string, into?: ReadInto, index = 0): StateRecord {
   const r = new Reader(bytes, key);
   const version = r.u8();
   const known = KNOWN_FLAGS[version];
@@ -152,20 +154,22 @@ export function decodeStateRecord(bytes: Uint8Array, key?: string): StateRecord 
 
   const lastId = flags & FLAG_LAST_ID ? r.string() : undefined;
   const updatedAt = flags & FLAG_UPDATED_AT ? r.f64() : undefined;
-  const lastOutput = flags & FLAG_LAST_OUTPUT ? r.float32s(r.u32()) : undefined;
-  const state = r.float32s(r.u32());
+  const lastOutput = flags & FLAG_LAST_OUTPUT ? r.float32s(r.u32(), into?.outputs[index]) : undefined;
+  const state = r.float32s(r.u32(), into?.states[index]);
   r.end();
-  // Absent fields stay absent (not `undefined`), so decoded records compare equal to what was written.
-  return {
+  // Absent fields stay absent (not `undefined`), so decoded records compare equal to what was
+  // written; built up rather than spread, as conditional spreads clone the object each.
+  const record: { -readonly [K in keyof StateRecord]: StateRecord[K] } = {
     seq,
     ts,
     state,
     lastApplied,
-    ...(lastId === undefined ? {} : { lastId }),
     fingerprint,
-    ...(lastOutput === undefined ? {} : { lastOutput }),
-    ...(updatedAt === undefined ? {} : { updatedAt }),
   };
+  if (lastId !== undefined) record.lastId = lastId;
+  if (lastOutput !== undefined) record.lastOutput = lastOutput;
+  if (updatedAt !== undefined) record.updatedAt = updatedAt;
+  return record;
 }
 
 /** The offset as an int64 when its decimal string is canonical, so decoding gives the same string back. */
@@ -260,11 +264,12 @@ class Reader {
     return this.buf.toString('utf8', at, at + n);
   }
 
-  float32s(n: number): Float32Array {
+  /** `n` floats, into `into` when it has `n`, else into a new array. */
+  float32s(n: number, into?: Float32Array): Float32Array {
     const at = this.need(n * 4, `a state vector of ${n} floats`);
-    const out = new Float32Array(n);
+    const out = into !== undefined && into.length === n ? into : new Float32Array(n);
     if (LITTLE_ENDIAN_HOST) {
-      new Uint8Array(out.buffer).set(this.buf.subarray(at, at + n * 4));
+      new Uint8Array(out.buffer, out.byteOffset, n * 4).set(this.buf.subarray(at, at + n * 4));
     } else {
       for (let i = 0; i < n; i++) out[i] = this.buf.readFloatLE(at + i * 4);
     }

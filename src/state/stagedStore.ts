@@ -1,5 +1,6 @@
 import { StateError } from '../errors.js';
-import type { StateRecord, StateStore } from './types.js';
+import { checkInto, readRecord } from './readInto.js';
+import type { ReadInto, StateRecord, StateStore } from './types.js';
 
 /** Writes held by a `StagedStore`: the latest record of each key written, and the keys deleted. */
 export interface StagedChanges {
@@ -20,21 +21,27 @@ export class StagedStore implements StateStore {
 
   constructor(readonly base: StateStore) {}
 
-  async getMany(keys: readonly string[]): Promise<(StateRecord | undefined)[]> {
+  async getMany(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]> {
     this.checkOpen();
+    checkInto(into, keys.length);
+    // Nothing staged (a batch's first read): the base reads straight into `into`.
+    if (this.staged.size === 0 && keys.length > 0) return this.base.getMany(keys, into);
     const missing = keys.filter((k) => !this.staged.has(k));
     const fromBase = missing.length > 0 ? await this.base.getMany(missing) : [];
     let next = 0;
-    return keys.map((key) => {
-      if (!this.staged.has(key)) return fromBase[next++];
+    return keys.map((key, i) => {
+      if (!this.staged.has(key)) {
+        const record = fromBase[next++];
+        return record && readRecord(record, into, i, true);
+      }
       const record = this.staged.get(key);
-      return record ? copy(record) : undefined;
+      return record ? readRecord(record, into, i, false) : undefined;
     });
   }
 
   async putMany(entries: ReadonlyArray<readonly [string, StateRecord]>): Promise<void> {
     this.checkOpen();
-    for (const [key, record] of entries) this.staged.set(key, copy(record));
+    for (const [key, record] of entries) this.staged.set(key, readRecord(record, undefined, 0, false));
   }
 
   async deleteMany(keys: readonly string[]): Promise<void> {
@@ -59,15 +66,15 @@ export class StagedStore implements StateStore {
   }
 
   /** The base's entries with the staged writes laid over them. */
-  async *entries(): AsyncIterable<[string, StateRecord]> {
+  async *entries(into?: ReadInto): AsyncIterable<[string, StateRecord]> {
     this.checkOpen();
-    for await (const [key, record] of this.base.entries()) {
+    for await (const [key, record] of this.base.entries(into)) {
       this.checkOpen();
       if (!this.staged.has(key)) yield [key, record];
     }
     for (const [key, record] of [...this.staged]) {
       this.checkOpen();
-      if (record) yield [key, copy(record)];
+      if (record) yield [key, readRecord(record, into, 0, false)];
     }
   }
 
@@ -89,10 +96,4 @@ export class StagedStore implements StateStore {
   private checkOpen(): void {
     if (this.closed) throw new StateError('STATE_CLOSED', 'the staged state store is closed');
   }
-}
-
-/** Neither the state nor the last output is shared with the caller, as with every store. */
-function copy(record: StateRecord): StateRecord {
-  const copied = { ...record, state: record.state.slice() };
-  return record.lastOutput === undefined ? copied : { ...copied, lastOutput: record.lastOutput.slice() };
 }

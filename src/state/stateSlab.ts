@@ -1,6 +1,6 @@
 import { ConfigError, StateError } from '../errors.js';
 import type { Position } from '../events/types.js';
-import type { StateRecord } from './types.js';
+import type { ReadInto, StateRecord } from './types.js';
 
 export interface StateSlabOptions {
   /** Floats per key's state, `stateSize(model)`. */
@@ -149,12 +149,15 @@ export class StateSlab {
     return this.index.has(key);
   }
 
-  /** A copy of the key's record, marking the key most recently used. */
-  get(key: string): StateRecord | undefined {
+  /**
+   * A copy of the key's record, marking the key most recently used; with `into`, its state and
+   * output are copied into its arrays for key `index`, as `StateStore.getMany` says.
+   */
+  get(key: string, into?: ReadInto, index = 0): StateRecord | undefined {
     const slot = this.index.get(key);
     if (slot === undefined) return undefined;
     this.touch(slot);
-    return this.record(slot);
+    return this.record(slot, into, index);
   }
 
   /** A copy of the key's record, leaving the eviction order alone. */
@@ -315,7 +318,7 @@ export class StateSlab {
     else this.lastIds.set(slot, record.lastId);
   }
 
-  private record(slot: number): StateRecord {
+  private record(slot: number, into?: ReadInto, index = 0): StateRecord {
     const c = this.chunkOf(slot);
     const i = slot & this.chunkMask;
     const kind = c.flags[i] & KIND_MASK;
@@ -333,19 +336,20 @@ export class StateSlab {
         offset,
       };
     }
-    const at = i * this.stateSize;
     const lastId = this.lastIds.get(slot);
-    const out = i * this.outputSize;
-    return {
+    const record: { -readonly [K in keyof StateRecord]: StateRecord[K] } = {
       seq: c.seq[i],
       ts: c.ts[i],
-      state: c.state.slice(at, at + this.stateSize),
+      state: copyOut(c.state, i, this.stateSize, into?.states[index]),
       lastApplied,
-      ...(lastId === undefined ? {} : { lastId }),
       fingerprint: this.fingerprints.string(c.fingerprint[i]),
-      ...(c.flags[i] & HAS_OUTPUT ? { lastOutput: c.output.slice(out, out + this.outputSize) } : {}),
-      ...(c.flags[i] & HAS_UPDATED_AT ? { updatedAt: c.updatedAt[i] } : {}),
     };
+    if (lastId !== undefined) record.lastId = lastId;
+    if (c.flags[i] & HAS_OUTPUT) {
+      record.lastOutput = copyOut(c.output, i, this.outputSize, into?.outputs[index]);
+    }
+    if (c.flags[i] & HAS_UPDATED_AT) record.updatedAt = c.updatedAt[i];
+    return record;
   }
 
   private evicted(slot: number): EvictedState {
@@ -393,4 +397,17 @@ export class StateSlab {
     c.prev[i] = NONE;
     c.next[i] = NONE;
   }
+}
+
+/** Slot `i`'s `size` floats of `column`, copied into `into` when it is as long, else into a new array. */
+function copyOut(
+  column: Float32Array,
+  i: number,
+  size: number,
+  into: Float32Array | undefined,
+): Float32Array {
+  const from = i * size;
+  if (into === undefined || into.length !== size) return column.slice(from, from + size);
+  for (let j = 0; j < size; j++) into[j] = column[from + j];
+  return into;
 }

@@ -24,16 +24,42 @@ export interface StateRecord {
 }
 
 /**
+ * Arrays of the caller's that `getMany` copies the states and last outputs it finds into, so
+ * that a read allocates no arrays of its own: the engine reads a batch's states straight into
+ * the buffer it steps (these are views of it, made once). A typed array of more than 64 bytes is
+ * allocated outside V8's heap, at about the cost of an LSTM step at H=64, and even a view costs
+ * an allocation, so a read that allocated per record would cost a good part of a step.
+ */
+export interface ReadInto {
+  /** Where the state of `keys[i]`'s record goes: `states[i]`, if it has as many floats. At least `keys.length` arrays. */
+  readonly states: readonly Float32Array[];
+  /** Where the `lastOutput` of `keys[i]`'s record goes: `outputs[i]`, likewise. At least `keys.length` arrays. */
+  readonly outputs: readonly Float32Array[];
+}
+
+/**
  * Where per-key state lives. Batched and asynchronous so that durable and remote stores fit;
  * caching, metrics and changelogging are wrappers around a store, not engine code.
  */
 export interface StateStore {
-  /** Records for `keys`, `undefined` where a key has none; same order as `keys`. */
-  getMany(keys: readonly string[]): Promise<(StateRecord | undefined)[]>;
+  /**
+   * Records for `keys`, `undefined` where a key has none; same order as `keys`. The caller owns
+   * every array of the records returned. With `into`, the `state` of `keys[i]`'s record, when it
+   * has as many floats as `into.states[i]`, is copied into that array, which is the record's
+   * `state`; the same for `lastOutput` and `into.outputs[i]`. Arrays of other sizes are the
+   * records' own. `into` with fewer arrays than `keys` is a `RangeError`.
+   */
+  getMany(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]>;
   /** Writes all entries; durable (for durable stores) when the promise resolves. */
   putMany(entries: ReadonlyArray<readonly [string, StateRecord]>): Promise<void>;
   deleteMany(keys: readonly string[]): Promise<void>;
-  entries(): AsyncIterable<[string, StateRecord]>;
+  /**
+   * Every record once. With `into`, each record's state that has as many floats as
+   * `into.states[0]` is copied into that array, and its `lastOutput` likewise into
+   * `into.outputs[0]`, each entry overwriting the one before: for a caller that keeps only the
+   * records' other fields (the TTL sweep), spared an allocation per record.
+   */
+  entries(into?: ReadInto): AsyncIterable<[string, StateRecord]>;
   size(): Promise<number>;
   /** Safe to call more than once. */
   close(): Promise<void>;

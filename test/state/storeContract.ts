@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StateError } from '../../src/errors.js';
-import type { StateRecord, StateStore } from '../../src/state/types.js';
-import { awkwardState, EVERY_POSITION, expectSameRecord, makeRecord } from './records.js';
+import type { ReadInto, StateRecord, StateStore } from '../../src/state/types.js';
+import { awkwardState, EVERY_POSITION, expectSameRecord, makeRecord, sameBits } from './records.js';
 
 export interface StoreUnderTest {
   store: StateStore;
@@ -166,6 +166,103 @@ export function describeStateStoreContract(
       expect((await sut.store.getMany(['k']))[0]!.state[1]).not.toBe(99);
     });
 
+    /**
+     * Arrays for `n` keys of `S` state and `O` output floats, filled with a marker value: views of
+     * one buffer each, as the engine passes them.
+     */
+    function buffers(n: number, S: number, O: number): ReadInto {
+      const states = new Float32Array(n * S).fill(-7);
+      const outputs = new Float32Array(n * O).fill(-7);
+      return {
+        states: Array.from({ length: n }, (_, i) => states.subarray(i * S, (i + 1) * S)),
+        outputs: Array.from({ length: n }, (_, i) => outputs.subarray(i * O, (i + 1) * O)),
+      };
+    }
+
+    it('reads states and last outputs into the arrays given for each key', async () => {
+      const a = makeRecord(1, 16, { lastOutput: awkwardState(3, 1), updatedAt: 5 });
+      const b = makeRecord(2, 16, { state: awkwardState(16, 2), lastId: 'e-2' });
+      await sut.store.putMany([
+        ['a', a],
+        ['b', b],
+      ]);
+      const into = buffers(4, 16, 3);
+      const got = await sut.store.getMany(['b', 'missing', 'a', 'b'], into);
+      expect(got[1]).toBeUndefined();
+      for (const [i, want] of [
+        [0, b],
+        [2, a],
+        [3, b],
+      ] as const) {
+        expectSameRecord(got[i]!, want);
+        expect(got[i]!.state, `state of key ${i} in its array`).toBe(into.states[i]);
+      }
+      expect(got[2]!.lastOutput).toBe(into.outputs[2]);
+      expect(sameBits(into.outputs[2], a.lastOutput!)).toBe(true);
+      // The caller owns the arrays: writing them changes nothing stored.
+      for (const s of into.states) s.fill(0);
+      for (const o of into.outputs) o.fill(0);
+      expectSameRecord((await sut.store.getMany(['a']))[0]!, a);
+    });
+
+    it('gives records of another size than the arrays given arrays of their own', async () => {
+      const small = makeRecord(1, 4, { lastOutput: awkwardState(2, 1) });
+      const fits = makeRecord(2, 8, { lastOutput: awkwardState(5, 2) });
+      await sut.store.putMany([
+        ['small', small],
+        ['fits', fits],
+      ]);
+      const into = buffers(2, 8, 2);
+      const [s, f] = await sut.store.getMany(['small', 'fits'], into);
+      expectSameRecord(s!, small);
+      expectSameRecord(f!, fits);
+      expect(s!.state.buffer).not.toBe(into.states[0].buffer);
+      expect(s!.lastOutput).toBe(into.outputs[0]);
+      expect(f!.state).toBe(into.states[1]);
+      expect(f!.lastOutput!.buffer).not.toBe(into.outputs[1].buffer);
+      // Nothing was written to the arrays of records that did not fit.
+      expect([...into.states[0]]).toEqual(new Array(8).fill(-7));
+      expect([...into.outputs[1]]).toEqual([-7, -7]);
+      f!.lastOutput![0] = 99;
+      expect((await sut.store.getMany(['fits']))[0]!.lastOutput![0]).not.toBe(99);
+    });
+
+    it('iterates into the arrays given, each entry overwriting the one before', async () => {
+      const fits = Array.from({ length: 3 }, (_, i) => makeRecord(i, 8, { lastOutput: awkwardState(2, i) }));
+      const other = makeRecord(9, 4, { lastOutput: awkwardState(3, 9) });
+      await sut.store.putMany([...fits.map((r, i) => [`k${i}`, r] as const), ['other', other]]);
+      const into = buffers(1, 8, 2);
+      let seen = 0;
+      for await (const [key, record] of sut.store.entries(into)) {
+        if (key === 'other') {
+          // Seen before the next entry overwrites anything: arrays of its own, the buffers left alone.
+          expectSameRecord(record, other);
+          expect(record.state.buffer).not.toBe(into.states[0].buffer);
+          expect(record.lastOutput!.buffer).not.toBe(into.outputs[0].buffer);
+        } else {
+          const want = fits[Number(key.slice(1))];
+          expectSameRecord(record, want);
+          expect(record.state).toBe(into.states[0]);
+          expect(record.lastOutput).toBe(into.outputs[0]);
+        }
+        seen++;
+      }
+      expect(seen).toBe(4);
+      // The caller's arrays are its own: writing them changes nothing stored.
+      into.states[0].fill(0);
+      expectSameRecord((await sut.store.getMany(['k2']))[0]!, fits[2]);
+    });
+
+    it('rejects fewer arrays than keys asked with a RangeError', async () => {
+      await sut.store.putMany([['k', makeRecord(1, 8)]]);
+      const err = await sut.store.getMany(['k', 'k'], buffers(1, 8, 0)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(RangeError);
+      expect((err as Error).message).toMatch(/too few for 2 keys/);
+    });
+
     it('takes a batch of 10k records', async () => {
       const entries = Array.from({ length: 10_000 }, (_, i) => [`k${i}`, makeRecord(i, 128)] as const);
       await sut.store.putMany(entries);
@@ -233,6 +330,11 @@ export function describeStateStoreContract(
       expectSameRecord(got[1]!, makeRecord(1000, 16, { lastApplied: EVERY_POSITION[7] }));
       expectSameRecord(got[2]!, makeRecord(2, 16));
       expect(got[3]).toBeUndefined();
+      const into = buffers(2, 16, 0);
+      const [k2, k1] = await again.getMany(['k2', 'k1'], into);
+      expectSameRecord(k2!, makeRecord(2, 16));
+      expectSameRecord(k1!, makeRecord(1000, 16, { lastApplied: EVERY_POSITION[7] }));
+      expect(k1!.state).toBe(into.states[1]);
     });
   });
 }

@@ -55,16 +55,28 @@ describe('npm run bench -- --quick', () => {
           .map((r: { batch: number }) => r.batch),
       ).toEqual([1, 16, 256]);
     }
+    expect(
+      report.results
+        .filter((r: { impl: string }) => r.impl === 'cellstream-engine')
+        .map((r: { batch: number }) => r.batch),
+    ).toEqual([1, 256]);
     expect(Object.keys(report.ratios).sort()).toEqual(
       [
         'batchedVsOrt',
         'endToEndVsPassthrough',
         'engineOverhead',
+        'engineOverheadB256',
         'perEventVsOrt',
         'perEventVsTfjsWasm',
       ].sort(),
     );
-    for (const k of ['perEventVsOrt', 'perEventVsTfjsWasm', 'batchedVsOrt', 'engineOverhead']) {
+    for (const k of [
+      'perEventVsOrt',
+      'perEventVsTfjsWasm',
+      'batchedVsOrt',
+      'engineOverhead',
+      'engineOverheadB256',
+    ]) {
       expect(report.ratios[k], k).toBeGreaterThan(0);
     }
   }, 120_000);

@@ -142,6 +142,37 @@ describe('KeyedStepper', () => {
     expect(await store.getMany(['b'])).toEqual([undefined]);
   });
 
+  it('rejects decoded features float32 cannot hold, a missing value included, leaving state untouched', async () => {
+    const { model, store, stepper } = setup();
+    // A hole, as an event built in code may have: it would step NaN into the key's state for good.
+    const holed: number[] = [];
+    holed[0] = 1;
+    holed[2] = 3;
+    const outcomes = await stepper.process([
+      at(1, { key: 'a', ts: 1, features: [1, 1e39, 0] }),
+      at(2, { key: 'a', ts: 2, features: holed }),
+      at(3, { key: 'b', ts: 3, features: holed }),
+      at(4, { key: 'a', ts: 4, features: [1, 2, 3] }),
+    ]);
+    expect(outcomes.slice(0, 3)).toMatchObject([
+      {
+        kind: 'rejected',
+        code: 'EVENT_INVALID',
+        reason: 'invalid event: features[1] is 1e+39, outside the float32 range',
+      },
+      {
+        kind: 'rejected',
+        code: 'EVENT_INVALID',
+        reason: 'invalid event: features[1] is undefined, outside the float32 range',
+      },
+      { kind: 'rejected', code: 'EVENT_INVALID' },
+    ]);
+    expect(predictions(outcomes)).toEqual(
+      expectedByStep(model, [at(4, { key: 'a', ts: 4, features: [1, 2, 3] })]),
+    );
+    expect(await store.getMany(['b'])).toEqual([undefined]);
+  });
+
   it('reports a redelivered position as a duplicate and does not step it again', async () => {
     const { store, stepper } = setup();
     const events = interleaved(20, 3);
