@@ -304,7 +304,8 @@ export class KeyedStepper {
       // The states are read straight into the buffer they are stepped in, when lanes and keys match.
       const K = keys.length;
       const into = this.readBuffers(K);
-      const records = K > 0 ? await this.store.getMany(keys, into) : [];
+      const read = K > 0 ? this.store.getMany(keys, into) : [];
+      const records = isPromise(read) ? await read : read;
       const lanes: Lane[] = [];
       for (let k = 0; k < K; k++) {
         const record = this.usable(keys[k], records[k], first[k], notes);
@@ -338,7 +339,10 @@ export class KeyedStepper {
       }
 
       if (this.emit) await this.emit(outcomes);
-      if (written.length > 0) await this.store.putMany(written);
+      if (written.length > 0) {
+        const put = this.store.putMany(written);
+        if (isPromise(put)) await put;
+      }
       if (swept.length > 0) await this.store.deleteMany(swept.map(([key]) => key));
       this.tally.expired += notes.expired;
       this.tally.stateResets += notes.stateResets;
@@ -644,6 +648,11 @@ export class KeyedStepper {
     for (let k = 0; k < out.length; k++) out[k] = from[at + k];
     return out;
   }
+}
+
+/** A store that answered at once needs no await, and no turn of the microtask queue (StoreAnswer). */
+function isPromise<T>(answer: T | Promise<T>): answer is Promise<T> {
+  return answer instanceof Promise;
 }
 
 /** Copies `values` into `into` from `at`: a loop, which beats `set` from a plain array of a few values. */

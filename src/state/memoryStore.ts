@@ -1,6 +1,6 @@
 import { StateError } from '../errors.js';
 import { checkInto, readRecord } from './readInto.js';
-import type { ReadInto, StateRecord, StateStore } from './types.js';
+import type { ReadInto, StateRecord, StateStore, StoreAnswer } from './types.js';
 
 export interface MemoryStoreOptions {
   /** Most keys held at once. Default 1,000,000. */
@@ -51,32 +51,41 @@ export class MemoryStateStore implements StateStore {
     this.onEvict = options.onEvict;
   }
 
-  async getMany(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]> {
-    this.checkOpen();
-    checkInto(into, keys.length);
-    const lru = this.whenFull === 'evict-lru';
-    const out = new Array<StateRecord | undefined>(keys.length);
-    for (let i = 0; i < keys.length; i++) {
-      const held = this.records.get(keys[i]);
-      if (held !== undefined && lru) this.touch(keys[i], held);
-      out[i] = held === undefined ? undefined : readRecord(held as StateRecord, into, i, false);
+  // getMany and putMany answer at once (see StoreAnswer); their failures are still rejections.
+  getMany(keys: readonly string[], into?: ReadInto): StoreAnswer<(StateRecord | undefined)[]> {
+    try {
+      this.checkOpen();
+      checkInto(into, keys.length);
+      const lru = this.whenFull === 'evict-lru';
+      const out = new Array<StateRecord | undefined>(keys.length);
+      for (let i = 0; i < keys.length; i++) {
+        const held = this.records.get(keys[i]);
+        if (held !== undefined && lru) this.touch(keys[i], held);
+        out[i] = held === undefined ? undefined : readRecord(held as StateRecord, into, i, false);
+      }
+      return out;
+    } catch (err) {
+      return Promise.reject(err);
     }
-    return out;
   }
 
-  async putMany(entries: ReadonlyArray<readonly [string, StateRecord]>): Promise<void> {
-    this.checkOpen();
-    // However many keys are new, the store cannot overflow below this: no need to count them.
-    if (this.records.size + entries.length > this.maxKeys) this.makeRoom(entries);
-    const lru = this.whenFull === 'evict-lru';
-    for (const [key, record] of entries) {
-      const held = this.records.get(key);
-      if (held === undefined) {
-        this.records.set(key, hold(record));
-      } else {
-        overwrite(held, record);
-        if (lru) this.touch(key, held);
+  putMany(entries: ReadonlyArray<readonly [string, StateRecord]>): StoreAnswer<void> {
+    try {
+      this.checkOpen();
+      // However many keys are new, the store cannot overflow below this: no need to count them.
+      if (this.records.size + entries.length > this.maxKeys) this.makeRoom(entries);
+      const lru = this.whenFull === 'evict-lru';
+      for (const [key, record] of entries) {
+        const held = this.records.get(key);
+        if (held === undefined) {
+          this.records.set(key, hold(record));
+        } else {
+          overwrite(held, record);
+          if (lru) this.touch(key, held);
+        }
       }
+    } catch (err) {
+      return Promise.reject(err);
     }
   }
 

@@ -38,6 +38,13 @@ export interface ReadInto {
 }
 
 /**
+ * A store's answer: a promise, or the value itself when the store has it at hand (the in-memory
+ * store), which spares the caller a turn of the microtask queue per batch (~0.1 µs each, a tenth
+ * of a step). Callers `await` it either way. A failure is always a rejected promise, never a throw.
+ */
+export type StoreAnswer<T> = T | Promise<T>;
+
+/**
  * Where per-key state lives. Batched and asynchronous so that durable and remote stores fit;
  * caching, metrics and changelogging are wrappers around a store, not engine code.
  */
@@ -49,9 +56,9 @@ export interface StateStore {
    * `state`; the same for `lastOutput` and `into.outputs[i]`. Arrays of other sizes are the
    * records' own. `into` with fewer arrays than `keys` is a `RangeError`.
    */
-  getMany(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]>;
-  /** Writes all entries; durable (for durable stores) when the promise resolves. */
-  putMany(entries: ReadonlyArray<readonly [string, StateRecord]>): Promise<void>;
+  getMany(keys: readonly string[], into?: ReadInto): StoreAnswer<(StateRecord | undefined)[]>;
+  /** Writes all entries; durable (for durable stores) when the answer resolves. */
+  putMany(entries: ReadonlyArray<readonly [string, StateRecord]>): StoreAnswer<void>;
   deleteMany(keys: readonly string[]): Promise<void>;
   /**
    * Every record once. With `into`, each record's state that has as many floats as

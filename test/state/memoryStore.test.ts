@@ -26,7 +26,7 @@ async function all(store: MemoryStateStore): Promise<[string, number][]> {
   return out;
 }
 
-async function rejection(p: Promise<unknown>): Promise<{ code: string; message: string }> {
+async function rejection(p: unknown): Promise<{ code: string; message: string }> {
   try {
     await p;
   } catch (err) {

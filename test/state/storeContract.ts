@@ -255,10 +255,7 @@ export function describeStateStoreContract(
 
     it('rejects fewer arrays than keys asked with a RangeError', async () => {
       await sut.store.putMany([['k', makeRecord(1, 8)]]);
-      const err = await sut.store.getMany(['k', 'k'], buffers(1, 8, 0)).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      const err = await settled(() => sut.store.getMany(['k', 'k'], buffers(1, 8, 0)));
       expect(err).toBeInstanceOf(RangeError);
       expect((err as Error).message).toMatch(/too few for 2 keys/);
     });
@@ -339,11 +336,23 @@ export function describeStateStoreContract(
   });
 }
 
-async function expectClosed(fn: () => Promise<unknown>): Promise<void> {
-  const err = await fn().then(
+async function expectClosed(fn: () => unknown): Promise<void> {
+  const err = await settled(fn);
+  expect(err).toBeInstanceOf(StateError);
+  expect((err as StateError).code).toBe('STATE_CLOSED');
+}
+
+/**
+ * What `fn`'s answer failed with (undefined when it did not). A store may answer at once
+ * (StoreAnswer), but a failure must be a rejected promise: a synchronous throw fails the test.
+ */
+async function settled(fn: () => unknown): Promise<unknown> {
+  let answer: unknown;
+  expect(() => {
+    answer = fn();
+  }, 'a store fails by rejecting, never by throwing').not.toThrow();
+  return Promise.resolve(answer).then(
     () => undefined,
     (e: unknown) => e,
   );
-  expect(err).toBeInstanceOf(StateError);
-  expect((err as StateError).code).toBe('STATE_CLOSED');
 }
