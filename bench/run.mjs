@@ -58,12 +58,18 @@ for (const H of sizes) {
       console.error(`  ${row.impl} H=${H} B=${batch}: ${Math.round(row.stepsPerSec)} steps/s`);
     }
   }
-  // The engine's rows: state look-up, step, prediction object, state write-back.
-  for (const batch of [1, 256]) {
-    const inputs = inputStream(I, batch);
-    const runner = await engineImpl().create(model, batch, inputs);
-    const timing = await measure(runner, inputs, batch, budgetMs);
-    results.push({ impl: 'cellstream-engine', H, batch, ...timing, maxAbsDiff: null, agree: true });
+  // The engine's rows: state look-up, step, prediction object, state write-back; and at B=1 the
+  // same with a TTL's sweep.
+  for (const [impl, batches] of [
+    [engineImpl(), [1, 256]],
+    [engineImpl({ ttl: true }), [1]],
+  ]) {
+    for (const batch of batches) {
+      const inputs = inputStream(I, batch);
+      const runner = await impl.create(model, batch, inputs);
+      const timing = await measure(runner, inputs, batch, budgetMs);
+      results.push({ impl: impl.impl, H, batch, ...timing, maxAbsDiff: null, agree: true });
+    }
   }
 }
 

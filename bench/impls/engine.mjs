@@ -9,14 +9,17 @@ const KEYS = 1000;
  * the prediction object and the state written back. Events cycle over 1000 keys; a batch holds
  * `batch` distinct keys, so it is one kernel call.
  */
-export function engineImpl() {
+export function engineImpl({ ttl = false } = {}) {
   return {
-    impl: 'cellstream-engine',
+    impl: ttl ? 'cellstream-engine-ttl' : 'cellstream-engine',
     async create(model, batch, inputs) {
       const stepper = new KeyedStepper({
         model,
         store: new MemoryStateStore(),
         kernel: selectKernel(),
+        // With `ttl`, the TTL sweep's share too: a TTL nothing reaches, so every batch end reads
+        // its share of the 1000 stored keys and expires none.
+        ...(ttl ? { ttl: { ttlMs: 1e12, clock: 'event' } } : {}),
       });
       const I = model.inputs[0].size;
       // Envelopes are built before the clock starts: decoding is the source's cost, not the engine's.

@@ -11,8 +11,15 @@ export interface ExpiryOptions {
    * `'processing'`: when its state was last written more than `ttlMs` ago by the wall clock.
    */
   readonly clock: 'event' | 'processing';
-  /** Stored keys the sweep examines per batch, bounding its work. Default 1000. */
+  /** Stored keys the sweep examines per batch at most, bounding its work. Default 1000. */
   readonly maxPerSweep?: number;
+  /**
+   * Stored keys the sweep examines per event of the batch (up to `maxPerSweep`). Default 4. The
+   * sweep's work follows the traffic, so a stream of small batches is not charged a whole
+   * `maxPerSweep` read each; and at more than one key per event it outpaces the keys events can
+   * create, so the store never holds more than the live keys plus those awaiting the next pass.
+   */
+  readonly sweepPerEvent?: number;
 }
 
 /** Decides whether a key's stored state has expired; reasons are what the `expired` outcome says. */
@@ -20,6 +27,7 @@ export class ExpiryPolicy {
   readonly ttlMs: number;
   readonly clock: 'event' | 'processing';
   readonly maxPerSweep: number;
+  readonly sweepPerEvent: number;
   /** Newest event time seen; nothing expires by event time before the first event. */
   private watermark = Number.NEGATIVE_INFINITY;
 
@@ -32,9 +40,19 @@ export class ExpiryPolicy {
     if (!Number.isInteger(maxPerSweep) || maxPerSweep < 0) {
       throw new ConfigError(`ttl maxPerSweep must be a non-negative integer, got ${maxPerSweep}`);
     }
+    const sweepPerEvent = options.sweepPerEvent ?? 4;
+    if (!(Number.isInteger(sweepPerEvent) && sweepPerEvent >= 1)) {
+      throw new ConfigError(`ttl sweepPerEvent must be a positive integer, got ${sweepPerEvent}`);
+    }
     this.ttlMs = options.ttlMs;
     this.clock = options.clock;
     this.maxPerSweep = maxPerSweep;
+    this.sweepPerEvent = sweepPerEvent;
+  }
+
+  /** How many stored keys the sweep examines after a batch of `events` events. */
+  sweepSize(events: number): number {
+    return Math.min(this.maxPerSweep, this.sweepPerEvent * events);
   }
 
   observe(eventTs: number): void {

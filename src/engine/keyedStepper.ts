@@ -213,7 +213,7 @@ export class KeyedStepper {
     this.now = options.now ?? Date.now;
     if (options.ttl) {
       this.expiry = new ExpiryPolicy(options.ttl, this.now);
-      this.sweep = new StoreSweep(options.store, this.expiry.maxPerSweep, this.stateSize, this.outputSize);
+      this.sweep = new StoreSweep(options.store, this.stateSize, this.outputSize);
     }
     this.kernel = options.kernel ?? selectKernel();
   }
@@ -323,7 +323,7 @@ export class KeyedStepper {
       }
       // Without a TTL there is nothing to sweep, and no reason to take a turn of the microtask queue.
       const swept = this.sweep
-        ? await this.sweepIdle((key) => (keyIndex ? keyIndex.has(key) : keys.includes(key)))
+        ? await this.sweepIdle(n, (key) => (keyIndex ? keyIndex.has(key) : keys.includes(key)))
         : [];
 
       let outcomes = results;
@@ -455,16 +455,18 @@ export class KeyedStepper {
   }
 
   /**
-   * One bounded step of the TTL sweep: stored keys, other than the batch's own (they were
+   * One bounded step of the TTL sweep (`sweepPerEvent` keys per event of the batch, at most
+   * `maxPerSweep`): stored keys, other than the batch's own (they were
    * checked on arrival), whose state has expired. Each is re-read, since the sweep walks a
    * snapshot that may predate later writes.
    */
   private async sweepIdle(
+    events: number,
     inBatch: (key: string) => boolean,
   ): Promise<Array<readonly [string, StateRecord, string]>> {
     if (!this.sweep || !this.expiry) return [];
     const expiry = this.expiry;
-    const candidates = (await this.sweep.next())
+    const candidates = (await this.sweep.next(expiry.sweepSize(events)))
       .filter(([key, record]) => !inBatch(key) && expiry.expiredIdle(record) !== undefined)
       .map(([key]) => key);
     if (candidates.length === 0) return [];

@@ -14,19 +14,18 @@ export class StoreSweep {
   /** `stateSize`, `outputSize`: the model's, whose records share the arrays. */
   constructor(
     private readonly store: StateStore,
-    private readonly perSweep: number,
     stateSize: number,
     outputSize: number,
   ) {
     this.into = { states: [new Float32Array(stateSize)], outputs: [new Float32Array(outputSize)] };
   }
 
-  /** Up to `perSweep` further entries; when a pass ends, the next call starts a new one. */
-  async next(): Promise<Array<[string, StateRecord]>> {
+  /** Up to `limit` further entries; when a pass ends, the next call starts a new one. */
+  async next(limit: number): Promise<Array<[string, StateRecord]>> {
     const out: Array<[string, StateRecord]> = [];
-    if (this.perSweep === 0) return out;
+    if (limit <= 0) return out;
     this.pass ??= this.store.entries(this.into)[Symbol.asyncIterator]();
-    while (out.length < this.perSweep) {
+    while (out.length < limit) {
       const step = await this.pass.next();
       if (step.done) {
         this.pass = undefined;

@@ -28,6 +28,7 @@ describe('npm run bench -- --quick', () => {
       'tfjs-wasm',
       'tfjs-cpu',
       'cellstream-engine',
+      'cellstream-engine-ttl',
     ]) {
       expect(impls, impl).toContain(impl);
     }

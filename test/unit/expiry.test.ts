@@ -19,14 +19,19 @@ function ev(key: string, ts: number): Event {
   return { key, ts, features: [0.5, -0.5, 1] };
 }
 
-function setup(clock: 'event' | 'processing', maxPerSweep?: number) {
+function setup(clock: 'event' | 'processing', maxPerSweep?: number, sweepPerEvent?: number) {
   const store = new MemoryStateStore();
   const clockState = { now: 0 };
   const emitted: Outcome[][] = [];
   const stepper = new KeyedStepper({
     model: tinyLstm(),
     store,
-    ttl: { ttlMs: TTL, clock, ...(maxPerSweep === undefined ? {} : { maxPerSweep }) },
+    ttl: {
+      ttlMs: TTL,
+      clock,
+      ...(maxPerSweep === undefined ? {} : { maxPerSweep }),
+      ...(sweepPerEvent === undefined ? {} : { sweepPerEvent }),
+    },
     now: () => clockState.now,
     emit: (outcomes) => {
       emitted.push([...outcomes]);
@@ -98,6 +103,28 @@ describe('TTL in event time', () => {
     }
     expect(Math.max(...expiredPerBatch)).toBeLessThanOrEqual(2);
     expect(expiredPerBatch.reduce((a, b) => a + b, 0)).toBe(5);
+  });
+});
+
+describe('TTL sweep pacing', () => {
+  it('examines sweepPerEvent stored keys per event of the batch, up to maxPerSweep', async () => {
+    const { send, stepper } = setup('event', 10, 2);
+    const idle = Array.from({ length: 30 }, (_, i) => `k${i}`);
+    await send(...idle.map((k) => ev(k, 0)));
+    // One event: 2 keys examined (the batch's own key is fresh), so at most 2 expire.
+    const one = await send(ev('z', TTL + 1));
+    expect(one.filter((o) => o.kind === 'expired').length).toBeLessThanOrEqual(2);
+    // Eight events in a batch: 16 asked, capped at maxPerSweep 10.
+    const eight = await send(...Array.from({ length: 8 }, (_, i) => ev('z', TTL + 2 + i)));
+    expect(eight.filter((o) => o.kind === 'expired').length).toBeLessThanOrEqual(10);
+    expect(eight.filter((o) => o.kind === 'expired').length).toBeGreaterThan(2);
+    // Single events keep the pass going until every idle key is reported, each once.
+    for (let t = 0; t < 40 && stepper.counts.expired < idle.length; t++) await send(ev('z', TTL + 20 + t));
+    expect(stepper.counts.expired).toBe(idle.length);
+  });
+
+  it('refuses a sweepPerEvent below 1', () => {
+    expect(() => setup('event', undefined, 0)).toThrow(/sweepPerEvent must be a positive integer, got 0/);
   });
 });
 
