@@ -272,7 +272,8 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       if (!exactlyOnce) {
         // Predictions acknowledged before the state that follows them is durable: see above.
         await sink.send(producer, { predictions, rejected, keyOf });
-        await changelog.write(changes);
+        // Offsets may commit once the changelog has the state; LMDB takes it in the background.
+        await changelog.commit(changes);
       } else {
         const txnProducer = transactional.get(batch.partition);
         const txn = await txnProducer.transaction();
@@ -298,7 +299,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
           if (mapped instanceof FencedError) await transactional.release([batch.partition]);
           throw mapped;
         }
-        await changelog.applyLocally(changes, checkpoints);
+        changelog.applyLater(changes, checkpoints);
       }
       stats.predictions += predictions.length;
       stats.rejected += rejected.length;

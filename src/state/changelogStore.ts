@@ -15,6 +15,26 @@ const CHECKPOINT_FINGERPRINT = 'changelog-checkpoint';
 /** Next changelog offset each partition's local state includes, after a send. */
 export type Checkpoints = ReadonlyMap<number, bigint>;
 
+/** A local store that can take records already encoded by `encodeStateRecord` (as `LmdbStore` can). */
+interface EncodedPuts {
+  putEncoded(entries: ReadonlyArray<readonly [string, Buffer]>): Promise<void>;
+}
+
+/** A staged record acknowledged by the changelog whose local write is queued; `null` for a delete. */
+interface Pending {
+  readonly record: StateRecord | null;
+}
+
+/** A write acknowledged by the changelog, waiting for the local store. */
+interface LocalWrite {
+  readonly changes: StagedChanges;
+  readonly checkpoints: Checkpoints;
+  /** `encodeStateRecord` of `changes.puts`, in order, when the send encoded them. */
+  readonly encoded: readonly Buffer[] | undefined;
+  /** What this write put in `pending`, to forget once it is local. */
+  readonly marks: ReadonlyMap<string, Pending>;
+}
+
 export interface ChangelogStoreOptions {
   /** The store that holds the state on this machine (LMDB). */
   readonly local: StateStore;
@@ -50,6 +70,9 @@ export interface RestoreReport {
  *
  * Re-applying changelog records is harmless (each is a whole state), so checkpoints only need to be
  * no later than the truth: a crash between a changelog send and the local write just re-reads.
+ * That is why `commit` and `applyLater` need not wait for the local write: the changelog already
+ * has the state, reads are answered from memory until the local store has it, and local writes
+ * happen one at a time in order (a failed one is retried before anything else is sent).
  */
 export class ChangelogStore implements StateStore {
   readonly topic: string;
@@ -60,6 +83,13 @@ export class ChangelogStore implements StateStore {
   private readonly partitionOfKey: (key: string) => number;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
+  /** Keys whose latest acknowledged state is not yet in the local store. */
+  private readonly pending = new Map<string, Pending>();
+  /** Acknowledged writes for the local store, oldest first. */
+  private readonly localQueue: LocalWrite[] = [];
+  private draining: Promise<void> | undefined;
+  /** Why the oldest queued local write failed; it is retried before the next send. */
+  private localError: unknown;
 
   constructor(options: ChangelogStoreOptions) {
     this.local = options.local;
@@ -80,8 +110,21 @@ export class ChangelogStore implements StateStore {
   }
 
   async getMany(keys: readonly string[]): Promise<(StateRecord | undefined)[]> {
-    const records = await this.local.getMany(keys);
+    const records = await this.latest(keys);
     return records.map((r, i) => (isReserved(keys[i]) ? undefined : r));
+  }
+
+  /** The local store's records with the acknowledged ones still on their way to it laid over them. */
+  private async latest(keys: readonly string[]): Promise<(StateRecord | undefined)[]> {
+    if (this.pending.size === 0) return this.local.getMany(keys);
+    const missing = keys.filter((k) => !this.pending.has(k));
+    const fromLocal = missing.length > 0 ? await this.local.getMany(missing) : [];
+    let next = 0;
+    return keys.map((key) => {
+      const hit = this.pending.get(key);
+      if (!hit) return fromLocal[next++];
+      return hit.record ? copyRecord(hit.record) : undefined;
+    });
   }
 
   putMany(entries: ReadonlyArray<readonly [string, StateRecord]>): Promise<void> {
@@ -94,12 +137,37 @@ export class ChangelogStore implements StateStore {
 
   /** Sends `changes` to the changelog through the store's producer, then applies them locally. */
   async write(changes: StagedChanges): Promise<void> {
+    return this.track(async () => {
+      await this.commit(changes);
+      await this.drain();
+    });
+  }
+
+  /**
+   * Sends `changes` to the changelog through the store's producer and resolves once it
+   * acknowledged them; they are readable at once and reach the local store in the background
+   * (see the class comment). Throws, sending nothing, while a local write keeps failing.
+   */
+  async commit(changes: StagedChanges): Promise<void> {
     const producer = this.producer;
     if (!producer) throw new Error('ChangelogStore: no producer to write through');
-    return this.track(async () => {
-      const checkpoints = await this.send(changes, producer);
-      await this.applyLocally(changes, checkpoints);
-    });
+    if (this.localError !== undefined) await this.drain();
+    const { checkpoints, encoded } = await this.sendEncoded(changes, producer);
+    this.enqueueLocal(changes, checkpoints, encoded);
+  }
+
+  /**
+   * Second half of a two-phase write whose send committed (a transaction): like `applyLocally`,
+   * but in the background, behind the local writes already queued; `changes` are readable at once.
+   */
+  applyLater(changes: StagedChanges, checkpoints: Checkpoints): void {
+    this.checkOpen();
+    this.enqueueLocal(changes, checkpoints, undefined);
+  }
+
+  /** Resolves once every acknowledged write is in the local store; rejects with a local write's failure. */
+  async flushLocal(): Promise<void> {
+    await this.drain();
   }
 
   /**
@@ -107,14 +175,26 @@ export class ChangelogStore implements StateStore {
    * transaction whose commit must come before `applyLocally`). Resolves once acknowledged.
    */
   async send(changes: StagedChanges, sender: KafkaSender): Promise<Checkpoints> {
+    if (this.localError !== undefined) await this.drain();
+    return (await this.sendEncoded(changes, sender)).checkpoints;
+  }
+
+  private async sendEncoded(
+    changes: StagedChanges,
+    sender: KafkaSender,
+  ): Promise<{ checkpoints: Checkpoints; encoded: Buffer[] | undefined }> {
     this.checkOpen();
     for (const [key] of changes.puts) checkKey(key);
-    if (changes.puts.length === 0 && changes.deletes.length === 0) return new Map();
-    const deleted = changes.deletes.length > 0 ? await this.local.getMany(changes.deletes) : [];
+    if (changes.puts.length === 0 && changes.deletes.length === 0) {
+      return { checkpoints: new Map(), encoded: undefined };
+    }
+    const deleted = changes.deletes.length > 0 ? await this.latest(changes.deletes) : [];
+    // Encoded once: the same bytes go to the changelog and, later, to the local store.
+    const encoded = changes.puts.map(([, record]) => encodeStateRecord(record));
     const messages: Message[] = [
-      ...changes.puts.map(([key, record]) => ({
+      ...changes.puts.map(([key, record], i) => ({
         key,
-        value: encodeStateRecord(record),
+        value: encoded[i],
         partition: this.partitionOf(key, record),
       })),
       ...changes.deletes.map((key, i) => ({
@@ -138,19 +218,76 @@ export class ChangelogStore implements StateStore {
         }
       }
     }
-    return checkpoints;
+    return { checkpoints, encoded };
   }
 
   /** Second half of a write: `changes` into the local store, with the checkpoints `send` returned. */
   async applyLocally(changes: StagedChanges, checkpoints: Checkpoints): Promise<void> {
+    await this.drain();
+    await this.writeLocal(changes, checkpoints, undefined);
+  }
+
+  private async writeLocal(
+    changes: StagedChanges,
+    checkpoints: Checkpoints,
+    encoded: readonly Buffer[] | undefined,
+  ): Promise<void> {
     if (changes.deletes.length > 0) await this.local.deleteMany(changes.deletes);
     const marks = [...checkpoints].map(([p, next]) => this.checkpointEntry(p, next));
+    const local = this.local as StateStore & Partial<EncodedPuts>;
+    if (encoded && local.putEncoded && changes.puts.length > 0) {
+      // The checkpoints go in the same transaction as the records they cover.
+      const marksEncoded = marks.map(([key, record]) => [key, encodeStateRecord(record)] as const);
+      await local.putEncoded([
+        ...changes.puts.map(([key], i) => [key, encoded[i]] as const),
+        ...marksEncoded,
+      ]);
+      return;
+    }
     const puts = [...changes.puts, ...marks];
     if (puts.length > 0) await this.local.putMany(puts);
   }
 
+  private enqueueLocal(
+    changes: StagedChanges,
+    checkpoints: Checkpoints,
+    encoded: readonly Buffer[] | undefined,
+  ): void {
+    const marks = new Map<string, Pending>();
+    for (const [key, record] of changes.puts) marks.set(key, { record });
+    for (const key of changes.deletes) marks.set(key, { record: null });
+    for (const [key, mark] of marks) this.pending.set(key, mark);
+    this.localQueue.push({ changes, checkpoints, encoded, marks });
+    this.drain().catch(() => {});
+  }
+
+  /** Applies the queued local writes in order; the first failure stops it and stays queued. */
+  private drain(): Promise<void> {
+    this.draining ??= (async () => {
+      try {
+        while (this.localQueue.length > 0) {
+          const next = this.localQueue[0];
+          try {
+            await this.writeLocal(next.changes, next.checkpoints, next.encoded);
+          } catch (err) {
+            this.localError = err;
+            throw err;
+          }
+          this.localError = undefined;
+          this.localQueue.shift();
+          // A later write of the same key keeps its own mark until it is local too.
+          for (const [key, mark] of next.marks) if (this.pending.get(key) === mark) this.pending.delete(key);
+        }
+      } finally {
+        this.draining = undefined;
+      }
+    })();
+    return this.draining;
+  }
+
   /** The changelog offset partition `p`'s local state includes everything before, if known. */
   async checkpoint(partition: number): Promise<bigint | undefined> {
+    await this.drain();
     const [record] = await this.local.getMany([checkpointKey(partition)]);
     const at = record?.lastApplied;
     if (at?.kind !== 'offset' || at.topic !== this.topic) return undefined;
@@ -163,6 +300,7 @@ export class ChangelogStore implements StateStore {
    * the partition's keys dropped and rebuilt from the start of the changelog.
    */
   async restore(partitions: readonly number[], reader: ChangelogReader): Promise<RestoreReport[]> {
+    await this.drain();
     const bounds = await reader.bounds();
     const reports: RestoreReport[] = [];
     for (const partition of partitions) {
@@ -187,19 +325,26 @@ export class ChangelogStore implements StateStore {
   }
 
   async *entries(): AsyncIterable<[string, StateRecord]> {
+    await this.drain();
     for await (const entry of this.local.entries()) if (!isReserved(entry[0])) yield entry;
   }
 
   async size(): Promise<number> {
+    await this.drain();
     const marks = Array.from({ length: this.partitions }, (_, p) => checkpointKey(p));
     const held = (await this.local.getMany(marks)).filter((r) => r !== undefined).length;
     return (await this.local.size()) - held;
   }
 
-  /** Waits for writes in flight, then closes the local store (the producer and reader belong to the caller). */
+  /**
+   * Waits for writes in flight and the queued local writes (a failing one is given up: the
+   * changelog has it, and the next restore reads it back), then closes the local store. The
+   * producer and reader belong to the caller.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       await Promise.allSettled(this.inFlight);
+      await this.drain().catch(() => {});
       await this.local.close();
     })();
     return this.closing;
@@ -262,6 +407,12 @@ export class ChangelogStore implements StateStore {
 interface ChangelogEntryLike {
   readonly key: string;
   readonly value: Buffer | null;
+}
+
+/** The store's records are never shared with its callers, as with every store. */
+function copyRecord(record: StateRecord): StateRecord {
+  const copied = { ...record, state: record.state.slice() };
+  return record.lastOutput === undefined ? copied : { ...copied, lastOutput: record.lastOutput.slice() };
 }
 
 function checkpointKey(partition: number): string {
