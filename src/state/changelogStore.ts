@@ -11,6 +11,11 @@ import type { StateRecord, StateStore } from './types.js';
 /** Keys under this prefix hold the store's own bookkeeping in the local store; entity keys may not use it. */
 export const RESERVED_KEY_PREFIX = '\u0000cellstream.';
 const CHECKPOINT_FINGERPRINT = 'changelog-checkpoint';
+/**
+ * Acknowledged writes that may wait for the local store before the next send waits for them
+ * too: enough to hide a local write behind the next batch, and a bound on the memory they hold.
+ */
+export const MAX_QUEUED_LOCAL_WRITES = 4;
 
 /** Next changelog offset each partition's local state includes, after a send. */
 export type Checkpoints = ReadonlyMap<number, bigint>;
@@ -149,9 +154,11 @@ export class ChangelogStore implements StateStore {
    * (see the class comment). Throws, sending nothing, while a local write keeps failing.
    */
   async commit(changes: StagedChanges): Promise<void> {
+    // Checked before any wait, so a write begun before close() is finished, not refused.
+    this.checkOpen();
     const producer = this.producer;
     if (!producer) throw new Error('ChangelogStore: no producer to write through');
-    if (this.localError !== undefined) await this.drain();
+    await this.readyToSend();
     const { checkpoints, encoded } = await this.sendEncoded(changes, producer);
     this.enqueueLocal(changes, checkpoints, encoded);
   }
@@ -175,15 +182,22 @@ export class ChangelogStore implements StateStore {
    * transaction whose commit must come before `applyLocally`). Resolves once acknowledged.
    */
   async send(changes: StagedChanges, sender: KafkaSender): Promise<Checkpoints> {
-    if (this.localError !== undefined) await this.drain();
+    this.checkOpen();
+    await this.readyToSend();
     return (await this.sendEncoded(changes, sender)).checkpoints;
+  }
+
+  /** Retries a failed local write, and lets a queue at its bound catch up, before anything is sent. */
+  private async readyToSend(): Promise<void> {
+    if (this.localError !== undefined || this.localQueue.length >= MAX_QUEUED_LOCAL_WRITES) {
+      await this.drain();
+    }
   }
 
   private async sendEncoded(
     changes: StagedChanges,
     sender: KafkaSender,
   ): Promise<{ checkpoints: Checkpoints; encoded: Buffer[] | undefined }> {
-    this.checkOpen();
     for (const [key] of changes.puts) checkKey(key);
     if (changes.puts.length === 0 && changes.deletes.length === 0) {
       return { checkpoints: new Map(), encoded: undefined };

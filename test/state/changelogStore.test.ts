@@ -7,7 +7,7 @@ import { type Message, Partitioners, type Producer } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { KafkaSender } from '../../src/sinks/kafkaSink.js';
 import { ChangelogReader } from '../../src/state/changelogReader.js';
-import { ChangelogStore } from '../../src/state/changelogStore.js';
+import { ChangelogStore, MAX_QUEUED_LOCAL_WRITES } from '../../src/state/changelogStore.js';
 import { LmdbStore } from '../../src/state/lmdbStore.js';
 import type { StateRecord, StateStore } from '../../src/state/types.js';
 import { createTopic, requireBroker, testKafka, topicsFor, withAdmin } from '../helpers/kafka.js';
@@ -222,6 +222,30 @@ describe('ChangelogStore commit', () => {
     const sentValue = (key: string) => sent.filter((m) => m.key === key && m.value !== null).at(-1)?.value;
     expect(local.encoded.get('a')).toBe(sentValue('a'));
     expect(local.encoded.get('b')).toBe(sentValue('b'));
+    await store.close();
+  });
+
+  it('holds the next send back while the local store is the bound of writes behind', async () => {
+    const { store, local, sent } = await gatedStore();
+    local.gated = true;
+    for (let i = 0; i < MAX_QUEUED_LOCAL_WRITES; i++) {
+      await store.commit({ puts: [[`q${i}`, makeRecord(i, 16)]], deletes: [] });
+    }
+    const before = sent.length;
+    let done = false;
+    const next = store.commit({ puts: [['q-next', makeRecord(99, 16)]], deletes: [] }).then(() => {
+      done = true;
+    });
+    // All but the last queued write through: the queue has not caught up, so nothing was sent.
+    for (let i = 0; i < MAX_QUEUED_LOCAL_WRITES - 1; i++) await local.step();
+    expect(done).toBe(false);
+    expect(sent.length).toBe(before);
+    await local.step();
+    await next;
+    expect(sent.length).toBe(before + 1);
+    await local.step();
+    await store.flushLocal();
+    expectSameRecord((await local.inner.getMany(['q-next']))[0]!, makeRecord(99, 16));
     await store.close();
   });
 
