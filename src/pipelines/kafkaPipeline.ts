@@ -9,6 +9,7 @@ import { modelFeatures } from '../features/modelFeatures.js';
 import { createKafka } from '../kafka/client.js';
 import { mapFenced, retryConcurrentTransactions } from '../kafka/kafkaErrors.js';
 import { ensureTopics } from '../kafka/topics.js';
+import { outputSize } from '../model/index.js';
 import type { Model } from '../model/types.js';
 import { KafkaSink } from '../sinks/kafkaSink.js';
 import { KafkaSource, type PartitionBatch } from '../sources/kafkaSource.js';
@@ -55,8 +56,10 @@ export interface KafkaPipelineOptions {
   readonly onBatch?: (report: KafkaBatchReport) => void;
   /**
    * For the benchmark's baseline only: no inference and no state. Each event is decoded and sent
-   * on with its input as `output` (seq 0), through the same source, sink, producer and offset
-   * commits, so the time left over is Kafka's and the client's. At-least-once only.
+   * on as a prediction (seq 0) whose `output` has the model's output width (the event's first
+   * features, zero-padded), so its messages are the size the model's are, through the same
+   * source, sink, producer and offset commits: the time left over is Kafka's and the client's.
+   * At-least-once only.
    */
   readonly passthrough?: boolean;
 }
@@ -203,6 +206,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     options.onRestore?.(reports, performance.now() - started);
   };
 
+  const passthroughWidth = outputSize(options.model);
   const passthrough = async (batch: PartitionBatch) => {
     const predictions: Prediction[] = [];
     const rejected: Rejected[] = [];
@@ -218,7 +222,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
           ts: e.ts,
           seq: 0,
           model: 'passthrough',
-          output: [...(e.features ?? [])],
+          output: Array.from({ length: passthroughWidth }, (_, i) => e.features?.[i] ?? 0),
         });
       } catch (err) {
         if (!(err instanceof EventError)) throw err;
@@ -272,7 +276,8 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       if (!exactlyOnce) {
         // Predictions acknowledged before the state that follows them is durable: see above.
         await sink.send(producer, { predictions, rejected, keyOf });
-        await changelog.write(changes);
+        // Offsets may commit once the changelog has the state; LMDB takes it in the background.
+        await changelog.commit(changes);
       } else {
         const txnProducer = transactional.get(batch.partition);
         const txn = await txnProducer.transaction();
@@ -298,7 +303,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
           if (mapped instanceof FencedError) await transactional.release([batch.partition]);
           throw mapped;
         }
-        await changelog.applyLocally(changes, checkpoints);
+        changelog.applyLater(changes, checkpoints);
       }
       stats.predictions += predictions.length;
       stats.rejected += rejected.length;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { outputSize } from '../../src/model/index.js';
 import type { Model } from '../../src/model/types.js';
 import { type KafkaPipeline, startKafkaPipeline } from '../../src/pipelines/kafkaPipeline.js';
 import { DEAD_LETTER_HEADERS } from '../../src/sinks/kafkaSink.js';
@@ -100,5 +101,41 @@ describe.each([
       expect(BigInt(h(DEAD_LETTER_HEADERS.offset)!)).toBeGreaterThanOrEqual(0n);
     });
     expect(await groupLag(t.groupId, t.inputTopic)).toBe(0n);
+  });
+});
+
+describe('Kafka pipeline passthrough (the benchmark baseline)', () => {
+  it('sends each event on as a prediction of the model output width, through to lag 0', async () => {
+    await requireBroker();
+    const model: Model = await loadTestModel();
+    const width = outputSize(model);
+    const t = await createInputTopic('passthrough', 2);
+    const events = makeEvents(300, 30, 5);
+    await produce(t.inputTopic, eventMessages(events));
+    const stateDir = await mkdtemp(join(tmpdir(), 'cellstream-kafka-'));
+    const pipeline = await startKafkaPipeline({
+      model,
+      brokers,
+      ...t,
+      stateDir,
+      passthrough: true,
+      maxWaitTimeInMs: 100,
+      logLevel: logLevel.ERROR,
+    });
+    try {
+      await waitForCatchUp(t);
+    } finally {
+      await pipeline.stop();
+      await rm(stateDir, { recursive: true, force: true });
+    }
+    const out = (await readTopic(t.outputTopic)).map((m) => JSON.parse(m.value));
+    expect(out).toHaveLength(events.length);
+    const byKeyTs = new Map(events.map((e) => [`${e.key}/${e.ts}`, e]));
+    for (const p of out) {
+      const e = byKeyTs.get(`${p.key}/${p.ts}`)!;
+      expect(p).toMatchObject({ seq: 0, model: 'passthrough' });
+      // The model's width, not the event's: the baseline's messages are the size the model's are.
+      expect(p.output).toEqual(Array.from({ length: width }, (_, i) => e.features?.[i] ?? 0));
+    }
   });
 });
