@@ -276,8 +276,8 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       if (!exactlyOnce) {
         // Predictions acknowledged before the state that follows them is durable: see above.
         await sink.send(producer, { predictions, rejected, keyOf });
-        // Offsets may commit once the changelog has the state; LMDB takes it in the background.
-        await changelog.commit(changes);
+        // The state in the changelog, then in LMDB, before the offsets commit (docs/kafka.md).
+        await changelog.write(changes);
       } else {
         const txnProducer = transactional.get(batch.partition);
         const txn = await txnProducer.transaction();
@@ -303,7 +303,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
           if (mapped instanceof FencedError) await transactional.release([batch.partition]);
           throw mapped;
         }
-        changelog.applyLater(changes, checkpoints);
+        await changelog.applyLocally(changes, checkpoints);
       }
       stats.predictions += predictions.length;
       stats.rejected += rejected.length;

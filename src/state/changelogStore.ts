@@ -79,9 +79,10 @@ export interface RestoreReport {
  *
  * Re-applying changelog records is harmless (each is a whole state), so checkpoints only need to be
  * no later than the truth: a crash between a changelog send and the local write just re-reads.
- * That is why `commit` and `applyLater` need not wait for the local write: the changelog already
- * has the state, reads are answered from memory until the local store has it, and local writes
- * happen one at a time in order (a failed one is retried before anything else is sent).
+ * That is why `commit` need not wait for the local write: the changelog already has the state,
+ * reads are answered from memory until the local store has it, and local writes happen one at a
+ * time in order (a failed one is retried before anything else is sent). The Kafka pipeline still
+ * waits for it (`write`) before committing offsets: see docs/kafka.md.
  */
 export class ChangelogStore implements StateStore {
   readonly topic: string;
@@ -178,15 +179,6 @@ export class ChangelogStore implements StateStore {
     await this.readyToSend();
     const { checkpoints, encoded } = await this.sendEncoded(changes, producer);
     this.enqueueLocal(changes, checkpoints, encoded);
-  }
-
-  /**
-   * Second half of a two-phase write whose send committed (a transaction): like `applyLocally`,
-   * but in the background, behind the local writes already queued; `changes` are readable at once.
-   */
-  applyLater(changes: StagedChanges, checkpoints: Checkpoints): void {
-    this.checkOpen();
-    this.enqueueLocal(changes, checkpoints, undefined);
   }
 
   /** Resolves once every acknowledged write is in the local store; rejects with a local write's failure. */
@@ -290,8 +282,6 @@ export class ChangelogStore implements StateStore {
     checkpoints: Checkpoints,
     encoded: readonly Buffer[] | undefined,
   ): void {
-    // The bytes the changelog was sent when the send encoded them (a transaction's send did too,
-    // but its caller holds the records until the commit: encode them here).
     const bytes = encoded ?? changes.puts.map(([, record]) => encodeStateRecord(record));
     const puts = changes.puts.map(([key], i) => [key, bytes[i]] as const);
     const marks = new Map<string, Pending>();
