@@ -7,17 +7,14 @@ import type { Message } from 'kafkajs';
  */
 export const CHUNK_BYTES = 512 * 1024;
 
-/**
- * An upper bound of a message's bytes in a record batch: key, value, headers and the record's
- * framing, which is at most 36 bytes (a varlong timestamp delta of up to 10 bytes, five varints
- * of up to 5, the attributes byte) plus up to 10 per header value (two varints). A looser bound
- * splits sends that fit one request: a changelog record of ~0.6 KB was counted ~10% too large.
- */
-export function messageBytes(m: Message): number {
-  let n = 36 + byteLength(m.key) + byteLength(m.value);
+/** An upper estimate of a message's bytes on the wire: key, value, headers and record overhead. */
+function messageBytes(m: Message): number {
+  let n = 70 + byteLength(m.key) + byteLength(m.value);
   for (const [k, v] of Object.entries(m.headers ?? {})) {
-    const values = Array.isArray(v) ? v : [v];
-    for (const x of values) n += 10 + Buffer.byteLength(k) + byteLength(x);
+    n +=
+      8 +
+      Buffer.byteLength(k) +
+      (Array.isArray(v) ? v.reduce((s, x) => s + byteLength(x), 0) : byteLength(v));
   }
   return n;
 }

@@ -4,7 +4,6 @@ import { keyPartitioner } from '../kafka/keyPartitioner.js';
 import { chunkMessages } from '../kafka/messageChunks.js';
 import type { KafkaSender } from '../sinks/kafkaSink.js';
 import type { ChangelogReader } from './changelogReader.js';
-import { checkInto } from './readInto.js';
 import { decodeStateRecord, encodeStateRecord } from './recordCodec.js';
 import type { StagedChanges } from './stagedStore.js';
 import type { ReadInto, StateRecord, StateStore } from './types.js';
@@ -12,37 +11,9 @@ import type { ReadInto, StateRecord, StateStore } from './types.js';
 /** Keys under this prefix hold the store's own bookkeeping in the local store; entity keys may not use it. */
 export const RESERVED_KEY_PREFIX = '\u0000cellstream.';
 const CHECKPOINT_FINGERPRINT = 'changelog-checkpoint';
-/**
- * Acknowledged writes that may wait for the local store before the next send waits for them
- * too: enough to hide a local write behind the next batch, and a bound on the memory they hold.
- */
-export const MAX_QUEUED_LOCAL_WRITES = 4;
 
 /** Next changelog offset each partition's local state includes, after a send. */
 export type Checkpoints = ReadonlyMap<number, bigint>;
-
-/** A local store that can take records already encoded by `encodeStateRecord` (as `LmdbStore` can). */
-interface EncodedPuts {
-  putEncoded(entries: ReadonlyArray<readonly [string, Buffer]>): Promise<void>;
-}
-
-/**
- * A record acknowledged by the changelog whose local write is queued, as its encoded bytes;
- * `null` for a delete. Bytes, not the caller's record: a caller may reuse a record's arrays once
- * its write resolved (the engine does), long before the local store has it.
- */
-interface Pending {
-  readonly bytes: Buffer | null;
-}
-
-/** A write acknowledged by the changelog, waiting for the local store; its records encoded. */
-interface LocalWrite {
-  readonly puts: ReadonlyArray<readonly [string, Buffer]>;
-  readonly deletes: readonly string[];
-  readonly checkpoints: Checkpoints;
-  /** What this write put in `pending`, to forget once it is local. */
-  readonly marks: ReadonlyMap<string, Pending>;
-}
 
 export interface ChangelogStoreOptions {
   /** The store that holds the state on this machine (LMDB). */
@@ -79,10 +50,6 @@ export interface RestoreReport {
  *
  * Re-applying changelog records is harmless (each is a whole state), so checkpoints only need to be
  * no later than the truth: a crash between a changelog send and the local write just re-reads.
- * That is why `commit` need not wait for the local write: the changelog already has the state,
- * reads are answered from memory until the local store has it, and local writes happen one at a
- * time in order (a failed one is retried before anything else is sent). The Kafka pipeline still
- * waits for it (`write`) before committing offsets: see docs/kafka.md.
  */
 export class ChangelogStore implements StateStore {
   readonly topic: string;
@@ -93,13 +60,6 @@ export class ChangelogStore implements StateStore {
   private readonly partitionOfKey: (key: string) => number;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
-  /** Keys whose latest acknowledged state is not yet in the local store. */
-  private readonly pending = new Map<string, Pending>();
-  /** Acknowledged writes for the local store, oldest first. */
-  private readonly localQueue: LocalWrite[] = [];
-  private draining: Promise<void> | undefined;
-  /** Why the oldest queued local write failed; it is retried before the next send. */
-  private localError: unknown;
 
   constructor(options: ChangelogStoreOptions) {
     this.local = options.local;
@@ -120,34 +80,8 @@ export class ChangelogStore implements StateStore {
   }
 
   async getMany(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]> {
-    checkInto(into, keys.length);
-    const records = await this.latest(keys, into);
+    const records = await this.local.getMany(keys, into);
     return records.map((r, i) => (isReserved(keys[i]) ? undefined : r));
-  }
-
-  /** The local store's records with the acknowledged ones still on their way to it laid over them. */
-  private async latest(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]> {
-    if (this.pending.size === 0) return this.local.getMany(keys, into);
-    // The local store reads the keys not pending into their own arrays of `into`.
-    const missing: number[] = [];
-    for (let i = 0; i < keys.length; i++) if (!this.pending.has(keys[i])) missing.push(i);
-    const localInto = into && {
-      states: missing.map((i) => into.states[i]),
-      outputs: missing.map((i) => into.outputs[i]),
-    };
-    const fromLocal =
-      missing.length > 0
-        ? await this.local.getMany(
-            missing.map((i) => keys[i]),
-            localInto,
-          )
-        : [];
-    let next = 0;
-    return keys.map((key, i) => {
-      const hit = this.pending.get(key);
-      if (!hit) return fromLocal[next++];
-      return hit.bytes ? decodeStateRecord(hit.bytes, key, into, i) : undefined;
-    });
   }
 
   putMany(entries: ReadonlyArray<readonly [string, StateRecord]>): Promise<void> {
@@ -160,30 +94,12 @@ export class ChangelogStore implements StateStore {
 
   /** Sends `changes` to the changelog through the store's producer, then applies them locally. */
   async write(changes: StagedChanges): Promise<void> {
-    return this.track(async () => {
-      await this.commit(changes);
-      await this.drain();
-    });
-  }
-
-  /**
-   * Sends `changes` to the changelog through the store's producer and resolves once it
-   * acknowledged them; they are readable at once and reach the local store in the background
-   * (see the class comment). Throws, sending nothing, while a local write keeps failing.
-   */
-  async commit(changes: StagedChanges): Promise<void> {
-    // Checked before any wait, so a write begun before close() is finished, not refused.
-    this.checkOpen();
     const producer = this.producer;
     if (!producer) throw new Error('ChangelogStore: no producer to write through');
-    await this.readyToSend();
-    const { checkpoints, encoded } = await this.sendEncoded(changes, producer);
-    this.enqueueLocal(changes, checkpoints, encoded);
-  }
-
-  /** Resolves once every acknowledged write is in the local store; rejects with a local write's failure. */
-  async flushLocal(): Promise<void> {
-    await this.drain();
+    return this.track(async () => {
+      const checkpoints = await this.send(changes, producer);
+      await this.applyLocally(changes, checkpoints);
+    });
   }
 
   /**
@@ -192,32 +108,13 @@ export class ChangelogStore implements StateStore {
    */
   async send(changes: StagedChanges, sender: KafkaSender): Promise<Checkpoints> {
     this.checkOpen();
-    await this.readyToSend();
-    return (await this.sendEncoded(changes, sender)).checkpoints;
-  }
-
-  /** Retries a failed local write, and lets a queue at its bound catch up, before anything is sent. */
-  private async readyToSend(): Promise<void> {
-    if (this.localError !== undefined || this.localQueue.length >= MAX_QUEUED_LOCAL_WRITES) {
-      await this.drain();
-    }
-  }
-
-  private async sendEncoded(
-    changes: StagedChanges,
-    sender: KafkaSender,
-  ): Promise<{ checkpoints: Checkpoints; encoded: Buffer[] | undefined }> {
     for (const [key] of changes.puts) checkKey(key);
-    if (changes.puts.length === 0 && changes.deletes.length === 0) {
-      return { checkpoints: new Map(), encoded: undefined };
-    }
-    const deleted = changes.deletes.length > 0 ? await this.latest(changes.deletes) : [];
-    // Encoded once: the same bytes go to the changelog and, later, to the local store.
-    const encoded = changes.puts.map(([, record]) => encodeStateRecord(record));
+    if (changes.puts.length === 0 && changes.deletes.length === 0) return new Map();
+    const deleted = changes.deletes.length > 0 ? await this.local.getMany(changes.deletes) : [];
     const messages: Message[] = [
-      ...changes.puts.map(([key, record], i) => ({
+      ...changes.puts.map(([key, record]) => ({
         key,
-        value: encoded[i],
+        value: encodeStateRecord(record),
         partition: this.partitionOf(key, record),
       })),
       ...changes.deletes.map((key, i) => ({
@@ -241,84 +138,19 @@ export class ChangelogStore implements StateStore {
         }
       }
     }
-    return { checkpoints, encoded };
+    return checkpoints;
   }
 
   /** Second half of a write: `changes` into the local store, with the checkpoints `send` returned. */
   async applyLocally(changes: StagedChanges, checkpoints: Checkpoints): Promise<void> {
-    await this.drain();
     if (changes.deletes.length > 0) await this.local.deleteMany(changes.deletes);
-    const puts = [...changes.puts, ...this.checkpointEntries(checkpoints)];
+    const marks = [...checkpoints].map(([p, next]) => this.checkpointEntry(p, next));
+    const puts = [...changes.puts, ...marks];
     if (puts.length > 0) await this.local.putMany(puts);
-  }
-
-  /** A queued write into the local store, from the bytes the changelog was sent. */
-  private async writeLocal(write: LocalWrite): Promise<void> {
-    if (write.deletes.length > 0) await this.local.deleteMany(write.deletes);
-    const marks = this.checkpointEntries(write.checkpoints);
-    const local = this.local as StateStore & Partial<EncodedPuts>;
-    if (local.putEncoded) {
-      // The checkpoints go in the same transaction as the records they cover.
-      const entries = [
-        ...write.puts,
-        ...marks.map(([key, record]) => [key, encodeStateRecord(record)] as const),
-      ];
-      if (entries.length > 0) await local.putEncoded(entries);
-      return;
-    }
-    const puts = [
-      ...write.puts.map(([key, bytes]) => [key, decodeStateRecord(bytes, key)] as const),
-      ...marks,
-    ];
-    if (puts.length > 0) await this.local.putMany(puts);
-  }
-
-  private checkpointEntries(checkpoints: Checkpoints): Array<readonly [string, StateRecord]> {
-    return [...checkpoints].map(([p, next]) => this.checkpointEntry(p, next));
-  }
-
-  private enqueueLocal(
-    changes: StagedChanges,
-    checkpoints: Checkpoints,
-    encoded: readonly Buffer[] | undefined,
-  ): void {
-    const bytes = encoded ?? changes.puts.map(([, record]) => encodeStateRecord(record));
-    const puts = changes.puts.map(([key], i) => [key, bytes[i]] as const);
-    const marks = new Map<string, Pending>();
-    for (const [key, b] of puts) marks.set(key, { bytes: b });
-    for (const key of changes.deletes) marks.set(key, { bytes: null });
-    for (const [key, mark] of marks) this.pending.set(key, mark);
-    this.localQueue.push({ puts, deletes: changes.deletes, checkpoints, marks });
-    this.drain().catch(() => {});
-  }
-
-  /** Applies the queued local writes in order; the first failure stops it and stays queued. */
-  private drain(): Promise<void> {
-    this.draining ??= (async () => {
-      try {
-        while (this.localQueue.length > 0) {
-          const next = this.localQueue[0];
-          try {
-            await this.writeLocal(next);
-          } catch (err) {
-            this.localError = err;
-            throw err;
-          }
-          this.localError = undefined;
-          this.localQueue.shift();
-          // A later write of the same key keeps its own mark until it is local too.
-          for (const [key, mark] of next.marks) if (this.pending.get(key) === mark) this.pending.delete(key);
-        }
-      } finally {
-        this.draining = undefined;
-      }
-    })();
-    return this.draining;
   }
 
   /** The changelog offset partition `p`'s local state includes everything before, if known. */
   async checkpoint(partition: number): Promise<bigint | undefined> {
-    await this.drain();
     const [record] = await this.local.getMany([checkpointKey(partition)]);
     const at = record?.lastApplied;
     if (at?.kind !== 'offset' || at.topic !== this.topic) return undefined;
@@ -331,7 +163,6 @@ export class ChangelogStore implements StateStore {
    * the partition's keys dropped and rebuilt from the start of the changelog.
    */
   async restore(partitions: readonly number[], reader: ChangelogReader): Promise<RestoreReport[]> {
-    await this.drain();
     const bounds = await reader.bounds();
     const reports: RestoreReport[] = [];
     for (const partition of partitions) {
@@ -356,26 +187,19 @@ export class ChangelogStore implements StateStore {
   }
 
   async *entries(into?: ReadInto): AsyncIterable<[string, StateRecord]> {
-    await this.drain();
     for await (const entry of this.local.entries(into)) if (!isReserved(entry[0])) yield entry;
   }
 
   async size(): Promise<number> {
-    await this.drain();
     const marks = Array.from({ length: this.partitions }, (_, p) => checkpointKey(p));
     const held = (await this.local.getMany(marks)).filter((r) => r !== undefined).length;
     return (await this.local.size()) - held;
   }
 
-  /**
-   * Waits for writes in flight and the queued local writes (a failing one is given up: the
-   * changelog has it, and the next restore reads it back), then closes the local store. The
-   * producer and reader belong to the caller.
-   */
+  /** Waits for writes in flight, then closes the local store (the producer and reader belong to the caller). */
   close(): Promise<void> {
     this.closing ??= (async () => {
       await Promise.allSettled(this.inFlight);
-      await this.drain().catch(() => {});
       await this.local.close();
     })();
     return this.closing;
@@ -440,7 +264,6 @@ interface ChangelogEntryLike {
   readonly value: Buffer | null;
 }
 
-/** The store's records are never shared with its callers, as with every store. */
 function checkpointKey(partition: number): string {
   return `${RESERVED_KEY_PREFIX}changelog.${partition}`;
 }

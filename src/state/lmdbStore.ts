@@ -99,21 +99,6 @@ export class LmdbStore implements StateStore {
     );
   }
 
-  /**
-   * Like `putMany`, for records already encoded by `encodeStateRecord` (as a changelog send
-   * encodes them), so they are not encoded twice. The bytes are stored as they are.
-   */
-  async putEncoded(entries: ReadonlyArray<readonly [string, Buffer]>): Promise<void> {
-    const db = this.live();
-    if (entries.length === 0) return;
-    for (const [key] of entries) this.checkKey(key);
-    await this.commit(
-      db.batch(() => {
-        for (const [key, bytes] of entries) db.put(key, bytes);
-      }),
-    );
-  }
-
   async deleteMany(keys: readonly string[]): Promise<void> {
     const db = this.live();
     const storable = keys.filter((k) => this.fits(k));

@@ -84,21 +84,6 @@ describe('LmdbStore', () => {
     expect((await store.getMany([longest]))[0]?.seq).toBe(4);
   });
 
-  it('stores encoded records as they are, refusing a batch with a key too long as putMany does', async () => {
-    const { store } = await fresh();
-    await store.putEncoded([['a', encodeStateRecord(makeRecord(1))]]);
-    expectSameRecord((await store.getMany(['a']))[0]!, makeRecord(1));
-    const long = 'x'.repeat(store.maxKeyBytes + 1);
-    const err = await store
-      .putEncoded([
-        ['b', encodeStateRecord(makeRecord(2))],
-        [long, encodeStateRecord(makeRecord(3))],
-      ])
-      .catch((e: unknown) => e);
-    expect((err as StateError).code).toBe('STATE_KEY_TOO_LONG');
-    expect(await store.getMany(['b'])).toEqual([undefined]);
-  });
-
   it('reports a record it cannot decode as STATE_CORRUPT naming the key', async () => {
     const { store, path } = await fresh();
     await store.putMany([['good', makeRecord(1)]]);
