@@ -20,6 +20,67 @@ export function checkOut(out: Float32Array, needed: number): void {
   }
 }
 
+/** Checks a `stepSlots` call's inputs (one array per model input, `n` keys' worth each) and slots. */
+export function checkStepSlots(
+  slots: ArrayLike<number>,
+  inputs: readonly ArrayLike<number>[],
+  inputSizes: readonly number[],
+  n: number,
+  capacity: number,
+): void {
+  if (inputs.length !== inputSizes.length) {
+    throw new RangeError(`expected ${inputSizes.length} inputs, got ${inputs.length}`);
+  }
+  for (let i = 0; i < inputs.length; i++) {
+    if (inputs[i].length < n * inputSizes[i]) {
+      throw new RangeError(`input ${i} has ${inputs[i].length} values, expected ${n}×${inputSizes[i]}`);
+    }
+  }
+  for (let b = 0; b < n; b++) checkSlot(slots[b], capacity);
+}
+
+/** `readState` and `writeState` over a JS slab of `capacity` states of `S` floats. */
+export function slabStates(
+  slab: Float32Array,
+  S: number,
+  capacity: number,
+): Pick<KernelSession, 'readState' | 'writeState'> {
+  return {
+    readState(slot, into, offset = 0) {
+      checkSlot(slot, capacity);
+      into.set(slab.subarray(slot * S, (slot + 1) * S), offset);
+    },
+    writeState(slot, state) {
+      checkSlot(slot, capacity);
+      if (state.length === 0) slab.fill(0, slot * S, (slot + 1) * S);
+      else if (state.length !== S) throw new RangeError(`state has ${state.length} values, expected ${S}`);
+      else slab.set(state, slot * S);
+    },
+  };
+}
+
+// Below this many values an indexed loop beats `subarray` + `set`, whose view costs an allocation.
+const SMALL_COPY = 128;
+
+/** Copies `count` values of `src` from `from` into `dst` at `to`, the cheapest way for their size. */
+export function copyFloats(
+  src: ArrayLike<number>,
+  from: number,
+  dst: Float32Array,
+  to: number,
+  count: number,
+): void {
+  if (src instanceof Float32Array && from === 0 && count === src.length) {
+    dst.set(src, to);
+    return;
+  }
+  if (count > SMALL_COPY && src instanceof Float32Array) {
+    dst.set(src.subarray(from, from + count), to);
+    return;
+  }
+  for (let j = 0; j < count; j++) dst[to + j] = src[from + j];
+}
+
 /**
  * A session over any kernel's `stepBatch`: the slab is a JS array, and each step gathers the
  * slots' states into a batch and scatters them back. For kernels with no resident memory of
@@ -49,15 +110,6 @@ export function gatherSession(
       for (let b = 0; b < n; b++) slab.set(states.subarray(b * S, (b + 1) * S), slots[b] * S);
       return out;
     },
-    readState(slot, into, offset = 0) {
-      checkSlot(slot, capacity);
-      into.set(slab.subarray(slot * S, (slot + 1) * S), offset);
-    },
-    writeState(slot, state) {
-      checkSlot(slot, capacity);
-      if (state.length === 0) slab.fill(0, slot * S, (slot + 1) * S);
-      else if (state.length !== S) throw new RangeError(`state has ${state.length} values, expected ${S}`);
-      else slab.set(state, slot * S);
-    },
+    ...slabStates(slab, S, capacity),
   };
 }

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkBatch, createState } from '../../network.js';
 import type { Model } from '../../types.js';
-import { checkCapacity, checkOut, checkSlot } from '../session.js';
+import { checkCapacity, checkOut, checkStepSlots, copyFloats as copy, slabStates } from '../session.js';
 import type { Kernel, KernelSession } from '../types.js';
 import { chunkSize } from '../wasm/instance.js';
 import { describe, nativeSupports } from './pack.js';
@@ -158,15 +158,7 @@ function nativeSession(addon: NativeAddon, m: Instance, capacity: number): Kerne
     stateSize: S,
     outputSize: O,
     stepSlots(keys, inputs, n) {
-      if (inputs.length !== inputSizes.length) {
-        throw new RangeError(`expected ${inputSizes.length} inputs, got ${inputs.length}`);
-      }
-      for (let i = 0; i < inputs.length; i++) {
-        if (inputs[i].length < n * inputSizes[i]) {
-          throw new RangeError(`input ${i} has ${inputs[i].length} values, expected ${n}×${inputSizes[i]}`);
-        }
-      }
-      for (let b = 0; b < n; b++) checkSlot(keys[b], capacity);
+      checkStepSlots(keys, inputs, inputSizes, n, capacity);
       // More keys than one run takes: the outputs of every chunk go to a fresh array.
       const all = n > chunk ? new Float32Array(n * O) : undefined;
       for (let start = 0; start < n; start += chunk) {
@@ -181,30 +173,6 @@ function nativeSession(addon: NativeAddon, m: Instance, capacity: number): Kerne
       if (view.length !== n * O) view = m.out.subarray(0, n * O);
       return view;
     },
-    readState(slot, into, offset = 0) {
-      checkSlot(slot, capacity);
-      into.set(slab.subarray(slot * S, (slot + 1) * S), offset);
-    },
-    writeState(slot, state) {
-      checkSlot(slot, capacity);
-      if (state.length === 0) slab.fill(0, slot * S, (slot + 1) * S);
-      else if (state.length !== S) throw new RangeError(`state has ${state.length} values, expected ${S}`);
-      else slab.set(state, slot * S);
-    },
+    ...slabStates(slab, S, capacity),
   };
-}
-
-// Below this many values an indexed loop beats `subarray` + `set`, whose view costs an allocation.
-const SMALL_COPY = 128;
-
-function copy(src: ArrayLike<number>, from: number, dst: Float32Array, to: number, count: number): void {
-  if (src instanceof Float32Array && from === 0 && count === src.length) {
-    dst.set(src, to);
-    return;
-  }
-  if (count > SMALL_COPY && src instanceof Float32Array) {
-    dst.set(src.subarray(from, from + count), to);
-    return;
-  }
-  for (let j = 0; j < count; j++) dst[to + j] = src[from + j];
 }

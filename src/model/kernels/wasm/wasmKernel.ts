@@ -1,6 +1,13 @@
 import { checkBatch, createState } from '../../network.js';
 import type { Model } from '../../types.js';
-import { checkCapacity, checkOut, checkSlot, gatherSession } from '../session.js';
+import {
+  checkCapacity,
+  checkOut,
+  checkSlot,
+  checkStepSlots,
+  copyFloats as copy,
+  gatherSession,
+} from '../session.js';
 import type { Kernel, KernelSession } from '../types.js';
 import { type WasmModule, wasmApi } from './api.js';
 import { instantiate, type ModelInstance } from './instance.js';
@@ -129,15 +136,7 @@ function wasmSession(m: ModelInstance, capacity: number): KernelSession {
     stateSize: S,
     outputSize: O,
     stepSlots(slots, inputs, n) {
-      if (inputs.length !== inputSizes.length) {
-        throw new RangeError(`expected ${inputSizes.length} inputs, got ${inputs.length}`);
-      }
-      for (let i = 0; i < inputs.length; i++) {
-        if (inputs[i].length < n * inputSizes[i]) {
-          throw new RangeError(`input ${i} has ${inputs[i].length} values, expected ${n}×${inputSizes[i]}`);
-        }
-      }
-      for (let b = 0; b < n; b++) checkSlot(slots[b], capacity);
+      checkStepSlots(slots, inputs, inputSizes, n, capacity);
       // More keys than one run takes: the outputs of every chunk go to a fresh array.
       const all = n > chunk ? new Float32Array(n * O) : undefined;
       for (let start = 0; start < n; start += chunk) {
@@ -164,19 +163,4 @@ function wasmSession(m: ModelInstance, capacity: number): KernelSession {
       else copy(state, 0, f32, m.slab + slot * S, S);
     },
   };
-}
-
-// Below this many values an indexed loop beats `subarray` + `set`, whose view costs an allocation.
-const SMALL_COPY = 128;
-
-function copy(src: ArrayLike<number>, from: number, dst: Float32Array, to: number, count: number): void {
-  if (src instanceof Float32Array && from === 0 && count === src.length) {
-    dst.set(src, to);
-    return;
-  }
-  if (count > SMALL_COPY && src instanceof Float32Array) {
-    dst.set(src.subarray(from, from + count), to);
-    return;
-  }
-  for (let j = 0; j < count; j++) dst[to + j] = src[from + j];
 }
