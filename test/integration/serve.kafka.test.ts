@@ -1,6 +1,7 @@
 // `serve` in Kafka mode against a real broker, with real WebSocket clients on port 0: Kafka
 // predictions equal the offline replay and reach subscribers and metrics; /ingest forwards into the
-// input topic and answers with each event's offset. Fails (never skips) without a broker.
+// input topic and answers with each event's offset; with exactlyOnce, predictions go out in
+// transactions. Fails (never skips) without a broker.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
@@ -22,18 +23,23 @@ import {
   type Topics,
   waitForCatchUp,
   waitUntil,
+  withAdmin,
 } from '../helpers/kafka.js';
 import { connect, startTestServer } from '../helpers/serve.js';
 
 type TestServer = RunningServer & { ws: (path: string) => string };
 
-async function kafkaServer(name: string, partitions: number): Promise<{ s: TestServer; t: Topics }> {
+async function kafkaServer(
+  name: string,
+  partitions: number,
+  kafka: Record<string, unknown> = {},
+): Promise<{ s: TestServer; t: Topics }> {
   await requireBroker();
   const t = await createInputTopic(name, partitions);
   const s = await startTestServer({
     model: { path: MODEL_FILE },
     state: { store: 'lmdb', path: join(await tempDir('serve-kafka'), 'state') },
-    kafka: { brokers, ...t, maxBatch: 200, maxWaitTimeInMs: 100 },
+    kafka: { brokers, ...t, maxBatch: 200, maxWaitTimeInMs: 100, ...kafka },
   });
   return { s, t };
 }
@@ -126,5 +132,23 @@ describe('serve with Kafka', () => {
     expect(await metric(s, 'cellstream_events_forwarded_total')).toBe(events.length);
     ingest.close();
     subscriber.close();
+  });
+
+  it('with exactlyOnce, writes predictions in transactions that a read_committed consumer sees once each', async () => {
+    const { s, t } = await kafkaServer('serve-eos', 2, { exactlyOnce: true, maxBatch: 100 });
+    server = s;
+    const events = makeEvents(600, 30, 11);
+    await produce(t.inputTopic, eventMessages(events));
+    // The group's offsets move only when a transaction commits them with its predictions.
+    await waitForCatchUp(t);
+
+    const onTopic = await readTopic(t.outputTopic);
+    const verdict = judge(await offlineReplay(await loadTestModel(), events), onTopic);
+    expect(verdict).toMatchObject({ received: events.length, missing: 0, divergent: 0, repeated: 0 });
+    // Commit markers take offsets of their own: without transactions the partitions would end
+    // exactly at the number of predictions.
+    const ends = await withAdmin((admin) => admin.fetchTopicOffsets(t.outputTopic));
+    const endOffsets = ends.reduce((sum, e) => sum + Number(e.high), 0);
+    expect(endOffsets).toBeGreaterThan(events.length);
   });
 });
