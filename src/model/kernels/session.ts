@@ -1,4 +1,4 @@
-import { outputSize, stateSize } from '../network.js';
+import { checkBatch, outputSize, stateSize } from '../network.js';
 import type { Model } from '../types.js';
 import type { Kernel, KernelSession } from './types.js';
 
@@ -18,6 +18,24 @@ export function checkOut(out: Float32Array, needed: number): void {
   if (out.length < needed) {
     throw new RangeError(`the output buffer has ${out.length} values, the batch needs ${needed}`);
   }
+}
+
+/**
+ * A `stepBatch` call's sizes against a model the kernel has already validated (with the
+ * reference's `checkBatch`, on its first call): only a mismatch pays for `checkBatch` again,
+ * which throws the reference's error.
+ */
+export function checkBatchSizes(
+  model: Model,
+  states: Float32Array,
+  inputs: readonly ArrayLike<number>[],
+  batch: number,
+  S: number,
+  inputSizes: readonly number[],
+): void {
+  let fits = states.length === batch * S && inputs.length === inputSizes.length;
+  for (let i = 0; fits && i < inputs.length; i++) fits = inputs[i].length === batch * inputSizes[i];
+  if (!fits) checkBatch(model, states, inputs, batch);
 }
 
 /** Checks a `stepSlots` call's inputs (one array per model input, `n` keys' worth each) and slots. */

@@ -3,7 +3,14 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkBatch, createState } from '../../network.js';
 import type { Model } from '../../types.js';
-import { checkCapacity, checkOut, checkStepSlots, copyFloats as copy, slabStates } from '../session.js';
+import {
+  checkBatchSizes,
+  checkCapacity,
+  checkOut,
+  checkStepSlots,
+  copyFloats as copy,
+  slabStates,
+} from '../session.js';
 import type { Kernel, KernelSession } from '../types.js';
 import { chunkSize } from '../wasm/instance.js';
 import { describe, nativeSupports } from './pack.js';
@@ -115,11 +122,7 @@ export function createNativeKernel(addon: NativeAddon): Kernel {
         instances.set(model, m);
       }
       const { S, O, inputSizes, chunk } = m;
-      if (states.length !== batch * S || inputs.length !== inputSizes.length)
-        checkBatch(model, states, inputs, batch);
-      for (let i = 0; i < inputs.length; i++) {
-        if (inputs[i].length !== batch * inputSizes[i]) checkBatch(model, states, inputs, batch);
-      }
+      checkBatchSizes(model, states, inputs, batch, S, inputSizes);
       if (into) checkOut(into, batch * O);
       const out = into ?? new Float32Array(batch * O);
       for (let start = 0; start < batch; start += chunk) {

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { checkBatch, outputSize, stateSize } from '../../network.js';
 import type { Model } from '../../types.js';
-import { checkOut, gatherSession } from '../session.js';
+import { checkBatchSizes, checkOut, gatherSession } from '../session.js';
 import type { Kernel } from '../types.js';
 import { ortGraph, ortGraphSupports } from './graph.js';
 
@@ -129,12 +129,10 @@ export function createOrtKernel(ort: OrtRuntime): Kernel {
         c = compile(model);
       }
       const { S, O, sizes } = c;
-      if (states.length !== batch * S || inputs.length !== sizes.length)
-        checkBatch(model, states, inputs, batch);
+      checkBatchSizes(model, states, inputs, batch, S, sizes);
       const feeds: Record<string, OrtTensor> = { state: ort.tensor(states, [1, batch, S]) };
       for (let i = 0; i < sizes.length; i++) {
         const x = inputs[i];
-        if (x.length !== batch * sizes[i]) checkBatch(model, states, inputs, batch);
         feeds[`x${i}`] = ort.tensor(x instanceof Float32Array ? x : Float32Array.from(x), [
           1,
           batch,

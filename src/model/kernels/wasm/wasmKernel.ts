@@ -1,6 +1,7 @@
 import { checkBatch, createState } from '../../network.js';
 import type { Model } from '../../types.js';
 import {
+  checkBatchSizes,
   checkCapacity,
   checkOut,
   checkSlot,
@@ -65,11 +66,7 @@ export function createWasmKernel(module: WasmModule): Kernel {
         instances.set(model, m);
       }
       const { S, O, f32, inputSizes } = m;
-      if (states.length !== batch * S || inputs.length !== inputSizes.length)
-        checkBatch(model, states, inputs, batch);
-      for (let i = 0; i < inputs.length; i++) {
-        if (inputs[i].length !== batch * inputSizes[i]) checkBatch(model, states, inputs, batch);
-      }
+      checkBatchSizes(model, states, inputs, batch, S, inputSizes);
       if (into) checkOut(into, batch * O);
       const out = into ?? new Float32Array(batch * O);
       if (batch <= m.chunk && states.length === batch * S) {
