@@ -1,20 +1,35 @@
-import type { Writable } from 'node:stream';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { runConvert } from './commands/convert.js';
 import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
 import { runServe, type ServeFlags } from './commands/serve.js';
+import { UsageError } from './errors.js';
 import { describeFeatureSpec } from './features/describe.js';
 import { loadSidecarSpec } from './features/loadSpec.js';
 import { modelFeatures } from './features/modelFeatures.js';
 import { loadModel } from './formats/load.js';
 import { describeModel, modelFingerprint } from './model/index.js';
+import { PACKAGE_ROOT } from './paths.js';
 import { parseDuration } from './time/duration.js';
 
 /** Where the CLI writes; the process's own streams unless a caller (a test) captures them. */
 export interface CliIo {
   readonly stdout: Writable;
   readonly stderr: Writable;
+  /** Read by `replay --input -`; the process's stdin when absent. */
+  readonly stdin?: Readable;
+}
+
+/** The model formats every `--model` option takes, for the help text. */
+const MODEL_HELP = 'model: .onnx, .keras or Keras .h5, TF.js model.json, or .cellstream.json';
+
+/** The installed package's version, from its package.json (dist/ and src/ sit one level below it). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
 }
 
 /** Exit status: every event applied (or skipped as an already-applied redelivery). */
@@ -40,6 +55,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .description(
       'Streaming, stateful recurrent-network inference: one LSTM/GRU step per event, per entity key.',
     )
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
@@ -50,8 +66,8 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
   program
     .command('replay')
     .description('run the serving engine over an NDJSON events file, one prediction line per event')
-    .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
-    .requiredOption('--input <file>', 'events, one JSON object per line')
+    .requiredOption('--model <file>', MODEL_HELP)
+    .requiredOption('--input <file>', "events, one JSON object per line; '-' reads stdin")
     .option('--spec <file>', "feature spec JSON for events with named values (instead of the model's own)")
     .option('--output <file>', 'write predictions here instead of stdout')
     .option(
@@ -94,6 +110,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
         model,
         spec: opts.spec === undefined ? undefined : await loadSidecarSpec(opts.spec),
         input: opts.input,
+        stdin: io.stdin ?? process.stdin,
         output: opts.output,
         deadLetter: opts.deadLetter,
         maxBatch: opts.batch,
@@ -117,7 +134,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       'serve WebSocket ingest and subscriptions, HTTP metrics and the dashboard; with no options, the demo model on 127.0.0.1:8080',
     )
     .option('--config <file>', 'YAML configuration file (env CELLSTREAM_CONFIG); see docs/configuration.md')
-    .option('--model <file>', 'model file (env CELLSTREAM_MODEL; default: the demo model)')
+    .option('--model <file>', `${MODEL_HELP} (env CELLSTREAM_MODEL; default: the demo model)`)
     .option('--host <host>', 'address to bind (env CELLSTREAM_HOST; default 127.0.0.1)')
     .option('--port <port>', 'port, 0 for any free one (env CELLSTREAM_PORT; default 8080)', port)
     .option('--state <dir>', 'LMDB state directory (env CELLSTREAM_STATE; default ./.data/state)')
@@ -155,7 +172,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
   program
     .command('inspect')
     .description("print a model's layers, inputs, sizes, fingerprint and feature spec")
-    .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
+    .requiredOption('--model <file>', MODEL_HELP)
     .option(
       '--spec <file>',
       "check this feature spec against the model and print it (instead of the model's own)",
@@ -173,10 +190,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .description(
       "save a model in cellstream's own format (.cellstream.json + .cellstream.bin), with its feature spec",
     )
-    .requiredOption(
-      '--model <file>',
-      'model: .onnx, .keras, Keras .h5, TF.js model.json, or .cellstream.json',
-    )
+    .requiredOption('--model <file>', MODEL_HELP)
     .option('--spec <file>', 'feature spec JSON to check against the model and embed')
     .requiredOption(
       '--output <file>',
@@ -198,12 +212,14 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
   program
     .command('kafka')
     .description('consume events from a Kafka topic and publish predictions, until SIGTERM or SIGINT')
-    .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
+    .requiredOption('--model <file>', MODEL_HELP)
     .requiredOption('--kafka-brokers <list>', 'bootstrap brokers, comma-separated host:port')
     .requiredOption('--input-topic <topic>', 'events, keyed by entity key')
     .requiredOption('--output-topic <topic>', 'predictions, keyed by entity key')
     .requiredOption('--group-id <id>', 'consumer group shared by all instances')
-    .requiredOption('--state-dir <dir>', "this instance's LMDB state directory")
+    .option('--state <dir>', "this instance's LMDB state directory (required)")
+    // The flag's first name; every other command calls it --state. Kept so scripts keep working.
+    .addOption(new Option('--state-dir <dir>', 'deprecated: --state').hideHelp())
     .option('--dead-letter-topic <topic>', 'rejected events (default <input-topic>-dead-letter)')
     .option('--changelog-topic <topic>', 'compacted state changelog (default <group-id>-state-changelog)')
     .option('--exactly-once', 'predictions, state changelog and offsets in one Kafka transaction per batch')
@@ -221,7 +237,8 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
         inputTopic: string;
         outputTopic: string;
         groupId: string;
-        stateDir: string;
+        state?: string;
+        stateDir?: string;
         deadLetterTopic?: string;
         changelogTopic?: string;
         exactlyOnce?: boolean;
@@ -229,9 +246,10 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
         sessionTimeout?: number;
         heartbeatInterval?: number;
       }) => {
+        const stateDir = kafkaStateDir(opts, io.stderr);
         await runKafka(
           await loadModel(opts.model),
-          { ...opts, brokers: opts.kafkaBrokers, maxBatch: opts.batch },
+          { ...opts, stateDir, brokers: opts.kafkaBrokers, maxBatch: opts.batch },
           io.stderr,
         );
       },
@@ -249,6 +267,20 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     }
     return EXIT_FATAL;
   }
+}
+
+/** `kafka`'s state directory: `--state`, or its deprecated first name `--state-dir` (with a warning). */
+function kafkaStateDir(opts: { state?: string; stateDir?: string }, stderr: Writable): string {
+  if (opts.stateDir !== undefined) {
+    if (opts.state !== undefined && opts.state !== opts.stateDir) {
+      throw new UsageError('--state and --state-dir name different directories; give only --state');
+    }
+    stderr.write('cellstream: --state-dir is deprecated and will be removed; use --state\n');
+    return opts.stateDir;
+  }
+  if (opts.state === undefined)
+    throw new UsageError("kafka needs --state <dir>: this instance's LMDB state directory");
+  return opts.state;
 }
 
 function port(value: string): number {

@@ -7,7 +7,7 @@ export { type Config, configSchema } from './config/schema.js';
 export { lastPositions } from './engine/commitPositions.js';
 export type { ExpiryOptions } from './engine/expiry.js';
 export { KeyedStepper, type KeyedStepperOptions, type StepperCounts } from './engine/keyedStepper.js';
-export { type StepByKeyOptions, stepByKey } from './engine/stepByKey.js';
+export { type StepByKeyOptions, type StepInput, stepByKey } from './engine/stepByKey.js';
 export type { Envelope, Outcome, Rejected } from './engine/types.js';
 export * from './errors.js';
 export { decodeEvent, validateEvent } from './events/decode.js';

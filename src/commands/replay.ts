@@ -1,5 +1,5 @@
 import { access } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { lastValueFrom } from 'rxjs';
 import type { ExpiryOptions } from '../engine/expiry.js';
 import { KeyedStepper } from '../engine/keyedStepper.js';
@@ -13,7 +13,7 @@ import { modelFingerprint, outputSize, stateSize } from '../model/index.js';
 import type { Model } from '../model/types.js';
 import { type DeadLetterSink, deadLetterAppendFile, deadLetterFile } from '../sinks/deadLetter.js';
 import { NdjsonSink, ndjsonAppendSink, ndjsonFileSink } from '../sinks/ndjson.js';
-import { ndjsonFile } from '../sources/ndjsonFile.js';
+import { ndjsonFile, ndjsonStream } from '../sources/ndjsonFile.js';
 import { CachedStore } from '../state/cachedStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
 import { MemoryStateStore } from '../state/memoryStore.js';
@@ -23,8 +23,10 @@ export interface ReplayOptions {
   readonly model: Model;
   /** A feature spec file's contents, used instead of the model's embedded spec. */
   readonly spec?: SidecarSpec | undefined;
-  /** NDJSON events file. */
+  /** NDJSON events file; `-` reads `stdin`. */
   readonly input: string;
+  /** Read when `input` is `-`. */
+  readonly stdin?: Readable | undefined;
   /** Predictions file (truncated; appended to with `state`); predictions go to `stdout` when absent. */
   readonly output?: string | undefined;
   /** Dead-letter file (truncated; appended to with `state`) for rejected lines. */
@@ -49,6 +51,9 @@ export interface ReplayOptions {
   readonly stderr: Writable;
 }
 
+/** The `--input` that reads standard input. */
+const STDIN = '-';
+
 export interface ReplaySummary {
   /** Non-blank lines read. */
   readonly events: number;
@@ -72,9 +77,20 @@ export interface ReplaySummary {
  * model and I/O failures end it by throwing.
  */
 export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> {
-  await access(options.input).catch((err: NodeJS.ErrnoException) => {
-    throw new UsageError(`cannot read the events file '${options.input}' (${err.code})`);
-  });
+  const fromStdin = options.input === STDIN;
+  if (fromStdin) {
+    if (options.stdin === undefined) throw new UsageError('--input -: no standard input to read');
+    // State remembers lines by the input's name; stdin has none of its own, so the caller names it.
+    if (options.state !== undefined && options.sourceName === undefined) {
+      throw new UsageError(
+        "--input - with --state needs --source-name NAME: the state remembers which lines of an input it applied by the input's name",
+      );
+    }
+  } else {
+    await access(options.input).catch((err: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read the events file '${options.input}' (${err.code})`);
+    });
+  }
   if (options.maxKeysInMemory !== undefined && options.state === undefined) {
     throw new UsageError('--max-keys-in-memory needs --state: without it every key is kept in memory');
   }
@@ -104,7 +120,10 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
         } else {
           counts.predictions++;
         }
-        predictions!.write(outcome.prediction);
+        // A repeat is marked as WebSocket answers mark it, so a reader of --output can skip it.
+        predictions!.write(
+          outcome.redelivered ? { ...outcome.prediction, redelivered: true } : outcome.prediction,
+        );
         break;
       case 'rejected':
         counts.events++;
@@ -166,9 +185,10 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
         : deadLetterFile(options.deadLetter);
     }
     await lastValueFrom(
-      ndjsonFile(options.input, { sourceName: options.sourceName }).pipe(
-        stepByKey(stepper, options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),
-      ),
+      (fromStdin
+        ? ndjsonStream(options.stdin!, options.sourceName ?? 'stdin')
+        : ndjsonFile(options.input, { sourceName: options.sourceName })
+      ).pipe(stepByKey(stepper, options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch })),
       { defaultValue: undefined },
     );
   } catch (err) {
