@@ -5,7 +5,8 @@ import { KeyedStepper, loadModel, MemoryStateStore, modelFeatures, stepByKey } f
 import { from } from 'rxjs';
 
 const demo = (file) => new URL(`../demo/${file}`, import.meta.url).pathname;
-const [modelFile = demo('visits.cellstream.json'), eventsFile = demo('visits.ndjson')] = process.argv.slice(2);
+const [modelFile = demo('visits.cellstream.json'), eventsFile = demo('visits.ndjson')] =
+  process.argv.slice(2);
 
 const model = await loadModel(modelFile);
 // The model's embedded feature spec encodes an event's named `values` and decodes the output.

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import { modelFeatures } from '../features/modelFeatures.js';
 import { loadModel } from '../formats/load.js';
 import { outputSize, stateSize } from '../model/index.js';
+import { loadNative } from '../model/kernels/index.js';
 import type { Model } from '../model/types.js';
 import { CachedStore } from '../state/cachedStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
@@ -249,6 +250,11 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     throw err;
   }
   state = 'ready';
+  // An install without a C compiler steps on wasm, about half as fast: say so once, and how to fix it.
+  const native = loadNative();
+  if (native instanceof Error && (process.env['CELLSTREAM_KERNEL'] ?? 'auto') === 'auto') {
+    log.warn({ reason: native.message }, 'native kernel unavailable: stepping on the wasm kernel');
+  }
   log.info(
     {
       url,
