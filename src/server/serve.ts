@@ -201,6 +201,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
           stats.event(r.events);
           metrics.batchSize.observe(r.events);
           metrics.stepSeconds.observe(r.stepSeconds);
+          stats.batch(r.events, r.stepSeconds);
           metrics.predictionsOut.inc(r.predictions);
           metrics.duplicates.inc(r.duplicates);
           for (const rejected of r.rejected) {
@@ -340,6 +341,7 @@ async function startEngine(
       onBatch: (size, seconds) => {
         metrics.batchSize.observe(size);
         metrics.stepSeconds.observe(seconds);
+        stats.batch(size, seconds);
       },
       onResult: (result, seconds) => {
         metrics.eventLatencySeconds.observe(seconds);
