@@ -145,7 +145,9 @@ describe('dashboard in headless Chromium', () => {
     const plot = chart.locator('.chart');
     expect(await plot.getAttribute('data-unit')).toBe('next_interval_days');
     // The axes are titled: the decoded field up the side, the key's steps along the bottom.
-    expect(await chart.locator('.axes').textContent()).toBe("next_interval_days by step (seq) of the key's sequence");
+    expect(await chart.locator('.axes').textContent()).toBe(
+      "next_interval_days by step (seq) of the key's sequence",
+    );
 
     // The plotted value is the decoded prediction the server holds for that key at that step,
     // not the raw output (a min-max scaled fraction).
