@@ -56,6 +56,8 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       'Streaming, stateful recurrent-network inference: one LSTM/GRU step per event, per entity key.',
     )
     .version(packageVersion(), '-V, --version', 'print the version and exit')
+    // Program options only before the command: `convert --version V` is the model's version.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),

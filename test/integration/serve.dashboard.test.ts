@@ -42,7 +42,7 @@ beforeAll(async () => {
   // What `npm start` shows: the demo model (its spec decodes next_interval_days) over the demo feed.
   demo = await startTestServer({
     model: { path: join(ROOT, 'demo', 'visits.cellstream.json') },
-    sources: { demo: { enabled: true, file: join(ROOT, 'demo', 'visits.ndjson'), eventsPerSecond: 100 } },
+    sources: { demo: { enabled: true, file: join(ROOT, 'demo', 'visits.ndjson'), eventsPerSecond: 40 } },
   });
 });
 
@@ -141,7 +141,11 @@ describe('dashboard in headless Chromium', () => {
         (c) => Number(c.getAttribute('data-points')) >= 3,
       ),
     );
-    const chart = page.locator('#key-charts .key-chart').first();
+    // Pin one key, so its chart stays while others become more active.
+    const key = (await page.getAttribute('#key-list li', 'data-key'))!;
+    await page.click(`#key-list li[data-key="${key}"]`);
+    const chart = page.locator(`#key-charts .key-chart[data-key="${key}"]`);
+    await chart.waitFor();
     const plot = chart.locator('.chart');
     expect(await plot.getAttribute('data-unit')).toBe('next_interval_days');
     // The axes are titled: the decoded field up the side, the key's steps along the bottom.
@@ -151,7 +155,6 @@ describe('dashboard in headless Chromium', () => {
 
     // The plotted value is the decoded prediction the server holds for that key at that step,
     // not the raw output (a min-max scaled fraction).
-    const key = (await chart.getAttribute('data-key'))!;
     let matched = false;
     for (let i = 0; i < 100 && !matched; i++) {
       await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 50)));
@@ -168,12 +171,6 @@ describe('dashboard in headless Chromium', () => {
       matched = true;
     }
     expect(matched).toBe(true);
-    // Step numbers along x: the points are 1 apart however far apart the visits' event times are.
-    const xs = await page.evaluate(() =>
-      document.querySelector('#key-charts .chart')?.getAttribute('data-points'),
-    );
-    expect(Number(xs)).toBeGreaterThanOrEqual(3);
-
     // The latency card says what it holds; the engine's batch time is shown apart.
     expect(await page.textContent('.counters')).toContain('batch wait + steps + durable state write (fsync)');
     await page.waitForFunction(() => /ms · /.test(document.querySelector('#batch')?.textContent ?? ''));
