@@ -2,7 +2,7 @@
 // npm's cache where it can), a strict TypeScript consumer type-checked against the shipped .d.ts
 // files, the README's library example and the bin run from the install, and the native kernel
 // built by the package's install script (and an install without a compiler still succeeding).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -102,5 +102,30 @@ describe('cellstream installed from its packed tarball', () => {
       { cwd: project },
     );
     expect(probe.stdout).toMatch(/^KERNEL_UNAVAILABLE .*install gcc, then run npm rebuild cellstream/);
+
+    // serve says so at start, not silently slower.
+    const serve = spawn(
+      join(project, 'node_modules', '.bin', 'cellstream'),
+      ['serve', '--port', '0', '--state', join(project, 'state')],
+      { cwd: project, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const lines: Array<{ msg?: string; reason?: string; url?: string }> = [];
+    let buffered = '';
+    await new Promise<void>((resolve, reject) => {
+      serve.stdout.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString();
+        const complete = buffered.split('\n');
+        buffered = complete.pop()!;
+        for (const line of complete) {
+          lines.push(JSON.parse(line));
+          if (lines.at(-1)!.url) resolve();
+        }
+      });
+      serve.once('exit', (code) => reject(new Error(`serve exited with ${code} before it was ready`)));
+    });
+    serve.kill('SIGTERM');
+    await new Promise((resolve) => serve.once('exit', resolve));
+    const warning = lines.find((l) => l.msg === 'native kernel unavailable: stepping on the wasm kernel');
+    expect(warning?.reason).toMatch(/install gcc, then run npm rebuild cellstream/);
   }, 120_000);
 });
