@@ -37,6 +37,11 @@ export class CachedStore implements StateStore {
   private closing: Promise<void> | undefined;
   private readonly tally = { hits: 0, misses: 0 };
 
+  /** The key limit of the store underneath. */
+  get maxKeyBytes(): number | undefined {
+    return this.backing.maxKeyBytes;
+  }
+
   constructor(options: CachedStoreOptions) {
     this.backing = options.backing;
     this.slab = new StateSlab({

@@ -61,6 +61,11 @@ export class ChangelogStore implements StateStore {
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
 
+  /** The key limit of the store underneath. */
+  get maxKeyBytes(): number | undefined {
+    return this.local.maxKeyBytes;
+  }
+
   constructor(options: ChangelogStoreOptions) {
     this.local = options.local;
     this.topic = options.topic;
