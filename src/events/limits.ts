@@ -1,4 +1,5 @@
 import { ConfigError, IdTooLongError, KeyTooLongError, TsInFutureError } from '../errors.js';
+import { parseDuration } from '../time/duration.js';
 import type { Event } from './types.js';
 
 /**
@@ -40,6 +41,11 @@ export const DECODE_CEILINGS: EventLimits = {
   maxKeyBytes: KEY_BYTES_CEILING,
   maxIdBytes: 64 * 1024,
 };
+
+/** A `maxTsAhead` setting in ms: a duration (`1d`, `6h`), or `off` (`undefined`: no bound). */
+export function parseMaxTsAhead(text: string, what = 'maxTsAhead'): number | undefined {
+  return text.trim() === 'off' ? undefined : parseDuration(text, what);
+}
 
 /** `limits` with defaults filled in, checked: a limit out of range is a `ConfigError`. */
 export function eventLimits(limits: Partial<EventLimits> = {}): EventLimits {
