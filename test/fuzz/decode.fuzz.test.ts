@@ -128,9 +128,10 @@ describe('fuzz: feature encoding against the demo spec', async () => {
   const sizes = model.inputs.map((i) => i.size);
 
   it('an accepted event encodes to finite vectors of the model’s input sizes, or is refused with an EventError', () => {
+    let encodedCount = 0;
     fc.assert(
       fc.property(
-        eventish,
+        fc.oneof(eventish, visitish),
         fc.option(fc.oneof(fc.double(), fc.integer()), { nil: undefined }),
         (value, previous) => {
           const event = typedOrValue(() => validateEvent(value, DEFAULT_EVENT_LIMITS));
@@ -138,11 +139,14 @@ describe('fuzz: feature encoding against the demo spec', async () => {
           const previousTs = previous === undefined || !Number.isFinite(previous) ? undefined : previous;
           const encoded = typedOrValue(() => encodeInputs(model, event, features.encodeValues, previousTs));
           if (encoded instanceof EventError) return;
+          encodedCount++;
           expect(encoded.map((x) => x.length)).toEqual(sizes);
           for (const x of encoded) for (const v of Array.from(x)) expect(Number.isFinite(v)).toBe(true);
         },
       ),
       fuzzParams(3000),
     );
+    // The generators reach the encoder's success path, not only its refusals.
+    expect(encodedCount).toBeGreaterThan(30);
   });
 });
