@@ -317,12 +317,14 @@ export class KeyedStepper {
       const keyIndex = n > FEW_KEYS ? this.batchKeys : undefined;
       keyIndex?.start(n);
       const keys: string[] = [];
+      // One clock reading per batch for the ts bound: its events arrived together.
+      const now = this.limits.maxTsAheadMs === undefined ? 0 : this.now();
       for (let i = 0; i < n; i++) {
         const envelope = batch[i];
         let event: Event;
         try {
           event = envelope.event ?? decodeEvent(envelope.raw, this.limits);
-          checkEvent(event, this.limits, this.now);
+          checkEvent(event, this.limits, now);
         } catch (err) {
           results[i] = rejection(err, envelope.raw ?? JSON.stringify(envelope.event), envelope.position);
           continue;

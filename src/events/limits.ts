@@ -91,12 +91,10 @@ export function checkSizes(key: string, id: string | undefined, limits: EventLim
   }
 }
 
-/** Throws the `EventError` of the first limit `event` breaks, reading the clock as `now`. */
-export function checkEvent(event: Event, limits: EventLimits, now: () => number): void {
+/** Throws the `EventError` of the first limit `event` breaks, the wall clock reading `now` ms. */
+export function checkEvent(event: Event, limits: EventLimits, now: number): void {
   checkSizes(event.key, event.id, limits);
-  if (limits.maxTsAheadMs !== undefined) {
-    const clock = now();
-    if (event.ts - clock > limits.maxTsAheadMs)
-      throw new TsInFutureError(event.ts, clock, limits.maxTsAheadMs);
+  if (limits.maxTsAheadMs !== undefined && event.ts - now > limits.maxTsAheadMs) {
+    throw new TsInFutureError(event.ts, now, limits.maxTsAheadMs);
   }
 }
