@@ -185,6 +185,7 @@ export class KeyedStepper {
   private readonly onCommittable: KeyedStepperOptions['onCommittable'];
   private readonly now: () => number;
   private readonly limits: EventLimits;
+  private readonly keyError: ((key: string) => StateError | undefined) | undefined;
   private readonly idWindow: number;
   private readonly expiry: ExpiryPolicy | undefined;
   private readonly sweep: StoreSweep | undefined;
@@ -234,6 +235,7 @@ export class KeyedStepper {
     this.onCommittable = options.onCommittable;
     this.now = options.now ?? Date.now;
     this.limits = eventLimits(options.limits);
+    this.keyError = options.store.keyError?.bind(options.store);
     const storeKeyBytes = options.store.maxKeyBytes;
     // A key's store encoding may take one byte more than its UTF-8 (lmdb's escape byte).
     if (storeKeyBytes !== undefined && this.limits.maxKeyBytes + 1 > storeKeyBytes) {
@@ -327,6 +329,12 @@ export class KeyedStepper {
           checkEvent(event, this.limits, now);
         } catch (err) {
           results[i] = rejection(err, envelope.raw ?? JSON.stringify(envelope.event), envelope.position);
+          continue;
+        }
+        // A key the store can never hold (a backstop behind the key limit, or a reserved name).
+        const keyError = this.keyError?.(event.key);
+        if (keyError !== undefined) {
+          results[i] = refusal(keyError, envelope.raw ?? JSON.stringify(event), envelope.position);
           continue;
         }
         events[i] = event;

@@ -42,6 +42,11 @@ export class CachedStore implements StateStore {
     return this.backing.maxKeyBytes;
   }
 
+  /** What the store underneath says of `key`. */
+  keyError(key: string): StateError | undefined {
+    return this.backing.keyError?.(key);
+  }
+
   constructor(options: CachedStoreOptions) {
     this.backing = options.backing;
     this.slab = new StateSlab({

@@ -24,6 +24,11 @@ export class StagedStore implements StateStore {
     return this.base.maxKeyBytes;
   }
 
+  /** What the store underneath says of `key`. */
+  keyError(key: string): StateError | undefined {
+    return this.base.keyError?.(key);
+  }
+
   constructor(readonly base: StateStore) {}
 
   async getMany(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]> {

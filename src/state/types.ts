@@ -1,3 +1,4 @@
+import type { StateError } from '../errors.js';
 import type { Position } from '../events/types.js';
 
 /** One key's persisted recurrent state and what produced it. */
@@ -60,6 +61,12 @@ export interface StateStore {
    * 1978). The engine refuses key limits (`events.maxKeyBytes`) this cannot hold.
    */
   readonly maxKeyBytes?: number | undefined;
+  /**
+   * Why the store can never hold `key` (too long to index, a reserved name), or `undefined`.
+   * The engine asks before it steps an event, so that such a key rejects its own events instead
+   * of failing the write of a whole batch. Optional: a store that takes every key leaves it out.
+   */
+  keyError?(key: string): StateError | undefined;
   /**
    * Records for `keys`, `undefined` where a key has none; same order as `keys`. The caller owns
    * every array of the records returned. With `into`, the `state` of `keys[i]`'s record, when it

@@ -70,6 +70,8 @@ describe('Kafka pipeline: one event’s or one key’s failure is its own', () =
       // A good key's far-future event: refused, and the key's later events go on as if it never came.
       { key: target, ts: 8.64e15, features: [1, 2, 3, 4] },
       { key: 'foreign', ts: 1_700_000_000_001, features: [1, 2, 3, 4] },
+      // A key under the changelog's reserved prefix: before, its write failed the whole batch.
+      { key: '\u0000cellstream.changelog.0', ts: 1_700_000_000_000, features: [1, 2, 3, 4] },
     ];
     const codes = [
       'EVENT_KEY_TOO_LONG',
@@ -77,10 +79,11 @@ describe('Kafka pipeline: one event’s or one key’s failure is its own', () =
       'STATE_MODEL_MISMATCH',
       'EVENT_TS_IN_FUTURE',
       'STATE_MODEL_MISMATCH',
+      'STATE_KEY_RESERVED',
     ];
     const mixed = eventMessages(events);
     bad.forEach((e, i) => {
-      mixed.splice(5 + 200 * i, 0, { key: e.key, value: JSON.stringify(e) });
+      mixed.splice(5 + 150 * i, 0, { key: e.key, value: JSON.stringify(e) });
     });
     await produce(t.inputTopic, mixed);
 

@@ -5,7 +5,7 @@ import { open } from 'lmdb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KeyedStepper, type KeyedStepperOptions } from '../../src/engine/keyedStepper.js';
 import type { Envelope, Outcome } from '../../src/engine/types.js';
-import type { StateError } from '../../src/errors.js';
+import { StateError } from '../../src/errors.js';
 import type { Position, Prediction } from '../../src/events/types.js';
 import { createState, modelFingerprint } from '../../src/model/index.js';
 import { referenceKernel } from '../../src/model/kernels/index.js';
@@ -167,6 +167,24 @@ describe('KeyedStepper: per-event isolation on a real LMDB store', () => {
     const outcomes = await stepper(store).process([good(1, 'short'), good(2, 'a')]);
     expect(outcomes.map((o) => o.kind)).toEqual(['rejected', 'prediction']);
     expect(outcomes[0]).toMatchObject({ code: 'STATE_CORRUPT' });
+  });
+
+  it('rejects the events of a key the store says it can never hold, with the store’s code', async () => {
+    const { store } = await lmdb();
+    // As the changelog store refuses its reserved prefix: the engine asks before stepping.
+    const own = store.keyError.bind(store);
+    store.keyError = (key: string) =>
+      key.startsWith('#') ? new StateError('STATE_KEY_RESERVED', `key '${key}' is reserved`) : own(key);
+    const outcomes = await stepper(store).process([good(1, '#mine'), good(2, 'a'), good(3, '#mine')]);
+    expect(outcomes.map((o) => (o.kind === 'rejected' ? o.code : o.kind))).toEqual([
+      'STATE_KEY_RESERVED',
+      'prediction',
+      'STATE_KEY_RESERVED',
+    ]);
+    expect(await store.size()).toBe(1);
+    // LMDB's own answer: only keys past its index limit.
+    expect(own('k'.repeat(store.maxKeyBytes - 1))).toBeUndefined();
+    expect(own('k'.repeat(store.maxKeyBytes + 1))?.code).toBe('STATE_KEY_TOO_LONG');
   });
 
   it('still fails the whole batch, writing nothing, when the store as a whole fails', async () => {
