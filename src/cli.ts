@@ -7,6 +7,7 @@ import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
 import { runServe, type ServeFlags } from './commands/serve.js';
 import { UsageError } from './errors.js';
+import { parseMaxTsAhead } from './events/limits.js';
 import { describeFeatureSpec } from './features/describe.js';
 import { loadSidecarSpec } from './features/loadSpec.js';
 import { modelFeatures } from './features/modelFeatures.js';
@@ -105,6 +106,17 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       '--source-name <name>',
       'the name --state remembers the input by (default: its absolute path, so a moved file counts as new)',
     )
+    .option(
+      '--max-ts-ahead <duration>',
+      'reject events whose ts lies more than this ahead of the wall clock, e.g. 1d (default: off, files of any era)',
+    )
+    .option('--max-key-bytes <n>', 'longest key in UTF-8 bytes (default 512, at most 1977)', positiveInteger)
+    .option('--max-id-bytes <n>', 'longest id in UTF-8 bytes (default 128)', positiveInteger)
+    .option(
+      '--id-window <n>',
+      'ids remembered per key: a resent id among them is a duplicate (default 8)',
+      positiveInteger,
+    )
     .addHelpText('after', EXIT_HELP)
     .action(async (opts: ReplayFlags) => {
       const model = await loadModel(opts.model);
@@ -124,6 +136,13 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
             ? undefined
             : { ttlMs: parseDuration(opts.ttl, '--ttl'), clock: opts.ttlClock },
         sourceName: opts.sourceName,
+        limits: {
+          ...(opts.maxKeyBytes === undefined ? {} : { maxKeyBytes: opts.maxKeyBytes }),
+          ...(opts.maxIdBytes === undefined ? {} : { maxIdBytes: opts.maxIdBytes }),
+          maxTsAheadMs:
+            opts.maxTsAhead === undefined ? undefined : parseMaxTsAhead(opts.maxTsAhead, '--max-ts-ahead'),
+        },
+        idWindow: opts.idWindow,
         stdout: io.stdout,
         stderr: io.stderr,
       });
@@ -232,6 +251,18 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       positiveInteger,
     )
     .option('--heartbeat-interval <ms>', 'consumer group heartbeat interval', positiveInteger)
+    .option(
+      '--max-ts-ahead <duration>',
+      "dead-letter events whose ts lies more than this ahead of the wall clock, or 'off'",
+      '1d',
+    )
+    .option('--max-key-bytes <n>', 'longest key in UTF-8 bytes (default 512, at most 1977)', positiveInteger)
+    .option('--max-id-bytes <n>', 'longest id in UTF-8 bytes (default 128)', positiveInteger)
+    .option(
+      '--id-window <n>',
+      'ids remembered per key: a resent id among them is a duplicate (default 8)',
+      positiveInteger,
+    )
     .action(
       async (opts: {
         model: string;
@@ -247,6 +278,10 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
         batch?: number;
         sessionTimeout?: number;
         heartbeatInterval?: number;
+        maxTsAhead: string;
+        maxKeyBytes?: number;
+        maxIdBytes?: number;
+        idWindow?: number;
       }) => {
         const stateDir = kafkaStateDir(opts, io.stderr);
         await runKafka(
@@ -305,6 +340,10 @@ interface ReplayFlags {
   ttl?: string;
   ttlClock: 'event' | 'processing';
   sourceName?: string;
+  maxTsAhead?: string;
+  maxKeyBytes?: number;
+  maxIdBytes?: number;
+  idWindow?: number;
 }
 
 function positiveInteger(value: string): number {

@@ -7,6 +7,7 @@ import { checkStoreModel } from '../engine/modelCheck.js';
 import { stepByKey } from '../engine/stepByKey.js';
 import type { Outcome } from '../engine/types.js';
 import { UsageError } from '../errors.js';
+import type { EventLimits } from '../events/limits.js';
 import type { Position, Prediction } from '../events/types.js';
 import { modelFeatures, type SidecarSpec } from '../features/modelFeatures.js';
 import { modelFingerprint, outputSize, stateSize } from '../model/index.js';
@@ -44,6 +45,10 @@ export interface ReplayOptions {
   readonly maxKeysInMemory?: number | undefined;
   /** Idle keys expire. */
   readonly ttl?: ExpiryOptions | undefined;
+  /** Bounds on each event; by default keys of 512 bytes and ids of 128, and no bound on `ts` (files of any era). */
+  readonly limits?: Partial<EventLimits> | undefined;
+  /** Ids remembered per key (default 8). */
+  readonly idWindow?: number | undefined;
   /** The name the state remembers the input by, in place of its absolute path. */
   readonly sourceName?: string | undefined;
   readonly stdout: Writable;
@@ -158,6 +163,8 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
       encodeValues: features?.encodeValues,
       decodePrediction: features?.decode,
       ...(options.ttl ? { ttl: options.ttl } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.idWindow === undefined ? {} : { idWindow: options.idWindow }),
       // The sink's acknowledgement: a batch's state is written only once its lines are out.
       emit: async (outcomes) => {
         outcomes.forEach(record);

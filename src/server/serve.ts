@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
+import { eventLimitsOf } from '../config/eventLimits.js';
 import type { Config } from '../config/schema.js';
 import { modelFeatures } from '../features/modelFeatures.js';
 import { loadModel } from '../formats/load.js';
@@ -328,6 +329,8 @@ async function startEngine(
       model,
       store,
       onModelMismatch: config.model.onMismatch,
+      limits: eventLimitsOf(config.events),
+      idWindow: config.state.idWindow,
       encodeValues: features?.encodeValues,
       decodePrediction: features?.decode,
       ...(config.state.ttl === undefined
