@@ -42,13 +42,13 @@ newest_cached() {
   local d
   for d in "$cache"/*/; do
     d=$(basename "$d")
-    [[ $d == "$spec" || $d == "$spec".* ]] && [[ -x $cache/$d/bin/node ]] && echo "$d"
+    if [[ $d == "$spec" || $d == "$spec".* ]] && [[ -x $cache/$d/bin/node ]]; then echo "$d"; fi
   done | sort -t. -k1,1n -k2,2n -k3,3n | tail -n 1
 }
 
 # Resolve spec to a release. npm prints a string for one match, an array for several, and an
 # {"error": ...} object for none (404) or no network.
-out=$(npm view "$pkg@$spec" version --json --fetch-retries=1 --fetch-timeout=30000 2>/dev/null) || true
+out=$(npm view "$pkg@$spec" version --json --fetch-retries=1 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=5000 --fetch-timeout=30000 2>/dev/null) || true
 version=$(node -e '
   let v; try { v = JSON.parse(process.argv[1]); } catch { process.exit(0); }
   if (Array.isArray(v)) v = v[v.length - 1];
@@ -63,9 +63,10 @@ if [[ -z $version || $version == ERROR* ]]; then
       });' || true)
     die "no Node.js $spec for $os-$arch on $registry (package $pkg)${majors:+; majors there from 20 on: $majors}"
   fi
+  why=${version#ERROR }
   version=$(newest_cached)
   [[ -n $version ]] ||
-    die "cannot reach $registry to fetch Node.js $spec (package $pkg${version:+, ${version#ERROR }}) and none is cached in $cache; check the network or the npm registry setting, or install Node.js $spec yourself and put it first on PATH"
+    die "cannot reach $registry to fetch Node.js $spec (package $pkg${why:+: $why}) and none is cached in $cache; check the network or the npm registry setting, or install Node.js $spec yourself and put it first on PATH"
   echo "with-node.sh: $registry not reachable; using the cached Node.js $version" >&2
 fi
 
