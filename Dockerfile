@@ -1,5 +1,5 @@
 # cellstream on Node 20. Build: docker build -t cellstream .  Run: docker run cellstream --help
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 # A C compiler for the native step kernel (without it the build falls back to the wasm kernel).
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
@@ -12,7 +12,7 @@ COPY native ./native
 # The project's own build: tsc, the dashboard's browser files next to the compiled server, the native kernel.
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules
