@@ -5,8 +5,12 @@ import { type Admin, type IHeaders, Kafka, type KafkaMessage, logLevel, Partitio
 import { KeyedStepper } from '../../src/engine/keyedStepper.js';
 import type { Event, Prediction } from '../../src/events/types.js';
 import { loadModel } from '../../src/formats/load.js';
+import { dropKafkajsNegativeTimerWarning } from '../../src/kafka/nodeWarnings.js';
 import type { Model } from '../../src/model/types.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
+
+// A test worker owns its process as the CLI does: kafkajs's harmless Node 24 warning is dropped here too.
+dropKafkajsNegativeTimerWarning();
 
 export const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092')
   .split(',')

@@ -105,12 +105,12 @@ export async function exchange(ws: WebSocket, events: unknown[]): Promise<Array<
 /**
  * Starts the real bin's `serve` with `args` as a child process (dist/: call ensureBuilt first),
  * `env` on top of this process's; resolves with the process, its URL from the startup log line,
- * and the stdout log lines, which keep coming in as it runs.
+ * the stdout log lines, which keep coming in as it runs, and its stderr so far.
  */
 export async function serveBin(
   args: string[],
   env: NodeJS.ProcessEnv = {},
-): Promise<{ child: ChildProcess; url: string; logs: string[] }> {
+): Promise<{ child: ChildProcess; url: string; logs: string[]; stderr: () => string }> {
   const child = spawn('node', [join(ROOT, 'bin', 'cellstream.js'), 'serve', ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -135,5 +135,5 @@ export async function serveBin(
     });
     child.once('exit', (code) => reject(new Error(`serve exited with ${code} before listening: ${stderr}`)));
   });
-  return { child, url, logs };
+  return { child, url, logs, stderr: () => stderr };
 }
