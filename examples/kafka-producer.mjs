@@ -9,6 +9,10 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { dropKafkajsNegativeTimerWarning } from '../dist/kafka/nodeWarnings.js';
+
+// On Node 24 kafkajs 2.2.4 makes Node print a harmless TimeoutNegativeWarning (kafkajs#1751).
+dropKafkajsNegativeTimerWarning();
 
 const { values: args } = parseArgs({
   options: {
