@@ -33,6 +33,8 @@ aarch64 | arm64) arch=arm64 ;;
 *) die "no Node.js binary for the $(uname -m) architecture on the npm registry that this script knows of (x64 and arm64 only); install Node.js $spec yourself and put it first on PATH" ;;
 esac
 pkg="node-$os-$arch"
+[[ -n ${CELLSTREAM_NODE_CACHE:-}${XDG_CACHE_HOME:-}${HOME:-} ]] ||
+  die "no cache directory: HOME is not set; set CELLSTREAM_NODE_CACHE to a directory to keep Node.js releases in"
 cache=${CELLSTREAM_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cellstream-node}
 registry=$(npm config get registry 2>/dev/null || echo "the npm registry")
 
