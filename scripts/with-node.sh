@@ -48,12 +48,15 @@ newest_cached() {
   done | sort -t. -k1,1n -k2,2n -k3,3n | tail -n 1
 }
 
-# Resolve spec to a release. npm prints a string for one match, an array for several, and an
-# {"error": ...} object for none (404) or no network.
+# Resolve spec to a release. npm prints a string for one match, an array for several (in
+# publishing order, which need not be version order), and an {"error": ...} object for none (404)
+# or no network.
 out=$(npm view "$pkg@$spec" version --json --fetch-retries=1 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=5000 --fetch-timeout=30000 2>/dev/null) || true
 version=$(node -e '
   let v; try { v = JSON.parse(process.argv[1]); } catch { process.exit(0); }
-  if (Array.isArray(v)) v = v[v.length - 1];
+  const key = (s) => s.split(".").map(Number);
+  const newer = (a, b) => { const [x, y] = [key(a), key(b)]; return x[0] - y[0] || x[1] - y[1] || x[2] - y[2]; };
+  if (Array.isArray(v)) v = v.sort(newer).pop();
   if (typeof v === "string") console.log(v);
   else if (v && v.error) console.log("ERROR " + v.error.code + " " + String(v.error.summary).split("\n")[0]);
 ' "$out")
