@@ -4,6 +4,7 @@ import { runConvert } from './commands/convert.js';
 import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
 import { runServe, type ServeFlags } from './commands/serve.js';
+import { shutdownSignal } from './commands/shutdownSignals.js';
 import { describeFeatureSpec } from './features/describe.js';
 import { loadSidecarSpec } from './features/loadSpec.js';
 import { modelFeatures } from './features/modelFeatures.js';
@@ -214,6 +215,28 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       positiveInteger,
     )
     .option('--heartbeat-interval <ms>', 'consumer group heartbeat interval', positiveInteger)
+    .addOption(
+      new Option(
+        '--on-consumer-crash <policy>',
+        'after a consumer crash kafkajs does not recover from: rejoin the group (up to --max-rejoins in a row), or exit non-zero',
+      ).choices(['rejoin', 'exit']),
+    )
+    .option(
+      '--max-rejoins <n>',
+      'rejoins in a row without a committed batch before exiting non-zero (default 5)',
+      nonNegativeInteger,
+    )
+    .option(
+      '--stall-timeout <ms>',
+      'no batch committed for this long while events wait: /readyz 503, logged once (default 60000)',
+      positiveInteger,
+    )
+    .option('--http-host <host>', 'address of /healthz, /readyz and /metrics (default 127.0.0.1)')
+    .option(
+      '--http-port <port>',
+      'port of /healthz, /readyz and /metrics, 0 for any free one (default 8081)',
+      port,
+    )
     .action(
       async (opts: {
         model: string;
@@ -228,11 +251,19 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
         batch?: number;
         sessionTimeout?: number;
         heartbeatInterval?: number;
+        onConsumerCrash?: 'rejoin' | 'exit';
+        maxRejoins?: number;
+        stallTimeout?: number;
+        httpHost?: string;
+        httpPort?: number;
       }) => {
+        // First thing: SIGTERM while the model loads asks for a clean stop instead of killing.
+        shutdownSignal();
         await runKafka(
           await loadModel(opts.model),
-          { ...opts, brokers: opts.kafkaBrokers, maxBatch: opts.batch },
+          { ...opts, brokers: opts.kafkaBrokers, maxBatch: opts.batch, stallTimeoutMs: opts.stallTimeout },
           io.stderr,
+          { host: opts.httpHost, port: opts.httpPort },
         );
       },
     );
@@ -271,6 +302,12 @@ interface ReplayFlags {
   ttl?: string;
   ttlClock: 'event' | 'processing';
   sourceName?: string;
+}
+
+function nonNegativeInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number, 0 or more');
+  return n;
 }
 
 function positiveInteger(value: string): number {

@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'STATE_KEY_RESERVED'
   // Kafka
   | 'KAFKA_FENCED'
+  | 'KAFKA_CONSUMER_LOST'
   // kernels
   | 'KERNEL_UNAVAILABLE'
   // configuration and CLI
@@ -175,6 +176,17 @@ export class ServerUnavailableError extends CellstreamError {
 export class FencedError extends CellstreamError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('KAFKA_FENCED', message, options);
+  }
+}
+
+/**
+ * The Kafka consumer crashed with an error kafkajs does not recover from, and rejoining the group
+ * was not allowed (`onConsumerCrash: exit`) or failed `maxRejoins` times in a row. The process exits
+ * non-zero so that its supervisor restarts it.
+ */
+export class KafkaConsumerLostError extends CellstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('KAFKA_CONSUMER_LOST', message, options);
   }
 }
 

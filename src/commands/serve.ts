@@ -46,10 +46,19 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   });
   const logger = createLogger(config.log.level);
   const server = await startServer(config, { logger });
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  logger.info({ signal }, 'received signal');
+  // In Kafka mode, a consumer lost for good (KAFKA_CONSUMER_LOST) ends serve with a non-zero exit,
+  // so that its supervisor restarts it.
+  const lost = server.kafka?.pipeline.lost;
+  try {
+    logger.info({ signal: await (lost ? Promise.race([signal, lost]) : signal) }, 'received signal');
+  } catch (err) {
+    logger.fatal({ err }, (err as Error).message);
+    await server.close();
+    throw err;
+  }
   await server.close();
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { PACKAGE_ROOT } from '../paths.js';
+import { KAFKA_HEALTH_DEFAULTS } from '../pipelines/kafkaHealth.js';
 import { KAFKA_SOURCE_DEFAULTS } from '../sources/kafkaSource.js';
 
 /** The model `serve` runs when none is configured: the demo model shipped in the package. */
@@ -82,6 +83,9 @@ const kafkaSchema = z.strictObject({
   maxWaitTimeInMs: int(1, 60_000).default(KAFKA_SOURCE_DEFAULTS.maxWaitTimeInMs),
   sessionTimeout: int(1000, 3_600_000).default(KAFKA_SOURCE_DEFAULTS.sessionTimeout),
   heartbeatInterval: int(100, 600_000).default(KAFKA_SOURCE_DEFAULTS.heartbeatInterval),
+  onConsumerCrash: z.enum(['rejoin', 'exit']).default(KAFKA_SOURCE_DEFAULTS.onConsumerCrash),
+  maxRejoins: int(0, 1000).default(KAFKA_SOURCE_DEFAULTS.maxRejoins),
+  stallTimeoutMs: int(1000, 86_400_000).default(KAFKA_HEALTH_DEFAULTS.stallTimeoutMs),
 });
 
 /**

@@ -16,6 +16,7 @@ import { checkExposure, TokenTable } from './auth.js';
 import { startDemoFeed } from './demoFeed.js';
 import { createRequestListener } from './http.js';
 import type { IngestTarget } from './ingestTarget.js';
+import { registerKafkaMetrics } from './kafkaMetrics.js';
 import { type KafkaMode, startKafkaMode } from './kafkaMode.js';
 import { LastPredictions } from './lastPredictions.js';
 import { LiveStats } from './liveStats.js';
@@ -94,6 +95,10 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     ingestConnections: () => ingestConnections.size,
     kafkaPartitions: () => (kafka && state === 'ready' ? kafka.pipeline.partitions().length : 0),
   });
+  // Created before the pipeline, so that its first join and restore are counted.
+  const kafkaMetrics = config.kafka
+    ? registerKafkaMetrics(metrics.registry, config.kafka.groupId)
+    : undefined;
   const stats = new LiveStats();
   const lastPredictions = new LastPredictions(config.server.lastPredictions);
   const startedAt = Date.now();
@@ -164,6 +169,9 @@ export async function startServer(config: Config, options: ServeOptions): Promis
         subscribers: subscriptions.size,
         ingestConnections: ingestConnections.size,
         dropped,
+        ...(kafka && state === 'ready' && config.kafka
+          ? { kafka: kafka.pipeline.health.snapshot(config.kafka.groupId) }
+          : {}),
       }),
       dashboard: config.dashboard.enabled ? new DashboardFiles() : undefined,
     }),
@@ -219,7 +227,18 @@ export async function startServer(config: Config, options: ServeOptions): Promis
             'state restored from the changelog',
           ),
         onForwarded: () => metrics.eventsForwarded.inc(),
+        ...(kafkaMetrics ? { healthObserver: kafkaMetrics.observer } : {}),
+        onStall: (message) => {
+          if (message) log.error({ kafka: 'stalled' }, message);
+          else log.info({ kafka: 'resumed' }, 'the Kafka pipeline is committing batches again');
+        },
+        onRejoin: (attempt, error) =>
+          log.warn(
+            { attempt, err: error.message },
+            'the Kafka consumer crashed with an error kafkajs does not recover from; a new consumer joins the group',
+          ),
       });
+      kafkaMetrics?.attach(kafka.pipeline.health);
       store = kafka.pipeline.store;
       target = kafka.target;
       modelLabel = kafka.pipeline.modelLabel;

@@ -37,33 +37,57 @@ export interface ChangelogReaderOptions {
  */
 export class ChangelogReader {
   readonly topic: string;
-  private readonly consumer: Consumer;
+  private readonly kafka: Kafka;
+  private readonly options: ChangelogReaderOptions;
+  private readonly groupId: string;
+  private consumer: Consumer;
   private readonly admin: Admin;
   private readonly jobs = new Map<number, ReadJob>();
   private started: Promise<void> | undefined;
 
   constructor(kafka: Kafka, options: ChangelogReaderOptions) {
     this.topic = options.topic;
-    this.consumer = kafka.consumer({
-      groupId: options.groupId ?? `cellstream-restore-${randomUUID()}`,
-      maxWaitTimeInMs: options.maxWaitTimeInMs ?? 100,
+    this.kafka = kafka;
+    this.options = options;
+    this.groupId = options.groupId ?? `cellstream-restore-${randomUUID()}`;
+    this.consumer = this.createConsumer();
+    this.admin = kafka.admin();
+  }
+
+  private createConsumer(): Consumer {
+    const consumer = this.kafka.consumer({
+      groupId: this.groupId,
+      maxWaitTimeInMs: this.options.maxWaitTimeInMs ?? 100,
       readUncommitted: false,
       allowAutoTopicCreation: false,
     });
-    this.admin = kafka.admin();
+    // After a crash kafkajs does not restart from (the broker gone too long), reads in progress
+    // would wait forever: fail them, and let the next read start a fresh consumer.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart || consumer !== this.consumer) return;
+      for (const [partition, job] of this.jobs) {
+        this.jobs.delete(partition);
+        job.fail(new Error(`the changelog reader's consumer crashed: ${payload.error.message}`));
+      }
+      this.consumer = this.createConsumer();
+      this.started = undefined;
+    });
+    return consumer;
   }
 
   /** Connects and joins the reader's group; the reads wait for it. */
   start(): Promise<void> {
-    this.started ??= (async () => {
+    if (this.started) return this.started;
+    const started = (async () => {
+      const consumer = this.consumer;
       await this.admin.connect();
-      await this.consumer.connect();
-      await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
-      this.consumer.on(this.consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      await consumer.connect();
+      await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
         // Batches of control records only (transaction markers) never reach eachBatch.
         if (payload.topic === this.topic) this.advance(payload.partition, BigInt(payload.lastOffset) + 1n);
       });
-      await this.consumer.run({
+      await consumer.run({
         autoCommit: false,
         eachBatch: async ({ batch }) => {
           const job = this.jobs.get(batch.partition);
@@ -85,9 +109,14 @@ export class ChangelogReader {
           }
         },
       });
-      await this.whileRunning(() => this.consumer.pause([{ topic: this.topic }]));
+      await this.whileRunning(() => consumer.pause([{ topic: this.topic }]));
     })();
-    return this.started;
+    this.started = started;
+    // A start that failed (the broker away) is tried again by the next read.
+    started.catch(() => {
+      if (this.started === started) this.started = undefined;
+    });
+    return started;
   }
 
   /** Each partition's bounds now. */
