@@ -98,6 +98,8 @@ export async function runKafka(
     pipeline = await startKafkaPipeline({
       ...pipelineOptions,
       healthObserver: health.kafkaMetrics.observer,
+      // Fault injection for the fault tests only (docs/kafka.md, Operations).
+      slowRestoreMs: Number(process.env.CELLSTREAM_FAULT_SLOW_RESTORE_MS ?? 0) || 0,
       onBatch: (report) => health.batch(report),
       onRestore: (reports, ms) =>
         say('restored', { ms: Math.round(ms), records: reports.reduce((n, r) => n + r.records, 0), reports }),

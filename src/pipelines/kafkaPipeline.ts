@@ -56,6 +56,12 @@ export interface KafkaPipelineOptions {
   readonly stallTimeoutMs?: number;
   /** Counts rebalances, crashes, rejoins, restores (e.g. the Prometheus metrics), from the start. */
   readonly healthObserver?: KafkaHealthObserver;
+  /**
+   * Fault injection for tests: each restore on assignment first waits this long, as on a slow
+   * disk, so that it outlasts the session timeout. `cellstream kafka` reads it from
+   * `CELLSTREAM_FAULT_SLOW_RESTORE_MS`. Default 0.
+   */
+  readonly slowRestoreMs?: number;
   /** Called once when a stall begins, with why and what to do. */
   readonly onStall?: (message: string) => void;
   /** Called when a stall ends. */
@@ -267,11 +273,12 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   // Partitions whose local state may lag the changelog after a failed batch.
   const stale = new Set<number>();
 
-  const restore = async (ps: readonly number[]) => {
+  const restore = async (ps: readonly number[], delayMs = 0) => {
     const started = performance.now();
     health.restoreStarted();
     let reports: RestoreReport[];
     try {
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       reports = await changelog.restore(ps, reader);
     } catch (err) {
       health.restoreFailed();
@@ -440,7 +447,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     assigned: async (ps) => {
       // Fence the previous owners first, so the changelog's end is final when the restore reads it.
       if (exactlyOnce) await transactional.acquire(ps);
-      await restore(ps);
+      await restore(ps, options.slowRestoreMs);
       for (const p of ps) stale.delete(p);
     },
     revoked: async (ps) => {

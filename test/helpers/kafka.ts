@@ -13,6 +13,14 @@ export const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092')
   .map((b) => b.trim())
   .filter((b) => b.length > 0);
 
+/**
+ * Points every helper of this file (and whatever else reads `brokers`) at another broker, e.g. a
+ * test's own one (test/helpers/ownBroker.ts). Each test file runs in its own process.
+ */
+export function useBrokers(list: readonly string[]): void {
+  brokers.splice(0, brokers.length, ...list);
+}
+
 /** The ONNX LSTM (4 inputs, 8 units, 3 outputs) the Kafka tests serve. */
 export const MODEL_FILE = new URL('../golden/fixtures/onnx-torch-lstm1-seqfirst/model.onnx', import.meta.url)
   .pathname;
