@@ -57,8 +57,8 @@ export interface KafkaPipelineOptions {
   /** Counts rebalances, crashes, rejoins, restores (e.g. the Prometheus metrics), from the start. */
   readonly healthObserver?: KafkaHealthObserver;
   /**
-   * Fault injection for tests: each restore on assignment first waits this long, as on a slow
-   * disk, so that it outlasts the session timeout. `cellstream kafka` reads it from
+   * Fault injection for tests: each restore on assignment but the first waits this long, as on a
+   * slow disk, so that it outlasts the session timeout. `cellstream kafka` reads it from
    * `CELLSTREAM_FAULT_SLOW_RESTORE_MS`. Default 0.
    */
   readonly slowRestoreMs?: number;
@@ -273,6 +273,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   // Partitions whose local state may lag the changelog after a failed batch.
   const stale = new Set<number>();
 
+  let assignments = 0;
   const restore = async (ps: readonly number[], delayMs = 0) => {
     const started = performance.now();
     health.restoreStarted();
@@ -447,7 +448,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     assigned: async (ps) => {
       // Fence the previous owners first, so the changelog's end is final when the restore reads it.
       if (exactlyOnce) await transactional.acquire(ps);
-      await restore(ps, options.slowRestoreMs);
+      await restore(ps, assignments++ > 0 ? options.slowRestoreMs : 0);
       for (const p of ps) stale.delete(p);
     },
     revoked: async (ps) => {

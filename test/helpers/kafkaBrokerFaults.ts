@@ -121,7 +121,7 @@ export async function brokerFaultScenario(
   const brokerRestartSeconds: number[] = [];
   let figures = { crashes: 0, rejoins: 0, resyncs: 0, exited: 0 };
   try {
-    for (let i = 0; i < o.instances; i++) instances.push(await launch(i));
+    instances.push(...(await Promise.all(Array.from({ length: o.instances }, (_, i) => launch(i)))));
     const chunk = Math.ceil(messages.length / (o.outages + 1));
     let sent = 0;
     for (let f = 0; f < o.outages; f++) {

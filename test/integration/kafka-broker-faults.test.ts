@@ -45,7 +45,8 @@ describe.each([
       ...SESSION,
       exactlyOnce,
       fault: 'kill',
-      outages: Number(process.env.KAFKA_FAULTS_FAULTS ?? 2),
+      // Exactly-once twice (the issue's duplicates came from a commit during the loss).
+      outages: Number(process.env.KAFKA_FAULTS_FAULTS ?? (exactlyOnce ? 2 : 1)),
       downMs: 2000,
       // Longer than the session timeout: heartbeats must go on during the restore.
       slowRestoreMs: 8000,
@@ -73,7 +74,7 @@ describe('broker away for longer than the session timeout', () => {
 });
 
 describe('broker paused (SIGSTOP) past the session timeout, then resumed', () => {
-  it('at-least-once: /readyz turns 503 during the stall (logged once) and 200 after; 0 missing, 0 wrong', async () => {
+  it('at-least-once: /readyz turns 503 while paused (logged once) and 200 after; 0 missing, 0 wrong', async () => {
     const notReady: string[] = [];
     const readyz = async (i: ChildInstance) => {
       const res = await fetch(`${i.http}/readyz`);
@@ -85,7 +86,7 @@ describe('broker paused (SIGSTOP) past the session timeout, then resumed', () =>
       exactlyOnce: false,
       fault: 'pause',
       outages: 1,
-      downMs: 16_000,
+      downMs: 12_000,
       stallTimeoutMs: 3000,
       whileDown: async (instances) => {
         // Stalled (events wait, nothing commits) or the broker silent: every instance is not ready.
@@ -117,7 +118,7 @@ describe('broker paused (SIGSTOP) past the session timeout, then resumed', () =>
         }
       },
     });
-    report('broker paused 16 s at-least-once', r);
+    report('broker paused 12 s at-least-once', r);
     expect(notReady).toHaveLength(2);
     expect(r).toMatchObject({ missing: 0, divergent: 0, lag: 0n, deadLetters: 0, exited: 0 });
   }, 600_000);
