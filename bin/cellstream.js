@@ -5,6 +5,7 @@
 if (process.argv[2] === 'kafka') {
   const { shutdownSignal } = await import('../dist/commands/shutdownSignals.js');
   shutdownSignal();
+  process.stderr.write(`${JSON.stringify({ event: 'starting', pid: process.pid })}\n`);
 }
 const { main } = await import('../dist/cli.js');
 
