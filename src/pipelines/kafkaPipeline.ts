@@ -95,6 +95,9 @@ export interface KafkaPipelineOptions {
   readonly passthrough?: boolean;
 }
 
+/** The client's retry policy: kafkajs's, with the backoff capped at 5 s and more attempts. */
+export const KAFKA_RETRY = { initialRetryTime: 300, maxRetryTime: 5000, retries: 8 } as const;
+
 /** What one batch of one input partition did. */
 export interface KafkaBatchReport {
   readonly partition: number;
@@ -157,6 +160,9 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     brokers: options.brokers,
     clientId: options.clientId ?? `cellstream-${options.groupId}`,
     ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+    // kafkajs backs off up to 30 s between attempts by default: after the broker's return a
+    // consumer could sit that long before trying again. Capped at 5 s, it is back within seconds.
+    extra: { retry: KAFKA_RETRY },
   });
   const changelogTopic = options.changelogTopic ?? `${options.groupId}-state-changelog`;
   const exactlyOnce = options.exactlyOnce ?? false;

@@ -239,7 +239,7 @@ export class KafkaSource {
     this.events.rejoining?.(attempt, error);
     // Every partition's state is checked against Kafka before it is consumed again.
     for (const p of this.owned) this.unsure.add(p);
-    const delay = Math.min(1000 * 2 ** (attempt - 1), 30_000);
+    const delay = Math.min(1000 * 2 ** (attempt - 1), 5000);
     this.rejoinTimer = setTimeout(() => {
       this.rejoinTimer = undefined;
       if (this.stopping) return;

@@ -57,9 +57,9 @@ export interface BrokerFaultResult extends Verdict {
   readonly deliveriesPerPrediction: number;
   readonly deadLetters: number;
   readonly lag: bigint;
-  /** Per outage: from the broker answering again to the group's first new committed batch, s. */
+  /** Per outage: from the broker's port accepting connections again (or SIGCONT) to the group's first new committed batch, s. */
   readonly resumeSeconds: readonly number[];
-  /** Per outage (kill): how long the broker took to restart on its data, s. */
+  /** Per outage (kill): from starting the broker again on its data to its port accepting connections, s. */
   readonly brokerRestartSeconds: readonly number[];
   /** Summed over the instances at the end, from their /v1/kafka. */
   readonly crashes: number;
@@ -143,11 +143,15 @@ export async function brokerFaultScenario(
       }
       await new Promise((r) => setTimeout(r, Math.max(0, o.downMs - (Date.now() - downStarted))));
       const restartStarted = performance.now();
+      let back: number;
       if (o.fault === 'kill') {
-        await broker.restart();
-        brokerRestartSeconds.push((performance.now() - restartStarted) / 1000);
-      } else await broker.resume();
-      const back = performance.now();
+        // Back when its port accepts connections again (start.sh's own check comes later).
+        back = await broker.restart();
+        brokerRestartSeconds.push((back - restartStarted) / 1000);
+      } else {
+        await broker.resume();
+        back = performance.now();
+      }
       // The chunk may have been committed whole before the outage: then the next one shows the resume.
       if (atFault >= BigInt(sent)) {
         await produce(t.inputTopic, messages.slice(sent, sent + Math.min(chunk, 50)));

@@ -2,7 +2,7 @@
 // restart on its data, or pause, without disturbing the shared broker other test files use.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -86,9 +86,26 @@ export class OwnBroker {
     while (alive(pid)) await new Promise((r) => setTimeout(r, 50));
   }
 
-  /** Starts the broker again on its data (what it had committed survives); waits until it answers. */
-  async restart(): Promise<void> {
-    await this.launch(true);
+  /**
+   * Starts the broker again on its data (what it had committed survives); waits until it answers.
+   * Resolves with the moment (performance.now()) its port first accepted a connection.
+   */
+  async restart(): Promise<number> {
+    let listening: number | undefined;
+    let done = false;
+    const watch = (async () => {
+      while (!done && listening === undefined) {
+        if (await portOpen(this.port)) listening = performance.now();
+        else await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    try {
+      await this.launch(true);
+    } finally {
+      done = true;
+      await watch;
+    }
+    return listening ?? performance.now();
   }
 
   /** SIGSTOP: the broker stops answering but keeps its connections, like a network partition. */
@@ -108,6 +125,18 @@ export class OwnBroker {
     await run('bash', [STOP], { env: this.env(true) }).catch(() => {});
     await rm(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/** Whether something accepts connections on 127.0.0.1:`port`. */
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 function alive(pid: number): boolean {

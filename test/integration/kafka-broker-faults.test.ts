@@ -107,8 +107,15 @@ describe('broker paused (SIGSTOP) past the session timeout, then resumed', () =>
       afterResume: async (instances) => {
         for (const i of instances) {
           const deadline = Date.now() + 120_000;
-          while ((await readyz(i)).status !== 200) {
-            if (Date.now() > deadline) throw new Error('an instance did not become ready again');
+          for (;;) {
+            const { status, body } = await readyz(i);
+            if (status === 200) break;
+            if (Date.now() > deadline) {
+              const health = await (await fetch(`${i.http}/v1/kafka`)).text();
+              throw new Error(
+                `an instance did not become ready again: ${body.reason}\n${health}\n${i.log().slice(-3000)}`,
+              );
+            }
             await new Promise((res) => setTimeout(res, 200));
           }
           // A stall is reported once per episode, as an error that says what to do.

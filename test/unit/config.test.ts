@@ -170,6 +170,9 @@ describe('serve configuration: kafka', () => {
       maxWaitTimeInMs: 500,
       sessionTimeout: 30000,
       heartbeatInterval: 3000,
+      onConsumerCrash: 'rejoin',
+      maxRejoins: 5,
+      stallTimeoutMs: 60000,
     });
   });
 
