@@ -98,7 +98,9 @@ export class KafkaHealth {
   joined(partitions: readonly number[]): void {
     this.member = true;
     this.owned = [...partitions];
-    for (const p of [...this.lags.keys()]) if (!partitions.includes(p)) this.lags.delete(p);
+    // Unknown until each partition's next fetch: a kept partition may have been drained by another
+    // instance in between, and a stale lag would look like a stall forever.
+    this.lags.clear();
     this.counts.rebalances++;
     for (const o of this.observers) o.rebalance?.();
   }

@@ -284,6 +284,8 @@ export class KafkaSource {
         }
       }
       const high = BigInt(batch.highWatermark);
+      // Past the last message: control records (transaction markers) that never reach the handler.
+      const batchEnd = BigInt(batch.lastOffset()) + 1n;
       if (messages.length > 0) this.events.lag?.(batch.partition, high - BigInt(messages[0].offset));
       for (let start = 0; start < messages.length; start += maxBatch) {
         // Stop between runs on shutdown or seek; what is not resolved is fetched again.
@@ -311,7 +313,8 @@ export class KafkaSource {
           await consumer.commitOffsets([{ topic, partition: batch.partition, offset: nextOffset }]);
         }
         this.rejoins = 0;
-        this.events.committed?.(batch.partition, high - BigInt(nextOffset));
+        const lastRun = start + maxBatch >= messages.length;
+        this.events.committed?.(batch.partition, high - (lastRun ? batchEnd : BigInt(nextOffset)));
         await heartbeat();
       }
     } finally {

@@ -10,15 +10,19 @@ import { brokerFaultScenario } from '../helpers/kafkaBrokerFaults.js';
 import type { ChildInstance } from '../helpers/kafkaFaults.js';
 import { OwnBroker } from '../helpers/ownBroker.js';
 
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const size = {
-  events: Number(process.env.KAFKA_FAULTS_EVENTS ?? 3000),
-  keys: Number(process.env.KAFKA_FAULTS_KEYS ?? 300),
+  events: env('KAFKA_FAULTS_EVENTS', 3000),
+  keys: env('KAFKA_FAULTS_KEYS', 300),
   partitions: 4,
   instances: 2,
-  batch: 50,
+  batch: env('KAFKA_BROKER_FAULTS_BATCH', 50),
 };
 /** The broker's minimum session timeout; heartbeats well inside it. */
-const SESSION = { sessionTimeout: 6000, heartbeatInterval: 500 };
+const SESSION = {
+  sessionTimeout: 6000,
+  heartbeatInterval: env('KAFKA_BROKER_FAULTS_HEARTBEAT_MS', 500),
+};
 const report = (name: string, figures: object) =>
   process.stdout.write(
     `[kafka-broker-faults] ${name} ${JSON.stringify(figures, (_, v) => (typeof v === 'bigint' ? Number(v) : v))}\n`,
@@ -46,10 +50,10 @@ describe.each([
       exactlyOnce,
       fault: 'kill',
       // Exactly-once twice (the issue's duplicates came from a commit during the loss).
-      outages: Number(process.env.KAFKA_FAULTS_FAULTS ?? (exactlyOnce ? 2 : 1)),
-      downMs: 2000,
+      outages: env('KAFKA_BROKER_FAULTS_OUTAGES', exactlyOnce ? 2 : 1),
+      downMs: env('KAFKA_BROKER_FAULTS_DOWN_MS', 2000),
       // Longer than the session timeout: heartbeats must go on during the restore.
-      slowRestoreMs: 8000,
+      slowRestoreMs: env('KAFKA_BROKER_FAULTS_SLOW_RESTORE_MS', 8000),
     });
     report(`SIGKILL broker ${mode}`, r);
     expect(r).toMatchObject({ missing: 0, divergent: 0, lag: 0n, deadLetters: 0, exited: 0 });
