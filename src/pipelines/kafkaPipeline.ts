@@ -105,7 +105,10 @@ export interface KafkaBatchReport {
   readonly events: number;
   /** Predictions of events applied for the first time (redeliveries' repeats are left out). */
   readonly fresh: readonly Prediction[];
-  /** Predictions sent to the output topic, repeats of redeliveries included. */
+  /**
+   * Predictions sent to the output topic: at-least-once, repeats of redeliveries included;
+   * exactly-once, only fresh ones (a redelivered event's prediction was committed with its state).
+   */
   readonly predictions: number;
   /** Dead-lettered events. */
   readonly rejected: readonly Rejected[];
