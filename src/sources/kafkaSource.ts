@@ -116,6 +116,8 @@ export class KafkaSource {
   private readonly options: KafkaSourceOptions;
   private readonly events: KafkaSourceEvents;
   private consumer: Consumer;
+  /** Every consumer made (a new one per rejoin); `stop` disconnects all, so none outlives it. */
+  private readonly consumers = new Set<Consumer>();
   private handler: KafkaSourceHandler | undefined;
   private owned = new Set<number>();
   private toAssign: number[] | undefined;
@@ -150,6 +152,7 @@ export class KafkaSource {
       heartbeatInterval: this.heartbeatInterval,
       allowAutoTopicCreation: false,
     });
+    this.consumers.add(consumer);
     // kafkajs emits this synchronously on every join, before fetching for the new generation.
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       if (consumer !== this.consumer) return;
@@ -191,16 +194,23 @@ export class KafkaSource {
   }
 
   async start(handler: KafkaSourceHandler): Promise<void> {
+    if (this.stopping) throw new Error('the Kafka source was stopped: make a new one');
     this.handler = handler;
     await this.run(this.consumer);
   }
 
   private async run(consumer: Consumer): Promise<void> {
     const { topic } = this.options;
+    if (this.stopping) return;
     const handler = this.handler!;
     const maxBatch = this.options.maxBatch ?? KAFKA_SOURCE_DEFAULTS.maxBatch;
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: this.options.fromBeginning ?? true });
+    // A rejoin that was connecting while `stop` ran must not start consuming after it.
+    if (this.stopping) {
+      await this.retire(consumer);
+      return;
+    }
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -243,8 +253,11 @@ export class KafkaSource {
     this.rejoinTimer = setTimeout(() => {
       this.rejoinTimer = undefined;
       if (this.stopping) return;
+      const previous = this.consumer;
       const next = this.createConsumer();
       this.consumer = next;
+      // The crashed one has left the group; disconnect it for good, so none of its timers remain.
+      this.retire(previous).catch(() => {});
       this.run(next).catch((err: Error) => {
         // Connecting failed (the broker still away): that counts as another crash.
         if (next === this.consumer && !this.stopping) {
@@ -329,7 +342,15 @@ export class KafkaSource {
     this.stopping = true;
     if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
     await this.active?.catch(() => {});
-    await this.consumer.disconnect();
+    // The current one first: it leaves the group, so its partitions move on at once.
+    await this.retire(this.consumer);
+    for (const consumer of [...this.consumers]) await this.retire(consumer).catch(() => {});
+  }
+
+  /** Disconnects a consumer and forgets it (the set stays as small as the consumers alive). */
+  private async retire(consumer: Consumer): Promise<void> {
+    await consumer.disconnect();
+    this.consumers.delete(consumer);
   }
 
   private async settleAssignment(handler: KafkaSourceHandler): Promise<void> {

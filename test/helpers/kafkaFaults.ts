@@ -161,7 +161,10 @@ export async function child(
       if (exitCode !== undefined)
         throw new Error(`instance had exited with ${exitCode}:\n${log.slice(-4000)}`);
       proc.kill('SIGTERM');
+      // A hang guard: an instance that does not exit after SIGTERM fails the test, never hangs it.
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 90_000);
       const code = await exited;
+      clearTimeout(timer);
       if (code !== 0) throw new Error(`instance exited with ${code} on SIGTERM:\n${log.slice(-4000)}`);
     },
     async kill() {
