@@ -23,6 +23,7 @@ import {
   requireBroker,
   waitForCatchUp,
   waitUntil,
+  withAdmin,
 } from '../helpers/kafka.js';
 
 const SESSION_TIMEOUT = 6000;
@@ -81,6 +82,12 @@ describe('Kafka consumer crash policy', () => {
     await waitUntil(() => running.health.notReadyReason(t.groupId) === undefined, 'ready again', 60_000);
     const verdict = judge(await offlineReplay(model, events), await readTopic(t.outputTopic));
     expect(verdict).toMatchObject({ missing: 0, divergent: 0 });
+    // Neither the crashed consumer nor its replacement outlives stop(): the group is left empty.
+    await running.stop();
+    const members = await withAdmin(
+      async (admin) => (await admin.describeGroups([t.groupId])).groups[0].members.length,
+    );
+    expect(members).toBe(0);
   }, 240_000);
 
   it.each([
