@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import { parseMaxTsAhead } from '../events/limits.js';
 import { parseBrokers } from '../kafka/client.js';
 import type { Model } from '../model/types.js';
 import {
@@ -30,6 +31,14 @@ export interface KafkaCommandOptions {
   readonly onConsumerCrash?: ConsumerCrashPolicy | undefined;
   readonly maxRejoins?: number | undefined;
   readonly stallTimeoutMs?: number | undefined;
+  /** Longest key in UTF-8 bytes; default 512. */
+  readonly maxKeyBytes?: number | undefined;
+  /** Longest id in UTF-8 bytes; default 128. */
+  readonly maxIdBytes?: number | undefined;
+  /** How far `ts` may lie ahead of the clock: a duration or `off`; default `1d`. */
+  readonly maxTsAhead?: string | undefined;
+  /** Ids remembered per key; default 8. */
+  readonly idWindow?: number | undefined;
 }
 
 /** Pipeline options from command settings; the dead-letter topic defaults to `${inputTopic}-dead-letter`. */
@@ -53,6 +62,13 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
     ...(o.onConsumerCrash === undefined ? {} : { onConsumerCrash: o.onConsumerCrash }),
     ...(o.maxRejoins === undefined ? {} : { maxRejoins: o.maxRejoins }),
     ...(o.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: o.stallTimeoutMs }),
+    limits: {
+      ...(o.maxKeyBytes === undefined ? {} : { maxKeyBytes: o.maxKeyBytes }),
+      ...(o.maxIdBytes === undefined ? {} : { maxIdBytes: o.maxIdBytes }),
+      // On by default for a live stream: one event far in the future would lock its key.
+      maxTsAheadMs: parseMaxTsAhead(o.maxTsAhead ?? '1d', '--max-ts-ahead'),
+    },
+    ...(o.idWindow === undefined ? {} : { idWindow: o.idWindow }),
   };
 }
 

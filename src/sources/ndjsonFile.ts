@@ -1,7 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Observable } from 'rxjs';
+import type { Readable } from 'node:stream';
+import { Observable, type Subscriber } from 'rxjs';
 import type { Envelope } from '../engine/types.js';
 
 export interface NdjsonFileOptions {
@@ -20,25 +21,38 @@ export interface NdjsonFileOptions {
 export function ndjsonFile(path: string, options: NdjsonFileOptions = {}): Observable<Envelope> {
   return new Observable<Envelope>((subscriber) => {
     const absolute = resolve(path);
-    const file = options.sourceName ?? absolute;
     const input = createReadStream(absolute, { encoding: 'utf8' });
-    const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
-    let line = 0;
-    // readline re-emits its input's errors (a missing file, say) as its own.
-    lines.on('error', (err) => subscriber.error(err));
-    lines.on('line', (text) => {
-      line++;
-      // Editors on Windows may start a UTF-8 file with a byte-order mark.
-      const raw = line === 1 ? text.replace(/^\uFEFF/, '') : text;
-      if (raw.trim() === '') return;
-      subscriber.next({ raw, position: { kind: 'line', file, line } });
-    });
-    lines.on('close', () => {
-      if (!input.errored) subscriber.complete();
-    });
+    const stop = readLines(input, options.sourceName ?? absolute, subscriber);
     return () => {
-      lines.close();
+      stop();
       input.destroy();
     };
   });
+}
+
+/**
+ * The lines of an already open stream (standard input, say) as raw envelopes, positioned as
+ * lines of `name`. Unsubscribing stops reading but leaves the stream open: its owner closes it.
+ */
+export function ndjsonStream(input: Readable, name: string): Observable<Envelope> {
+  return new Observable<Envelope>((subscriber) => readLines(input, name, subscriber));
+}
+
+/** Emits each non-blank line of `input`; returns the function that stops reading. */
+function readLines(input: Readable, file: string, subscriber: Subscriber<Envelope>): () => void {
+  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  let line = 0;
+  // readline re-emits its input's errors (a missing file, say) as its own.
+  lines.on('error', (err) => subscriber.error(err));
+  lines.on('line', (text) => {
+    line++;
+    // Editors on Windows may start a UTF-8 file with a byte-order mark.
+    const raw = line === 1 ? text.replace(/^\uFEFF/, '') : text;
+    if (raw.trim() === '') return;
+    subscriber.next({ raw, position: { kind: 'line', file, line } });
+  });
+  lines.on('close', () => {
+    if (!input.errored) subscriber.complete();
+  });
+  return () => lines.close();
 }

@@ -119,7 +119,7 @@ export async function child(
     t.changelogTopic,
     '--group-id',
     t.groupId,
-    '--state-dir',
+    '--state',
     stateDir,
     '--batch',
     '200',
