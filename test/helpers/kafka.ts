@@ -110,6 +110,8 @@ export interface OutMessage {
   value: string;
   partition: number;
   offset: string;
+  /** The record's timestamp, ms since the epoch (the producing client's clock when it sent it). */
+  timestamp?: number;
 }
 
 /** Sends `messages` (keyed) in order, in chunks, acknowledged by all replicas. */
@@ -176,6 +178,7 @@ export async function readTopic(
             value: m.value?.toString() ?? '',
             partition: batch.partition,
             offset: m.offset,
+            timestamp: Number(m.timestamp),
             headers: m.headers ?? {},
           });
         }

@@ -59,6 +59,12 @@ export interface BrokerFaultResult extends Verdict {
   readonly lag: bigint;
   /** Per outage: from the broker's port accepting connections again (or SIGCONT) to the group's first new committed batch, s. */
   readonly resumeSeconds: readonly number[];
+  /**
+   * Per outage: from the broker's return (as for `resumeSeconds`) to the first prediction sent after
+   * it that a `read_committed` reader finds on the output topic (by the record's timestamp, set by
+   * the instance's producer when it sent it; its batch committed within the same batch), s.
+   */
+  readonly firstPredictionSeconds: readonly number[];
   /** Per outage (kill): from starting the broker again on its data to its port accepting connections, s. */
   readonly brokerRestartSeconds: readonly number[];
   /** Summed over the instances at the end, from their /v1/kafka. */
@@ -118,6 +124,8 @@ export async function brokerFaultScenario(
     });
   const instances: ChildInstance[] = [];
   const resumeSeconds: number[] = [];
+  /** Per outage, the broker's return on the wall clock (the records' timestamps are on it). */
+  const backAt: number[] = [];
   const brokerRestartSeconds: number[] = [];
   let figures = { crashes: 0, rejoins: 0, resyncs: 0, exited: 0 };
   try {
@@ -152,6 +160,7 @@ export async function brokerFaultScenario(
         await broker.resume();
         back = performance.now();
       }
+      backAt.push(Date.now() - (performance.now() - back));
       // The chunk may have been committed whole before the outage: then the next one shows the resume.
       if (atFault >= BigInt(sent)) {
         await produce(t.inputTopic, messages.slice(sent, sent + Math.min(chunk, 50)));
@@ -182,6 +191,12 @@ export async function brokerFaultScenario(
   const lag = await groupLag(t.groupId, t.inputTopic);
   const received = await readTopic(t.outputTopic);
   const verdict = judge(await offlineReplay(model, events), received);
+  const firstPredictionSeconds = backAt.map((at) => {
+    let first = Number.POSITIVE_INFINITY;
+    for (const m of received)
+      if (m.timestamp !== undefined && m.timestamp >= at && m.timestamp < first) first = m.timestamp;
+    return Number.isFinite(first) ? (first - at) / 1000 : Number.NaN;
+  });
   const deadLetters = (await readTopic(t.deadLetterTopic)).length;
   for (const d of dirs) await rm(d, { recursive: true, force: true });
   const distinct = verdict.received - verdict.divergent - verdict.repeated;
@@ -193,6 +208,7 @@ export async function brokerFaultScenario(
     deadLetters,
     lag,
     resumeSeconds,
+    firstPredictionSeconds,
     brokerRestartSeconds,
     ...figures,
     seconds: (performance.now() - started) / 1000,

@@ -59,6 +59,8 @@ describe.each([
     expect(r).toMatchObject({ missing: 0, divergent: 0, lag: 0n, deadLetters: 0, exited: 0 });
     if (exactlyOnce) expect(r.repeated).toBe(0);
     expect(r.resumeSeconds).toHaveLength(r.outages);
+    // Predictions came again after every return (NaN: none was sent after it).
+    expect(r.firstPredictionSeconds.filter((s) => s >= 0)).toHaveLength(r.outages);
   }, 600_000);
 });
 
