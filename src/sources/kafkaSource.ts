@@ -151,6 +151,9 @@ export class KafkaSource {
       sessionTimeout: options.sessionTimeout ?? KAFKA_SOURCE_DEFAULTS.sessionTimeout,
       heartbeatInterval: this.heartbeatInterval,
       allowAutoTopicCreation: false,
+      // kafkajs schedules its restart after a retriable crash even when the crash ends a join that
+      // was still retrying as `disconnect` ran; that restarted consumer would outlive `stop`.
+      retry: { restartOnFailure: async () => !this.stopping },
     });
     this.consumers.add(consumer);
     // kafkajs emits this synchronously on every join, before fetching for the new generation.

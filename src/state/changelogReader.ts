@@ -63,6 +63,9 @@ export class ChangelogReader {
       maxWaitTimeInMs: this.options.maxWaitTimeInMs ?? 100,
       readUncommitted: false,
       allowAutoTopicCreation: false,
+      // kafkajs schedules its restart after a retriable crash even when the crash ends a join that
+      // was still retrying as `disconnect` ran; that restarted consumer would outlive `stop`.
+      retry: { restartOnFailure: async () => !this.stopped },
     });
     this.consumers.add(consumer);
     // After a crash kafkajs does not restart from (the broker gone too long), reads in progress

@@ -183,10 +183,15 @@ export async function brokerFaultScenario(
       resyncs: healths.reduce((n, h) => n + (h?.resyncs ?? 0), 0),
       exited: instances.filter((i) => i.exitCode() !== undefined).length,
     };
-  } finally {
+  } catch (err) {
+    // Stop what runs, but report the scenario's own failure, not a stop that failed because of it.
     for (const instance of instances) {
-      if (instance.exitCode() === undefined) await instance.stop();
+      if (instance.exitCode() === undefined) await instance.stop().catch(() => {});
     }
+    throw err;
+  }
+  for (const instance of instances) {
+    if (instance.exitCode() === undefined) await instance.stop();
   }
   const lag = await groupLag(t.groupId, t.inputTopic);
   const received = await readTopic(t.outputTopic);
