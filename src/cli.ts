@@ -4,6 +4,7 @@ import { runConvert } from './commands/convert.js';
 import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
 import { runServe, type ServeFlags } from './commands/serve.js';
+import { DEFAULT_MAX_JSON_DEPTH } from './events/jsonDepth.js';
 import { describeFeatureSpec } from './features/describe.js';
 import { loadSidecarSpec } from './features/loadSpec.js';
 import { modelFeatures } from './features/modelFeatures.js';
@@ -87,6 +88,12 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       '--source-name <name>',
       'the name --state remembers the input by (default: its absolute path, so a moved file counts as new)',
     )
+    .option(
+      '--max-json-depth <n>',
+      'reject lines nesting arrays and objects deeper than this (EVENT_TOO_DEEP)',
+      positiveInteger,
+      DEFAULT_MAX_JSON_DEPTH,
+    )
     .addHelpText('after', EXIT_HELP)
     .action(async (opts: ReplayFlags) => {
       const model = await loadModel(opts.model);
@@ -105,6 +112,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
             ? undefined
             : { ttlMs: parseDuration(opts.ttl, '--ttl'), clock: opts.ttlClock },
         sourceName: opts.sourceName,
+        maxJsonDepth: opts.maxJsonDepth,
         stdout: io.stdout,
         stderr: io.stderr,
       });
@@ -271,6 +279,7 @@ interface ReplayFlags {
   ttl?: string;
   ttlClock: 'event' | 'processing';
   sourceName?: string;
+  maxJsonDepth: number;
 }
 
 function positiveInteger(value: string): number {

@@ -2,7 +2,9 @@ import { createReadStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Observable } from 'rxjs';
-import type { Envelope } from '../engine/types.js';
+import type { Envelope, Rejected } from '../engine/types.js';
+import { EventTooDeepError } from '../errors.js';
+import { DEFAULT_MAX_JSON_DEPTH, jsonDepth } from '../events/jsonDepth.js';
 
 export interface NdjsonFileOptions {
   /**
@@ -10,15 +12,20 @@ export interface NdjsonFileOptions {
    * positions by this name, so a file that is moved keeps its identity only if it is named.
    */
   readonly sourceName?: string | undefined;
+  /** Deepest nesting of arrays and objects a line may have; deeper lines are rejected unparsed. */
+  readonly maxJsonDepth?: number | undefined;
 }
 
 /**
  * The lines of an NDJSON file as raw envelopes, read as a stream on subscription. Positions name
  * the file by its absolute path (or `sourceName`) and count lines from 1, blank lines included;
- * blank lines carry no event and are skipped. Unsubscribing stops the read.
+ * blank lines carry no event and are skipped. A line nested deeper than `maxJsonDepth` comes out
+ * as its rejection (`EVENT_TOO_DEEP`), in its place, and is never parsed. Unsubscribing stops the
+ * read.
  */
-export function ndjsonFile(path: string, options: NdjsonFileOptions = {}): Observable<Envelope> {
-  return new Observable<Envelope>((subscriber) => {
+export function ndjsonFile(path: string, options: NdjsonFileOptions = {}): Observable<Envelope | Rejected> {
+  const maxDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
+  return new Observable<Envelope | Rejected>((subscriber) => {
     const absolute = resolve(path);
     const file = options.sourceName ?? absolute;
     const input = createReadStream(absolute, { encoding: 'utf8' });
@@ -31,7 +38,13 @@ export function ndjsonFile(path: string, options: NdjsonFileOptions = {}): Obser
       // Editors on Windows may start a UTF-8 file with a byte-order mark.
       const raw = line === 1 ? text.replace(/^\uFEFF/, '') : text;
       if (raw.trim() === '') return;
-      subscriber.next({ raw, position: { kind: 'line', file, line } });
+      const position = { kind: 'line', file, line } as const;
+      if (jsonDepth(raw, maxDepth) > maxDepth) {
+        const { code, message } = new EventTooDeepError(maxDepth);
+        subscriber.next({ kind: 'rejected', code, reason: message, raw, position });
+        return;
+      }
+      subscriber.next({ raw, position });
     });
     lines.on('close', () => {
       if (!input.errored) subscriber.complete();
