@@ -6,6 +6,7 @@ import {
   type KafkaPipelineOptions,
   startKafkaPipeline,
 } from '../pipelines/kafkaPipeline.js';
+import { shutdownSignal } from './shutdownSignals.js';
 
 /** The Kafka settings of `cellstream kafka` (and of `serve`'s `kafka` config section). */
 export interface KafkaCommandOptions {
@@ -54,15 +55,8 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
 export async function runKafka(model: Model, options: KafkaCommandOptions, log: Writable): Promise<void> {
   const say = (event: string, detail: object = {}) => log.write(`${JSON.stringify({ event, ...detail })}\n`);
   const pipelineOptions = kafkaPipelineOptions(model, options);
-  const stopped = new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  // Caught since the bin started (a signal during start-up stops the pipeline once started).
+  const stopped = shutdownSignal();
   const pipeline: KafkaPipeline = await startKafkaPipeline({
     ...pipelineOptions,
     onRestore: (reports, ms) =>
