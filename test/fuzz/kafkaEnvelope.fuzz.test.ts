@@ -69,7 +69,7 @@ describe('fuzz: Kafka envelope', () => {
         expect(jsonDepth(raw)).toBeLessThanOrEqual(DEFAULT_MAX_JSON_DEPTH);
         expect(() => validateEvent(out.event)).not.toThrow();
         const recordKey = message.key?.toString('utf8');
-        if (recordKey) expect(out.event.key).toBe(recordKey);
+        if (recordKey) expect(out.event?.key).toBe(recordKey);
       }),
       fuzzParams(2000),
     );
