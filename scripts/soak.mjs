@@ -140,6 +140,7 @@ class Ingester {
     /** Per key: the event sent and not yet answered. */
     this.unanswered = new Map();
     this.running = true;
+    this.draining = false;
   }
 
   event(key, n) {
@@ -194,6 +195,8 @@ class Ingester {
             if (frame.length >= 20) break;
             if (inOrder.some((e) => e.key === key)) continue;
             const resend = this.unanswered.get(key);
+            // Draining: only what is still unanswered goes out again.
+            if (!resend && this.draining) continue;
             if (resend) counts.resent++;
             const e = resend ?? this.event(key, this.answered.get(key) + 1);
             if (!resend) counts.eventsSent++;
@@ -213,8 +216,9 @@ class Ingester {
     });
   }
 
-  /** Waits until every event sent has been answered (resending across restarts as needed). */
+  /** Sends no new events and waits until every event sent has been answered (resending as needed). */
   async settle(timeoutMs) {
+    this.draining = true;
     const deadline = Date.now() + timeoutMs;
     while (this.unanswered.size > 0 && Date.now() < deadline) await sleep(50);
   }
