@@ -23,6 +23,10 @@ COPY package.json ./
 COPY bin ./bin
 COPY config ./config
 COPY demo ./demo
+COPY examples ./examples
+# The native kernel's source and build script, as the npm package ships them (its install script).
+COPY native ./native
+COPY scripts/build-native.mjs ./scripts/build-native.mjs
 RUN mkdir -p /var/lib/cellstream && chown node:node /var/lib/cellstream
 USER node
 # SIGTERM from `docker stop` shuts the pipeline down gracefully (finish the batch, commit, leave).

@@ -7,7 +7,7 @@
 // copies the weights into its own 32-byte aligned memory and keeps its scratch there.
 //
 // Batch independence: a key's result bits must not depend on which batch, or which slot of it,
-// the key is stepped in (DESIGN.md delivery guarantees: a redelivered event recomputed in another
+// the key is stepped in (docs/architecture.md, delivery rules: a redelivered event recomputed in another
 // batch repeats its prediction exactly). Every tile below therefore gives each (key, unit group,
 // gate) accumulator the same sequence of operations — zero, FMA over one block of 16 terms in k
 // order, add into the running total — whether the key is stepped alone, in a pair, or with its

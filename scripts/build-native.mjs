@@ -6,16 +6,22 @@
 // exits 0: the native kernel is then unavailable and selectKernel() falls back to wasm.
 //
 // `--out DIR` builds into DIR instead (the tests build a fresh copy there); `--strict` exits 1
-// on failure instead of 0.
+// on failure instead of 0; `--if-stale` does nothing when the addon is newer than its sources
+// (the package's `install` script builds it, so `npm ci`'s build that follows need not again).
+// It is the package's `install` script too: without --strict it never fails an install.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
-  options: { out: { type: 'string' }, strict: { type: 'boolean', default: false } },
+  options: {
+    out: { type: 'string' },
+    strict: { type: 'boolean', default: false },
+    'if-stale': { type: 'boolean', default: false },
+  },
 });
 const outDir = args.out ?? join(root, 'build', 'native');
 const target = join(outDir, 'cellstream-native.node');
@@ -27,7 +33,12 @@ function skip(why) {
   process.exit(args.strict ? 1 : 0);
 }
 
+const mtime = (path) => (existsSync(path) ? statSync(path).mtimeMs : 0);
+const sources = [join(root, 'native', 'kernel.c'), fileURLToPath(import.meta.url)];
+if (args['if-stale'] && mtime(target) > Math.max(...sources.map(mtime))) process.exit(0);
+
 if (!existsSync(join(headers, 'node_api.h'))) skip(`no Node-API headers at ${headers}`);
+if (!existsSync(sources[0])) skip(`no source at ${sources[0]}`);
 
 // -ffp-contract=off: only the explicit FMAs of the kernel, so no call site fuses differently
 // (the bit-for-bit batch independence depends on it). No -ffast-math, for the same reason.
@@ -47,21 +58,28 @@ const flags = [
 // On macOS the napi_* symbols are resolved from the node executable when the addon loads.
 if (process.platform === 'darwin') flags.push('-undefined', 'dynamic_lookup');
 
-mkdirSync(outDir, { recursive: true });
 const tmp = `${target}.${process.pid}.tmp`;
 try {
+  mkdirSync(outDir, { recursive: true });
   execFileSync(cc, [...flags, '-o', tmp], { stdio: ['ignore', 'ignore', 'pipe'] });
 } catch (err) {
   rmSync(tmp, { force: true });
   const detail =
-    err.code === 'ENOENT'
-      ? `no C compiler: '${cc}' not found; install gcc`
-      : `${cc} failed: ${
-          String(err.stderr ?? err.message)
-            .trim()
-            .split('\n')[0]
-        }`;
+    err.syscall === 'mkdir'
+      ? `cannot create ${outDir}: ${err.code}`
+      : err.code === 'ENOENT'
+        ? `no C compiler: '${cc}' not found; install gcc`
+        : `${cc} failed: ${
+            String(err.stderr ?? err.message)
+              .trim()
+              .split('\n')[0]
+          }`;
   skip(detail);
 }
 // A rename, so a process that has the previous build loaded keeps its (unlinked) file.
-renameSync(tmp, target);
+try {
+  renameSync(tmp, target);
+} catch (err) {
+  rmSync(tmp, { force: true });
+  skip(`cannot write ${target}: ${err.code ?? err.message}`);
+}

@@ -1,21 +1,37 @@
-import type { Writable } from 'node:stream';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { runConvert } from './commands/convert.js';
 import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
 import { runServe, type ServeFlags } from './commands/serve.js';
+import { UsageError } from './errors.js';
 import { DEFAULT_MAX_JSON_DEPTH } from './events/jsonDepth.js';
+import { parseMaxTsAhead } from './events/limits.js';
 import { describeFeatureSpec } from './features/describe.js';
 import { loadSidecarSpec } from './features/loadSpec.js';
 import { modelFeatures } from './features/modelFeatures.js';
 import { loadModel } from './formats/load.js';
 import { describeModel, modelFingerprint } from './model/index.js';
+import { PACKAGE_ROOT } from './paths.js';
 import { parseDuration } from './time/duration.js';
 
 /** Where the CLI writes; the process's own streams unless a caller (a test) captures them. */
 export interface CliIo {
   readonly stdout: Writable;
   readonly stderr: Writable;
+  /** Read by `replay --input -`; the process's stdin when absent. */
+  readonly stdin?: Readable;
+}
+
+/** The model formats every `--model` option takes, for the help text. */
+const MODEL_HELP = 'model: .onnx, .keras or Keras .h5, TF.js model.json, or .cellstream.json';
+
+/** The installed package's version, from its package.json (dist/ and src/ sit one level below it). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
 }
 
 /** Exit status: every event applied (or skipped as an already-applied redelivery). */
@@ -41,6 +57,9 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .description(
       'Streaming, stateful recurrent-network inference: one LSTM/GRU step per event, per entity key.',
     )
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
+    // Program options only before the command: `convert --version V` is the model's version.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
@@ -51,8 +70,8 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
   program
     .command('replay')
     .description('run the serving engine over an NDJSON events file, one prediction line per event')
-    .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
-    .requiredOption('--input <file>', 'events, one JSON object per line')
+    .requiredOption('--model <file>', MODEL_HELP)
+    .requiredOption('--input <file>', "events, one JSON object per line; '-' reads stdin")
     .option('--spec <file>', "feature spec JSON for events with named values (instead of the model's own)")
     .option('--output <file>', 'write predictions here instead of stdout')
     .option(
@@ -94,6 +113,17 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       positiveInteger,
       DEFAULT_MAX_JSON_DEPTH,
     )
+    .option(
+      '--max-ts-ahead <duration>',
+      'reject events whose ts lies more than this ahead of the wall clock, e.g. 1d (default: off, files of any era)',
+    )
+    .option('--max-key-bytes <n>', 'longest key in UTF-8 bytes (default 512, at most 1977)', positiveInteger)
+    .option('--max-id-bytes <n>', 'longest id in UTF-8 bytes (default 128)', positiveInteger)
+    .option(
+      '--id-window <n>',
+      'ids remembered per key: a resent id among them is a duplicate (default 8)',
+      positiveInteger,
+    )
     .addHelpText('after', EXIT_HELP)
     .action(async (opts: ReplayFlags) => {
       const model = await loadModel(opts.model);
@@ -101,6 +131,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
         model,
         spec: opts.spec === undefined ? undefined : await loadSidecarSpec(opts.spec),
         input: opts.input,
+        stdin: io.stdin ?? process.stdin,
         output: opts.output,
         deadLetter: opts.deadLetter,
         maxBatch: opts.batch,
@@ -113,6 +144,13 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
             : { ttlMs: parseDuration(opts.ttl, '--ttl'), clock: opts.ttlClock },
         sourceName: opts.sourceName,
         maxJsonDepth: opts.maxJsonDepth,
+        limits: {
+          ...(opts.maxKeyBytes === undefined ? {} : { maxKeyBytes: opts.maxKeyBytes }),
+          ...(opts.maxIdBytes === undefined ? {} : { maxIdBytes: opts.maxIdBytes }),
+          maxTsAheadMs:
+            opts.maxTsAhead === undefined ? undefined : parseMaxTsAhead(opts.maxTsAhead, '--max-ts-ahead'),
+        },
+        idWindow: opts.idWindow,
         stdout: io.stdout,
         stderr: io.stderr,
       });
@@ -125,7 +163,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       'serve WebSocket ingest and subscriptions, HTTP metrics and the dashboard; with no options, the demo model on 127.0.0.1:8080',
     )
     .option('--config <file>', 'YAML configuration file (env CELLSTREAM_CONFIG); see docs/configuration.md')
-    .option('--model <file>', 'model file (env CELLSTREAM_MODEL; default: the demo model)')
+    .option('--model <file>', `${MODEL_HELP} (env CELLSTREAM_MODEL; default: the demo model)`)
     .option('--host <host>', 'address to bind (env CELLSTREAM_HOST; default 127.0.0.1)')
     .option('--port <port>', 'port, 0 for any free one (env CELLSTREAM_PORT; default 8080)', port)
     .option('--state <dir>', 'LMDB state directory (env CELLSTREAM_STATE; default ./.data/state)')
@@ -163,7 +201,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
   program
     .command('inspect')
     .description("print a model's layers, inputs, sizes, fingerprint and feature spec")
-    .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
+    .requiredOption('--model <file>', MODEL_HELP)
     .option(
       '--spec <file>',
       "check this feature spec against the model and print it (instead of the model's own)",
@@ -181,10 +219,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .description(
       "save a model in cellstream's own format (.cellstream.json + .cellstream.bin), with its feature spec",
     )
-    .requiredOption(
-      '--model <file>',
-      'model: .onnx, .keras, Keras .h5, TF.js model.json, or .cellstream.json',
-    )
+    .requiredOption('--model <file>', MODEL_HELP)
     .option('--spec <file>', 'feature spec JSON to check against the model and embed')
     .requiredOption(
       '--output <file>',
@@ -206,12 +241,14 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
   program
     .command('kafka')
     .description('consume events from a Kafka topic and publish predictions, until SIGTERM or SIGINT')
-    .requiredOption('--model <file>', 'model: .onnx, TF.js model.json, or .cellstream.json')
+    .requiredOption('--model <file>', MODEL_HELP)
     .requiredOption('--kafka-brokers <list>', 'bootstrap brokers, comma-separated host:port')
     .requiredOption('--input-topic <topic>', 'events, keyed by entity key')
     .requiredOption('--output-topic <topic>', 'predictions, keyed by entity key')
     .requiredOption('--group-id <id>', 'consumer group shared by all instances')
-    .requiredOption('--state-dir <dir>', "this instance's LMDB state directory")
+    .option('--state <dir>', "this instance's LMDB state directory (required)")
+    // The flag's first name; every other command calls it --state. Kept so scripts keep working.
+    .addOption(new Option('--state-dir <dir>', 'deprecated: --state').hideHelp())
     .option('--dead-letter-topic <topic>', 'rejected events (default <input-topic>-dead-letter)')
     .option('--changelog-topic <topic>', 'compacted state changelog (default <group-id>-state-changelog)')
     .option('--exactly-once', 'predictions, state changelog and offsets in one Kafka transaction per batch')
@@ -222,6 +259,18 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       positiveInteger,
     )
     .option('--heartbeat-interval <ms>', 'consumer group heartbeat interval', positiveInteger)
+    .option(
+      '--max-ts-ahead <duration>',
+      "dead-letter events whose ts lies more than this ahead of the wall clock, or 'off'",
+      '1d',
+    )
+    .option('--max-key-bytes <n>', 'longest key in UTF-8 bytes (default 512, at most 1977)', positiveInteger)
+    .option('--max-id-bytes <n>', 'longest id in UTF-8 bytes (default 128)', positiveInteger)
+    .option(
+      '--id-window <n>',
+      'ids remembered per key: a resent id among them is a duplicate (default 8)',
+      positiveInteger,
+    )
     .action(
       async (opts: {
         model: string;
@@ -229,17 +278,23 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
         inputTopic: string;
         outputTopic: string;
         groupId: string;
-        stateDir: string;
+        state?: string;
+        stateDir?: string;
         deadLetterTopic?: string;
         changelogTopic?: string;
         exactlyOnce?: boolean;
         batch?: number;
         sessionTimeout?: number;
         heartbeatInterval?: number;
+        maxTsAhead: string;
+        maxKeyBytes?: number;
+        maxIdBytes?: number;
+        idWindow?: number;
       }) => {
+        const stateDir = kafkaStateDir(opts, io.stderr);
         await runKafka(
           await loadModel(opts.model),
-          { ...opts, brokers: opts.kafkaBrokers, maxBatch: opts.batch },
+          { ...opts, stateDir, brokers: opts.kafkaBrokers, maxBatch: opts.batch },
           io.stderr,
         );
       },
@@ -257,6 +312,20 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     }
     return EXIT_FATAL;
   }
+}
+
+/** `kafka`'s state directory: `--state`, or its deprecated first name `--state-dir` (with a warning). */
+function kafkaStateDir(opts: { state?: string; stateDir?: string }, stderr: Writable): string {
+  if (opts.stateDir !== undefined) {
+    if (opts.state !== undefined && opts.state !== opts.stateDir) {
+      throw new UsageError('--state and --state-dir name different directories; give only --state');
+    }
+    stderr.write('cellstream: --state-dir is deprecated and will be removed; use --state\n');
+    return opts.stateDir;
+  }
+  if (opts.state === undefined)
+    throw new UsageError("kafka needs --state <dir>: this instance's LMDB state directory");
+  return opts.state;
 }
 
 function port(value: string): number {
@@ -280,6 +349,10 @@ interface ReplayFlags {
   ttlClock: 'event' | 'processing';
   sourceName?: string;
   maxJsonDepth: number;
+  maxTsAhead?: string;
+  maxKeyBytes?: number;
+  maxIdBytes?: number;
+  idWindow?: number;
 }
 
 function positiveInteger(value: string): number {

@@ -17,6 +17,9 @@ export type ErrorCode =
   | 'EVENT_WRONG_SIZE'
   | 'EVENT_UNKNOWN_CATEGORY'
   | 'EVENT_KEY_MISMATCH'
+  | 'EVENT_KEY_TOO_LONG'
+  | 'EVENT_ID_TOO_LONG'
+  | 'EVENT_TS_IN_FUTURE'
   // feature specs
   | 'SPEC_INVALID'
   // state
@@ -165,6 +168,37 @@ export class KeyMismatchError extends EventError {
     super(
       'EVENT_KEY_MISMATCH',
       `the message key '${messageKey}' differs from the event's key '${eventKey}'; the message key decides the partition, so the event cannot be applied to either`,
+    );
+  }
+}
+
+/** An event's key is longer, in UTF-8 bytes, than the configured limit (`events.maxKeyBytes`). */
+export class KeyTooLongError extends EventError {
+  constructor(bytes: number, limit: number) {
+    super(
+      'EVENT_KEY_TOO_LONG',
+      `the key is ${bytes} bytes long in UTF-8, more than the limit of ${limit}; shorten it at the producer (a hash of a long natural key works)`,
+    );
+  }
+}
+
+/** An event's id is longer, in UTF-8 bytes, than the configured limit (`events.maxIdBytes`). */
+export class IdTooLongError extends EventError {
+  constructor(bytes: number, limit: number) {
+    super(
+      'EVENT_ID_TOO_LONG',
+      `the id is ${bytes} bytes long in UTF-8, more than the limit of ${limit}; use shorter ids (a UUID is 36 bytes)`,
+    );
+  }
+}
+
+/** An event's `ts` lies further ahead of the wall clock than `events.maxTsAhead` allows. */
+export class TsInFutureError extends EventError {
+  constructor(ts: number, now: number, limitMs: number) {
+    super(
+      'EVENT_TS_IN_FUTURE',
+      `ts ${new Date(ts).toISOString()} is more than ${limitMs} ms ahead of this server's clock (${new Date(now).toISOString()}); ` +
+        "send ms since the epoch (not µs or ns), check the producer's clock, or raise events.maxTsAhead",
     );
   }
 }

@@ -7,10 +7,17 @@ export { type Config, configSchema } from './config/schema.js';
 export { lastPositions } from './engine/commitPositions.js';
 export type { ExpiryOptions } from './engine/expiry.js';
 export { KeyedStepper, type KeyedStepperOptions, type StepperCounts } from './engine/keyedStepper.js';
-export { type StepByKeyOptions, stepByKey } from './engine/stepByKey.js';
+export { type StepByKeyOptions, type StepInput, stepByKey } from './engine/stepByKey.js';
 export type { Envelope, Outcome, Rejected } from './engine/types.js';
 export * from './errors.js';
 export { decodeEvent, validateEvent } from './events/decode.js';
+export {
+  DEFAULT_EVENT_LIMITS,
+  DEFAULT_MAX_TS_AHEAD_MS,
+  type EventLimits,
+  eventLimits,
+  KEY_BYTES_CEILING,
+} from './events/limits.js';
 export type { Event, Position, Prediction } from './events/types.js';
 export type { PredictionDecoder } from './features/decodeOutput.js';
 export { type EncodeContext, encodeInputs, type ValuesEncoder } from './features/encodeInputs.js';

@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import { parseMaxTsAhead } from '../events/limits.js';
 import { parseBrokers } from '../kafka/client.js';
 import type { Model } from '../model/types.js';
 import {
@@ -25,6 +26,14 @@ export interface KafkaCommandOptions {
   readonly maxWaitTimeInMs?: number | undefined;
   readonly sessionTimeout?: number | undefined;
   readonly heartbeatInterval?: number | undefined;
+  /** Longest key in UTF-8 bytes; default 512. */
+  readonly maxKeyBytes?: number | undefined;
+  /** Longest id in UTF-8 bytes; default 128. */
+  readonly maxIdBytes?: number | undefined;
+  /** How far `ts` may lie ahead of the clock: a duration or `off`; default `1d`. */
+  readonly maxTsAhead?: string | undefined;
+  /** Ids remembered per key; default 8. */
+  readonly idWindow?: number | undefined;
 }
 
 /** Pipeline options from command settings; the dead-letter topic defaults to `${inputTopic}-dead-letter`. */
@@ -45,6 +54,13 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
     ...(o.maxWaitTimeInMs === undefined ? {} : { maxWaitTimeInMs: o.maxWaitTimeInMs }),
     ...(o.sessionTimeout === undefined ? {} : { sessionTimeout: o.sessionTimeout }),
     ...(o.heartbeatInterval === undefined ? {} : { heartbeatInterval: o.heartbeatInterval }),
+    limits: {
+      ...(o.maxKeyBytes === undefined ? {} : { maxKeyBytes: o.maxKeyBytes }),
+      ...(o.maxIdBytes === undefined ? {} : { maxIdBytes: o.maxIdBytes }),
+      // On by default for a live stream: one event far in the future would lock its key.
+      maxTsAheadMs: parseMaxTsAhead(o.maxTsAhead ?? '1d', '--max-ts-ahead'),
+    },
+    ...(o.idWindow === undefined ? {} : { idWindow: o.idWindow }),
   };
 }
 

@@ -1,18 +1,19 @@
 import { access } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { bufferCount, concatMap, lastValueFrom, type OperatorFunction } from 'rxjs';
 import type { ExpiryOptions } from '../engine/expiry.js';
 import { KeyedStepper } from '../engine/keyedStepper.js';
 import { checkStoreModel } from '../engine/modelCheck.js';
 import type { Envelope, Outcome, Rejected } from '../engine/types.js';
 import { UsageError } from '../errors.js';
+import type { EventLimits } from '../events/limits.js';
 import type { Position, Prediction } from '../events/types.js';
 import { modelFeatures, type SidecarSpec } from '../features/modelFeatures.js';
 import { modelFingerprint, outputSize, stateSize } from '../model/index.js';
 import type { Model } from '../model/types.js';
 import { type DeadLetterSink, deadLetterAppendFile, deadLetterFile } from '../sinks/deadLetter.js';
 import { NdjsonSink, ndjsonAppendSink, ndjsonFileSink } from '../sinks/ndjson.js';
-import { ndjsonFile } from '../sources/ndjsonFile.js';
+import { ndjsonFile, ndjsonStream } from '../sources/ndjsonFile.js';
 import { CachedStore } from '../state/cachedStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
 import { MemoryStateStore } from '../state/memoryStore.js';
@@ -22,8 +23,10 @@ export interface ReplayOptions {
   readonly model: Model;
   /** A feature spec file's contents, used instead of the model's embedded spec. */
   readonly spec?: SidecarSpec | undefined;
-  /** NDJSON events file. */
+  /** NDJSON events file; `-` reads `stdin`. */
   readonly input: string;
+  /** Read when `input` is `-`. */
+  readonly stdin?: Readable | undefined;
   /** Predictions file (truncated; appended to with `state`); predictions go to `stdout` when absent. */
   readonly output?: string | undefined;
   /** Dead-letter file (truncated; appended to with `state`) for rejected lines. */
@@ -41,6 +44,10 @@ export interface ReplayOptions {
   readonly maxKeysInMemory?: number | undefined;
   /** Idle keys expire. */
   readonly ttl?: ExpiryOptions | undefined;
+  /** Bounds on each event; by default keys of 512 bytes and ids of 128, and no bound on `ts` (files of any era). */
+  readonly limits?: Partial<EventLimits> | undefined;
+  /** Ids remembered per key (default 8). */
+  readonly idWindow?: number | undefined;
   /** The name the state remembers the input by, in place of its absolute path. */
   readonly sourceName?: string | undefined;
   /** Deepest nesting of arrays and objects a line may have (default 32); deeper lines are rejected. */
@@ -49,6 +56,9 @@ export interface ReplayOptions {
   /** Receives one line per rejected line, reset or expired key, then the summary line. */
   readonly stderr: Writable;
 }
+
+/** The `--input` that reads standard input. */
+const STDIN = '-';
 
 export interface ReplaySummary {
   /** Non-blank lines read. */
@@ -65,7 +75,7 @@ export interface ReplaySummary {
 }
 
 /**
- * `cellstream replay`: runs the serving engine (KeyedStepper through stepByKey) across an events
+ * `cellstream replay`: runs the serving engine (KeyedStepper in micro-batches, as stepByKey does) across an events
  * file, over an in-memory store or, with `state`, an LMDB directory. Each batch's predictions
  * reach the operating system before its state is written, so a run killed at any point and run
  * again loses no prediction and steps no event twice (it may repeat a few predictions,
@@ -73,9 +83,20 @@ export interface ReplaySummary {
  * model and I/O failures end it by throwing.
  */
 export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> {
-  await access(options.input).catch((err: NodeJS.ErrnoException) => {
-    throw new UsageError(`cannot read the events file '${options.input}' (${err.code})`);
-  });
+  const fromStdin = options.input === STDIN;
+  if (fromStdin) {
+    if (options.stdin === undefined) throw new UsageError('--input -: no standard input to read');
+    // State remembers lines by the input's name; stdin has none of its own, so the caller names it.
+    if (options.state !== undefined && options.sourceName === undefined) {
+      throw new UsageError(
+        "--input - with --state needs --source-name NAME: the state remembers which lines of an input it applied by the input's name",
+      );
+    }
+  } else {
+    await access(options.input).catch((err: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read the events file '${options.input}' (${err.code})`);
+    });
+  }
   if (options.maxKeysInMemory !== undefined && options.state === undefined) {
     throw new UsageError('--max-keys-in-memory needs --state: without it every key is kept in memory');
   }
@@ -105,7 +126,10 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
         } else {
           counts.predictions++;
         }
-        predictions!.write(outcome.prediction);
+        // A repeat is marked as WebSocket answers mark it, so a reader of --output can skip it.
+        predictions!.write(
+          outcome.redelivered ? { ...outcome.prediction, redelivered: true } : outcome.prediction,
+        );
         break;
       case 'rejected':
         counts.events++;
@@ -140,6 +164,8 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
       encodeValues: features?.encodeValues,
       decodePrediction: features?.decode,
       ...(options.ttl ? { ttl: options.ttl } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.idWindow === undefined ? {} : { idWindow: options.idWindow }),
       // The sink's acknowledgement: a batch's state is written only once its lines are out.
       emit: async (outcomes) => {
         outcomes.forEach(record);
@@ -166,10 +192,10 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
         ? await deadLetterAppendFile(options.deadLetter)
         : deadLetterFile(options.deadLetter);
     }
-    const source = ndjsonFile(options.input, {
-      sourceName: options.sourceName,
-      maxJsonDepth: options.maxJsonDepth,
-    });
+    const depth = { maxJsonDepth: options.maxJsonDepth };
+    const source = fromStdin
+      ? ndjsonStream(options.stdin!, options.sourceName ?? 'stdin', depth)
+      : ndjsonFile(options.input, { sourceName: options.sourceName, ...depth });
     await lastValueFrom(source.pipe(stepInOrder(stepper, options.maxBatch ?? 256, record)), {
       defaultValue: undefined,
     });

@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_ID_WINDOW, MAX_ID_WINDOW } from '../engine/redelivery.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '../events/jsonDepth.js';
+import { DEFAULT_MAX_ID_BYTES, DEFAULT_MAX_KEY_BYTES, KEY_BYTES_CEILING } from '../events/limits.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { KAFKA_SOURCE_DEFAULTS } from '../sources/kafkaSource.js';
 
@@ -128,6 +130,17 @@ export const configSchema = z
           .regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h|d|w)?\s*$/, 'a duration such as 90s, 12h or 30d')
           .optional(),
         ttlClock: z.enum(['event', 'processing']).default('event'),
+        idWindow: int(1, MAX_ID_WINDOW).default(DEFAULT_ID_WINDOW),
+      })
+      .prefault({}),
+    events: z
+      .strictObject({
+        maxKeyBytes: int(1, KEY_BYTES_CEILING).default(DEFAULT_MAX_KEY_BYTES),
+        maxIdBytes: int(1, 64 * 1024).default(DEFAULT_MAX_ID_BYTES),
+        maxTsAhead: z
+          .string()
+          .regex(/^\s*(off|\d+(\.\d+)?\s*(ms|s|m|h|d|w)?)\s*$/, "a duration such as 1d or 6h, or 'off'")
+          .default('1d'),
       })
       .prefault({}),
     engine: z

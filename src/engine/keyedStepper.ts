@@ -1,5 +1,6 @@
-import { EventError, StateError } from '../errors.js';
+import { ConfigError, type ErrorCode, EventError, StateError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
+import { checkEvent, type EventLimits, eventLimits } from '../events/limits.js';
 import type { Event, Position } from '../events/types.js';
 import type { PredictionDecoder } from '../features/decodeOutput.js';
 import { checkFloat32Values, encodeInputs, type ValuesEncoder } from '../features/encodeInputs.js';
@@ -9,7 +10,13 @@ import type { Model } from '../model/types.js';
 import type { ReadInto, StateRecord, StateStore } from '../state/types.js';
 import { lastPositions } from './commitPositions.js';
 import { type ExpiryOptions, ExpiryPolicy } from './expiry.js';
-import { alreadyApplied, isLastApplied } from './redelivery.js';
+import {
+  alreadyApplied,
+  DEFAULT_ID_WINDOW,
+  isLastApplied,
+  MAX_ID_WINDOW,
+  nextEarlierIds,
+} from './redelivery.js';
 import { Scratch, Slots } from './scratch.js';
 import { StoreSweep } from './storeSweep.js';
 import type { Envelope, Outcome } from './types.js';
@@ -20,11 +27,22 @@ export interface KeyedStepperOptions {
   /** The predictions' `model` field; default `name@version`, the version defaulting to a fingerprint prefix. */
   readonly modelLabel?: string;
   /**
-   * A stored state written by a model with another fingerprint: `'refuse'` (default) makes
-   * `process` throw `StateError` `STATE_MODEL_MISMATCH`; `'reset'` discards it, reports a
-   * `state-reset` outcome and starts the key afresh.
+   * A stored state written by a model with another fingerprint: `'refuse'` (default) rejects
+   * that key's events (`STATE_MODEL_MISMATCH`) and leaves its state alone; `'reset'` discards
+   * it, reports a `state-reset` outcome and starts the key afresh.
    */
   readonly onModelMismatch?: 'reset' | 'refuse';
+  /**
+   * Bounds on each event (key and id length, `ts` ahead of the clock `now`); an event beyond one
+   * is rejected with its own code. Defaults: `DEFAULT_EVENT_LIMITS`, no `ts` bound. A key limit
+   * the store cannot index is a `ConfigError`.
+   */
+  readonly limits?: Partial<EventLimits>;
+  /**
+   * How many of a key's last applied event ids are remembered in its record (default 8): an
+   * event whose id is among them is a redelivery, not stepped again.
+   */
+  readonly idWindow?: number;
   /** Encodes events' named `values`, from the model's feature spec; without it such events are rejected. */
   readonly encodeValues?: ValuesEncoder;
   /** Adds the feature spec's decoded fields (label, value, …) to every prediction, repeated ones included. */
@@ -68,6 +86,8 @@ interface Lane {
   readonly key: string;
   /** Batch indices of the events to step, in order. */
   readonly steps: number[];
+  /** Ids applied before the lane's last event, oldest first, for its record. */
+  readonly earlierIds: readonly string[] | undefined;
   /** The state the lane starts from: the stored one (in the read buffer, as a rule) or zeros. */
   initial: Float32Array;
   seq: number;
@@ -164,6 +184,9 @@ export class KeyedStepper {
   private readonly emit: KeyedStepperOptions['emit'];
   private readonly onCommittable: KeyedStepperOptions['onCommittable'];
   private readonly now: () => number;
+  private readonly limits: EventLimits;
+  private readonly keyError: ((key: string) => StateError | undefined) | undefined;
+  private readonly idWindow: number;
   private readonly expiry: ExpiryPolicy | undefined;
   private readonly sweep: StoreSweep | undefined;
   private readonly tally = { expired: 0, stateResets: 0, redelivered: 0, duplicates: 0 };
@@ -211,6 +234,21 @@ export class KeyedStepper {
     this.emit = options.emit;
     this.onCommittable = options.onCommittable;
     this.now = options.now ?? Date.now;
+    this.limits = eventLimits(options.limits);
+    this.keyError = options.store.keyError?.bind(options.store);
+    const storeKeyBytes = options.store.maxKeyBytes;
+    // A key's store encoding may take one byte more than its UTF-8 (lmdb's escape byte).
+    if (storeKeyBytes !== undefined && this.limits.maxKeyBytes + 1 > storeKeyBytes) {
+      throw new ConfigError(
+        `events.maxKeyBytes ${this.limits.maxKeyBytes} is more than the state store can index (${storeKeyBytes - 1} bytes)`,
+      );
+    }
+    this.idWindow = options.idWindow ?? DEFAULT_ID_WINDOW;
+    if (!Number.isInteger(this.idWindow) || this.idWindow < 1 || this.idWindow > MAX_ID_WINDOW) {
+      throw new ConfigError(
+        `state.idWindow must be an integer from 1 to ${MAX_ID_WINDOW}, got ${this.idWindow}`,
+      );
+    }
     if (options.ttl) {
       this.expiry = new ExpiryPolicy(options.ttl, this.now);
       this.sweep = new StoreSweep(options.store, this.stateSize, this.outputSize);
@@ -236,8 +274,11 @@ export class KeyedStepper {
    * `rejected` or `duplicate` per envelope, with a `state-reset` or `expired` before a key's
    * outcome when its stored state was discarded there, and the TTL sweep's `expired` outcomes
    * last. A redelivery of a key's last applied event repeats its prediction (`redelivered`).
-   * Resolves only once the batch's state is durable in the store. Rejects (writing nothing) on
-   * store, `emit` or model-mismatch errors; the state is then as before the batch.
+   * A failure that belongs to one event or one key — the event breaks a limit, the key's stored
+   * state does not decode or another model wrote it (under `refuse`) — is that event's (those
+   * events') `rejected` outcome; the rest of the batch goes on. Resolves only once the batch's
+   * state is durable in the store. Rejects (writing nothing) when the store as a whole or `emit`
+   * fails; the state is then as before the batch.
    */
   process(batch: readonly Envelope[]): Promise<Outcome[]> {
     const idle = this.pending === 0;
@@ -278,13 +319,22 @@ export class KeyedStepper {
       const keyIndex = n > FEW_KEYS ? this.batchKeys : undefined;
       keyIndex?.start(n);
       const keys: string[] = [];
+      // One clock reading per batch for the ts bound: its events arrived together.
+      const now = this.limits.maxTsAheadMs === undefined ? 0 : this.now();
       for (let i = 0; i < n; i++) {
         const envelope = batch[i];
         let event: Event;
         try {
-          event = envelope.event ?? decodeEvent(envelope.raw);
+          event = envelope.event ?? decodeEvent(envelope.raw, this.limits);
+          checkEvent(event, this.limits, now);
         } catch (err) {
           results[i] = rejection(err, envelope.raw ?? JSON.stringify(envelope.event), envelope.position);
+          continue;
+        }
+        // A key the store can never hold (a backstop behind the key limit, or a reserved name).
+        const keyError = this.keyError?.(event.key);
+        if (keyError !== undefined) {
+          results[i] = refusal(keyError, envelope.raw ?? JSON.stringify(event), envelope.position);
           continue;
         }
         events[i] = event;
@@ -305,10 +355,22 @@ export class KeyedStepper {
       const K = keys.length;
       const into = this.readBuffers(K);
       const read = K > 0 ? this.store.getMany(keys, into) : [];
-      const records = isPromise(read) ? await read : read;
+      let records: (StateRecord | StateError | undefined)[];
+      try {
+        records = isPromise(read) ? await read : read;
+      } catch (err) {
+        records = await this.readApart(keys, into, err);
+      }
       const lanes: Lane[] = [];
       for (let k = 0; k < K; k++) {
         const record = this.usable(keys[k], records[k], first[k], notes);
+        if (record instanceof StateError) {
+          for (let i = first[k]; i !== -1; i = next[i]) {
+            const envelope = batch[i];
+            results[i] = refusal(record, envelope.raw ?? JSON.stringify(events[i]), envelope.position);
+          }
+          continue;
+        }
         const lane = this.plan(keys[k], first[k], next, batch, events, record, results, encoded, notes);
         if (lane) lanes.push(lane);
       }
@@ -376,9 +438,14 @@ export class KeyedStepper {
     let record = stored;
     let steps: number[] | undefined;
     // One object per key, updated in place: what the lane has applied so far.
-    const applied: { lastApplied: Position; lastId: string | undefined } = {
+    const applied: {
+      lastApplied: Position;
+      lastId: string | undefined;
+      earlierIds: readonly string[] | undefined;
+    } = {
       lastApplied: record?.lastApplied ?? NO_POSITION,
       lastId: record?.lastId,
+      earlierIds: record?.earlierIds,
     };
     let previousTs = record?.ts;
     for (let i = first; i !== -1; i = next[i]) {
@@ -417,15 +484,25 @@ export class KeyedStepper {
         notes.notify(i, expiredOutcome(key, record, expired));
         notes.expired++;
         record = undefined;
+        // The expired state's ids went with it.
+        applied.lastId = undefined;
+        applied.earlierIds = undefined;
       }
       if (steps === undefined) steps = [i];
       else steps.push(i);
+      applied.earlierIds = nextEarlierIds(applied.earlierIds, applied.lastId, event.id, this.idWindow);
       applied.lastApplied = position;
       applied.lastId = event.id;
       previousTs = event.ts;
     }
     if (steps === undefined) return undefined;
-    return { key, steps, initial: record?.state ?? this.zeroState, seq: record?.seq ?? 0 };
+    return {
+      key,
+      steps,
+      earlierIds: applied.earlierIds,
+      initial: record?.state ?? this.zeroState,
+      seq: record?.seq ?? 0,
+    };
   }
 
   /** Arrays to read `K` keys' states and outputs into: views of the read buffers, made once. */
@@ -503,20 +580,49 @@ export class KeyedStepper {
     }
   }
 
-  /** The stored record if this model may continue from it; applies the mismatch policy otherwise. */
+  /**
+   * After a read of the batch's keys failed with `err`: when it is an error one key's record can
+   * cause (it does not decode, it does not fit the cache), each key is read alone, and the keys
+   * whose read fails that way get their error in place of a record, so that only their events are
+   * rejected. Any other error — the store as a whole failing — fails the batch.
+   */
+  private async readApart(
+    keys: readonly string[],
+    into: ReadInto,
+    err: unknown,
+  ): Promise<(StateRecord | StateError | undefined)[]> {
+    if (!isKeyStateError(err)) throw err;
+    const out: (StateRecord | StateError | undefined)[] = new Array(keys.length);
+    for (let k = 0; k < keys.length; k++) {
+      try {
+        const one = { states: [into.states[k]], outputs: [into.outputs[k]] };
+        out[k] = (await this.store.getMany([keys[k]], one))[0];
+      } catch (keyErr) {
+        if (!isKeyStateError(keyErr)) throw keyErr;
+        out[k] = keyErr;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The stored record if this model may continue from it; applies the mismatch policy otherwise.
+   * A `StateError` (the key's record could not be read, another model wrote it under `refuse`, its
+   * state has the wrong size) is the key's own: its events are rejected with it, the others go on.
+   */
   private usable(
     key: string,
-    record: StateRecord | undefined,
+    record: StateRecord | StateError | undefined,
     firstIndex: number,
     notes: BatchNotes,
-  ): StateRecord | undefined {
-    if (!record) return undefined;
+  ): StateRecord | StateError | undefined {
+    if (!record || record instanceof StateError) return record;
     if (record.fingerprint !== this.fingerprint) {
       const reason = `state of key '${key}' was written by model ${record.fingerprint.slice(0, 12)}, not by ${this.modelLabel} (${this.fingerprint.slice(0, 12)})`;
       if (this.onModelMismatch === 'refuse') {
-        throw new StateError(
+        return new StateError(
           'STATE_MODEL_MISMATCH',
-          `${reason}; set onModelMismatch to 'reset' to start such keys afresh`,
+          `${reason}; the key's state is kept and its events are refused: set onModelMismatch to 'reset' to start such keys afresh, or reset the key`,
         );
       }
       notes.notify(firstIndex, { kind: 'state-reset', key, reason });
@@ -524,7 +630,7 @@ export class KeyedStepper {
       return undefined;
     }
     if (record.state.length !== this.stateSize) {
-      throw new StateError(
+      return new StateError(
         'STATE_CORRUPT',
         `state of key '${key}' has ${record.state.length} values, the model's has ${this.stateSize}`,
       );
@@ -638,6 +744,7 @@ export class KeyedStepper {
         updatedAt,
       };
       if (event.id !== undefined) record.lastId = event.id;
+      if (lane.earlierIds !== undefined) record.earlierIds = lane.earlierIds;
       record.lastOutput = outputViews[j];
       written[j] = [lane.key, record];
     }
@@ -668,6 +775,18 @@ function copyInto(into: Float32Array, at: number, values: ArrayLike<number>): vo
 
 function expiredOutcome(key: string, record: StateRecord, reason: string): Outcome {
   return { kind: 'expired', key, lastTs: record.ts, seq: record.seq, reason };
+}
+
+/** Store errors that belong to one key's record rather than to the store as a whole. */
+const KEY_STATE_ERRORS: ReadonlySet<ErrorCode> = new Set(['STATE_CORRUPT', 'STATE_MODEL_MISMATCH']);
+
+function isKeyStateError(err: unknown): err is StateError {
+  return err instanceof StateError && KEY_STATE_ERRORS.has(err.code);
+}
+
+/** The `rejected` outcome of an event whose key's stored state cannot be used. */
+function refusal(err: StateError, raw: string, position: Position): Outcome {
+  return { kind: 'rejected', reason: err.message, code: err.code, raw, position };
 }
 
 /** The `rejected` outcome of an event error; anything else is not the event's fault and propagates. */

@@ -1,24 +1,30 @@
-import { InvalidEventError, MalformedJsonError } from '../errors.js';
+import { IdTooLongError, InvalidEventError, KeyTooLongError, MalformedJsonError } from '../errors.js';
+import { DECODE_CEILINGS, type EventLimits, utf8Over } from './limits.js';
 import type { Event } from './types.js';
+
+/** The largest `ts` magnitude a JavaScript Date holds (±100,000,000 days around the epoch), in ms. */
+export const MAX_TS_MS = 8.64e15;
 
 /**
  * Parses one event from its wire text (an NDJSON line, a WebSocket message, a Kafka value).
  * Throws `MalformedJsonError` when the text is not JSON and `InvalidEventError`, naming the
  * field, when it is JSON but not an event. Unknown fields are ignored; an optional field that is
  * `null` counts as absent (many producers write null rather than leaving a field out).
+ * `limits` bounds the key's and id's UTF-8 length (`EVENT_KEY_TOO_LONG`, `EVENT_ID_TOO_LONG`);
+ * without it only what no store can hold is refused, and the engine applies the configured limits.
  */
-export function decodeEvent(text: string): Event {
+export function decodeEvent(text: string, limits: EventLimits = DECODE_CEILINGS): Event {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
     throw new MalformedJsonError(err instanceof Error ? err.message : String(err));
   }
-  return validateEvent(value);
+  return validateEvent(value, limits);
 }
 
 /** Checks an already-parsed value against the event contract; see `decodeEvent`. */
-export function validateEvent(value: unknown): Event {
+export function validateEvent(value: unknown, limits: EventLimits = DECODE_CEILINGS): Event {
   if (!isPlainObject(value)) {
     throw new InvalidEventError(`expected a JSON object, got ${describe(value)}`);
   }
@@ -27,6 +33,8 @@ export function validateEvent(value: unknown): Event {
   if (typeof key !== 'string' || key.length === 0) {
     throw new InvalidEventError(`key must be a non-empty string, got ${describe(key)}`);
   }
+  const keyBytes = utf8Over(key, limits.maxKeyBytes);
+  if (keyBytes !== undefined) throw new KeyTooLongError(keyBytes, limits.maxKeyBytes);
   const ts = decodeTs(value['ts']);
 
   const given = (['features', 'values', 'inputs'] as const).filter((f) => present(value[f]));
@@ -73,6 +81,8 @@ export function validateEvent(value: unknown): Event {
     if (typeof id !== 'string' || id.length === 0) {
       throw new InvalidEventError(`id must be a non-empty string, got ${describe(id)}`);
     }
+    const idBytes = utf8Over(id, limits.maxIdBytes);
+    if (idBytes !== undefined) throw new IdTooLongError(idBytes, limits.maxIdBytes);
     event.id = id;
   }
   const reset = value['reset'];
@@ -93,6 +103,13 @@ function decodeTs(ts: unknown): number {
   if (ts === undefined || ts === null) throw new InvalidEventError('ts is missing');
   if (typeof ts === 'number') {
     if (!Number.isFinite(ts)) throw new InvalidEventError(`ts must be a finite number, got ${ts}`);
+    // Beyond a Date's range no time is meant, and such a ts would make every later event of the
+    // key look earlier than it.
+    if (Math.abs(ts) > MAX_TS_MS) {
+      throw new InvalidEventError(
+        `ts ${ts} is outside the representable date range (±${MAX_TS_MS} ms around 1970); send ms since the epoch`,
+      );
+    }
     return ts;
   }
   if (typeof ts !== 'string') {

@@ -1,5 +1,5 @@
 /**
- * The wire contracts of DESIGN.md: what an event and a prediction look like once decoded.
+ * The wire contracts (docs/architecture.md, Contracts): what an event and a prediction look like once decoded.
  * Sources produce `Event`s (after `decodeEvent`), the engine produces `Prediction`s.
  */
 

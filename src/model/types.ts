@@ -1,7 +1,7 @@
 /**
  * The canonical model: the one in-memory form that every importer produces and every kernel runs.
  *
- * Conventions (importers convert to these, see DESIGN.md "Facts the importers rely on"):
+ * Conventions (importers convert to these, see docs/architecture.md "What the importers convert"):
  * - Matrices are row-major Float32Arrays. A recurrent layer's input weights `W` are
  *   `[gates·H, I]` and recurrent weights `R` are `[gates·H, H]`, as ONNX stores them, so a gate
  *   pre-activation is `W·x + R·h + b`.

@@ -4,6 +4,7 @@ import { KeyedStepper } from '../engine/keyedStepper.js';
 import type { Envelope, Rejected } from '../engine/types.js';
 import { EventError, FencedError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
+import type { EventLimits } from '../events/limits.js';
 import type { Prediction } from '../events/types.js';
 import { modelFeatures } from '../features/modelFeatures.js';
 import { createKafka } from '../kafka/client.js';
@@ -42,6 +43,10 @@ export interface KafkaPipelineOptions {
   readonly sessionTimeout?: number;
   readonly heartbeatInterval?: number;
   readonly onModelMismatch?: 'reset' | 'refuse';
+  /** Bounds on each event (see `KeyedStepperOptions.limits`); an event beyond one is dead-lettered with its code. */
+  readonly limits?: Partial<EventLimits>;
+  /** Ids remembered per key (see `KeyedStepperOptions.idWindow`). */
+  readonly idWindow?: number;
   /** The `model` field of predictions; default `name@version` (see `KeyedStepperOptions.modelLabel`). */
   readonly modelLabel?: string;
   readonly clientId?: string;
@@ -171,6 +176,8 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     encodeValues: features?.encodeValues,
     decodePrediction: features?.decode,
     ...(options.onModelMismatch === undefined ? {} : { onModelMismatch: options.onModelMismatch }),
+    ...(options.limits === undefined ? {} : { limits: options.limits }),
+    ...(options.idWindow === undefined ? {} : { idWindow: options.idWindow }),
     ...(options.modelLabel === undefined ? {} : { modelLabel: options.modelLabel }),
   });
   const reader = new ChangelogReader(kafka, {

@@ -1,5 +1,6 @@
 import { logLevel } from 'kafkajs';
 import { kafkaPipelineOptions } from '../commands/kafka.js';
+import { eventLimitsOf } from '../config/eventLimits.js';
 import type { Config, KafkaConfig } from '../config/schema.js';
 import { createKafka } from '../kafka/client.js';
 import type { Model } from '../model/types.js';
@@ -46,6 +47,8 @@ export async function startKafkaMode(
   const pipeline = await startKafkaPipeline({
     ...kafkaPipelineOptions(model, { ...k, stateDir: config.state.path }),
     onModelMismatch: config.model.onMismatch,
+    limits: eventLimitsOf(config.events),
+    idWindow: config.state.idWindow,
     ...(config.model.label === undefined ? {} : { modelLabel: config.model.label }),
     clientId: `cellstream-serve-${k.groupId}`,
     logLevel: kafkaLogLevel,

@@ -2,10 +2,12 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
+import { eventLimitsOf } from '../config/eventLimits.js';
 import type { Config } from '../config/schema.js';
 import { modelFeatures } from '../features/modelFeatures.js';
 import { loadModel } from '../formats/load.js';
 import { outputSize, stateSize } from '../model/index.js';
+import { loadNative } from '../model/kernels/index.js';
 import type { Model } from '../model/types.js';
 import { CachedStore } from '../state/cachedStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
@@ -235,6 +237,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
           stats.event(r.events);
           metrics.batchSize.observe(r.events);
           metrics.stepSeconds.observe(r.stepSeconds);
+          stats.batch(r.events, r.stepSeconds);
           metrics.predictionsOut.inc(r.predictions);
           metrics.duplicates.inc(r.duplicates);
           for (const rejected of r.rejected) {
@@ -284,6 +287,11 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     throw err;
   }
   state = 'ready';
+  // An install without a C compiler steps on wasm, about half as fast: say so once, and how to fix it.
+  const native = loadNative();
+  if (native instanceof Error && (process.env['CELLSTREAM_KERNEL'] ?? 'auto') === 'auto') {
+    log.warn({ reason: native.message }, 'native kernel unavailable: stepping on the wasm kernel');
+  }
   log.info(
     {
       url,
@@ -356,6 +364,8 @@ async function startEngine(
       model,
       store,
       onModelMismatch: config.model.onMismatch,
+      limits: eventLimitsOf(config.events),
+      idWindow: config.state.idWindow,
       encodeValues: features?.encodeValues,
       decodePrediction: features?.decode,
       ...(config.state.ttl === undefined
@@ -369,6 +379,7 @@ async function startEngine(
       onBatch: (size, seconds) => {
         metrics.batchSize.observe(size);
         metrics.stepSeconds.observe(seconds);
+        stats.batch(size, seconds);
       },
       onResult: (result, seconds) => {
         metrics.eventLatencySeconds.observe(seconds);

@@ -1,7 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Observable } from 'rxjs';
+import type { Readable } from 'node:stream';
+import { Observable, type Subscriber } from 'rxjs';
 import type { Envelope, Rejected } from '../engine/types.js';
 import { EventTooDeepError } from '../errors.js';
 import { DEFAULT_MAX_JSON_DEPTH, jsonDepth } from '../events/jsonDepth.js';
@@ -12,6 +13,11 @@ export interface NdjsonFileOptions {
    * positions by this name, so a file that is moved keeps its identity only if it is named.
    */
   readonly sourceName?: string | undefined;
+  /** Deepest nesting of arrays and objects a line may have; deeper lines are rejected unparsed. */
+  readonly maxJsonDepth?: number | undefined;
+}
+
+export interface NdjsonStreamOptions {
   /** Deepest nesting of arrays and objects a line may have; deeper lines are rejected unparsed. */
   readonly maxJsonDepth?: number | undefined;
 }
@@ -27,31 +33,55 @@ export function ndjsonFile(path: string, options: NdjsonFileOptions = {}): Obser
   const maxDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
   return new Observable<Envelope | Rejected>((subscriber) => {
     const absolute = resolve(path);
-    const file = options.sourceName ?? absolute;
     const input = createReadStream(absolute, { encoding: 'utf8' });
-    const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
-    let line = 0;
-    // readline re-emits its input's errors (a missing file, say) as its own.
-    lines.on('error', (err) => subscriber.error(err));
-    lines.on('line', (text) => {
-      line++;
-      // Editors on Windows may start a UTF-8 file with a byte-order mark.
-      const raw = line === 1 ? text.replace(/^\uFEFF/, '') : text;
-      if (raw.trim() === '') return;
-      const position = { kind: 'line', file, line } as const;
-      if (jsonDepth(raw, maxDepth) > maxDepth) {
-        const { code, message } = new EventTooDeepError(maxDepth);
-        subscriber.next({ kind: 'rejected', code, reason: message, raw, position });
-        return;
-      }
-      subscriber.next({ raw, position });
-    });
-    lines.on('close', () => {
-      if (!input.errored) subscriber.complete();
-    });
+    const stop = readLines(input, options.sourceName ?? absolute, maxDepth, subscriber);
     return () => {
-      lines.close();
+      stop();
       input.destroy();
     };
   });
+}
+
+/**
+ * The lines of an already open stream (standard input, say) as raw envelopes, positioned as
+ * lines of `name`, over-nested lines rejected as in `ndjsonFile`. Unsubscribing stops reading but
+ * leaves the stream open: its owner closes it.
+ */
+export function ndjsonStream(
+  input: Readable,
+  name: string,
+  options: NdjsonStreamOptions = {},
+): Observable<Envelope | Rejected> {
+  const maxDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
+  return new Observable<Envelope | Rejected>((subscriber) => readLines(input, name, maxDepth, subscriber));
+}
+
+/** Emits each non-blank line of `input`; returns the function that stops reading. */
+function readLines(
+  input: Readable,
+  file: string,
+  maxDepth: number,
+  subscriber: Subscriber<Envelope | Rejected>,
+): () => void {
+  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  let line = 0;
+  // readline re-emits its input's errors (a missing file, say) as its own.
+  lines.on('error', (err) => subscriber.error(err));
+  lines.on('line', (text) => {
+    line++;
+    // Editors on Windows may start a UTF-8 file with a byte-order mark.
+    const raw = line === 1 ? text.replace(/^\uFEFF/, '') : text;
+    if (raw.trim() === '') return;
+    const position = { kind: 'line', file, line } as const;
+    if (jsonDepth(raw, maxDepth) > maxDepth) {
+      const { code, message } = new EventTooDeepError(maxDepth);
+      subscriber.next({ kind: 'rejected', code, reason: message, raw, position });
+      return;
+    }
+    subscriber.next({ raw, position });
+  });
+  lines.on('close', () => {
+    if (!input.errored) subscriber.complete();
+  });
+  return () => lines.close();
 }

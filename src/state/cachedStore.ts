@@ -37,6 +37,16 @@ export class CachedStore implements StateStore {
   private closing: Promise<void> | undefined;
   private readonly tally = { hits: 0, misses: 0 };
 
+  /** The key limit of the store underneath. */
+  get maxKeyBytes(): number | undefined {
+    return this.backing.maxKeyBytes;
+  }
+
+  /** What the store underneath says of `key`. */
+  keyError(key: string): StateError | undefined {
+    return this.backing.keyError?.(key);
+  }
+
   constructor(options: CachedStoreOptions) {
     this.backing = options.backing;
     this.slab = new StateSlab({

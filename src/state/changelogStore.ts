@@ -61,6 +61,16 @@ export class ChangelogStore implements StateStore {
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
 
+  /** The key limit of the store underneath. */
+  get maxKeyBytes(): number | undefined {
+    return this.local.maxKeyBytes;
+  }
+
+  /** `STATE_KEY_RESERVED` for a key under the reserved prefix, else what the store underneath says. */
+  keyError(key: string): StateError | undefined {
+    return isReserved(key) ? reservedKeyError(key) : this.local.keyError?.(key);
+  }
+
   constructor(options: ChangelogStoreOptions) {
     this.local = options.local;
     this.topic = options.topic;
@@ -272,11 +282,10 @@ function isReserved(key: string): boolean {
   return key.startsWith(RESERVED_KEY_PREFIX);
 }
 
+function reservedKeyError(key: string): StateError {
+  return new StateError('STATE_KEY_RESERVED', `entity key '${JSON.stringify(key)}' uses the reserved prefix`);
+}
+
 function checkKey(key: string): void {
-  if (isReserved(key)) {
-    throw new StateError(
-      'STATE_KEY_RESERVED',
-      `entity key '${JSON.stringify(key)}' uses the reserved prefix`,
-    );
-  }
+  if (isReserved(key)) throw reservedKeyError(key);
 }

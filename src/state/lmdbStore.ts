@@ -155,14 +155,19 @@ export class LmdbStore implements StateStore {
     return key.length * 3 + 1 <= this.maxKeyBytes || toBufferKey(key).length <= this.maxKeyBytes;
   }
 
+  /** `STATE_KEY_TOO_LONG` for a key too long to index, else `undefined`. */
+  keyError(key: string): StateError | undefined {
+    if (this.fits(key)) return undefined;
+    return new StateError(
+      'STATE_KEY_TOO_LONG',
+      `entity key '${key.slice(0, 40)}…' (${key.length} characters) is longer than LMDB's ` +
+        `${this.maxKeyBytes}-byte key limit`,
+    );
+  }
+
   private checkKey(key: string): void {
-    if (!this.fits(key)) {
-      throw new StateError(
-        'STATE_KEY_TOO_LONG',
-        `entity key '${key.slice(0, 40)}…' (${key.length} characters) is longer than LMDB's ` +
-          `${this.maxKeyBytes}-byte key limit`,
-      );
-    }
+    const err = this.keyError(key);
+    if (err) throw err;
   }
 
   private async commit(write: Promise<boolean>): Promise<void> {

@@ -24,6 +24,7 @@ interface Held {
   state: Float32Array;
   lastApplied: StateRecord['lastApplied'];
   lastId: string | undefined;
+  earlierIds: readonly string[] | undefined;
   fingerprint: string;
   lastOutput: Float32Array | undefined;
   updatedAt: number | undefined;
@@ -172,6 +173,7 @@ function hold(record: StateRecord): Held {
     state: ownState,
     lastApplied: record.lastApplied,
     lastId: record.lastId,
+    earlierIds: record.earlierIds,
     fingerprint: record.fingerprint,
     lastOutput: ownOutput,
     updatedAt: record.updatedAt,
@@ -193,6 +195,7 @@ function overwrite(held: Held, record: StateRecord): void {
   held.ts = record.ts;
   held.lastApplied = record.lastApplied;
   held.lastId = record.lastId;
+  held.earlierIds = record.earlierIds;
   held.fingerprint = record.fingerprint;
   held.updatedAt = record.updatedAt;
 }

@@ -35,6 +35,7 @@ export function readRecord(
     fingerprint: record.fingerprint,
   };
   if (record.lastId !== undefined) copy.lastId = record.lastId;
+  if (record.earlierIds !== undefined) copy.earlierIds = record.earlierIds;
   if (lastOutput !== undefined) copy.lastOutput = lastOutput;
   if (record.updatedAt !== undefined) copy.updatedAt = record.updatedAt;
   return copy;

@@ -6,15 +6,17 @@ import type { ReadInto, StateRecord } from './types.js';
  * Binary form of a `StateRecord`, as durable stores keep it. Little-endian throughout:
  *
  * ```
- * u8  version (2; version 1 is still read)
+ * u8  version (3; versions 1 and 2 are still read)
  * u8  flags: bit 0 lastId present, bit 1 fingerprint is 32 raw sha-256 bytes (else a string),
- *            bit 2 updatedAt present, bit 3 lastOutput present (bits 2 and 3: version 2 only)
+ *            bit 2 updatedAt present, bit 3 lastOutput present (bits 2 and 3: version 2 on),
+ *            bit 4 earlierIds present (version 3 on)
  * u8  position kind: 0 none, 1 offset as int64, 2 offset as string, 3 line
  * f64 seq, f64 ts
  * fingerprint: 32 bytes, or string
  * offset:  string topic, f64 partition, i64 offset | string offset
  * line:    string file, f64 line
  * string lastId (if flagged)
+ * varint k, then k strings — earlierIds, oldest first (if flagged)
  * f64 updatedAt (if flagged)
  * u32 m, then m float32 — lastOutput (if flagged)
  * u32 n, then n float32 — the state vector
@@ -23,16 +25,18 @@ import type { ReadInto, StateRecord } from './types.js';
  * `number`s are kept as f64 so any value round-trips exactly; the state vector dominates the
  * size anyway (512 bytes at H=64 for an LSTM layer).
  */
-export const RECORD_CODEC_VERSION = 2;
+export const RECORD_CODEC_VERSION = 3;
 
 const FLAG_LAST_ID = 1;
 const FLAG_RAW_FINGERPRINT = 2;
 const FLAG_UPDATED_AT = 4;
 const FLAG_LAST_OUTPUT = 8;
-/** Flags each version may set; version 1 records predate updatedAt and lastOutput. */
+const FLAG_EARLIER_IDS = 16;
+/** Flags each version may set; version 1 records predate updatedAt and lastOutput, version 2 earlierIds. */
 const KNOWN_FLAGS: Readonly<Record<number, number>> = {
   1: FLAG_LAST_ID | FLAG_RAW_FINGERPRINT,
   2: FLAG_LAST_ID | FLAG_RAW_FINGERPRINT | FLAG_UPDATED_AT | FLAG_LAST_OUTPUT,
+  3: FLAG_LAST_ID | FLAG_RAW_FINGERPRINT | FLAG_UPDATED_AT | FLAG_LAST_OUTPUT | FLAG_EARLIER_IDS,
 };
 
 const POS_NONE = 0;
@@ -66,6 +70,12 @@ export function encodeStateRecord(record: StateRecord): Buffer {
     size += stringSize(pos.file) + 8;
   }
   if (record.lastId !== undefined) size += stringSize(record.lastId);
+  const earlier =
+    record.earlierIds !== undefined && record.earlierIds.length > 0 ? record.earlierIds : undefined;
+  if (earlier !== undefined) {
+    size += varintSize(earlier.length);
+    for (const id of earlier) size += stringSize(id);
+  }
   if (record.updatedAt !== undefined) size += 8;
   if (record.lastOutput !== undefined) size += 4 + record.lastOutput.length * 4;
   size += 4 + record.state.length * 4;
@@ -77,7 +87,8 @@ export function encodeStateRecord(record: StateRecord): Buffer {
     (record.lastId !== undefined ? FLAG_LAST_ID : 0) |
     (rawFingerprint ? FLAG_RAW_FINGERPRINT : 0) |
     (record.updatedAt !== undefined ? FLAG_UPDATED_AT : 0) |
-    (record.lastOutput !== undefined ? FLAG_LAST_OUTPUT : 0);
+    (record.lastOutput !== undefined ? FLAG_LAST_OUTPUT : 0) |
+    (earlier !== undefined ? FLAG_EARLIER_IDS : 0);
   out[at++] = posKind;
   at = out.writeDoubleLE(record.seq, at);
   at = out.writeDoubleLE(record.ts, at);
@@ -93,6 +104,10 @@ export function encodeStateRecord(record: StateRecord): Buffer {
     at = out.writeDoubleLE(pos.line, at);
   }
   if (record.lastId !== undefined) at = writeString(out, at, record.lastId);
+  if (earlier !== undefined) {
+    at = writeVarint(out, at, earlier.length);
+    for (const id of earlier) at = writeString(out, at, id);
+  }
   if (record.updatedAt !== undefined) at = out.writeDoubleLE(record.updatedAt, at);
   if (record.lastOutput !== undefined) at = writeFloats(out, at, record.lastOutput);
   writeFloats(out, at, record.state);
@@ -153,6 +168,12 @@ export function decodeStateRecord(bytes: Uint8Array, key?: string, into?: ReadIn
   }
 
   const lastId = flags & FLAG_LAST_ID ? r.string() : undefined;
+  let earlierIds: string[] | undefined;
+  if (flags & FLAG_EARLIER_IDS) {
+    const count = r.varint();
+    earlierIds = [];
+    for (let i = 0; i < count; i++) earlierIds.push(r.string());
+  }
   const updatedAt = flags & FLAG_UPDATED_AT ? r.f64() : undefined;
   const lastOutput = flags & FLAG_LAST_OUTPUT ? r.float32s(r.u32(), into?.outputs[index]) : undefined;
   const state = r.float32s(r.u32(), into?.states[index]);
@@ -167,6 +188,7 @@ export function decodeStateRecord(bytes: Uint8Array, key?: string, into?: ReadIn
     fingerprint,
   };
   if (lastId !== undefined) record.lastId = lastId;
+  if (earlierIds !== undefined) record.earlierIds = earlierIds;
   if (lastOutput !== undefined) record.lastOutput = lastOutput;
   if (updatedAt !== undefined) record.updatedAt = updatedAt;
   return record;
@@ -193,13 +215,17 @@ function varintSize(n: number): number {
   return size;
 }
 
-function writeString(out: Buffer, at: number, s: string): number {
-  let n = Buffer.byteLength(s, 'utf8');
+function writeVarint(out: Buffer, at: number, n: number): number {
   while (n >= 0x80) {
     out[at++] = (n & 0x7f) | 0x80;
     n = Math.floor(n / 128);
   }
   out[at++] = n;
+  return at;
+}
+
+function writeString(out: Buffer, at: number, s: string): number {
+  at = writeVarint(out, at, Buffer.byteLength(s, 'utf8'));
   return at + out.write(s, at, 'utf8');
 }
 
@@ -250,7 +276,7 @@ class Reader {
     return this.buf.toString('hex', at, at + n);
   }
 
-  string(): string {
+  varint(): number {
     let n = 0;
     let scale = 1;
     for (;;) {
@@ -258,8 +284,13 @@ class Reader {
       n += (b & 0x7f) * scale;
       if (b < 0x80) break;
       scale *= 128;
-      if (scale > 2 ** 35) throw this.corrupt('string length overflows');
+      if (scale > 2 ** 35) throw this.corrupt('a length overflows');
     }
+    return n;
+  }
+
+  string(): string {
+    const n = this.varint();
     const at = this.need(n, 'a string');
     return this.buf.toString('utf8', at, at + n);
   }

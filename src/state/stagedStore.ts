@@ -19,6 +19,16 @@ export class StagedStore implements StateStore {
   private readonly staged = new Map<string, StateRecord | null>();
   private closed = false;
 
+  /** The key limit of the store underneath. */
+  get maxKeyBytes(): number | undefined {
+    return this.base.maxKeyBytes;
+  }
+
+  /** What the store underneath says of `key`. */
+  keyError(key: string): StateError | undefined {
+    return this.base.keyError?.(key);
+  }
+
   constructor(readonly base: StateStore) {}
 
   async getMany(keys: readonly string[], into?: ReadInto): Promise<(StateRecord | undefined)[]> {

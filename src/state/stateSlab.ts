@@ -116,6 +116,7 @@ export class StateSlab {
   private readonly fingerprints = new Interner();
   // Rare per-key strings live outside the columns so that keys without them pay nothing.
   private readonly lastIds = new Map<number, string>();
+  private readonly earlierIds = new Map<number, readonly string[]>();
   private readonly bigOffsets = new Map<number, string>();
 
   constructor(options: StateSlabOptions) {
@@ -316,6 +317,8 @@ export class StateSlab {
     c.flags[i] = kind | extra | (dirty ? DIRTY : 0);
     if (record.lastId === undefined) this.lastIds.delete(slot);
     else this.lastIds.set(slot, record.lastId);
+    if (record.earlierIds === undefined) this.earlierIds.delete(slot);
+    else this.earlierIds.set(slot, record.earlierIds);
   }
 
   private record(slot: number, into?: ReadInto, index = 0): StateRecord {
@@ -345,6 +348,8 @@ export class StateSlab {
       fingerprint: this.fingerprints.string(c.fingerprint[i]),
     };
     if (lastId !== undefined) record.lastId = lastId;
+    const earlierIds = this.earlierIds.get(slot);
+    if (earlierIds !== undefined) record.earlierIds = earlierIds;
     if (c.flags[i] & HAS_OUTPUT) {
       record.lastOutput = copyOut(c.output, i, this.outputSize, into?.outputs[index]);
     }
@@ -365,6 +370,7 @@ export class StateSlab {
     this.index.delete(c.keys[i]!);
     c.keys[i] = undefined;
     this.lastIds.delete(slot);
+    this.earlierIds.delete(slot);
     this.bigOffsets.delete(slot);
   }
 

@@ -1,3 +1,4 @@
+import type { StateError } from '../errors.js';
 import type { Position } from '../events/types.js';
 
 /** One key's persisted recurrent state and what produced it. */
@@ -12,6 +13,12 @@ export interface StateRecord {
   readonly lastApplied: Position;
   /** Id of the last applied event, when events carry ids. */
   readonly lastId?: string;
+  /**
+   * Ids of events applied before the last one, oldest first (record v3): with `lastId`, the
+   * key's last N applied ids (the engine's `idWindow`), so a resent event among them is a
+   * duplicate, not stepped again. Absent or empty when there are none.
+   */
+  readonly earlierIds?: readonly string[];
   /** The fingerprint of the model that wrote this state. */
   readonly fingerprint: string;
   /**
@@ -49,6 +56,17 @@ export type StoreAnswer<T> = T | Promise<T>;
  * caching, metrics and changelogging are wrappers around a store, not engine code.
  */
 export interface StateStore {
+  /**
+   * Longest key the store can index, in bytes of its key encoding, when it has a limit (LMDB:
+   * 1978). The engine refuses key limits (`events.maxKeyBytes`) this cannot hold.
+   */
+  readonly maxKeyBytes?: number | undefined;
+  /**
+   * Why the store can never hold `key` (too long to index, a reserved name), or `undefined`.
+   * The engine asks before it steps an event, so that such a key rejects its own events instead
+   * of failing the write of a whole batch. Optional: a store that takes every key leaves it out.
+   */
+  keyError?(key: string): StateError | undefined;
   /**
    * Records for `keys`, `undefined` where a key has none; same order as `keys`. The caller owns
    * every array of the records returned. With `into`, the `state` of `keys[i]`'s record, when it

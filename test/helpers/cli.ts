@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { main } from '../../src/cli.js';
 import { ROOT } from './build.js';
 
@@ -40,10 +40,14 @@ export function runBin(args: string[], env: Record<string, string> = {}): Promis
 }
 
 /** Runs the CLI's `main` in this process with captured stdout and stderr. */
-export async function runMain(args: string[]): Promise<Run> {
+export async function runMain(args: string[], stdin?: Readable): Promise<Run> {
   const stdout = capture();
   const stderr = capture();
-  const code = await main(['node', 'cellstream', ...args], { stdout: stdout.stream, stderr: stderr.stream });
+  const code = await main(['node', 'cellstream', ...args], {
+    stdout: stdout.stream,
+    stderr: stderr.stream,
+    ...(stdin ? { stdin } : {}),
+  });
   return { code, stdout: stdout.text(), stderr: stderr.text() };
 }
 

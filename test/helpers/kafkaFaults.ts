@@ -95,7 +95,7 @@ async function child(t: Topics, stateDir: string, exactlyOnce: boolean): Promise
     t.changelogTopic,
     '--group-id',
     t.groupId,
-    '--state-dir',
+    '--state',
     stateDir,
     '--batch',
     '200',

@@ -1,12 +1,15 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli.js';
 import { saveCellstreamModel } from '../../src/formats/cellstream/index.js';
 import { modelFingerprint } from '../../src/model/index.js';
 import { ensureBuilt, ROOT } from '../helpers/build.js';
-import { parseNdjson, readNdjson, runBin, runMain } from '../helpers/cli.js';
+import { capture, parseNdjson, readNdjson, runBin, runMain } from '../helpers/cli.js';
 import { REPLAY_LINES, tempDir, writeLines } from '../helpers/fixtures.js';
+import { brokers, createInputTopic, requireBroker } from '../helpers/kafka.js';
 import { tinyLstm } from '../helpers/models.js';
 
 const BIN = join(ROOT, 'bin', 'cellstream.js');
@@ -231,6 +234,15 @@ describe('cellstream replay --state (child process)', () => {
     expect(again.stderr).toBe(
       'replayed 4 events: 0 predictions, 0 rejected, 4 already applied and skipped (2 of their predictions repeated)\n',
     );
+    // The repeats appended to --output are marked as WebSocket answers mark them; the originals are not.
+    const written = await readNdjson(output);
+    expect(written).toHaveLength(6);
+    expect(written.slice(0, 4).some((p) => 'redelivered' in p)).toBe(false);
+    for (const repeat of written.slice(4)) {
+      expect(repeat.redelivered).toBe(true);
+      const { redelivered: _, ...original } = repeat;
+      expect(written.slice(0, 4)).toContainEqual(original);
+    }
 
     const otherModel = join(dir, 'other.cellstream.json');
     await saveCellstreamModel(tinyLstm(99), otherModel);
@@ -257,4 +269,161 @@ describe('cellstream replay --state (child process)', () => {
     expect(reset.code).toBe(0);
     expect(reset.stderr).toMatch(/4 predictions, 0 rejected, 2 keys reset\n$/);
   });
+});
+
+/** Runs the real bin with `input` on its stdin (a real pipe), as `cat FILE | cellstream …` does. */
+function runBinWithStdin(
+  args: string[],
+  input: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, CELLSTREAM_DEBUG: '' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+describe('cellstream --version and help (child process)', () => {
+  it("prints the package's version for --version and -V, exit 0", async () => {
+    const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const run = await runBin([flag]);
+      expect(run).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+    }
+    // convert's own --version (the model's version) is untouched.
+    const help = await runMain(['convert', '--help']);
+    expect(help.stdout).toMatch(/--version <version> +the model's version/);
+  });
+
+  it('names every model format, Keras included, in each command’s --model help', async () => {
+    for (const command of ['replay', 'inspect', 'convert', 'serve', 'kafka']) {
+      const run = await runMain([command, '--help']);
+      expect(run.code).toBe(0);
+      // The help wraps long descriptions; the option's text runs to the next option.
+      const flat = run.stdout.replace(/\s+/g, ' ');
+      const from = flat.indexOf('--model <file>');
+      const line = flat.slice(from, flat.indexOf(' --', from + 1));
+      for (const format of ['.onnx', '.keras', '.h5', 'model.json', '.cellstream.json']) {
+        expect(line, `${command} --model help`).toContain(format);
+      }
+    }
+  });
+});
+
+describe('cellstream replay --input - (stdin)', () => {
+  const clean = () => REPLAY_LINES.filter((_, i) => i !== 2 && i !== 4);
+
+  it('reads events from a real pipe and predicts what --input FILE predicts', async () => {
+    const fromFile = await runBin(['replay', '--model', model, '--input', events]);
+    const fromPipe = await runBinWithStdin(
+      ['replay', '--model', model, '--input', '-'],
+      `${REPLAY_LINES.join('\n')}\n`,
+    );
+    expect(fromPipe.code).toBe(2);
+    expect(fromPipe.stdout).toBe(fromFile.stdout);
+    // Rejected lines are numbered as lines of stdin.
+    expect(fromPipe.stderr).toBe(fromFile.stderr);
+    expect(parseNdjson(fromPipe.stdout)).toHaveLength(4);
+  });
+
+  it('with --state needs --source-name (stdin has no name of its own), then resumes by it', async () => {
+    const state = join(dir, 'stdin-state');
+    const input = () => Readable.from([`${clean().join('\n')}\n`]);
+    const stdout = capture();
+    const stderr = capture();
+    const args = ['node', 'cellstream', 'replay', '--model', model, '--input', '-', '--state', state];
+    const unnamed = await main(args, { stdout: stdout.stream, stderr: stderr.stream, stdin: input() });
+    expect(unnamed).toBe(1);
+    expect(stderr.text()).toMatch(/^cellstream: --input - with --state needs --source-name NAME/);
+
+    const named = [...args, '--source-name', 'visits-feed'];
+    const first = await runMain(named.slice(2), input());
+    expect(first).toMatchObject({ code: 0, stderr: 'replayed 4 events: 4 predictions, 0 rejected\n' });
+    const again = await runMain(named.slice(2), input());
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(
+      /^replayed 4 events: 0 predictions, 0 rejected, 4 already applied and skipped/,
+    );
+    for (const repeat of parseNdjson(again.stdout)) expect(repeat.redelivered).toBe(true);
+  });
+});
+
+describe('cellstream kafka --state', () => {
+  const base = () => [
+    'kafka',
+    '--model',
+    model,
+    '--kafka-brokers',
+    brokers.join(','),
+    '--input-topic',
+    'events',
+    '--output-topic',
+    'predictions',
+    '--group-id',
+    'g',
+  ];
+
+  it('needs a state directory, and refuses --state and --state-dir naming different ones, exit 1', async () => {
+    const none = await runMain(base());
+    expect(none.code).toBe(1);
+    expect(none.stderr).toBe("cellstream: kafka needs --state <dir>: this instance's LMDB state directory\n");
+    const both = await runMain([...base(), '--state', join(dir, 'k1'), '--state-dir', join(dir, 'k2')]);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toMatch(/--state and --state-dir name different directories/);
+    const help = await runMain(['kafka', '--help']);
+    expect(help.stdout).toContain('--state <dir>');
+    expect(help.stdout).not.toContain('--state-dir');
+  });
+
+  it('takes --state, and the deprecated --state-dir with a warning, against a real broker', async () => {
+    await requireBroker();
+    for (const flag of ['--state', '--state-dir']) {
+      const state = join(dir, `kafka-${flag.slice(2)}`);
+      const t = await createInputTopic('cli-state', 1);
+      const topics = [
+        '--input-topic',
+        t.inputTopic,
+        '--output-topic',
+        t.outputTopic,
+        '--group-id',
+        t.groupId,
+      ];
+      const child = spawn(process.execPath, [BIN, ...base(), ...topics, flag, state], {
+        cwd: ROOT,
+        env: { ...process.env, CELLSTREAM_DEBUG: '' },
+      });
+      let stderr = '';
+      child.stderr.on('data', (c) => {
+        stderr += c;
+      });
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+      for (let i = 0; i < 600 && !stderr.includes('"event":"started"'); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(stderr).toContain('"event":"started"');
+      child.kill('SIGTERM');
+      expect(await closed).toBe(0);
+      expect(stderr).toContain('"event":"stopped"');
+      expect(stderr.includes('--state-dir is deprecated')).toBe(flag === '--state-dir');
+      // The LMDB directory was created where the flag said.
+      await expect(
+        readFile(join(state, 'data.mdb')).then(
+          () => true,
+          () => false,
+        ),
+      ).resolves.toBe(true);
+    }
+  }, 120_000);
 });

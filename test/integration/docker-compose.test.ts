@@ -1,24 +1,53 @@
 // docker-compose.yml is valid as Compose reads it (Debian's `docker-compose config`, no engine
-// needed) and keeps what a single-node KRaft broker needs once the image's defaults are dropped.
+// needed), keeps what a single-node KRaft broker needs once the image's defaults are dropped, and
+// the commands its services run work: run here against the local test broker.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { ensureBuilt } from '../helpers/build.js';
+import { tempDir } from '../helpers/fixtures.js';
+import { brokers, requireBroker, topicsFor } from '../helpers/kafka.js';
+import { serveBin } from '../helpers/serve.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
+/** Runs `tool`; a missing tool fails saying how to get it (not a bare spawn ENOENT). */
+function run(tool: string, args: string[], install: string): string {
+  try {
+    return execFileSync(tool, args, { cwd: root, encoding: 'utf8', stdio: 'pipe' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error(`${tool} is not installed: run \`npm run setup\` (or \`${install}\`) and try again`);
+    }
+    throw err;
+  }
+}
+
+interface ComposeService {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  entrypoint?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  depends_on?: Record<string, { condition: string }>;
+}
+
+/** docker-compose.yml as Compose itself reads it (`docker-compose config`, no engine needed). */
+function composeConfig(): { text: string; services: Record<string, ComposeService> } {
+  const compose = (args: string[]) =>
+    run('docker-compose', ['-f', 'docker-compose.yml', ...args], 'apt-get install -y docker-compose');
+  compose(['config', '-q']);
+  const text = compose(['config']);
+  return { text, services: (parse(text) as { services: Record<string, ComposeService> }).services };
+}
+
 describe('docker-compose.yml', () => {
   it('passes docker-compose config and sets up KRaft with single-node replication', () => {
-    // Throws (fails the test) when docker-compose is not installed: CI must install it.
-    execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], {
-      cwd: root,
-      stdio: 'pipe',
-    });
-    const config = execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config'], {
-      cwd: root,
-      encoding: 'utf8',
-    });
+    const { text: config } = composeConfig();
     expect(config).toMatch(/image: apache\/kafka:3\.9\.\d+/);
     for (const setting of [
       'KAFKA_NODE_ID',
@@ -32,10 +61,109 @@ describe('docker-compose.yml', () => {
     ]) {
       expect(config).toContain(setting);
     }
-    // Scalable: no fixed container name or host port on the service.
-    const service = config.slice(config.indexOf('  cellstream:'), config.indexOf('  kafka:'));
-    expect(service).not.toMatch(/container_name|ports:/);
   });
+
+  it('a missing tool fails saying how to get it, not with a bare ENOENT', () => {
+    expect(() => run('cellstream-no-such-tool', ['--help'], 'apt-get install -y no-such-tool')).toThrow(
+      'cellstream-no-such-tool is not installed: run `npm run setup` (or `apt-get install -y no-such-tool`) and try again',
+    );
+  });
+
+  it('runs a topic-creation step, then cellstream serve in Kafka mode on a published port, and a producer', () => {
+    const { services } = composeConfig();
+    const init = services['kafka-init']!;
+    expect(init.command?.slice(0, 1)).toEqual(['/opt/kafka/bin/kafka-topics.sh']);
+    expect(init.command).toEqual(expect.arrayContaining(['--create', '--topic', 'events', '--partitions']));
+    const cellstream = services['cellstream']!;
+    expect(cellstream.command?.[0]).toBe('serve');
+    expect(cellstream.depends_on?.['kafka-init']?.condition).toBe('service_completed_successfully');
+    expect(services['demo-producer']!.depends_on?.['kafka-init']?.condition).toBe(
+      'service_completed_successfully',
+    );
+    // Published on the host's loopback only, as a range, so --scale still gives each instance a port.
+    expect(cellstream.ports).toEqual([expect.stringMatching(/^127\.0\.0\.1:8080-\d+:8080(\/tcp)?$/)]);
+    expect(JSON.stringify(cellstream)).not.toMatch(/container_name/);
+  });
+});
+
+// The commands docker-compose.yml runs, run here against the local test broker (no container
+// engine): the same arguments, with the broker address, names and port swapped for this test's.
+describe('the commands docker-compose.yml runs', () => {
+  it('create the topic, produce demo events, and serve consumes them with /healthz, /metrics and the dashboard', async () => {
+    await requireBroker();
+    const { services } = composeConfig();
+    const t = topicsFor('compose');
+    const swap = (args: string[]) =>
+      args.map((a) =>
+        a === 'kafka:9092'
+          ? brokers.join(',')
+          : a === 'events'
+            ? t.inputTopic
+            : a === 'predictions'
+              ? t.outputTopic
+              : a === 'cellstream'
+                ? t.groupId
+                : a,
+      );
+
+    // kafka-init: the image's kafka-topics.sh is Kafka's TopicCommand, as scripts/kafka/topics.sh runs it.
+    const init = services['kafka-init']!.command!;
+    const afterBootstrap = init.slice(init.indexOf('--bootstrap-server') + 2);
+    const topics = join(root, 'scripts', 'kafka', 'topics.sh');
+    const env = { ...process.env, KAFKA_BROKERS: brokers.join(',') };
+    execFileSync(topics, swap(afterBootstrap), { cwd: root, env, stdio: 'pipe' });
+    const described = execFileSync(topics, ['--describe', '--topic', t.inputTopic], {
+      env,
+      encoding: 'utf8',
+    });
+    const partitions = Number(init[init.indexOf('--partitions') + 1]);
+    expect(described).toContain(`PartitionCount: ${partitions}`);
+
+    // cellstream: the service's command and environment, on a free port and a fresh state directory.
+    const service = services['cellstream']!;
+    const args = swap(service.command!.slice(1));
+    args[args.indexOf('--port') + 1] = '0';
+    args[args.indexOf('--state') + 1] = join(await tempDir('compose'), 'state');
+    ensureBuilt();
+    const server = await serveBin(args, service.environment ?? {});
+    try {
+      // demo-producer: its entrypoint and command, told to stop after 40 events.
+      const producer = services['demo-producer']!;
+      const [node, script] = producer.entrypoint!;
+      expect(node).toBe('node');
+      const sent = execFileSync(
+        process.execPath,
+        [script!, ...swap(producer.command!), '--rate', '200', '--count', '40'],
+        {
+          cwd: root,
+          encoding: 'utf8',
+        },
+      );
+      expect(sent.trim()).toBe(`sent 40 events to ${t.inputTopic}`);
+
+      let consumed = 0;
+      for (let i = 0; i < 600 && consumed < 40; i++) {
+        const metrics = await (await fetch(`${server.url}/metrics`)).text();
+        consumed = Number(/^cellstream_events_in_total\{source="kafka"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+        if (consumed < 40) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(consumed).toBe(40);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).not.toMatch(/^cellstream_rejects_total\{/m);
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+      const dashboard = await fetch(`${server.url}/`);
+      expect(dashboard.status).toBe(200);
+      expect(await dashboard.text()).toContain('<html');
+      // The demo model's decoded prediction of a customer the producer sent.
+      const key = (await (await fetch(`${server.url}/v1/keys/customer-16`)).json()) as {
+        prediction: { next_interval_days: number };
+      };
+      expect(key.prediction.next_interval_days).toBeGreaterThan(0);
+    } finally {
+      server.child.kill('SIGTERM');
+      await new Promise((resolve) => server.child.once('exit', resolve));
+    }
+  }, 180_000);
 });
 
 // No container engine runs here, so the image is not built in CI; this keeps the Dockerfile

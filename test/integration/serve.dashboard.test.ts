@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server/serve.js';
@@ -22,7 +23,10 @@ declare const document: {
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 
 let server: RunningServer;
+let demo: RunningServer;
 let browser: BrowserContext | undefined;
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 beforeAll(async () => {
   const dir = await tempDir('dashboard');
@@ -35,37 +39,47 @@ beforeAll(async () => {
     model: { path: await modelFile() },
     sources: { demo: { enabled: true, file: events, eventsPerSecond: 60 } },
   });
+  // What `npm start` shows: the demo model (its spec decodes next_interval_days) over the demo feed.
+  demo = await startTestServer({
+    model: { path: join(ROOT, 'demo', 'visits.cellstream.json') },
+    sources: { demo: { enabled: true, file: join(ROOT, 'demo', 'visits.ndjson'), eventsPerSecond: 40 } },
+  });
 });
 
 afterAll(async () => {
   await browser?.close();
   await server?.close();
+  await demo?.close();
 });
+
+async function launch(): Promise<BrowserContext> {
+  // Inside the tests, not in a hook: without Chromium they fail, they are never skipped.
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `the dashboard test needs Chromium at ${CHROMIUM}: install it with \`apt-get install -y chromium\` ` +
+        '(the Debian package; or point CHROMIUM_PATH at a Chromium binary)',
+    );
+  }
+  browser ??= await chromium.launchPersistentContext(await mkdtemp(join(tmpdir(), 'cellstream-chromium-')), {
+    executablePath: CHROMIUM,
+    viewport: { width: 1400, height: 1000 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  return browser;
+}
 
 describe('dashboard in headless Chromium', () => {
   it('shows live predictions: counters rise, keys are listed, charts get points', async () => {
-    // Inside the test, not in a hook: without Chromium this test fails, it is never skipped.
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `the dashboard test needs Chromium at ${CHROMIUM}: install it with \`apt-get install -y chromium\` ` +
-          '(the Debian package; or point CHROMIUM_PATH at a Chromium binary)',
-      );
-    }
-    browser = await chromium.launchPersistentContext(await mkdtemp(join(tmpdir(), 'cellstream-chromium-')), {
-      executablePath: CHROMIUM,
-      viewport: { width: 1400, height: 1000 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    const page = await browser.newPage();
+    const page = await (await launch()).newPage();
     const errors: string[] = [];
     page.on('pageerror', (err) => errors.push(err.message));
     page.on('console', (msg) => {
@@ -95,6 +109,8 @@ describe('dashboard in headless Chromium', () => {
       ),
     );
     expect(await page.locator('#key-charts .key-chart canvas').count()).toBeGreaterThan(0);
+    // A model without a feature spec decodes nothing: its raw output is charted, and labelled so.
+    expect(await page.getAttribute('#key-charts .chart', 'data-unit')).toBe('raw output (no feature spec)');
     // The throughput chart is fed from /v1/stats and the model label shown.
     await page.waitForFunction(
       () => Number(document.querySelector('#throughput-chart')?.getAttribute('data-points')) >= 2,
@@ -111,6 +127,56 @@ describe('dashboard in headless Chromium', () => {
 
     const shot = process.env['CELLSTREAM_DASHBOARD_SCREENSHOT'];
     if (shot) await page.screenshot({ path: shot, fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("charts the demo model's decoded next_interval_days by step, and says what the latency figures hold", async () => {
+    const page = await (await launch()).newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(`${demo.url}/`);
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('#key-charts .chart')].some(
+        (c) => Number(c.getAttribute('data-points')) >= 3,
+      ),
+    );
+    // Pin one key, so its chart stays while others become more active.
+    const key = (await page.getAttribute('#key-list li', 'data-key'))!;
+    await page.click(`#key-list li[data-key="${key}"]`);
+    const chart = page.locator(`#key-charts .key-chart[data-key="${key}"]`);
+    await chart.waitFor();
+    const plot = chart.locator('.chart');
+    expect(await plot.getAttribute('data-unit')).toBe('next_interval_days');
+    // The axes are titled: the decoded field up the side, the key's steps along the bottom.
+    expect(await chart.locator('.axes').textContent()).toBe(
+      "next_interval_days by step (seq) of the key's sequence",
+    );
+
+    // The plotted value is the decoded prediction the server holds for that key at that step,
+    // not the raw output (a min-max scaled fraction).
+    let matched = false;
+    for (let i = 0; i < 100 && !matched; i++) {
+      await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 50)));
+      const [seq, value] = await Promise.all([
+        plot.getAttribute('data-last-seq'),
+        plot.getAttribute('data-last-value'),
+      ]);
+      const held = (await (await fetch(`${demo.url}/v1/keys/${key}`)).json()) as {
+        prediction: { seq: number; output: number[]; next_interval_days: number };
+      };
+      if (String(held.prediction.seq) !== seq) continue;
+      expect(Number(value)).toBe(held.prediction.next_interval_days);
+      expect(Number(value)).not.toBe(held.prediction.output[0]);
+      matched = true;
+    }
+    expect(matched).toBe(true);
+    // The latency card says what it holds; the engine's batch time is shown apart.
+    expect(await page.textContent('.counters')).toContain('batch wait + steps + durable state write (fsync)');
+    await page.waitForFunction(() => /ms · /.test(document.querySelector('#batch')?.textContent ?? ''));
+
+    const shot = process.env['CELLSTREAM_DASHBOARD_SCREENSHOT'];
+    if (shot) await page.screenshot({ path: shot.replace(/\.png$/, '-demo.png'), fullPage: true });
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -125,6 +125,39 @@ describe('record codec', () => {
     expectCorrupt(() => decodeStateRecord(v1WithOutput), /unknown flags 0xa/);
   });
 
+  it('round-trips the v3 earlierIds, UTF-8 and empty strings included, and their absence', () => {
+    const record = makeRecord(2, 8, { lastId: 'e-9', earlierIds: ['e-1', 'ü-é-😀', '', 'x'.repeat(200)] });
+    expectSameRecord(roundTrip(record), record);
+    // An empty list is written as none.
+    expect('earlierIds' in roundTrip(makeRecord(1, 4, { earlierIds: [] }))).toBe(false);
+    expect('earlierIds' in roundTrip(makeRecord(1, 4))).toBe(false);
+  });
+
+  it('costs a count byte and each id with its length byte for earlierIds', () => {
+    const plain = encodeStateRecord(makeRecord(1, 128)).length;
+    const ids = Array.from({ length: 7 }, (_, i) => `00000000-0000-4000-8000-00000000000${i}`);
+    expect(ids[0]).toHaveLength(36);
+    const withIds = encodeStateRecord(makeRecord(1, 128, { earlierIds: ids })).length;
+    expect(withIds - plain).toBe(1 + 7 * 37);
+  });
+
+  it('still reads version-2 records, and refuses the v3 flag in them', () => {
+    const record = makeRecord(4, 16, { lastId: 'old', lastOutput: Float32Array.of(1), updatedAt: 3 });
+    const v2 = encodeStateRecord(record);
+    v2[0] = 2;
+    expectSameRecord(decodeStateRecord(v2), record);
+    const v2WithIds = encodeStateRecord(makeRecord(4, 2, { earlierIds: ['a'] }));
+    v2WithIds[0] = 2;
+    expectCorrupt(() => decodeStateRecord(v2WithIds), /unknown flags 0x12/);
+  });
+
+  it('refuses truncated earlierIds', () => {
+    const bytes = encodeStateRecord(makeRecord(1, 0, { earlierIds: ['abc', 'de'] }));
+    for (let n = 0; n < bytes.length; n++) {
+      expectCorrupt(() => decodeStateRecord(bytes.subarray(0, n), 'k'), /truncated/);
+    }
+  });
+
   it('refuses a truncated lastOutput', () => {
     const bytes = encodeStateRecord(makeRecord(1, 2, { lastOutput: Float32Array.of(1, 2), updatedAt: 1 }));
     for (let n = 0; n < bytes.length; n++) {

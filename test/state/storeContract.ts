@@ -156,6 +156,26 @@ export function describeStateStoreContract(
       expect((await sut.store.getMany(['full']))[0]!.lastOutput![0]).not.toBe(99);
     });
 
+    it('round-trips the v3 field earlierIds (the id window), and its absence', async () => {
+      const ids = makeRecord(1, 16, { lastId: 'e-5', earlierIds: ['e-2', 'e-3', 'ü-4'] });
+      await sut.store.putMany([
+        ['ids', ids],
+        ['plain', makeRecord(2, 16)],
+      ]);
+      const [a, b] = await sut.store.getMany(['ids', 'plain']);
+      expectSameRecord(a!, ids);
+      expectSameRecord(b!, makeRecord(2, 16));
+      // Overwritten with a shorter window, then with none.
+      await sut.store.putMany([['ids', makeRecord(3, 16, { earlierIds: ['e-3'] })]]);
+      expectSameRecord((await sut.store.getMany(['ids']))[0]!, makeRecord(3, 16, { earlierIds: ['e-3'] }));
+      await sut.store.putMany([['ids', makeRecord(4, 16)]]);
+      expect('earlierIds' in (await sut.store.getMany(['ids']))[0]!).toBe(false);
+      if (options.durable) {
+        await sut.store.putMany([['ids', ids]]);
+        expectSameRecord((await (await reopened()).getMany(['ids']))[0]!, ids);
+      }
+    });
+
     it('does not share memory with the records it was given', async () => {
       const record = makeRecord(1, 4);
       await sut.store.putMany([['k', record]]);

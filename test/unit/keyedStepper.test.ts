@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { KeyedStepper } from '../../src/engine/keyedStepper.js';
 import type { Envelope, Outcome } from '../../src/engine/types.js';
-import type { StateError } from '../../src/errors.js';
 import type { Prediction } from '../../src/events/types.js';
 import { createState, modelFingerprint, step } from '../../src/model/index.js';
 import { referenceKernel } from '../../src/model/kernels/index.js';
@@ -226,8 +225,8 @@ describe('KeyedStepper', () => {
     expect(byOffset.map((o) => o.kind)).toEqual(['prediction', 'prediction', 'duplicate', 'prediction']);
   });
 
-  it('refuses, by default, a stored state written by another model, writing nothing', async () => {
-    const { store, stepper } = setup();
+  it("refuses, by default, a stored state written by another model: that key's events are rejected, the rest applied", async () => {
+    const { model, store, stepper } = setup();
     const foreign = {
       seq: 4,
       ts: 0,
@@ -236,22 +235,20 @@ describe('KeyedStepper', () => {
       fingerprint: 'f00',
     } as const;
     await store.putMany([['a', foreign]]);
-    let error: StateError | undefined;
-    try {
-      await stepper.process([
-        at(1, { key: 'b', ts: 1, features: [1, 2, 3] }),
-        at(2, { key: 'a', ts: 1, features: [1, 2, 3] }),
-      ]);
-    } catch (err) {
-      error = err as StateError;
-    }
-    expect(error?.code).toBe('STATE_MODEL_MISMATCH');
-    expect(error?.message).toMatch(/^state of key 'a' was written by model f00, not by tiny@1/);
-    expect(await store.getMany(['a', 'b'])).toEqual([{ ...foreign, state: foreign.state }, undefined]);
-    // The stepper stays usable after a failed batch.
-    expect((await stepper.process([at(3, { key: 'b', ts: 1, features: [1, 2, 3] })]))[0].kind).toBe(
-      'prediction',
-    );
+    const events = [
+      at(1, { key: 'b', ts: 1, features: [1, 2, 3] }),
+      at(2, { key: 'a', ts: 1, features: [1, 2, 3] }),
+    ];
+    const outcomes = await stepper.process(events);
+    expect(outcomes.map((o) => o.kind)).toEqual(['prediction', 'rejected']);
+    const rejected = outcomes[1] as Extract<Outcome, { kind: 'rejected' }>;
+    expect(rejected.code).toBe('STATE_MODEL_MISMATCH');
+    expect(rejected.reason).toMatch(/^state of key 'a' was written by model f00, not by tiny@1/);
+    expect(rejected.position).toEqual(events[1].position);
+    expect(predictions(outcomes)).toEqual(expectedByStep(model, [events[0]]));
+    const [a, b] = await store.getMany(['a', 'b']);
+    expect(a).toEqual({ ...foreign, state: foreign.state });
+    expect(b?.seq).toBe(1);
   });
 
   it("with onModelMismatch 'reset', reports the reset and starts the key at seq 1", async () => {

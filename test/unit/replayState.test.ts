@@ -32,8 +32,9 @@ async function replay(options: Partial<ReplayOptions> & { input: string }) {
   return { summary, stderr: stderr.text() };
 }
 
-const lines = (path: string): Promise<Array<{ key: string; seq: number; output: number[] }>> =>
-  readNdjson(path);
+const lines = (
+  path: string,
+): Promise<Array<{ key: string; seq: number; output: number[]; redelivered?: boolean }>> => readNdjson(path);
 
 let dir: string;
 let full: string;
@@ -66,8 +67,14 @@ describe('replay --state', () => {
     const longer = await replay({ input: full, output, state, sourceName: 'events' });
     expect(longer.summary).toMatchObject({ events: 120, predictions: 50, duplicates: 70 });
 
-    // The appended output: every reference prediction, and repeats only of identical ones.
-    const got = await lines(output);
+    // The appended output: every reference prediction, and repeats only of identical ones,
+    // each repeat marked redelivered: the runs' repeats are marked, the 70 + 50 steps are not.
+    const written = await lines(output);
+    const repeats = again.summary.repeated + longer.summary.repeated;
+    expect(repeats).toBeGreaterThan(0);
+    expect(written.filter((p) => p.redelivered === true)).toHaveLength(repeats);
+    expect(written).toHaveLength(70 + 50 + repeats);
+    const got = written.map(({ redelivered: _, ...p }) => p);
     const bySeq = new Map(got.map((p) => [`${p.key}/${p.seq}`, p]));
     expect(bySeq.size).toBe(reference.length);
     for (const p of reference) expect(bySeq.get(`${p.key}/${p.seq}`)).toEqual(p);

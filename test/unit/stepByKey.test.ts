@@ -1,7 +1,7 @@
 import { firstValueFrom, from, Subject, take, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { KeyedStepper } from '../../src/engine/keyedStepper.js';
-import { stepByKey } from '../../src/engine/stepByKey.js';
+import { type StepInput, stepByKey } from '../../src/engine/stepByKey.js';
 import type { Envelope, Outcome } from '../../src/engine/types.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
 import type { StateStore } from '../../src/state/types.js';
@@ -76,6 +76,49 @@ describe('stepByKey', () => {
     await tick();
     expect(batches).toBe(after);
     expect(batches).toBeLessThan(5);
+  });
+
+  it('takes plain events and JSON texts as well as envelopes, with the same predictions', async () => {
+    const lines = [
+      '{"key":"a","ts":1000,"features":[1,2,3]}',
+      '{"key":"b","ts":"2024-11-27T10:00:00Z","features":[0.5,-1,2]}',
+      '{"key":"a","ts":5000,"features":[-1,0,1]}',
+    ];
+    const asEnvelopes = await run(
+      lines.map((raw, i) => rawAt(i + 1, raw)),
+      256,
+    );
+    const predictionsOf = (outcomes: Outcome[]) =>
+      outcomes.map((o) => (o.kind === 'prediction' ? o.prediction : o.kind));
+    // What a library user writes first: the parsed lines as they are, or the lines themselves.
+    for (const input of [lines.map((l) => JSON.parse(l)), lines]) {
+      const outcomes = await firstValueFrom(from(input).pipe(stepByKey(stepper()), toArray()));
+      expect(outcomes.map((o) => o.kind)).toEqual(['prediction', 'prediction', 'prediction']);
+      expect(predictionsOf(outcomes)).toEqual(predictionsOf(asEnvelopes));
+      expect(outcomes[0]).toMatchObject({ position: { kind: 'none' } });
+    }
+  });
+
+  it('rejects a plain object that is not an event with the code and reason its text would get', async () => {
+    const bad = [
+      { key: 'a', ts: 1 },
+      { ts: 1, features: [1, 2, 3] },
+      42,
+      { key: 'a', ts: 1, features: [1, 2] },
+    ];
+    // What untyped JavaScript (or JSON.parse's `any`) can hand the operator.
+    const untyped = bad as unknown as StepInput[];
+    const outcomes = await firstValueFrom(from(untyped).pipe(stepByKey(stepper()), toArray()));
+    const fromText = await run(
+      bad.map((b, i) => rawAt(i + 1, JSON.stringify(b))),
+      256,
+    );
+    expect(outcomes.map((o) => o.kind)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
+    expect(outcomes.map((o) => o.kind === 'rejected' && [o.code, o.reason, o.raw])).toEqual(
+      fromText.map((o) => o.kind === 'rejected' && [o.code, o.reason, o.raw]),
+    );
+    const codes = outcomes.map((o) => o.kind === 'rejected' && o.code);
+    expect(codes).toEqual(['EVENT_INVALID', 'EVENT_INVALID', 'EVENT_INVALID', 'EVENT_WRONG_SIZE']);
   });
 
   it('rejects a maxBatch that is not a positive integer', () => {

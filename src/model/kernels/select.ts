@@ -31,7 +31,7 @@ export interface KernelOptions {
    * Off by default because it makes results depend on batching: ORT and the wasm kernel agree
    * within 1e-6, not bit for bit, so a key's step can round differently depending on how many
    * other keys shared its batch, and a redelivered event (recomputed in another batch) would not
-   * repeat its prediction exactly, which the delivery guarantees promise (DESIGN.md). The wasm
+   * repeat its prediction exactly, which the delivery rules promise (docs/architecture.md). The wasm
    * kernel gives every key the same bits in any batch.
    */
   readonly ort?: 'auto' | 'off';

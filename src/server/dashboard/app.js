@@ -15,7 +15,11 @@ const COLORS = ['#4fb3ff', '#ffb454', '#3ecf8e', '#ff6b9a', '#b48cff', '#f7e463'
 const token = new URLSearchParams(location.hash.slice(1)).get('token');
 const $ = (id) => document.getElementById(id);
 
-/** key → { activity, ts: number[], series: number[][], names: string[], last } in least-recent-first order. */
+/**
+ * key → { activity, seq: number[], series: number[][], names: string[], unit, last }, least recent
+ * first. Per-key charts plot against the step (`seq`), not event time: event times may be years
+ * apart (the demo feed replays two years of visits in minutes), steps are always one apart.
+ */
 const keys = new Map();
 const picked = new Set();
 const charts = new Map();
@@ -58,34 +62,59 @@ function record(p) {
   seen++;
   let entry = keys.get(p.key);
   if (entry) keys.delete(p.key);
-  else entry = { activity: 0, ts: [], series: [], names: [], last: undefined };
+  else entry = { activity: 0, seq: [], series: [], names: [], unit: '', last: undefined };
   keys.set(p.key, entry);
   if (keys.size > MAX_TRACKED_KEYS) keys.delete(keys.keys().next().value);
 
   const values = valuesOf(p);
+  // A step at or before the last one plotted starts a new sequence (a reset, or the key's state
+  // expired): its chart starts again rather than drawing back over the old one.
+  const lastSeq = entry.seq.at(-1);
+  if (values.names.join() !== entry.names.join() || (lastSeq !== undefined && p.seq <= lastSeq)) {
+    entry.seq = [];
+    entry.series = [];
+  }
   entry.names = values.names;
+  entry.unit = values.unit;
   entry.activity += 1;
   entry.last = p;
-  entry.ts.push(p.ts / 1000);
+  entry.seq.push(p.seq);
   values.values.forEach((v, i) => {
-    entry.series[i] ??= new Array(entry.ts.length - 1).fill(null);
+    entry.series[i] ??= new Array(entry.seq.length - 1).fill(null);
     entry.series[i].push(v);
   });
-  if (entry.ts.length > POINTS_PER_KEY) {
-    entry.ts.shift();
+  if (entry.seq.length > POINTS_PER_KEY) {
+    entry.seq.shift();
     for (const s of entry.series) s.shift();
   }
 }
 
-/** What to chart for a prediction: decoded class probabilities when present, else the raw output. */
+/** A prediction's own fields; every other field was decoded from `output` by the feature spec. */
+const PREDICTION_FIELDS = new Set(['key', 'ts', 'seq', 'model', 'output', 'redelivered', 'label']);
+const isNumbers = (v) => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number');
+
+/**
+ * What to chart for a prediction, and the y axis's label: what the model's feature spec decoded —
+ * class probabilities, or a regression's value in its own units (`next_interval_days`) — and the
+ * raw `output` only for a model that decodes nothing.
+ */
 function valuesOf(p) {
   const probs = p.probabilities;
   if (probs && typeof probs === 'object' && !Array.isArray(probs)) {
     const names = Object.keys(probs).slice(0, COLORS.length);
-    return { names, values: names.map((n) => probs[n]) };
+    return { names, values: names.map((n) => probs[n]), unit: 'probability' };
+  }
+  for (const [field, value] of Object.entries(p)) {
+    if (PREDICTION_FIELDS.has(field)) continue;
+    if (typeof value === 'number') return { names: [field], values: [value], unit: field };
+    if (isNumbers(value)) {
+      const values = value.slice(0, COLORS.length);
+      return { names: values.map((_, i) => `${field}[${i}]`), values, unit: field };
+    }
   }
   const out = Array.isArray(p.output) ? p.output.slice(0, COLORS.length) : [];
-  return { names: out.map((_, i) => (out.length === 1 ? 'output' : `output[${i}]`)), values: out };
+  const names = out.map((_, i) => (out.length === 1 ? 'output' : `output[${i}]`));
+  return { names, values: out, unit: 'raw output (no feature spec)' };
 }
 
 function mostActive() {
@@ -155,7 +184,11 @@ function renderKeyCharts() {
       last.className = 'last';
       const plotEl = document.createElement('div');
       plotEl.className = 'chart';
-      box.append(title, last, plotEl);
+      // The axes' titles in words too (uPlot draws its own on the canvas).
+      const axes = document.createElement('div');
+      axes.className = 'axes';
+      axes.textContent = `${entry.unit} by step (seq) of the key's sequence`;
+      box.append(title, last, plotEl, axes);
       container.append(box);
       const plot = new uPlot(
         chartOptions(
@@ -167,31 +200,53 @@ function renderKeyCharts() {
             points: { show: true, size: 5 },
           })),
           220,
+          { x: 'step (seq)', y: entry.unit },
         ),
-        [entry.ts, ...entry.series],
+        [entry.seq, ...entry.series],
         plotEl,
       );
+      fitWidth(plot, plotEl, 220);
       chart = { box, plot, names: entry.names, last, plotEl };
       charts.set(key, chart);
     } else {
-      chart.plot.setData([entry.ts, ...entry.series]);
+      chart.plot.setData([entry.seq, ...entry.series]);
     }
-    chart.plotEl.dataset.points = String(entry.ts.length);
+    chart.plotEl.dataset.points = String(entry.seq.length);
+    chart.plotEl.dataset.unit = entry.unit;
+    chart.plotEl.dataset.lastSeq = String(entry.seq.at(-1));
+    chart.plotEl.dataset.lastValue = String(entry.series[0]?.at(-1));
     const p = entry.last;
-    chart.last.textContent = `seq ${p.seq} · ${new Date(p.ts).toLocaleTimeString()}${p.label !== undefined ? ` · ${p.label}` : ''} · ${p.model}`;
+    const value = entry.series.length === 1 ? ` · ${entry.names[0]} ${fmt(entry.series[0].at(-1))}` : '';
+    const label = p.label !== undefined ? ` · ${p.label}` : '';
+    chart.last.textContent = `seq ${p.seq} · event time ${new Date(p.ts).toISOString().slice(0, 16).replace('T', ' ')}${value}${label} · ${p.model}`;
   }
 }
 
-function chartOptions(el, series, height) {
+/**
+ * Keeps a plot as wide as its box: a chart is created before the grid around it settles (a
+ * second chart halves the first one's column), and uPlot does not resize by itself.
+ */
+function fitWidth(plot, el, height) {
+  new ResizeObserver(() => {
+    const width = Math.max(300, el.clientWidth);
+    if (Math.abs(width - plot.width) > 1) plot.setSize({ width, height });
+  }).observe(el);
+}
+
+/** uPlot options; `labels` (x and y axis titles) makes the x axis plain numbers instead of time. */
+function chartOptions(el, series, height, labels) {
+  const axis = { stroke: '#7d8a99', grid: { stroke: '#232c36' }, ticks: { stroke: '#232c36' } };
   return {
     width: Math.max(300, el.clientWidth || el.parentElement.clientWidth - 20),
     height,
-    scales: { x: { time: true } },
-    axes: [
-      { stroke: '#7d8a99', grid: { stroke: '#232c36' }, ticks: { stroke: '#232c36' } },
-      { stroke: '#7d8a99', grid: { stroke: '#232c36' }, ticks: { stroke: '#232c36' } },
-    ],
-    series: [{}, ...series],
+    scales: { x: { time: !labels } },
+    axes: labels
+      ? [
+          { ...axis, label: labels.x, labelSize: 20 },
+          { ...axis, label: labels.y, labelSize: 20, size: 60 },
+        ]
+      : [axis, axis],
+    series: [labels ? { label: 'seq' } : {}, ...series],
   };
 }
 
@@ -227,6 +282,8 @@ function initSystemCharts() {
     [history.t, history.p50, history.p95],
     lEl,
   );
+  fitWidth(throughputPlot, tEl, 200);
+  fitWidth(latencyPlot, lEl, 200);
 }
 
 async function pollStats() {
@@ -238,6 +295,7 @@ async function pollStats() {
     $('events-rate').textContent = fmt(s.eventsPerSecond);
     $('predictions-rate').textContent = fmt(s.predictionsPerSecond);
     $('latency').textContent = s.latencyMs ? `${fmt(s.latencyMs.p50)} / ${fmt(s.latencyMs.p95)} ms` : '–';
+    $('batch').textContent = s.batch ? `${fmt(s.batch.ms.p50)} ms · ${fmt(s.batch.eventsPerBatch)}` : '–';
     $('keys').textContent = String(s.keys);
     $('subscribers').textContent = String(s.subscribers);
     history.t.push(Date.now() / 1000);
@@ -256,6 +314,7 @@ async function pollStats() {
 }
 
 function fmt(n) {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return '–';
   if (n >= 100) return String(Math.round(n));
   if (n >= 10) return n.toFixed(1);
   return n.toFixed(2);

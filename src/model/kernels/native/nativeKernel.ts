@@ -69,7 +69,7 @@ export function loadNative(path = DEFAULT_ADDON): NativeAddon | Error {
     // Node's own message goes on with a require stack over several lines; its first says what failed.
     const message = (err instanceof Error ? err.message : String(err)).split('\n')[0];
     result = new Error(
-      `the native kernel's addon did not load (${message}); npm run build compiles it where a C compiler exists`,
+      `the native kernel's addon did not load (${message}); it is compiled on install (and by npm run build in a checkout) where a C compiler exists: install gcc, then run npm rebuild cellstream`,
     );
   }
   loaded.set(path, result);

@@ -1,0 +1,95 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createState, modelFingerprint } from '../../src/model/index.js';
+import type { RunningServer } from '../../src/server/serve.js';
+import { LmdbStore } from '../../src/state/lmdbStore.js';
+import { tempDir } from '../helpers/fixtures.js';
+import { tinyLstm } from '../helpers/models.js';
+import { connect, modelFile, nextMessages, startTestServer } from '../helpers/serve.js';
+
+let server: RunningServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+/** An LMDB state directory holding key 'foreign', written by another model. */
+async function stateWithForeignKey(): Promise<string> {
+  const path = join(await tempDir('serve-isolation'), 'state');
+  const store = await LmdbStore.open({ path });
+  await store.putMany([
+    [
+      'foreign',
+      {
+        seq: 3,
+        ts: 0,
+        state: createState(tinyLstm()),
+        lastApplied: { kind: 'none' },
+        fingerprint: modelFingerprint(tinyLstm(99)),
+      },
+    ],
+  ]);
+  await store.close();
+  return path;
+}
+
+describe('serve: one client’s bad events do not touch another’s', () => {
+  it('answers the bad events with their own codes and every event of the other client with its prediction', async () => {
+    const statePath = await stateWithForeignKey();
+    const s = await startTestServer({
+      model: { path: await modelFile(tinyLstm()) },
+      state: { store: 'lmdb', path: statePath },
+      // A long wait so that both clients' events share micro-batches.
+      engine: { maxBatch: 512, maxDelayMs: 50 },
+    });
+    server = s;
+    const bad = await connect(s.ws('/ingest'));
+    const good = await connect(s.ws('/ingest'));
+    const now = Date.now();
+    const feature = (i: number) => [i / 100, -0.5, 1];
+    const badEvents = [
+      // Past the engine's 512-byte limit but within what LMDB indexes: before, it reached putMany.
+      { key: 'k'.repeat(600), ts: now, features: [1, 2, 3] },
+      // Past LMDB's 1978-byte limit: before, it failed the whole batch at putMany.
+      { key: 'x'.repeat(2500), ts: now, features: [1, 2, 3] },
+      { key: 'foreign', ts: now, features: [1, 2, 3] },
+      { key: 'poison', ts: 8.64e15, features: [1, 2, 3] },
+      { key: 'poison', ts: now, features: [1, 2, 3] },
+    ];
+    const goodEvents = Array.from({ length: 200 }, (_, i) => ({
+      key: `g-${i % 10}`,
+      ts: now + i,
+      features: feature(i),
+    }));
+    const badAnswers = nextMessages(bad, badEvents.length * 10);
+    const goodAnswers = nextMessages(good, goodEvents.length);
+    // Interleaved frames from both connections, sent without waiting for answers.
+    for (let f = 0; f < 10; f++) {
+      bad.send(JSON.stringify(badEvents));
+      good.send(JSON.stringify(goodEvents.slice(f * 20, f * 20 + 20)));
+    }
+    const got = await goodAnswers;
+    expect(got.filter((a) => a['error'] !== undefined)).toEqual([]);
+    expect(got.map((a) => [a['key'], a['seq']])).toEqual(
+      goodEvents.map((e, i) => [e.key, Math.floor(i / 10) + 1]),
+    );
+    const answers = await badAnswers;
+    const codes = answers.map(
+      (a) => (a['error'] as { code?: string } | undefined)?.code ?? `seq ${a['seq']}`,
+    );
+    for (let f = 0; f < 10; f++) {
+      expect(codes.slice(f * 5, f * 5 + 5)).toEqual([
+        'EVENT_KEY_TOO_LONG',
+        'EVENT_KEY_TOO_LONG',
+        'STATE_MODEL_MISMATCH',
+        'EVENT_TS_IN_FUTURE',
+        // The far-future event did not lock the key.
+        `seq ${f + 1}`,
+      ]);
+    }
+    const mismatch = answers[2]['error'] as { reason: string };
+    expect(mismatch.reason).toMatch(/^state of key 'foreign' was written by model /);
+    bad.close();
+    good.close();
+  });
+});
