@@ -1,4 +1,5 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { StateError } from '../errors.js';
 import type { StateStore } from '../state/types.js';
 import { keyAllowed, presentedToken, type TokenTable } from './auth.js';
 import type { HostAllowlist } from './hostAllowlist.js';
@@ -131,7 +132,16 @@ async function keyLookup(deps: HttpDeps, req: IncomingMessage, res: ServerRespon
     json(res, 503, { error: { code: 'SERVER_UNAVAILABLE', reason: 'the state store is not open yet' } });
     return;
   }
-  const [record] = await store.getMany([key]);
+  let record: Awaited<ReturnType<typeof store.getMany>>[number];
+  try {
+    [record] = await store.getMany([key]);
+  } catch (err) {
+    // One key's unreadable record is that key's answer, as the engine makes it that key's events'
+    // answer; it is not an unexpected failure of the server.
+    if (!(err instanceof StateError && err.code === 'STATE_CORRUPT')) throw err;
+    json(res, 500, { error: { code: err.code, reason: err.message } });
+    return;
+  }
   if (!record) {
     json(res, 404, { error: { code: 'NOT_FOUND', reason: `no state for key '${key}'` } });
     return;
