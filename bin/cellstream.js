@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI lives in the compiled dist/ that `npm ci` builds (the `prepare` script).
-// `cellstream kafka` takes SIGTERM/SIGINT before the (slow) CLI modules load, so a signal in its
-// first moments shuts it down cleanly instead of killing it.
-if (process.argv[2] === 'kafka') {
-  const { shutdownSignal } = await import('../dist/commands/shutdownSignals.js');
-  shutdownSignal();
+// Loading it takes a while; a long-running command catches SIGINT/SIGTERM before that, so a
+// signal during start-up stops it cleanly instead of killing it.
+import { LONG_RUNNING_COMMANDS, shutdownSignal } from '../dist/commands/shutdownSignals.js';
+
+if (LONG_RUNNING_COMMANDS.includes(process.argv[2])) shutdownSignal();
+// `cellstream kafka` reports its lifecycle as JSON lines on stderr; this first one says that
+// signals are now caught, before the CLI and the model load.
+if (process.argv[2] === 'kafka')
   process.stderr.write(`${JSON.stringify({ event: 'starting', pid: process.pid })}\n`);
-}
 const { main } = await import('../dist/cli.js');
 
 main(process.argv).then(

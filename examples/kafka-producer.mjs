@@ -3,8 +3,9 @@
 //   node examples/kafka-producer.mjs --brokers localhost:29092 --topic events [--rate 20] [--count N]
 // Each message: key = the customer, value = an event as the demo model takes it, e.g.
 //   {"key":"customer-16","ts":1767607200000,"values":{"spend":65.14,"channel":"store"}}
-// Each lap keeps the file's spacing between visits, shifted to start now; a customer's first visit
-// in a lap carries "reset": true, so a new lap starts a new sequence instead of going back in time.
+// Each lap keeps the file's spacing between visits, shifted so its last visit falls now (cellstream
+// refuses events too far ahead of the clock: events.maxTsAhead); a customer's first visit in a lap
+// carries "reset": true, so a new lap starts a new sequence instead of going back in time.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
@@ -27,7 +28,7 @@ const visits = (await readFile(args.events, 'utf8'))
   .filter((line) => line.trim() !== '')
   .map((line) => JSON.parse(line))
   .map((e) => ({ ...e, ts: typeof e.ts === 'string' ? Date.parse(e.ts) : e.ts }));
-const firstTs = Math.min(...visits.map((e) => e.ts));
+const lastTs = Math.max(...visits.map((e) => e.ts));
 
 const kafka = new Kafka({
   clientId: 'cellstream-demo-producer',
@@ -45,7 +46,7 @@ const seen = new Set();
 while (!stopping && sent < count) {
   const i = sent % visits.length;
   if (i === 0) {
-    shift = Date.now() - firstTs;
+    shift = Date.now() - lastTs;
     seen.clear();
   }
   const visit = visits[i];

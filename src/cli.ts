@@ -8,6 +8,7 @@ import { runReplay } from './commands/replay.js';
 import { runServe, type ServeFlags } from './commands/serve.js';
 import { shutdownSignal } from './commands/shutdownSignals.js';
 import { UsageError } from './errors.js';
+import { DEFAULT_MAX_JSON_DEPTH } from './events/jsonDepth.js';
 import { parseMaxTsAhead } from './events/limits.js';
 import { describeFeatureSpec } from './features/describe.js';
 import { loadSidecarSpec } from './features/loadSpec.js';
@@ -108,6 +109,12 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       'the name --state remembers the input by (default: its absolute path, so a moved file counts as new)',
     )
     .option(
+      '--max-json-depth <n>',
+      'reject lines nesting arrays and objects deeper than this (EVENT_TOO_DEEP)',
+      positiveInteger,
+      DEFAULT_MAX_JSON_DEPTH,
+    )
+    .option(
       '--max-ts-ahead <duration>',
       'reject events whose ts lies more than this ahead of the wall clock, e.g. 1d (default: off, files of any era)',
     )
@@ -137,6 +144,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
             ? undefined
             : { ttlMs: parseDuration(opts.ttl, '--ttl'), clock: opts.ttlClock },
         sourceName: opts.sourceName,
+        maxJsonDepth: opts.maxJsonDepth,
         limits: {
           ...(opts.maxKeyBytes === undefined ? {} : { maxKeyBytes: opts.maxKeyBytes }),
           ...(opts.maxIdBytes === undefined ? {} : { maxIdBytes: opts.maxIdBytes }),
@@ -377,6 +385,7 @@ interface ReplayFlags {
   ttl?: string;
   ttlClock: 'event' | 'processing';
   sourceName?: string;
+  maxJsonDepth: number;
   maxTsAhead?: string;
   maxKeyBytes?: number;
   maxIdBytes?: number;

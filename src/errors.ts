@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'MODEL_INVALID'
   // events
   | 'EVENT_MALFORMED_JSON'
+  | 'EVENT_TOO_DEEP'
   | 'EVENT_INVALID'
   | 'EVENT_WRONG_SIZE'
   | 'EVENT_UNKNOWN_CATEGORY'
@@ -117,6 +118,22 @@ export class EventError extends CellstreamError {}
 export class MalformedJsonError extends EventError {
   constructor(detail: string) {
     super('EVENT_MALFORMED_JSON', `malformed JSON: ${detail}`);
+  }
+}
+
+/**
+ * The event's text nests arrays and objects deeper than the configured limit. Checked on the raw
+ * text before it is parsed, so no code that recurses over a value (serializing an echo, say) ever
+ * meets one deep enough to exhaust the stack.
+ */
+export class EventTooDeepError extends EventError {
+  readonly limit: number;
+  constructor(limit: number) {
+    super(
+      'EVENT_TOO_DEEP',
+      `the event is nested deeper than ${limit} levels (arrays and objects); send a flat event`,
+    );
+    this.limit = limit;
   }
 }
 

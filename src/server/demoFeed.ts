@@ -18,9 +18,11 @@ const TICK_MS = 100;
  * Returns a function that stops the feed.
  *
  * Each lap replays every key's history as a new sequence (its first event in the lap carries
- * `reset`), shifted so the lap starts at the current time. The events' own spacing is kept, since
- * a model with a time-since-previous feature reads it; the reset keeps event time from running
- * backwards for a key across laps or across restarts over the same state directory.
+ * `reset`), shifted so the lap's last event falls at the lap's start time. The events' own spacing
+ * is kept, since a model with a time-since-previous feature reads it; ending at the current time
+ * keeps every event behind the wall clock, so the service's `events.maxTsAhead` bound never
+ * refuses one. The reset keeps event time from running backwards for a key across laps or across
+ * restarts over the same state directory.
  */
 export async function startDemoFeed(pipeline: IngestTarget, options: DemoFeedOptions): Promise<() => void> {
   let text: string;
@@ -43,7 +45,7 @@ export async function startDemoFeed(pipeline: IngestTarget, options: DemoFeedOpt
   if (events.length === 0)
     throw new ConfigError(`sources.demo.file: '${options.file}' holds no valid events`);
 
-  const firstTs = Math.min(...events.map((e) => e.ts));
+  const lastTs = Math.max(...events.map((e) => e.ts));
   let next = 0;
   let owed = 0;
   let shift = 0;
@@ -54,7 +56,7 @@ export async function startDemoFeed(pipeline: IngestTarget, options: DemoFeedOpt
     owed -= count;
     for (let i = 0; i < count; i++) {
       if (next === 0) {
-        shift = Date.now() - firstTs;
+        shift = Date.now() - lastTs;
         seenThisLap.clear();
       }
       // The file's ids would make the second lap look like redeliveries; a replayed event is new.

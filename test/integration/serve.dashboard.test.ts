@@ -173,6 +173,12 @@ describe('dashboard in headless Chromium', () => {
       matched = true;
     }
     expect(matched).toBe(true);
+    // The feed places its laps behind the clock, so serve's default events.maxTsAhead refuses none.
+    const stats = (await (await fetch(`${demo.url}/v1/stats`)).json()) as {
+      totals: { predictions: number; rejected: number };
+    };
+    expect(stats.totals.predictions).toBeGreaterThan(0);
+    expect(stats.totals.rejected).toBe(0);
     // The latency card says what it holds; the engine's batch time is shown apart.
     expect(await page.textContent('.counters')).toContain('batch wait + steps + durable state write (fsync)');
     await page.waitForFunction(() => /ms · /.test(document.querySelector('#batch')?.textContent ?? ''));

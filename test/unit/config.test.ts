@@ -101,7 +101,7 @@ describe('serve configuration', () => {
     );
     const message = await configError(loadConfig({ file }));
     expect(message).toMatch(
-      /server \(from .*\): unknown key 'prot'; allowed: host, port, allowInsecure, allowedOrigins, shutdownTimeoutMs, lastPredictions/,
+      /server \(from .*\): unknown key 'prot'; allowed: host, port, allowInsecure, allowedOrigins, allowedHosts, maxConnections, shutdownTimeoutMs, lastPredictions/,
     );
     expect(message).toMatch(
       /auth\.tokens\.0 \(from .*\): unknown key 'prefix'; allowed: name, token, sha256, env, scopes, keyPrefix/,
