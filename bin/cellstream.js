@@ -1,9 +1,17 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI lives in the compiled dist/ that `npm ci` builds (the `prepare` script).
-import { main } from '../dist/cli.js';
+// Loading it takes a while; a long-running command catches SIGINT/SIGTERM before that, so a
+// signal during start-up stops it cleanly instead of killing it.
+import { LONG_RUNNING_COMMANDS, shutdownSignal } from '../dist/commands/shutdownSignals.js';
 import { dropKafkajsNegativeTimerWarning } from '../dist/kafka/nodeWarnings.js';
 
+if (LONG_RUNNING_COMMANDS.includes(process.argv[2])) shutdownSignal();
 dropKafkajsNegativeTimerWarning();
+// `cellstream kafka` reports its lifecycle as JSON lines on stderr; this first one says that
+// signals are now caught, before the CLI and the model load.
+if (process.argv[2] === 'kafka')
+  process.stderr.write(`${JSON.stringify({ event: 'starting', pid: process.pid })}\n`);
+const { main } = await import('../dist/cli.js');
 
 main(process.argv).then(
   (code) => {

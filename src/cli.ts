@@ -6,7 +6,9 @@ import { runConvert } from './commands/convert.js';
 import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
 import { runServe, type ServeFlags } from './commands/serve.js';
+import { shutdownSignal } from './commands/shutdownSignals.js';
 import { UsageError } from './errors.js';
+import { DEFAULT_MAX_JSON_DEPTH } from './events/jsonDepth.js';
 import { parseMaxTsAhead } from './events/limits.js';
 import { describeFeatureSpec } from './features/describe.js';
 import { loadSidecarSpec } from './features/loadSpec.js';
@@ -107,6 +109,12 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       'the name --state remembers the input by (default: its absolute path, so a moved file counts as new)',
     )
     .option(
+      '--max-json-depth <n>',
+      'reject lines nesting arrays and objects deeper than this (EVENT_TOO_DEEP)',
+      positiveInteger,
+      DEFAULT_MAX_JSON_DEPTH,
+    )
+    .option(
       '--max-ts-ahead <duration>',
       'reject events whose ts lies more than this ahead of the wall clock, e.g. 1d (default: off, files of any era)',
     )
@@ -136,6 +144,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
             ? undefined
             : { ttlMs: parseDuration(opts.ttl, '--ttl'), clock: opts.ttlClock },
         sourceName: opts.sourceName,
+        maxJsonDepth: opts.maxJsonDepth,
         limits: {
           ...(opts.maxKeyBytes === undefined ? {} : { maxKeyBytes: opts.maxKeyBytes }),
           ...(opts.maxIdBytes === undefined ? {} : { maxIdBytes: opts.maxIdBytes }),
@@ -251,6 +260,28 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       positiveInteger,
     )
     .option('--heartbeat-interval <ms>', 'consumer group heartbeat interval', positiveInteger)
+    .addOption(
+      new Option(
+        '--on-consumer-crash <policy>',
+        'after a consumer crash kafkajs does not recover from: rejoin the group (up to --max-rejoins in a row), or exit non-zero',
+      ).choices(['rejoin', 'exit']),
+    )
+    .option(
+      '--max-rejoins <n>',
+      'rejoins in a row without a committed batch before exiting non-zero (default 5)',
+      nonNegativeInteger,
+    )
+    .option(
+      '--stall-timeout <ms>',
+      'no batch committed for this long while events wait: /readyz 503, logged once (default 60000)',
+      positiveInteger,
+    )
+    .option('--http-host <host>', 'address of /healthz, /readyz and /metrics (default 127.0.0.1)')
+    .option(
+      '--http-port <port>',
+      'port of /healthz, /readyz and /metrics, 0 for any free one (default 8081)',
+      port,
+    )
     .option(
       '--max-ts-ahead <duration>',
       "dead-letter events whose ts lies more than this ahead of the wall clock, or 'off'",
@@ -278,16 +309,30 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
         batch?: number;
         sessionTimeout?: number;
         heartbeatInterval?: number;
+        onConsumerCrash?: 'rejoin' | 'exit';
+        maxRejoins?: number;
+        stallTimeout?: number;
+        httpHost?: string;
+        httpPort?: number;
         maxTsAhead: string;
         maxKeyBytes?: number;
         maxIdBytes?: number;
         idWindow?: number;
       }) => {
+        // First thing: SIGTERM while the model loads asks for a clean stop instead of killing.
+        shutdownSignal();
         const stateDir = kafkaStateDir(opts, io.stderr);
         await runKafka(
           await loadModel(opts.model),
-          { ...opts, stateDir, brokers: opts.kafkaBrokers, maxBatch: opts.batch },
+          {
+            ...opts,
+            stateDir,
+            brokers: opts.kafkaBrokers,
+            maxBatch: opts.batch,
+            stallTimeoutMs: opts.stallTimeout,
+          },
           io.stderr,
+          { host: opts.httpHost, port: opts.httpPort },
         );
       },
     );
@@ -340,10 +385,17 @@ interface ReplayFlags {
   ttl?: string;
   ttlClock: 'event' | 'processing';
   sourceName?: string;
+  maxJsonDepth: number;
   maxTsAhead?: string;
   maxKeyBytes?: number;
   maxIdBytes?: number;
   idWindow?: number;
+}
+
+function nonNegativeInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number, 0 or more');
+  return n;
 }
 
 function positiveInteger(value: string): number {

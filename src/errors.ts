@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'MODEL_INVALID'
   // events
   | 'EVENT_MALFORMED_JSON'
+  | 'EVENT_TOO_DEEP'
   | 'EVENT_INVALID'
   | 'EVENT_WRONG_SIZE'
   | 'EVENT_UNKNOWN_CATEGORY'
@@ -33,6 +34,7 @@ export type ErrorCode =
   | 'STATE_KEY_RESERVED'
   // Kafka
   | 'KAFKA_FENCED'
+  | 'KAFKA_CONSUMER_LOST'
   // kernels
   | 'KERNEL_UNAVAILABLE'
   // configuration and CLI
@@ -116,6 +118,22 @@ export class EventError extends CellstreamError {}
 export class MalformedJsonError extends EventError {
   constructor(detail: string) {
     super('EVENT_MALFORMED_JSON', `malformed JSON: ${detail}`);
+  }
+}
+
+/**
+ * The event's text nests arrays and objects deeper than the configured limit. Checked on the raw
+ * text before it is parsed, so no code that recurses over a value (serializing an echo, say) ever
+ * meets one deep enough to exhaust the stack.
+ */
+export class EventTooDeepError extends EventError {
+  readonly limit: number;
+  constructor(limit: number) {
+    super(
+      'EVENT_TOO_DEEP',
+      `the event is nested deeper than ${limit} levels (arrays and objects); send a flat event`,
+    );
+    this.limit = limit;
   }
 }
 
@@ -209,6 +227,17 @@ export class ServerUnavailableError extends CellstreamError {
 export class FencedError extends CellstreamError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('KAFKA_FENCED', message, options);
+  }
+}
+
+/**
+ * The Kafka consumer crashed with an error kafkajs does not recover from, and rejoining the group
+ * was not allowed (`onConsumerCrash: exit`) or failed `maxRejoins` times in a row. The process exits
+ * non-zero so that its supervisor restarts it.
+ */
+export class KafkaConsumerLostError extends CellstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('KAFKA_CONSUMER_LOST', message, options);
   }
 }
 

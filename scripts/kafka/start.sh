@@ -75,8 +75,12 @@ log4j.logger.kafka.log.LogCleaner=WARN
 PROPS
 
 if [[ ! -f "$KAFKA_DATA_DIR/logs/meta.properties" ]]; then
-  # A cluster id is a base64url-encoded random 16-byte UUID (22 characters).
-  cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  # A cluster id is a base64url-encoded random 16-byte UUID (22 characters). One starting with '-'
+  # (1 in 64) would be read by the tool's argument parser as an option: draw again.
+  cluster_id=-
+  while [[ $cluster_id == -* ]]; do
+    cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
   kafka_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_DATA_DIR/server.properties" >/dev/null ||
     kafka_die "could not format storage in $KAFKA_DATA_DIR/logs"
 fi

@@ -7,6 +7,9 @@ import {
   type KafkaPipelineOptions,
   startKafkaPipeline,
 } from '../pipelines/kafkaPipeline.js';
+import { HEALTH_SERVER_DEFAULTS, HealthServer } from '../server/healthServer.js';
+import type { ConsumerCrashPolicy } from '../sources/kafkaSource.js';
+import { shutdownSignal } from './shutdownSignals.js';
 
 /** The Kafka settings of `cellstream kafka` (and of `serve`'s `kafka` config section). */
 export interface KafkaCommandOptions {
@@ -25,6 +28,9 @@ export interface KafkaCommandOptions {
   readonly maxWaitTimeInMs?: number | undefined;
   readonly sessionTimeout?: number | undefined;
   readonly heartbeatInterval?: number | undefined;
+  readonly onConsumerCrash?: ConsumerCrashPolicy | undefined;
+  readonly maxRejoins?: number | undefined;
+  readonly stallTimeoutMs?: number | undefined;
   /** Longest key in UTF-8 bytes; default 512. */
   readonly maxKeyBytes?: number | undefined;
   /** Longest id in UTF-8 bytes; default 128. */
@@ -53,6 +59,9 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
     ...(o.maxWaitTimeInMs === undefined ? {} : { maxWaitTimeInMs: o.maxWaitTimeInMs }),
     ...(o.sessionTimeout === undefined ? {} : { sessionTimeout: o.sessionTimeout }),
     ...(o.heartbeatInterval === undefined ? {} : { heartbeatInterval: o.heartbeatInterval }),
+    ...(o.onConsumerCrash === undefined ? {} : { onConsumerCrash: o.onConsumerCrash }),
+    ...(o.maxRejoins === undefined ? {} : { maxRejoins: o.maxRejoins }),
+    ...(o.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: o.stallTimeoutMs }),
     limits: {
       ...(o.maxKeyBytes === undefined ? {} : { maxKeyBytes: o.maxKeyBytes }),
       ...(o.maxIdBytes === undefined ? {} : { maxIdBytes: o.maxIdBytes }),
@@ -63,34 +72,86 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
   };
 }
 
+/** Where `cellstream kafka` serves `/healthz`, `/readyz` and `/metrics`. */
+export interface HealthListen {
+  readonly host?: string | undefined;
+  /** 0 for any free port. */
+  readonly port?: number | undefined;
+}
+
 /**
- * Runs the Kafka pipeline until SIGTERM or SIGINT, then shuts it down gracefully. Writes one JSON
- * line per lifecycle step (started, restored, stopped) to `log`.
+ * Runs the Kafka pipeline until SIGTERM or SIGINT, then shuts it down gracefully, with its health
+ * endpoints on `http`. Writes one JSON line per lifecycle step (started, restored, stalled,
+ * rejoining, stopped) to `log`. Rejects with `KafkaConsumerLostError` when the consumer is lost for
+ * good (so the process exits non-zero and its supervisor restarts it).
  */
-export async function runKafka(model: Model, options: KafkaCommandOptions, log: Writable): Promise<void> {
+export async function runKafka(
+  model: Model,
+  options: KafkaCommandOptions,
+  log: Writable,
+  http: HealthListen = {},
+): Promise<void> {
+  // Before anything slow: a signal during start-up asks for a clean stop instead of killing.
+  const signal = shutdownSignal();
+  let signalled = false;
+  void signal.then(() => {
+    signalled = true;
+  });
   const say = (event: string, detail: object = {}) => log.write(`${JSON.stringify({ event, ...detail })}\n`);
   const pipelineOptions = kafkaPipelineOptions(model, options);
-  const stopped = new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
-  const pipeline: KafkaPipeline = await startKafkaPipeline({
-    ...pipelineOptions,
-    onRestore: (reports, ms) =>
-      say('restored', { ms: Math.round(ms), records: reports.reduce((n, r) => n + r.records, 0), reports }),
-  });
-  say('started', {
+  const health = await HealthServer.listen({
+    host: http.host ?? HEALTH_SERVER_DEFAULTS.host,
+    port: http.port ?? HEALTH_SERVER_DEFAULTS.port,
     groupId: options.groupId,
-    inputTopic: options.inputTopic,
-    exactlyOnce: pipelineOptions.exactlyOnce,
   });
-  await stopped;
-  say('stopping');
-  await pipeline.stop();
-  say('stopped', { ...pipeline.stats });
+  say('http', { url: health.url });
+  let pipeline: KafkaPipeline | undefined;
+  try {
+    if (signalled) {
+      say('stopped', { beforeStart: true });
+      return;
+    }
+    pipeline = await startKafkaPipeline({
+      ...pipelineOptions,
+      healthObserver: health.kafkaMetrics.observer,
+      // Fault injection for the fault tests only (docs/kafka.md, Operations).
+      slowRestoreMs: Number(process.env.CELLSTREAM_FAULT_SLOW_RESTORE_MS ?? 0) || 0,
+      onBatch: (report) => health.batch(report),
+      onRestore: (reports, ms) =>
+        say('restored', { ms: Math.round(ms), records: reports.reduce((n, r) => n + r.records, 0), reports }),
+      onStall: (message) => say('stalled', { level: 'error', message }),
+      onStallEnd: () => say('resumed'),
+      onRejoin: (attempt, error) =>
+        say('rejoining', {
+          level: 'warn',
+          attempt,
+          error: error.message,
+          message: 'the consumer crashed; a new one joins the group',
+        }),
+      onLost: (error) => say('lost', { level: 'error', code: error.code, message: error.message }),
+    });
+    const running = pipeline;
+    health.kafkaMetrics.attach(running.health);
+    health.attach({
+      notReadyReason: () => running.health.notReadyReason(options.groupId),
+      snapshot: () => running.health.snapshot(options.groupId),
+    });
+    say('started', {
+      groupId: options.groupId,
+      inputTopic: options.inputTopic,
+      exactlyOnce: pipelineOptions.exactlyOnce,
+      http: health.url,
+    });
+    // Until a signal, or the consumer is lost for good (then the rejection ends the command).
+    await Promise.race([signal, running.lost]);
+    say('stopping');
+    health.shuttingDown();
+    await running.stop();
+    say('stopped', { ...running.stats });
+  } catch (err) {
+    await pipeline?.stop().catch(() => {});
+    throw err;
+  } finally {
+    await health.close();
+  }
 }

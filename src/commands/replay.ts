@@ -1,11 +1,10 @@
 import { access } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
-import { lastValueFrom } from 'rxjs';
+import { bufferCount, concatMap, lastValueFrom, type OperatorFunction } from 'rxjs';
 import type { ExpiryOptions } from '../engine/expiry.js';
 import { KeyedStepper } from '../engine/keyedStepper.js';
 import { checkStoreModel } from '../engine/modelCheck.js';
-import { stepByKey } from '../engine/stepByKey.js';
-import type { Outcome } from '../engine/types.js';
+import type { Envelope, Outcome, Rejected } from '../engine/types.js';
 import { UsageError } from '../errors.js';
 import type { EventLimits } from '../events/limits.js';
 import type { Position, Prediction } from '../events/types.js';
@@ -51,6 +50,8 @@ export interface ReplayOptions {
   readonly idWindow?: number | undefined;
   /** The name the state remembers the input by, in place of its absolute path. */
   readonly sourceName?: string | undefined;
+  /** Deepest nesting of arrays and objects a line may have (default 32); deeper lines are rejected. */
+  readonly maxJsonDepth?: number | undefined;
   readonly stdout: Writable;
   /** Receives one line per rejected line, reset or expired key, then the summary line. */
   readonly stderr: Writable;
@@ -74,7 +75,7 @@ export interface ReplaySummary {
 }
 
 /**
- * `cellstream replay`: runs the serving engine (KeyedStepper through stepByKey) across an events
+ * `cellstream replay`: runs the serving engine (KeyedStepper in micro-batches, as stepByKey does) across an events
  * file, over an in-memory store or, with `state`, an LMDB directory. Each batch's predictions
  * reach the operating system before its state is written, so a run killed at any point and run
  * again loses no prediction and steps no event twice (it may repeat a few predictions,
@@ -191,13 +192,13 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
         ? await deadLetterAppendFile(options.deadLetter)
         : deadLetterFile(options.deadLetter);
     }
-    await lastValueFrom(
-      (fromStdin
-        ? ndjsonStream(options.stdin!, options.sourceName ?? 'stdin')
-        : ndjsonFile(options.input, { sourceName: options.sourceName })
-      ).pipe(stepByKey(stepper, options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch })),
-      { defaultValue: undefined },
-    );
+    const depth = { maxJsonDepth: options.maxJsonDepth };
+    const source = fromStdin
+      ? ndjsonStream(options.stdin!, options.sourceName ?? 'stdin', depth)
+      : ndjsonFile(options.input, { sourceName: options.sourceName, ...depth });
+    await lastValueFrom(source.pipe(stepInOrder(stepper, options.maxBatch ?? 256, record)), {
+      defaultValue: undefined,
+    });
   } catch (err) {
     failed = true;
     failure = err;
@@ -216,6 +217,35 @@ export async function runReplay(options: ReplayOptions): Promise<ReplaySummary> 
     readerGone ? `${summaryLine(counts)}; stopped: stdout was closed by its reader` : summaryLine(counts),
   );
   return counts;
+}
+
+/**
+ * Steps the file's envelopes in micro-batches of `maxBatch` lines, as `stepByKey` does, except that
+ * a line the source already rejected (too deep to parse) is recorded in its place: the envelopes
+ * before it are stepped (and recorded by the stepper's `emit`) first.
+ */
+function stepInOrder(
+  stepper: KeyedStepper,
+  maxBatch: number,
+  record: (rejected: Rejected) => void,
+): OperatorFunction<Envelope | Rejected, void> {
+  return (source) =>
+    source.pipe(
+      bufferCount(maxBatch),
+      concatMap(async (items) => {
+        let run: Envelope[] = [];
+        for (const item of items) {
+          if (!('kind' in item)) {
+            run.push(item);
+            continue;
+          }
+          if (run.length > 0) await stepper.process(run);
+          run = [];
+          record(item);
+        }
+        if (run.length > 0) await stepper.process(run);
+      }),
+    );
 }
 
 function isBrokenPipe(err: unknown): boolean {

@@ -1,6 +1,7 @@
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../server/logger.js';
 import { startServer } from '../server/serve.js';
+import { shutdownSignal } from './shutdownSignals.js';
 
 /** The flags `serve` takes; each overrides one configuration key (see docs/configuration.md). */
 export interface ServeFlags {
@@ -22,9 +23,11 @@ export interface ServeFlags {
 
 /**
  * `cellstream serve`: loads the configuration (defaults, file, environment, flags), starts the
- * server and runs until SIGINT or SIGTERM, then shuts down gracefully and resolves.
+ * server and runs until SIGINT or SIGTERM, then shuts down gracefully and resolves. A signal that
+ * arrives while it is still starting is kept: the server stops as soon as it has started.
  */
 export async function runServe(flags: ServeFlags): Promise<void> {
+  const signalled = shutdownSignal();
   const config = await loadConfig({
     file: flags.config,
     env: process.env,
@@ -45,11 +48,17 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     },
   });
   const logger = createLogger(config.log.level);
+  logger.info({ model: config.model.path }, 'starting: loading the model and opening the state store');
   const server = await startServer(config, { logger });
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  logger.info({ signal }, 'received signal');
+  // In Kafka mode, a consumer lost for good (KAFKA_CONSUMER_LOST) ends serve with a non-zero exit,
+  // so that its supervisor restarts it.
+  const lost = server.kafka?.pipeline.lost;
+  try {
+    logger.info({ signal: await (lost ? Promise.race([signalled, lost]) : signalled) }, 'received signal');
+  } catch (err) {
+    logger.fatal({ err }, (err as Error).message);
+    await server.close();
+    throw err;
+  }
   await server.close();
 }

@@ -42,6 +42,7 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; path: string; parse: P
   { name: 'CELLSTREAM_PORT', path: 'server.port', parse: integer },
   { name: 'CELLSTREAM_ALLOW_INSECURE', path: 'server.allowInsecure', parse: boolean },
   { name: 'CELLSTREAM_ALLOWED_ORIGINS', path: 'server.allowedOrigins', parse: list },
+  { name: 'CELLSTREAM_ALLOWED_HOSTS', path: 'server.allowedHosts', parse: list },
   { name: 'CELLSTREAM_MAX_PAYLOAD', path: 'sources.websocket.maxPayload', parse: integer },
   { name: 'CELLSTREAM_DEMO_FEED', path: 'sources.demo.enabled', parse: boolean },
   { name: 'CELLSTREAM_TOKENS', path: 'auth.tokens', parse: json },

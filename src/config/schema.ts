@@ -1,8 +1,10 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_ID_WINDOW, MAX_ID_WINDOW } from '../engine/redelivery.js';
+import { DEFAULT_MAX_JSON_DEPTH } from '../events/jsonDepth.js';
 import { DEFAULT_MAX_ID_BYTES, DEFAULT_MAX_KEY_BYTES, KEY_BYTES_CEILING } from '../events/limits.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import { KAFKA_HEALTH_DEFAULTS } from '../pipelines/kafkaHealth.js';
 import { KAFKA_SOURCE_DEFAULTS } from '../sources/kafkaSource.js';
 
 /** The model `serve` runs when none is configured: the demo model shipped in the package. */
@@ -11,6 +13,25 @@ export const DEMO_MODEL = join(PACKAGE_ROOT, 'demo', 'visits.cellstream.json');
 export const DEMO_EVENTS = join(PACKAGE_ROOT, 'demo', 'visits.ndjson');
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+/**
+ * Defaults of the limits that keep one client from holding the server's memory or sockets; every
+ * one is a key below and a row of docs/configuration.md and docs/security.md.
+ */
+export const DEFAULT_LIMITS = {
+  /** WebSocket connections at once, both endpoints together. */
+  maxConnections: 2048,
+  /** `/ingest` connections at once. */
+  maxIngestConnections: 1024,
+  /** `/subscribe` connections at once. */
+  maxSubscribers: 1024,
+  /** WebSocket connections at once of any one configured token. */
+  maxConnectionsPerToken: 256,
+  /** Answer bytes waiting for one `/ingest` client before its socket is no longer read. */
+  maxOutboundBytes: 1024 * 1024,
+  /** A rejected event longer than this (as JSON) is echoed as a 200-character prefix. */
+  maxEchoBytes: 1024,
+} as const;
 
 export const SCOPES = ['ingest', 'subscribe', 'read'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -84,6 +105,9 @@ const kafkaSchema = z.strictObject({
   maxWaitTimeInMs: int(1, 60_000).default(KAFKA_SOURCE_DEFAULTS.maxWaitTimeInMs),
   sessionTimeout: int(1000, 3_600_000).default(KAFKA_SOURCE_DEFAULTS.sessionTimeout),
   heartbeatInterval: int(100, 600_000).default(KAFKA_SOURCE_DEFAULTS.heartbeatInterval),
+  onConsumerCrash: z.enum(['rejoin', 'exit']).default(KAFKA_SOURCE_DEFAULTS.onConsumerCrash),
+  maxRejoins: int(0, 1000).default(KAFKA_SOURCE_DEFAULTS.maxRejoins),
+  stallTimeoutMs: int(1000, 86_400_000).default(KAFKA_HEALTH_DEFAULTS.stallTimeoutMs),
 });
 
 /**
@@ -135,6 +159,14 @@ export const configSchema = z
         port: int(0, 65_535).default(8080),
         allowInsecure: z.boolean().default(false),
         allowedOrigins: z.array(z.string().url().or(z.literal('*'))).default([]),
+        allowedHosts: z
+          .array(
+            z
+              .string()
+              .regex(/^(\*|(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+)(:\d{1,5})?)$/, 'a host name, host:port or *'),
+          )
+          .default([]),
+        maxConnections: int(1, 10_000_000).default(DEFAULT_LIMITS.maxConnections),
         shutdownTimeoutMs: int(0, 600_000).default(10_000),
         lastPredictions: int(0, 10_000_000).default(10_000),
       })
@@ -148,6 +180,10 @@ export const configSchema = z
             eventsPerSecond: z.number().positive().default(5000),
             burst: int(1, 10_000_000).default(10_000),
             maxInFlight: int(1, 1_000_000).default(2048),
+            maxConnections: int(1, 10_000_000).default(DEFAULT_LIMITS.maxIngestConnections),
+            maxJsonDepth: int(2, 10_000).default(DEFAULT_MAX_JSON_DEPTH),
+            maxOutboundBytes: int(1024, 1024 * 1024 * 1024).default(DEFAULT_LIMITS.maxOutboundBytes),
+            maxEchoBytes: int(0, 64 * 1024 * 1024).default(DEFAULT_LIMITS.maxEchoBytes),
           })
           .prefault({}),
         demo: z
@@ -166,6 +202,7 @@ export const configSchema = z
             enabled: z.boolean().default(true),
             maxBufferedBytes: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
             onSlow: z.enum(['drop', 'close']).default('drop'),
+            maxConnections: int(1, 10_000_000).default(DEFAULT_LIMITS.maxSubscribers),
           })
           .prefault({}),
       })
@@ -173,6 +210,7 @@ export const configSchema = z
     auth: z
       .strictObject({
         tokens: z.array(tokenSchema).default([]),
+        maxConnectionsPerToken: int(1, 10_000_000).default(DEFAULT_LIMITS.maxConnectionsPerToken),
       })
       .prefault({}),
     dashboard: z

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Kafka, type logLevel, Partitioners, type Producer } from 'kafkajs';
 import { KeyedStepper } from '../engine/keyedStepper.js';
 import type { Envelope, Rejected } from '../engine/types.js';
-import { EventError, FencedError } from '../errors.js';
+import { EventError, FencedError, type KafkaConsumerLostError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
 import type { EventLimits } from '../events/limits.js';
 import type { Prediction } from '../events/types.js';
@@ -13,11 +13,17 @@ import { ensureTopics } from '../kafka/topics.js';
 import { outputSize } from '../model/index.js';
 import type { Model } from '../model/types.js';
 import { KafkaSink } from '../sinks/kafkaSink.js';
-import { KafkaSource, type PartitionBatch } from '../sources/kafkaSource.js';
+import {
+  type ConsumerCrashPolicy,
+  KAFKA_SOURCE_DEFAULTS,
+  KafkaSource,
+  type PartitionBatch,
+} from '../sources/kafkaSource.js';
 import { ChangelogReader } from '../state/changelogReader.js';
 import { ChangelogStore, type RestoreReport } from '../state/changelogStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
 import { StagedStore } from '../state/stagedStore.js';
+import { KAFKA_HEALTH_DEFAULTS, KafkaHealth, type KafkaHealthObserver } from './kafkaHealth.js';
 import { PartitionProducers } from './partitionProducers.js';
 
 export interface KafkaPipelineOptions {
@@ -43,6 +49,31 @@ export interface KafkaPipelineOptions {
   readonly sessionTimeout?: number;
   readonly heartbeatInterval?: number;
   readonly onModelMismatch?: 'reset' | 'refuse';
+  /** After a crash kafkajs does not restart from: rejoin with a new consumer, or give up. Default `rejoin`. */
+  readonly onConsumerCrash?: ConsumerCrashPolicy;
+  /** Rejoins in a row without a committed batch before giving up (`onLost`). Default 5. */
+  readonly maxRejoins?: number;
+  /** No batch committed for this long while events wait is a stall: not ready, reported once. Default 60 s. */
+  readonly stallTimeoutMs?: number;
+  /** Counts rebalances, crashes, rejoins, restores (e.g. the Prometheus metrics), from the start. */
+  readonly healthObserver?: KafkaHealthObserver;
+  /**
+   * Fault injection for tests: each restore on assignment but the first waits this long, as on a
+   * slow disk, so that it outlasts the session timeout. `cellstream kafka` reads it from
+   * `CELLSTREAM_FAULT_SLOW_RESTORE_MS`. Default 0.
+   */
+  readonly slowRestoreMs?: number;
+  /** Called once when a stall begins, with why and what to do. */
+  readonly onStall?: (message: string) => void;
+  /** Called when a stall ends. */
+  readonly onStallEnd?: () => void;
+  /** Called when the consumer crashed and a new one joins the group (the crash's error). */
+  readonly onRejoin?: (attempt: number, error: Error) => void;
+  /**
+   * Called once when the consumer is lost for good (policy `exit`, or `maxRejoins` exhausted): the
+   * instance consumes no more, and the process should exit non-zero so that a supervisor restarts it.
+   */
+  readonly onLost?: (error: KafkaConsumerLostError) => void;
   /** Bounds on each event (see `KeyedStepperOptions.limits`); an event beyond one is dead-lettered with its code. */
   readonly limits?: Partial<EventLimits>;
   /** Ids remembered per key (see `KeyedStepperOptions.idWindow`). */
@@ -69,6 +100,9 @@ export interface KafkaPipelineOptions {
   readonly passthrough?: boolean;
 }
 
+/** The client's retry policy: kafkajs's, with the backoff capped at 5 s and more attempts. */
+export const KAFKA_RETRY = { initialRetryTime: 300, maxRetryTime: 5000, retries: 8 } as const;
+
 /** What one batch of one input partition did. */
 export interface KafkaBatchReport {
   readonly partition: number;
@@ -76,7 +110,10 @@ export interface KafkaBatchReport {
   readonly events: number;
   /** Predictions of events applied for the first time (redeliveries' repeats are left out). */
   readonly fresh: readonly Prediction[];
-  /** Predictions sent to the output topic, repeats of redeliveries included. */
+  /**
+   * Predictions sent to the output topic: at-least-once, repeats of redeliveries included;
+   * exactly-once, only fresh ones (a redelivered event's prediction was committed with its state).
+   */
   readonly predictions: number;
   /** Dead-lettered events. */
   readonly rejected: readonly Rejected[];
@@ -106,6 +143,12 @@ export interface KafkaPipeline {
   readonly joined: () => boolean;
   /** Input partitions this instance owns. */
   readonly partitions: () => readonly number[];
+  /** Membership, restore, lag, progress, crashes: what `/readyz` and the Kafka metrics read. */
+  readonly health: KafkaHealth;
+  /** The consumer group. */
+  readonly groupId: string;
+  /** Rejects with `KafkaConsumerLostError` once the consumer is lost for good; never resolves. */
+  readonly lost: Promise<never>;
   /** Stops fetching, finishes the batch in flight (its state durable, offsets committed), leaves the group, closes. */
   stop(): Promise<void>;
 }
@@ -125,6 +168,9 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     brokers: options.brokers,
     clientId: options.clientId ?? `cellstream-${options.groupId}`,
     ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+    // kafkajs backs off up to 30 s between attempts by default: after the broker's return a
+    // consumer could sit that long before trying again. Capped at 5 s, it is back within seconds.
+    extra: { retry: KAFKA_RETRY },
   });
   const changelogTopic = options.changelogTopic ?? `${options.groupId}-state-changelog`;
   const exactlyOnce = options.exactlyOnce ?? false;
@@ -185,6 +231,23 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     groupId: `${options.groupId}-restore-${randomUUID()}`,
   });
   await reader.start();
+  // Reads the offsets the group committed, to resume from them after a batch of unknown outcome.
+  const offsetsAdmin = kafka.admin();
+  await offsetsAdmin.connect();
+  const sessionTimeout = options.sessionTimeout ?? KAFKA_SOURCE_DEFAULTS.sessionTimeout;
+  const health = new KafkaHealth({
+    stallTimeoutMs: options.stallTimeoutMs ?? KAFKA_HEALTH_DEFAULTS.stallTimeoutMs,
+    brokerTimeoutMs: Math.max(sessionTimeout, 10_000),
+    ...(options.onStall ? { onStall: options.onStall } : {}),
+    ...(options.onStallEnd ? { onRecover: options.onStallEnd } : {}),
+  });
+  if (options.healthObserver) health.observe(options.healthObserver);
+  health.watch();
+  let reportLost: (err: KafkaConsumerLostError) => void = () => {};
+  const lost = new Promise<never>((_, reject) => {
+    reportLost = reject;
+  });
+  lost.catch(() => {});
   const sink = new KafkaSink({ outputTopic: options.outputTopic, deadLetterTopic: options.deadLetterTopic });
   const source = new KafkaSource(kafka, {
     topic: options.inputTopic,
@@ -194,6 +257,26 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     ...(options.maxWaitTimeInMs === undefined ? {} : { maxWaitTimeInMs: options.maxWaitTimeInMs }),
     ...(options.sessionTimeout === undefined ? {} : { sessionTimeout: options.sessionTimeout }),
     ...(options.heartbeatInterval === undefined ? {} : { heartbeatInterval: options.heartbeatInterval }),
+    ...(options.onConsumerCrash === undefined ? {} : { onConsumerCrash: options.onConsumerCrash }),
+    ...(options.maxRejoins === undefined ? {} : { maxRejoins: options.maxRejoins }),
+    events: {
+      joined: (ps) => health.joined(ps),
+      revoked: (ps) => health.revoked(ps),
+      brokerContact: () => health.brokerContact(),
+      fetched: () => health.fetched(),
+      lag: (p, n) => health.lag(p, n),
+      committed: (p, n) => health.committed(p, n),
+      crashed: (_err, restart) => health.crashed(restart),
+      rejoining: (attempt, err) => {
+        health.rejoining();
+        options.onRejoin?.(attempt, err);
+      },
+      lost: (err) => {
+        health.lost(err.message);
+        reportLost(err);
+        options.onLost?.(err);
+      },
+    },
   });
 
   const stats: KafkaPipelineStats = {
@@ -206,11 +289,47 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   // Partitions whose local state may lag the changelog after a failed batch.
   const stale = new Set<number>();
 
-  const restore = async (ps: readonly number[]) => {
+  let assignments = 0;
+  const restore = async (ps: readonly number[], delayMs = 0) => {
     const started = performance.now();
-    const reports = await changelog.restore(ps, reader);
-    for (const r of reports) stats.restoredRecords += r.records;
-    options.onRestore?.(reports, performance.now() - started);
+    health.restoreStarted();
+    let reports: RestoreReport[];
+    try {
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+      reports = await changelog.restore(ps, reader);
+    } catch (err) {
+      health.restoreFailed();
+      throw err;
+    }
+    const ms = performance.now() - started;
+    const records = reports.reduce((n, r) => n + r.records, 0);
+    stats.restoredRecords += records;
+    health.restoreFinished(ms / 1000, records);
+    options.onRestore?.(reports, ms);
+  };
+
+  /**
+   * After a failed batch, whose outcome may be unknown (the broker vanished during the commit, which
+   * may have gone through): take the partition's transactional id over again, which makes the
+   * coordinator finish that transaction one way or the other; re-read the partition's state from
+   * the changelog (read_committed, so it holds the batch's steps exactly if it committed); and
+   * resume from the offset the group committed, so a committed batch is never processed again.
+   */
+  const resync = async (partition: number): Promise<bigint | undefined> => {
+    if (exactlyOnce) {
+      await transactional.release([partition]);
+      await transactional.acquire([partition]);
+    }
+    await restore([partition]);
+    stale.delete(partition);
+    health.resynced();
+    if (!exactlyOnce) return undefined;
+    const [committed] = await offsetsAdmin.fetchOffsets({
+      groupId: options.groupId,
+      topics: [options.inputTopic],
+    });
+    const offset = committed?.partitions.find((p) => p.partition === partition)?.offset;
+    return offset === undefined || BigInt(offset) < 0n ? undefined : BigInt(offset);
   };
 
   const passthroughWidth = outputSize(options.model);
@@ -290,7 +409,9 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
         const txn = await txnProducer.transaction();
         let checkpoints: Awaited<ReturnType<ChangelogStore['send']>>;
         try {
-          await sink.send(txn, { predictions, rejected, keyOf });
+          // A redelivered event's prediction was committed with its state: sending it again
+          // would be a duplicate under read_committed.
+          await sink.send(txn, { predictions: fresh, rejected, keyOf });
           checkpoints = await changelog.send(changes, txn);
           await retryConcurrentTransactions(() =>
             txn.sendOffsets({
@@ -312,7 +433,8 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
         }
         await changelog.applyLocally(changes, checkpoints);
       }
-      stats.predictions += predictions.length;
+      const sent = exactlyOnce ? fresh.length : predictions.length;
+      stats.predictions += sent;
       stats.rejected += rejected.length;
       stats.duplicates += duplicates;
       stats.batches++;
@@ -320,7 +442,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
         partition: batch.partition,
         events: batch.items.length,
         fresh,
-        predictions: predictions.length,
+        predictions: sent,
         rejected,
         duplicates,
         stepSeconds,
@@ -342,7 +464,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     assigned: async (ps) => {
       // Fence the previous owners first, so the changelog's end is final when the restore reads it.
       if (exactlyOnce) await transactional.acquire(ps);
-      await restore(ps);
+      await restore(ps, assignments++ > 0 ? options.slowRestoreMs : 0);
       for (const p of ps) stale.delete(p);
     },
     revoked: async (ps) => {
@@ -350,6 +472,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       if (exactlyOnce) await transactional.release(ps);
     },
     batch: options.passthrough ? passthrough : handleBatch,
+    resync,
   });
 
   let stopping: Promise<void> | undefined;
@@ -359,9 +482,14 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     modelLabel: stepper.modelLabel,
     joined: () => source.joined,
     partitions: () => source.partitions,
+    health,
+    groupId: options.groupId,
+    lost,
     stop() {
       stopping ??= (async () => {
+        health.close();
         await source.stop();
+        await offsetsAdmin.disconnect().catch(() => {});
         await transactional.releaseAll();
         await producer.disconnect();
         await reader.stop();

@@ -8,6 +8,9 @@ import { type Kafka, Partitioners, type Producer } from 'kafkajs';
  */
 export class PartitionProducers {
   private readonly producers = new Map<number, Producer>();
+  /** Every producer made and not yet disconnected, held or not, so that `releaseAll` leaves none open. */
+  private readonly open = new Set<Producer>();
+  private closed = false;
 
   constructor(
     private readonly kafka: Kafka,
@@ -31,11 +34,23 @@ export class PartitionProducers {
             maxInFlightRequests: 1,
             createPartitioner: Partitioners.DefaultPartitioner,
           });
-          await producer.connect();
-          // The first transaction registers the id with the coordinator: that is the fencing.
-          const fence = await producer.transaction();
-          await fence.abort();
+          this.open.add(producer);
+          try {
+            await producer.connect();
+            // The first transaction registers the id with the coordinator: that is the fencing.
+            const fence = await producer.transaction();
+            await fence.abort();
+            // `releaseAll` ran meanwhile: a connect that went on after it must not stay open.
+            if (this.closed) throw new Error('the transactional producers were released');
+          } catch (err) {
+            // Not held by anyone: its open connection would keep the process alive after stop.
+            await this.close(producer);
+            throw err;
+          }
+          const previous = this.producers.get(p);
           this.producers.set(p, producer);
+          // Two acquires of one partition overlapped: this one fenced the other, which is useless now.
+          if (previous && previous !== producer) await this.close(previous);
         }),
     );
   }
@@ -53,12 +68,20 @@ export class PartitionProducers {
       partitions.map(async (p) => {
         const producer = this.producers.get(p);
         this.producers.delete(p);
-        await producer?.disconnect().catch(() => {});
+        if (producer) await this.close(producer);
       }),
     );
   }
 
   async releaseAll(): Promise<void> {
+    this.closed = true;
     await this.release([...this.producers.keys()]);
+    // Producers of acquires still under way (e.g. the broker away) are not in the map yet.
+    await Promise.all([...this.open].map((producer) => this.close(producer)));
+  }
+
+  private async close(producer: Producer): Promise<void> {
+    this.open.delete(producer);
+    await producer.disconnect().catch(() => {});
   }
 }

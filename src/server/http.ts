@@ -1,9 +1,12 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { StateError } from '../errors.js';
 import type { StateStore } from '../state/types.js';
 import { keyAllowed, presentedToken, type TokenTable } from './auth.js';
+import type { HostAllowlist } from './hostAllowlist.js';
 import type { LastPredictions } from './lastPredictions.js';
 import type { ServeMetrics } from './metrics.js';
 import type { DashboardFiles } from './staticFiles.js';
+import { parseTarget } from './upgrade.js';
 
 export interface HttpDeps {
   /** Undefined when ready (model loaded, store open), else why not. */
@@ -17,25 +20,50 @@ export interface HttpDeps {
   stats(): Promise<unknown>;
   /** Absent when the dashboard is disabled. */
   readonly dashboard?: DashboardFiles | undefined;
+  /** The Host names answered; undefined when tokens are configured (the token decides then). */
+  readonly hosts?: HostAllowlist | undefined;
+  /** An unexpected exception while answering a request; the request was answered 500 (or cut). */
+  onError?(err: unknown): void;
 }
+
+/** Paths answered whatever the Host: probes may name the machine any way, and these carry no key data. */
+const ANY_HOST = new Set(['/healthz', '/readyz']);
 
 /**
  * The plain HTTP side of `serve`, on node:http: a handful of fixed routes does not need a router
  * dependency. `/healthz`, `/readyz`, `/metrics` and `/v1/stats` are open (no key names in them);
- * `/v1/keys/:key` needs a token with the `read` scope whose key prefix covers the key.
+ * `/v1/keys/:key` needs a token with the `read` scope whose key prefix covers the key. Without
+ * tokens, only requests naming this server in their Host are answered (but for the probes). An
+ * unexpected exception is answered 500 and reported, never thrown out of the handler. Every answer
+ * is small and written at once; Node's server stops reading a connection's further (pipelined)
+ * requests while its answers wait to be written, so a client that does not read holds little.
  */
 export function createRequestListener(deps: HttpDeps): RequestListener {
   return (req, res) => {
-    handle(deps, req, res).catch((err: unknown) => {
-      if (!res.headersSent) json(res, 500, { error: { code: 'INTERNAL', reason: String(err) } });
+    const failed = (err: unknown) => {
+      deps.onError?.(err);
+      if (!res.headersSent) json(res, 500, { error: { code: 'INTERNAL', reason: 'internal error' } });
       else res.destroy();
-    });
+    };
+    try {
+      handle(deps, req, res).catch(failed);
+    } catch (err) {
+      failed(err);
+    }
   };
 }
 
 async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://localhost');
+  const url = parseTarget(req.url);
+  if (!url) {
+    json(res, 400, { error: { code: 'BAD_REQUEST', reason: 'the request target is not a valid URL path' } });
+    return;
+  }
   const path = url.pathname;
+  if (deps.hosts && !ANY_HOST.has(path) && !deps.hosts.allows(req)) {
+    json(res, 403, { error: { code: 'HOST_NOT_ALLOWED', reason: deps.hosts.refusal(req) } });
+    return;
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
     json(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', reason: `${req.method} is not supported` } });
@@ -104,7 +132,16 @@ async function keyLookup(deps: HttpDeps, req: IncomingMessage, res: ServerRespon
     json(res, 503, { error: { code: 'SERVER_UNAVAILABLE', reason: 'the state store is not open yet' } });
     return;
   }
-  const [record] = await store.getMany([key]);
+  let record: Awaited<ReturnType<typeof store.getMany>>[number];
+  try {
+    [record] = await store.getMany([key]);
+  } catch (err) {
+    // One key's unreadable record is that key's answer, as the engine makes it that key's events'
+    // answer; it is not an unexpected failure of the server.
+    if (!(err instanceof StateError && err.code === 'STATE_CORRUPT')) throw err;
+    json(res, 500, { error: { code: err.code, reason: err.message } });
+    return;
+  }
   if (!record) {
     json(res, 404, { error: { code: 'NOT_FOUND', reason: `no state for key '${key}'` } });
     return;

@@ -4,6 +4,7 @@ import { eventLimitsOf } from '../config/eventLimits.js';
 import type { Config, KafkaConfig } from '../config/schema.js';
 import { createKafka } from '../kafka/client.js';
 import type { Model } from '../model/types.js';
+import type { KafkaHealthObserver } from '../pipelines/kafkaHealth.js';
 import { type KafkaBatchReport, type KafkaPipeline, startKafkaPipeline } from '../pipelines/kafkaPipeline.js';
 import { KafkaForwarder } from '../sinks/kafkaForwarder.js';
 import type { RestoreReport } from '../state/changelogStore.js';
@@ -16,6 +17,12 @@ export interface KafkaModeHooks {
   onRestore?(reports: readonly RestoreReport[], ms: number): void;
   /** An event was forwarded into the input topic and acknowledged. */
   onForwarded?(): void;
+  /** Counts rebalances, crashes, rejoins, restores (the Kafka metrics' observer). */
+  healthObserver?: KafkaHealthObserver;
+  /** A stall began (message says why and what to do) or ended (undefined). */
+  onStall?(message: string | undefined): void;
+  /** A new consumer joins after a crash kafkajs does not recover from. */
+  onRejoin?(attempt: number, error: Error): void;
 }
 
 /** `serve`'s Kafka side: the pipeline that steps every key, and the forwarder `/ingest` feeds. */
@@ -54,6 +61,11 @@ export async function startKafkaMode(
     logLevel: kafkaLogLevel,
     onBatch: (report) => hooks.onBatch(report),
     ...(hooks.onRestore ? { onRestore: hooks.onRestore } : {}),
+    ...(hooks.healthObserver ? { healthObserver: hooks.healthObserver } : {}),
+    ...(hooks.onStall
+      ? { onStall: (m: string) => hooks.onStall?.(m), onStallEnd: () => hooks.onStall?.(undefined) }
+      : {}),
+    ...(hooks.onRejoin ? { onRejoin: hooks.onRejoin } : {}),
   });
   let forwarder: KafkaForwarder;
   try {
@@ -94,8 +106,7 @@ export async function startKafkaMode(
     pipeline,
     target,
     lookup,
-    notReadyReason: () =>
-      pipeline.joined() ? undefined : `not a member of the Kafka consumer group '${k.groupId}'`,
+    notReadyReason: () => pipeline.health.notReadyReason(k.groupId),
     closeIngest: () => forwarder.close(),
     stop: async () => {
       await forwarder.close();

@@ -8,6 +8,8 @@ export interface GaugeSources {
   keysInMemory(): Promise<number>;
   subscribers(): number;
   ingestConnections(): number;
+  /** Answer bytes waiting in the socket buffers of all /ingest connections. */
+  ingestBufferedBytes?(): number;
   /** Input partitions the Kafka pipeline owns (0 without Kafka). */
   kafkaPartitions?(): number;
 }
@@ -130,6 +132,14 @@ export class ServeMetrics {
       registers,
       collect() {
         this.set(sources.ingestConnections());
+      },
+    });
+    new Gauge({
+      name: 'cellstream_ingest_buffered_bytes',
+      help: 'Answer bytes waiting to be written to /ingest clients (bounded per connection by sources.websocket.maxOutboundBytes)',
+      registers,
+      collect() {
+        this.set(sources.ingestBufferedBytes?.() ?? 0);
       },
     });
     new Gauge({

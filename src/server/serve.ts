@@ -15,9 +15,12 @@ import { MemoryStateStore } from '../state/memoryStore.js';
 import type { StateStore } from '../state/types.js';
 import { parseDuration } from '../time/duration.js';
 import { checkExposure, TokenTable } from './auth.js';
+import { ConnectionLimits } from './connectionLimits.js';
 import { startDemoFeed } from './demoFeed.js';
+import { HostAllowlist } from './hostAllowlist.js';
 import { createRequestListener } from './http.js';
 import type { IngestTarget } from './ingestTarget.js';
+import { registerKafkaMetrics } from './kafkaMetrics.js';
 import { type KafkaMode, startKafkaMode } from './kafkaMode.js';
 import { LastPredictions } from './lastPredictions.js';
 import { LiveStats } from './liveStats.js';
@@ -94,8 +97,17 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     keysInMemory: async () => keysInMemory(store, state),
     subscribers: () => subscriptions.size,
     ingestConnections: () => ingestConnections.size,
+    ingestBufferedBytes: () => {
+      let bytes = 0;
+      for (const c of ingestConnections) bytes += c.bufferedBytes;
+      return bytes;
+    },
     kafkaPartitions: () => (kafka && state === 'ready' ? kafka.pipeline.partitions().length : 0),
   });
+  // Created before the pipeline, so that its first join and restore are counted.
+  const kafkaMetrics = config.kafka
+    ? registerKafkaMetrics(metrics.registry, config.kafka.groupId)
+    : undefined;
   const stats = new LiveStats();
   const lastPredictions = new LastPredictions(config.server.lastPredictions);
   const startedAt = Date.now();
@@ -127,6 +139,8 @@ export async function startServer(config: Config, options: ServeOptions): Promis
             stats.rejected();
           },
           onClose: (code) => metrics.connectionsClosed.inc({ code }),
+          onError: (err) =>
+            log.error({ err }, 'unexpected error serving an /ingest connection; closed it (1011)'),
         });
         ingestConnections.add(connection);
         ws.on('close', () => ingestConnections.delete(connection));
@@ -144,8 +158,24 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     });
   }
 
+  // Without tokens only the Host header tells this server's own clients from a rebinding page;
+  // the loopback names need the real port, known once listening.
+  let hosts: HostAllowlist | undefined;
+  const limits = new ConnectionLimits({
+    overall: config.server.maxConnections,
+    perEndpoint: new Map([
+      ['/ingest', config.sources.websocket.maxConnections],
+      ['/subscribe', config.sinks.websocket.maxConnections],
+    ]),
+    perToken: tokens.enabled ? config.auth.maxConnectionsPerToken : undefined,
+  });
+
   const server: Server = createServer(
     createRequestListener({
+      get hosts() {
+        return hosts;
+      },
+      onError: (err) => log.error({ err }, 'unexpected error answering an HTTP request; answered 500'),
       notReadyReason: () =>
         state === 'ready'
           ? kafka?.notReadyReason()
@@ -166,6 +196,9 @@ export async function startServer(config: Config, options: ServeOptions): Promis
         subscribers: subscriptions.size,
         ingestConnections: ingestConnections.size,
         dropped,
+        ...(kafka && state === 'ready' && config.kafka
+          ? { kafka: kafka.pipeline.health.snapshot(config.kafka.groupId) }
+          : {}),
       }),
       dashboard: config.dashboard.enabled ? new DashboardFiles() : undefined,
     }),
@@ -176,6 +209,11 @@ export async function startServer(config: Config, options: ServeOptions): Promis
       routes,
       tokens,
       allowedOrigins: config.server.allowedOrigins,
+      get hosts() {
+        return hosts;
+      },
+      limits,
+      onError: (err) => log.error({ err }, 'unexpected error handling a WebSocket upgrade; answered 500'),
       unavailable: () =>
         state === 'ready'
           ? undefined
@@ -189,6 +227,11 @@ export async function startServer(config: Config, options: ServeOptions): Promis
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  if (!tokens.enabled) {
+    // The address bound to is a name of this server too, unless it stands for every interface.
+    const bound = ['0.0.0.0', '::'].includes(config.server.host) ? [] : [`${host}:${port}`];
+    hosts = new HostAllowlist([...config.server.allowedHosts, ...bound], port);
+  }
   const url = `http://${host}:${port}`;
 
   let stopDemo: (() => void) | undefined;
@@ -222,7 +265,18 @@ export async function startServer(config: Config, options: ServeOptions): Promis
             'state restored from the changelog',
           ),
         onForwarded: () => metrics.eventsForwarded.inc(),
+        ...(kafkaMetrics ? { healthObserver: kafkaMetrics.observer } : {}),
+        onStall: (message) => {
+          if (message) log.error({ kafka: 'stalled' }, message);
+          else log.info({ kafka: 'resumed' }, 'the Kafka pipeline is committing batches again');
+        },
+        onRejoin: (attempt, error) =>
+          log.warn(
+            { attempt, err: error.message },
+            'the Kafka consumer crashed with an error kafkajs does not recover from; a new consumer joins the group',
+          ),
       });
+      kafkaMetrics?.attach(kafka.pipeline.health);
       store = kafka.pipeline.store;
       target = kafka.target;
       modelLabel = kafka.pipeline.modelLabel;

@@ -1,6 +1,7 @@
 import type { Envelope, Rejected } from '../engine/types.js';
 import { EventError, InvalidEventError, KeyMismatchError } from '../errors.js';
 import { decodeEvent, validateEvent } from '../events/decode.js';
+import { checkJsonDepth, DEFAULT_MAX_JSON_DEPTH } from '../events/jsonDepth.js';
 import type { Position } from '../events/types.js';
 
 /** The parts of a Kafka message an envelope is made from. */
@@ -13,18 +14,22 @@ export interface KafkaMessageLike {
 /**
  * One Kafka message as an envelope for the engine, or its rejection. The message key is the entity
  * key: an event without a `key` field takes it, an event whose `key` differs is rejected
- * (`EVENT_KEY_MISMATCH`); a message without a key uses its event's `key`.
+ * (`EVENT_KEY_MISMATCH`); a message without a key uses its event's `key`. A value nested deeper
+ * than `maxJsonDepth` is rejected (`EVENT_TOO_DEEP`) before it is parsed, so a poison record is
+ * dead-lettered like any other.
  */
 export function kafkaEnvelope(
   topic: string,
   partition: number,
   message: KafkaMessageLike,
+  maxJsonDepth: number = DEFAULT_MAX_JSON_DEPTH,
 ): Envelope | Rejected {
   const position: Position = { kind: 'offset', topic, partition, offset: message.offset };
   const raw = message.value?.toString('utf8') ?? '';
   const messageKey = message.key?.toString('utf8');
   try {
     if (message.value === null) throw new InvalidEventError('the message has no value (a tombstone)');
+    checkJsonDepth(raw, maxJsonDepth);
     if (messageKey === undefined || messageKey === '') return { event: decodeEvent(raw), raw, position };
     // Parsed here rather than by the engine, to compare or fill in the key before validation.
     const parsed = parseJson(raw);

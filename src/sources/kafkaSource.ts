@@ -1,5 +1,6 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Envelope, Rejected } from '../engine/types.js';
+import { KafkaConsumerLostError } from '../errors.js';
 import { kafkaEnvelope } from './kafkaEnvelope.js';
 
 /** A run of consecutive messages of one input partition, decoded. */
@@ -25,10 +26,44 @@ export interface KafkaSourceHandler {
   revoked(partitions: readonly number[]): Promise<void>;
   /**
    * Processes a batch; resolves once its effects are durable and acknowledged. Throwing makes
-   * kafkajs fetch the batch again (after a backoff, or at its new owner after a rebalance).
+   * kafkajs fetch the batch again (after a backoff, or at its new owner after a rebalance), and the
+   * partition's next batch is preceded by `resync`.
    */
   batch(batch: PartitionBatch): Promise<void>;
+  /**
+   * Called before the next batch of a partition whose previous `batch()` threw (its outcome may be
+   * unknown: a commit Kafka applied while the client saw the broker vanish). Brings the partition's
+   * state back to what Kafka holds and resolves with the offset Kafka committed for it, where
+   * consumption resumes (messages before it are skipped, never processed again); `undefined` to
+   * resume where the consumer stands.
+   */
+  resync(partition: number): Promise<bigint | undefined>;
 }
+
+/** What the source reports, for health and metrics. All optional. */
+export interface KafkaSourceEvents {
+  /** The consumer joined its group (a rebalance) and owns `partitions`. */
+  joined?(partitions: readonly number[]): void;
+  /** A response came from the broker (any consumer request). */
+  brokerContact?(): void;
+  /** A fetch came back (even empty). */
+  fetched?(): void;
+  /** A batch of `partition` committed; `lag` is the messages left after it at the last fetch. */
+  committed?(partition: number, lag: bigint): void;
+  /** A batch of `partition` was fetched with `lag` messages after its first. */
+  lag?(partition: number, lag: bigint): void;
+  /** Partitions no longer owned (their lag is no longer this instance's). */
+  revoked?(partitions: readonly number[]): void;
+  /** The consumer crashed; `restart`: kafkajs restarts it itself. */
+  crashed?(error: Error, restart: boolean): void;
+  /** A new consumer is joining after a crash kafkajs does not recover from (attempt counts from 1). */
+  rejoining?(attempt: number, error: Error): void;
+  /** Out of rejoins (or the policy is `exit`): the source gave up; the process should exit non-zero. */
+  lost?(error: KafkaConsumerLostError): void;
+}
+
+/** What to do when the consumer crashes with an error kafkajs does not restart it after. */
+export type ConsumerCrashPolicy = 'rejoin' | 'exit';
 
 /**
  * Defaults of the consumer settings, shared by `cellstream kafka` and `serve`'s `kafka` section.
@@ -39,6 +74,9 @@ export const KAFKA_SOURCE_DEFAULTS = {
   maxWaitTimeInMs: 500,
   sessionTimeout: 30_000,
   heartbeatInterval: 3000,
+  onConsumerCrash: 'rejoin' as ConsumerCrashPolicy,
+  /** Rejoins in a row (no batch committed in between) before giving up. */
+  maxRejoins: 5,
 } as const;
 
 export interface KafkaSourceOptions {
@@ -56,53 +94,91 @@ export interface KafkaSourceOptions {
   readonly sessionTimeout?: number;
   readonly heartbeatInterval?: number;
   readonly fromBeginning?: boolean;
+  /** After a crash kafkajs does not restart from: join again with a new consumer, or give up. Default `rejoin`. */
+  readonly onConsumerCrash?: ConsumerCrashPolicy;
+  /** Rejoins in a row without a committed batch before giving up. Default 5. */
+  readonly maxRejoins?: number;
+  readonly events?: KafkaSourceEvents;
 }
 
 /**
  * A Kafka consumer-group source. Each partition's messages reach the handler in offset order, one
  * run at a time; the next fetch waits for the handler, so the engine's pace drives consumption.
  * Offsets move (and, with `commitOffsets`, are committed) only after `batch()` resolved.
+ *
+ * While the handler works (a restore can take longer than the session timeout) the source keeps
+ * heartbeating, so the group does not drop the member. A crash kafkajs does not restart from
+ * (e.g. `The coordinator is not aware of this member` on a commit) is met by a new consumer joining
+ * the group, state kept, up to `maxRejoins` times in a row; then `events.lost` is called.
  */
 export class KafkaSource {
-  private readonly consumer: Consumer;
+  private readonly kafka: Kafka;
   private readonly options: KafkaSourceOptions;
+  private readonly events: KafkaSourceEvents;
+  private consumer: Consumer;
+  /** Every consumer made (a new one per rejoin); `stop` disconnects all, so none outlives it. */
+  private readonly consumers = new Set<Consumer>();
+  private handler: KafkaSourceHandler | undefined;
   private owned = new Set<number>();
   private toAssign: number[] | undefined;
   private toRevoke: number[] = [];
+  /** Partitions whose last batch failed: `resync` before their next one. */
+  private readonly unsure = new Set<number>();
   private member = false;
   private stopping = false;
+  private rejoins = 0;
+  private lostError: KafkaConsumerLostError | undefined;
+  private rejoinTimer: NodeJS.Timeout | undefined;
   /** The `eachBatch` call in progress, if any (one at a time: partitionsConsumedConcurrently 1). */
   private active: Promise<void> | undefined;
 
   constructor(kafka: Kafka, options: KafkaSourceOptions) {
+    this.kafka = kafka;
     this.options = options;
-    this.consumer = kafka.consumer({
+    this.events = options.events ?? {};
+    this.consumer = this.createConsumer();
+  }
+
+  private get heartbeatInterval(): number {
+    return this.options.heartbeatInterval ?? KAFKA_SOURCE_DEFAULTS.heartbeatInterval;
+  }
+
+  private createConsumer(): Consumer {
+    const { options } = this;
+    const consumer = this.kafka.consumer({
       groupId: options.groupId,
       maxWaitTimeInMs: options.maxWaitTimeInMs ?? KAFKA_SOURCE_DEFAULTS.maxWaitTimeInMs,
       sessionTimeout: options.sessionTimeout ?? KAFKA_SOURCE_DEFAULTS.sessionTimeout,
-      heartbeatInterval: options.heartbeatInterval ?? KAFKA_SOURCE_DEFAULTS.heartbeatInterval,
+      heartbeatInterval: this.heartbeatInterval,
       allowAutoTopicCreation: false,
+      // kafkajs schedules its restart after a retriable crash even when the crash ends a join that
+      // was still retrying as `disconnect` ran; that restarted consumer would outlive `stop`.
+      retry: { restartOnFailure: async () => !this.stopping },
     });
+    this.consumers.add(consumer);
     // kafkajs emits this synchronously on every join, before fetching for the new generation.
-    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      if (consumer !== this.consumer) return;
       const now = new Set(payload.memberAssignment[options.topic] ?? []);
       for (const p of this.owned) if (!now.has(p)) this.toRevoke.push(p);
       this.owned = now;
       this.toAssign = [...now].sort((a, b) => a - b);
       this.member = true;
+      this.events.joined?.(this.toAssign);
     });
-    // A crash leaves the group; kafkajs re-joins by itself when it restarts the consumer.
-    this.consumer.on(this.consumer.events.CRASH, () => {
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (consumer !== this.consumer) return;
       this.member = false;
+      this.events.crashed?.(payload.error, payload.restart);
+      // kafkajs restarts the consumer itself after a retriable error; not after the others.
+      if (!payload.restart && !this.stopping) this.afterFatalCrash(payload.error);
     });
-    this.consumer.on(this.consumer.events.STOP, () => {
-      this.member = false;
+    consumer.on(consumer.events.STOP, () => {
+      if (consumer === this.consumer) this.member = false;
     });
-  }
-
-  /** The consumer, for `sendOffsets` and instrumentation events. */
-  get kafkaConsumer(): Consumer {
-    return this.consumer;
+    consumer.on(consumer.events.REQUEST, () => this.events.brokerContact?.());
+    consumer.on(consumer.events.FETCH, () => this.events.fetched?.());
+    return consumer;
   }
 
   /** Whether the consumer is a member of its group (joined, not crashed, not stopped). */
@@ -115,18 +191,36 @@ export class KafkaSource {
     return [...this.owned];
   }
 
+  /** Set once the source gave up after crashes (see `KafkaSourceEvents.lost`). */
+  get lost(): KafkaConsumerLostError | undefined {
+    return this.lostError;
+  }
+
   async start(handler: KafkaSourceHandler): Promise<void> {
+    if (this.stopping) throw new Error('the Kafka source was stopped: make a new one');
+    this.handler = handler;
+    await this.run(this.consumer);
+  }
+
+  private async run(consumer: Consumer): Promise<void> {
     const { topic } = this.options;
+    if (this.stopping) return;
+    const handler = this.handler!;
     const maxBatch = this.options.maxBatch ?? KAFKA_SOURCE_DEFAULTS.maxBatch;
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic, fromBeginning: this.options.fromBeginning ?? true });
-    await this.consumer.run({
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: this.options.fromBeginning ?? true });
+    // A rejoin that was connecting while `stop` ran must not start consuming after it.
+    if (this.stopping) {
+      await this.retire(consumer);
+      return;
+    }
+    await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
       eachBatch: (payload) => {
-        if (this.stopping) return Promise.resolve();
-        const run = this.consume(payload, handler, maxBatch);
+        if (this.stopping || consumer !== this.consumer) return Promise.resolve();
+        const run = this.consume(consumer, payload, handler, maxBatch);
         this.active = run;
         return run.finally(() => {
           if (this.active === run) this.active = undefined;
@@ -135,34 +229,112 @@ export class KafkaSource {
     });
   }
 
+  /**
+   * A crash kafkajs does not restart from leaves the consumer out of the group for good: join with
+   * a fresh consumer (state kept: every partition is restored again on assignment, cheaply when up
+   * to date), or give up so a supervisor restarts the process.
+   */
+  private afterFatalCrash(error: Error): void {
+    const policy = this.options.onConsumerCrash ?? KAFKA_SOURCE_DEFAULTS.onConsumerCrash;
+    const max = this.options.maxRejoins ?? KAFKA_SOURCE_DEFAULTS.maxRejoins;
+    if (policy === 'exit' || this.rejoins >= max) {
+      this.lostError = new KafkaConsumerLostError(
+        policy === 'exit'
+          ? `the Kafka consumer of group '${this.options.groupId}' crashed (${error.message}) and the policy is to exit: restart the process (a supervisor should)`
+          : `the Kafka consumer of group '${this.options.groupId}' crashed ${this.rejoins + 1} times in a row without committing a batch (last: ${error.message}): restart the process (a supervisor should) and check the broker`,
+        { cause: error },
+      );
+      this.events.lost?.(this.lostError);
+      return;
+    }
+    this.rejoins++;
+    const attempt = this.rejoins;
+    this.events.rejoining?.(attempt, error);
+    // Every partition's state is checked against Kafka before it is consumed again.
+    for (const p of this.owned) this.unsure.add(p);
+    const delay = Math.min(1000 * 2 ** (attempt - 1), 5000);
+    this.rejoinTimer = setTimeout(() => {
+      this.rejoinTimer = undefined;
+      if (this.stopping) return;
+      const previous = this.consumer;
+      const next = this.createConsumer();
+      this.consumer = next;
+      // The crashed one has left the group; disconnect it for good, so none of its timers remain.
+      this.retire(previous).catch(() => {});
+      this.run(next).catch((err: Error) => {
+        // Connecting failed (the broker still away): that counts as another crash.
+        if (next === this.consumer && !this.stopping) {
+          this.events.crashed?.(err, false);
+          this.afterFatalCrash(err);
+        }
+      });
+    }, delay);
+  }
+
   private async consume(
+    consumer: Consumer,
     { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload,
     handler: KafkaSourceHandler,
     maxBatch: number,
   ): Promise<void> {
     const { topic } = this.options;
-    await this.settleAssignment(handler);
-    if (!this.owned.has(batch.partition)) return;
-    const messages = batch.messages as KafkaMessage[];
-    for (let start = 0; start < messages.length; start += maxBatch) {
-      // Stop between runs on shutdown or seek; what is not resolved is fetched again.
-      if (this.stopping || !isRunning() || isStale()) return;
-      const run = messages.slice(start, start + maxBatch);
-      const keys = new Map(run.map((m) => [m.offset, m.key]));
-      const last = run[run.length - 1].offset;
-      const nextOffset = (BigInt(last) + 1n).toString();
-      await handler.batch({
-        topic,
-        partition: batch.partition,
-        items: run.map((m) => kafkaEnvelope(topic, batch.partition, m)),
-        keys,
-        nextOffset,
-      });
-      resolveOffset(last);
-      if (this.options.commitOffsets) {
-        await this.consumer.commitOffsets([{ topic, partition: batch.partition, offset: nextOffset }]);
+    const alive = new Heartbeats(heartbeat, this.heartbeatInterval);
+    try {
+      await alive.during(() => this.settleAssignment(handler));
+      if (!this.owned.has(batch.partition)) return;
+      let messages = batch.messages as KafkaMessage[];
+      if (messages.length === 0) return;
+      if (this.unsure.has(batch.partition)) {
+        const committed = await alive.during(() => handler.resync(batch.partition));
+        this.unsure.delete(batch.partition);
+        if (committed !== undefined) {
+          if (BigInt(messages[0].offset) > committed) {
+            // The consumer stands past what Kafka committed: go back and fetch from there.
+            consumer.seek({ topic, partition: batch.partition, offset: committed.toString() });
+            return;
+          }
+          const skipped = messages.filter((m) => BigInt(m.offset) < committed);
+          // Already committed by a transaction the client did not see finish: never again.
+          if (skipped.length > 0) resolveOffset(skipped[skipped.length - 1].offset);
+          messages = messages.slice(skipped.length);
+        }
       }
-      await heartbeat();
+      const high = BigInt(batch.highWatermark);
+      // Past the last message: control records (transaction markers) that never reach the handler.
+      const batchEnd = BigInt(batch.lastOffset()) + 1n;
+      if (messages.length > 0) this.events.lag?.(batch.partition, high - BigInt(messages[0].offset));
+      for (let start = 0; start < messages.length; start += maxBatch) {
+        // Stop between runs on shutdown or seek; what is not resolved is fetched again.
+        if (this.stopping || !isRunning() || isStale()) return;
+        const run = messages.slice(start, start + maxBatch);
+        const keys = new Map(run.map((m) => [m.offset, m.key]));
+        const last = run[run.length - 1].offset;
+        const nextOffset = (BigInt(last) + 1n).toString();
+        try {
+          await alive.during(() =>
+            handler.batch({
+              topic,
+              partition: batch.partition,
+              items: run.map((m) => kafkaEnvelope(topic, batch.partition, m)),
+              keys,
+              nextOffset,
+            }),
+          );
+        } catch (err) {
+          this.unsure.add(batch.partition);
+          throw err;
+        }
+        resolveOffset(last);
+        if (this.options.commitOffsets) {
+          await consumer.commitOffsets([{ topic, partition: batch.partition, offset: nextOffset }]);
+        }
+        this.rejoins = 0;
+        const lastRun = start + maxBatch >= messages.length;
+        this.events.committed?.(batch.partition, high - (lastRun ? batchEnd : BigInt(nextOffset)));
+        await heartbeat();
+      }
+    } finally {
+      alive.stop();
     }
   }
 
@@ -171,14 +343,25 @@ export class KafkaSource {
     // kafkajs silently skips commitOffsets once disconnect() has begun (its runner is no longer
     // "running"), so the run in flight must finish, offsets committed, before the consumer stops.
     this.stopping = true;
+    if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
     await this.active?.catch(() => {});
-    await this.consumer.disconnect();
+    // The current one first: it leaves the group, so its partitions move on at once.
+    await this.retire(this.consumer);
+    for (const consumer of [...this.consumers]) await this.retire(consumer).catch(() => {});
+  }
+
+  /** Disconnects a consumer and forgets it (the set stays as small as the consumers alive). */
+  private async retire(consumer: Consumer): Promise<void> {
+    await consumer.disconnect();
+    this.consumers.delete(consumer);
   }
 
   private async settleAssignment(handler: KafkaSourceHandler): Promise<void> {
     if (this.toRevoke.length > 0) {
       const revoked = this.toRevoke;
       this.toRevoke = [];
+      for (const p of revoked) this.unsure.delete(p);
+      this.events.revoked?.(revoked);
       await handler.revoked(revoked);
     }
     if (this.toAssign) {
@@ -191,5 +374,35 @@ export class KafkaSource {
         throw err;
       }
     }
+  }
+}
+
+/**
+ * Heartbeats every `intervalMs` while a piece of work runs. kafkajs heartbeats only between fetches
+ * and when asked, so without this a restore longer than the session timeout costs the membership.
+ * Failures are left to the next regular heartbeat (a rebalance is noticed there).
+ */
+class Heartbeats {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly heartbeat: () => Promise<void>,
+    private readonly intervalMs: number,
+  ) {}
+
+  async during<T>(work: () => Promise<T>): Promise<T> {
+    this.timer ??= setInterval(() => {
+      this.heartbeat().catch(() => {});
+    }, this.intervalMs);
+    try {
+      return await work();
+    } finally {
+      this.stop();
+    }
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 }

@@ -37,33 +37,73 @@ export interface ChangelogReaderOptions {
  */
 export class ChangelogReader {
   readonly topic: string;
-  private readonly consumer: Consumer;
+  private readonly kafka: Kafka;
+  private readonly options: ChangelogReaderOptions;
+  private readonly groupId: string;
+  private consumer: Consumer;
+  /** Every consumer made (a new one after each crash kafkajs does not restart from); `stop` disconnects all. */
+  private readonly consumers = new Set<Consumer>();
   private readonly admin: Admin;
   private readonly jobs = new Map<number, ReadJob>();
   private started: Promise<void> | undefined;
+  private stopped = false;
 
   constructor(kafka: Kafka, options: ChangelogReaderOptions) {
     this.topic = options.topic;
-    this.consumer = kafka.consumer({
-      groupId: options.groupId ?? `cellstream-restore-${randomUUID()}`,
-      maxWaitTimeInMs: options.maxWaitTimeInMs ?? 100,
+    this.kafka = kafka;
+    this.options = options;
+    this.groupId = options.groupId ?? `cellstream-restore-${randomUUID()}`;
+    this.consumer = this.createConsumer();
+    this.admin = kafka.admin();
+  }
+
+  private createConsumer(): Consumer {
+    const consumer = this.kafka.consumer({
+      groupId: this.groupId,
+      maxWaitTimeInMs: this.options.maxWaitTimeInMs ?? 100,
       readUncommitted: false,
       allowAutoTopicCreation: false,
+      // kafkajs schedules its restart after a retriable crash even when the crash ends a join that
+      // was still retrying as `disconnect` ran; that restarted consumer would outlive `stop`.
+      retry: { restartOnFailure: async () => !this.stopped },
     });
-    this.admin = kafka.admin();
+    this.consumers.add(consumer);
+    // After a crash kafkajs does not restart from (the broker gone too long), reads in progress
+    // would wait forever: fail them, and let the next read start a fresh consumer.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart || consumer !== this.consumer || this.stopped) return;
+      for (const [partition, job] of this.jobs) {
+        this.jobs.delete(partition);
+        job.fail(new Error(`the changelog reader's consumer crashed: ${payload.error.message}`));
+      }
+      this.consumer = this.createConsumer();
+      this.started = undefined;
+      // kafkajs has disconnected it; make sure, so nothing of it outlives `stop`.
+      this.retire(consumer).catch(() => {});
+    });
+    return consumer;
   }
 
   /** Connects and joins the reader's group; the reads wait for it. */
   start(): Promise<void> {
-    this.started ??= (async () => {
+    if (this.stopped) return Promise.reject(new Error('the changelog reader was stopped'));
+    if (this.started) return this.started;
+    const started = (async () => {
+      const consumer = this.consumer;
       await this.admin.connect();
-      await this.consumer.connect();
-      await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
-      this.consumer.on(this.consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      await consumer.connect();
+      await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+      // A start that was connecting while `stop` ran must not leave a consumer or admin connected.
+      if (this.stopped) {
+        await this.retire(consumer);
+        await this.admin.disconnect();
+        throw new Error('the changelog reader was stopped');
+      }
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
         // Batches of control records only (transaction markers) never reach eachBatch.
         if (payload.topic === this.topic) this.advance(payload.partition, BigInt(payload.lastOffset) + 1n);
       });
-      await this.consumer.run({
+      await consumer.run({
         autoCommit: false,
         eachBatch: async ({ batch }) => {
           const job = this.jobs.get(batch.partition);
@@ -85,9 +125,14 @@ export class ChangelogReader {
           }
         },
       });
-      await this.whileRunning(() => this.consumer.pause([{ topic: this.topic }]));
+      await this.whileRunning(() => consumer.pause([{ topic: this.topic }]));
     })();
-    return this.started;
+    this.started = started;
+    // A start that failed (the broker away) is tried again by the next read.
+    started.catch(() => {
+      if (this.started === started) this.started = undefined;
+    });
+    return started;
   }
 
   /** Each partition's bounds now. */
@@ -144,12 +189,20 @@ export class ChangelogReader {
   }
 
   async stop(): Promise<void> {
+    // First, so a read started by a failing job's caller is refused rather than connecting again.
+    this.stopped = true;
     for (const [partition, job] of this.jobs) {
       this.jobs.delete(partition);
       job.fail(new Error('the changelog reader was stopped'));
     }
-    await this.consumer.disconnect();
+    for (const consumer of [...this.consumers]) await this.retire(consumer).catch(() => {});
     await this.admin.disconnect();
+  }
+
+  /** Disconnects a consumer and forgets it (the set stays as small as the consumers alive). */
+  private async retire(consumer: Consumer): Promise<void> {
+    await consumer.disconnect();
+    this.consumers.delete(consumer);
   }
 
   private advance(partition: number, next: bigint): void {

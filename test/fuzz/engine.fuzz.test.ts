@@ -14,7 +14,7 @@ import { referenceKernel } from '../../src/model/kernels/index.js';
 import { LmdbStore } from '../../src/state/lmdbStore.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
 import type { StateStore } from '../../src/state/types.js';
-import { fuzzParams } from '../helpers/fuzz.js';
+import { fuzzParams, fuzzTimeout } from '../helpers/fuzz.js';
 import { tinyLstm } from '../helpers/models.js';
 
 const NOW = Date.parse('2026-12-06T09:00:00Z');
@@ -141,63 +141,68 @@ describe('fuzz: the engine isolates bad events', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('one outcome per event, state only for accepted ones, good keys as if the bad events never came', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(op, { minLength: 1, maxLength: 60 }),
-        fc.array(fc.integer({ min: 1, max: 17 }), { minLength: 1, maxLength: 5 }),
-        async (ops, sizes) => {
-          // Each run has keys of its own in the one LMDB store.
-          const prefix = `r${runs++}-`;
-          const foreign = {
-            seq: 7,
-            ts: 0,
-            state: createState(model),
-            lastApplied: { kind: 'none' },
-            fingerprint: modelFingerprint(tinyLstm(99)),
-          } as const;
-          await store.putMany([[`${prefix}foreign`, foreign]]);
-          const envelopes = ops.map((o, i) => envelope(o, i, prefix));
-          const outcomes = await run(stepper(store), envelopes, sizes);
+  it(
+    'one outcome per event, state only for accepted ones, good keys as if the bad events never came',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(op, { minLength: 1, maxLength: 60 }),
+          fc.array(fc.integer({ min: 1, max: 17 }), { minLength: 1, maxLength: 5 }),
+          async (ops, sizes) => {
+            // Each run has keys of its own in the one LMDB store.
+            const prefix = `r${runs++}-`;
+            const foreign = {
+              seq: 7,
+              ts: 0,
+              state: createState(model),
+              lastApplied: { kind: 'none' },
+              fingerprint: modelFingerprint(tinyLstm(99)),
+            } as const;
+            await store.putMany([[`${prefix}foreign`, foreign]]);
+            const envelopes = ops.map((o, i) => envelope(o, i, prefix));
+            const outcomes = await run(stepper(store), envelopes, sizes);
 
-          // Exactly one outcome per event, in order; nothing else (no TTL, no resets here).
-          expect(outcomes.map((o) => 'position' in o && o.position)).toEqual(
-            envelopes.map((e) => e.position),
-          );
-          ops.forEach((o, i) => {
-            const got = outcomes[i];
-            if (o.kind === 'good') expect(['prediction', 'duplicate']).toContain(got.kind);
-            else expect(got.kind === 'rejected' && got.code).toBe(CODES[o.kind]);
-          });
+            // Exactly one outcome per event, in order; nothing else (no TTL, no resets here).
+            expect(outcomes.map((o) => 'position' in o && o.position)).toEqual(
+              envelopes.map((e) => e.position),
+            );
+            ops.forEach((o, i) => {
+              const got = outcomes[i];
+              if (o.kind === 'good') expect(['prediction', 'duplicate']).toContain(got.kind);
+              else expect(got.kind === 'rejected' && got.code).toBe(CODES[o.kind]);
+            });
 
-          // The good events alone, on a store of their own, give the same outcomes.
-          const goodIdx = ops.flatMap((o, i) => (o.kind === 'good' ? [i] : []));
-          const alonePrefix = `alone-${prefix}`;
-          const alone = await run(
-            stepper(new MemoryStateStore()),
-            goodIdx.map((i) => envelope(ops[i], i, alonePrefix)),
-            sizes,
-          );
-          expect(alone.map((o) => unprefixed(o, alonePrefix))).toEqual(
-            goodIdx.map((i) => unprefixed(outcomes[i], prefix)),
-          );
+            // The good events alone, on a store of their own, give the same outcomes.
+            const goodIdx = ops.flatMap((o, i) => (o.kind === 'good' ? [i] : []));
+            const alonePrefix = `alone-${prefix}`;
+            const alone = await run(
+              stepper(new MemoryStateStore()),
+              goodIdx.map((i) => envelope(ops[i], i, alonePrefix)),
+              sizes,
+            );
+            expect(alone.map((o) => unprefixed(o, alonePrefix))).toEqual(
+              goodIdx.map((i) => unprefixed(outcomes[i], prefix)),
+            );
 
-          // State only where events were accepted: the foreign key untouched, the long key and
-          // keys with only bad events absent, each good key at the seq of its last prediction.
-          const keys = [0, 1, 2, 3, 4].map((n) => `${prefix}k${n}`);
-          const records = await store.getMany([...keys, `${prefix}foreign`, `${prefix}${'L'.repeat(600)}`]);
-          expect(records[5]).toEqual({ ...foreign, state: foreign.state });
-          expect(records[6]).toBeUndefined();
-          keys.forEach((k, n) => {
-            const last = [...outcomes]
-              .reverse()
-              .find((o) => o.kind === 'prediction' && o.prediction.key === k && !o.redelivered);
-            const seq = last?.kind === 'prediction' ? last.prediction.seq : undefined;
-            expect(records[n]?.seq, k).toBe(seq);
-          });
-        },
-      ),
-      fuzzParams(150),
-    );
-  });
+            // State only where events were accepted: the foreign key untouched, the long key and
+            // keys with only bad events absent, each good key at the seq of its last prediction.
+            const keys = [0, 1, 2, 3, 4].map((n) => `${prefix}k${n}`);
+            const records = await store.getMany([...keys, `${prefix}foreign`, `${prefix}${'L'.repeat(600)}`]);
+            expect(records[5]).toEqual({ ...foreign, state: foreign.state });
+            expect(records[6]).toBeUndefined();
+            keys.forEach((k, n) => {
+              const last = [...outcomes]
+                .reverse()
+                .find((o) => o.kind === 'prediction' && o.prediction.key === k && !o.redelivered);
+              const seq = last?.kind === 'prediction' ? last.prediction.seq : undefined;
+              expect(records[n]?.seq, k).toBe(seq);
+            });
+          },
+        ),
+        fuzzParams(150),
+      );
+    },
+    // Each run steps a few batches on LMDB: about 10 ms on an idle machine.
+    fuzzTimeout(150, 40),
+  );
 });

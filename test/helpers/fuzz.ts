@@ -11,3 +11,12 @@ export function fuzzParams<T>(defaultRuns: number, extra: Parameters<T> = {}): P
   const seed = seedText === undefined ? 0x5eed : Number(seedText);
   return { numRuns: runs, seed, ...extra };
 }
+
+/**
+ * A test timeout that grows with the number of runs, so `npm run fuzz` with a large
+ * `CELLSTREAM_FUZZ_RUNS` is not cut off by the suite's default timeout: a minute plus
+ * `msPerRun` per run, generous for a loaded machine.
+ */
+export function fuzzTimeout(defaultRuns: number, msPerRun: number): number {
+  return 60_000 + msPerRun * Number(process.env.CELLSTREAM_FUZZ_RUNS ?? defaultRuns);
+}

@@ -17,6 +17,14 @@ export const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092')
   .map((b) => b.trim())
   .filter((b) => b.length > 0);
 
+/**
+ * Points every helper of this file (and whatever else reads `brokers`) at another broker, e.g. a
+ * test's own one (test/helpers/ownBroker.ts). Each test file runs in its own process.
+ */
+export function useBrokers(list: readonly string[]): void {
+  brokers.splice(0, brokers.length, ...list);
+}
+
 /** The ONNX LSTM (4 inputs, 8 units, 3 outputs) the Kafka tests serve. */
 export const MODEL_FILE = new URL('../golden/fixtures/onnx-torch-lstm1-seqfirst/model.onnx', import.meta.url)
   .pathname;
@@ -106,6 +114,8 @@ export interface OutMessage {
   value: string;
   partition: number;
   offset: string;
+  /** The record's timestamp, ms since the epoch (the producing client's clock when it sent it). */
+  timestamp?: number;
 }
 
 /** Sends `messages` (keyed) in order, in chunks, acknowledged by all replicas. */
@@ -172,6 +182,7 @@ export async function readTopic(
             value: m.value?.toString() ?? '',
             partition: batch.partition,
             offset: m.offset,
+            timestamp: Number(m.timestamp),
             headers: m.headers ?? {},
           });
         }

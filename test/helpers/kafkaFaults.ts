@@ -55,6 +55,25 @@ interface Instance {
   kill(): Promise<void>;
 }
 
+/** A `cellstream kafka` child process. */
+export interface ChildInstance extends Instance {
+  /** Its health endpoints' base URL (`--http-port 0`: a free port). */
+  readonly http: string;
+  /** Its stderr so far (JSON lifecycle lines and kafkajs logs). */
+  log(): string;
+  /** Its exit code once it exited, else undefined. */
+  exitCode(): number | null | undefined;
+}
+
+export interface ChildOptions {
+  readonly sessionTimeout?: number;
+  readonly heartbeatInterval?: number;
+  /** Extra command-line arguments. */
+  readonly args?: readonly string[];
+  /** Extra environment variables. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
 const SESSION = { sessionTimeout: 6000, heartbeatInterval: 500 };
 
 async function inProcess(model: Model, t: Topics, stateDir: string, exactlyOnce: boolean): Promise<Instance> {
@@ -77,7 +96,12 @@ async function inProcess(model: Model, t: Topics, stateDir: string, exactlyOnce:
   };
 }
 
-async function child(t: Topics, stateDir: string, exactlyOnce: boolean): Promise<Instance> {
+export async function child(
+  t: Topics,
+  stateDir: string,
+  exactlyOnce: boolean,
+  o: ChildOptions = {},
+): Promise<ChildInstance> {
   const args = [
     join(ROOT, 'bin', 'cellstream.js'),
     'kafka',
@@ -100,17 +124,27 @@ async function child(t: Topics, stateDir: string, exactlyOnce: boolean): Promise
     '--batch',
     '200',
     '--session-timeout',
-    String(SESSION.sessionTimeout),
+    String(o.sessionTimeout ?? SESSION.sessionTimeout),
     '--heartbeat-interval',
-    String(SESSION.heartbeatInterval),
+    String(o.heartbeatInterval ?? SESSION.heartbeatInterval),
+    // Several instances on one host: each its own free port for the health endpoints.
+    '--http-port',
+    '0',
     ...(exactlyOnce ? ['--exactly-once'] : []),
+    ...(o.args ?? []),
   ];
   const proc: ChildProcess = spawn(process.execPath, args, {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
+    env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1', ...o.env },
   });
   let log = '';
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) =>
+    proc.on('exit', (code) => {
+      exitCode = code;
+      resolve(code);
+    }),
+  );
   await new Promise<void>((resolve, reject) => {
     proc.stderr!.on('data', (chunk: Buffer) => {
       log += chunk.toString();
@@ -118,10 +152,19 @@ async function child(t: Topics, stateDir: string, exactlyOnce: boolean): Promise
     });
     void exited.then((code) => reject(new Error(`instance exited with ${code} before starting:\n${log}`)));
   });
+  const http = /"event":"http","url":"([^"]+)"/.exec(log)?.[1] ?? '';
   return {
+    http,
+    log: () => log,
+    exitCode: () => exitCode,
     async stop() {
+      if (exitCode !== undefined)
+        throw new Error(`instance had exited with ${exitCode}:\n${log.slice(-4000)}`);
       proc.kill('SIGTERM');
+      // A hang guard: an instance that does not exit after SIGTERM fails the test, never hangs it.
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 90_000);
       const code = await exited;
+      clearTimeout(timer);
       if (code !== 0) throw new Error(`instance exited with ${code} on SIGTERM:\n${log.slice(-4000)}`);
     },
     async kill() {

@@ -3,6 +3,7 @@
 // the commands its services run work: run here against the local test broker.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -86,6 +87,16 @@ describe('docker-compose.yml', () => {
   });
 });
 
+/** The status of a GET sent with the given Host header (fetch does not let a caller set Host). */
+function statusWithHost(url: string, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    get(url, { headers: { host } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', reject);
+  });
+}
+
 // The commands docker-compose.yml runs, run here against the local test broker (no container
 // engine): the same arguments, with the broker address, names and port swapped for this test's.
 describe('the commands docker-compose.yml runs', () => {
@@ -126,6 +137,9 @@ describe('the commands docker-compose.yml runs', () => {
     args[args.indexOf('--state') + 1] = join(await tempDir('compose'), 'state');
     ensureBuilt();
     const server = await serveBin(args, service.environment ?? {});
+    // As a browser on the Docker host reaches it: a published loopback port other than the
+    // container's own (scaled instances get 8081, 8082), so the Host check must allow that.
+    const url = server.url.replace('0.0.0.0', 'localhost');
     try {
       // demo-producer: its entrypoint and command, told to stop after 40 events.
       const producer = services['demo-producer']!;
@@ -146,19 +160,22 @@ describe('the commands docker-compose.yml runs', () => {
 
       let consumed = 0;
       for (let i = 0; i < 600 && consumed < 40; i++) {
-        const metrics = await (await fetch(`${server.url}/metrics`)).text();
+        const metrics = await (await fetch(`${url}/metrics`)).text();
         consumed = Number(/^cellstream_events_in_total\{source="kafka"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
         if (consumed < 40) await new Promise((resolve) => setTimeout(resolve, 100));
       }
       expect(consumed).toBe(40);
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const metrics = await (await fetch(`${url}/metrics`)).text();
       expect(metrics).not.toMatch(/^cellstream_rejects_total\{/m);
-      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
-      const dashboard = await fetch(`${server.url}/`);
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      // A scaled instance's dashboard, published on the host's 8082: its Host is answered too.
+      expect(await statusWithHost(`${url}/v1/stats`, 'localhost:8082')).toBe(200);
+      expect(await statusWithHost(`${url}/v1/stats`, 'evil.example:8082')).toBe(403);
+      const dashboard = await fetch(`${url}/`);
       expect(dashboard.status).toBe(200);
       expect(await dashboard.text()).toContain('<html');
       // The demo model's decoded prediction of a customer the producer sent.
-      const key = (await (await fetch(`${server.url}/v1/keys/customer-16`)).json()) as {
+      const key = (await (await fetch(`${url}/v1/keys/customer-16`)).json()) as {
         prediction: { next_interval_days: number };
       };
       expect(key.prediction.next_interval_days).toBeGreaterThan(0);

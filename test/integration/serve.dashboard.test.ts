@@ -117,6 +117,8 @@ describe('dashboard in headless Chromium', () => {
     );
     await page.waitForFunction(() => Number(document.querySelector('#events-rate')?.textContent) > 0);
     expect(await page.textContent('#model')).toBe('tiny@1');
+    // Without Kafka there is no Kafka panel.
+    expect(await page.isHidden('#kafka-panel')).toBe(true);
 
     // Picking a key charts that key alone.
     await page.click('#key-list li[data-key="cust-4"]');

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { open } from 'lmdb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createState, modelFingerprint } from '../../src/model/index.js';
 import type { RunningServer } from '../../src/server/serve.js';
@@ -91,5 +92,39 @@ describe('serve: one client’s bad events do not touch another’s', () => {
     expect(mismatch.reason).toMatch(/^state of key 'foreign' was written by model /);
     bad.close();
     good.close();
+  });
+
+  it('answers /v1/keys for a key whose stored record does not decode with STATE_CORRUPT, and serves the others', async () => {
+    const statePath = await stateWithForeignKey();
+    // A record that is not one: what a torn or foreign write leaves behind.
+    const raw = open<Buffer, string>({ path: statePath, encoding: 'binary', noSubdir: false });
+    await raw.put('bad', Buffer.from([1, 0, 0, 1]));
+    await raw.close();
+    const s = await startTestServer({
+      model: { path: await modelFile(tinyLstm()) },
+      state: { store: 'lmdb', path: statePath },
+    });
+    server = s;
+    const bad = await fetch(`${s.url}/v1/keys/bad`);
+    expect(bad.status).toBe(500);
+    const body = (await bad.json()) as { error: { code: string; reason: string } };
+    expect(body.error.code).toBe('STATE_CORRUPT');
+    expect(body.error.reason).toContain("'bad'");
+    // The process lives on and other keys are read as before.
+    const foreign = await fetch(`${s.url}/v1/keys/foreign`);
+    expect(foreign.status).toBe(200);
+    expect(await foreign.json()).toMatchObject({ key: 'foreign', seq: 3 });
+    const ws = await connect(s.ws('/ingest'));
+    const answers = nextMessages(ws, 2);
+    ws.send(
+      JSON.stringify([
+        { key: 'bad', ts: Date.now(), features: [1, 2, 3] },
+        { key: 'fresh', ts: Date.now(), features: [1, 2, 3] },
+      ]),
+    );
+    const [a, b] = await answers;
+    expect((a!['error'] as { code: string }).code).toBe('STATE_CORRUPT');
+    expect(b).toMatchObject({ key: 'fresh', seq: 1 });
+    ws.close();
   });
 });

@@ -91,8 +91,20 @@ describe('serve with Kafka', () => {
     expect(await metric(s, 'cellstream_predictions_out_total')).toBe(events.length);
     expect(await metric(s, 'cellstream_events_in_total{source="kafka"}')).toBe(events.length);
     expect(await metric(s, 'cellstream_kafka_partitions')).toBe(3);
-    const stats = (await (await fetch(`${s.url}/v1/stats`)).json()) as { totals: { predictions: number } };
+    // The Kafka health: metrics and the dashboard's /v1/stats.
+    expect(await metric(s, 'cellstream_kafka_ready')).toBe(1);
+    expect(await metric(s, 'cellstream_kafka_group_member')).toBe(1);
+    expect(await metric(s, 'cellstream_kafka_broker_connected')).toBe(1);
+    expect(await metric(s, 'cellstream_kafka_consumer_lag{partition="2"}')).toBe(0);
+    expect(await metric(s, 'cellstream_kafka_rebalances_total')).toBeGreaterThanOrEqual(1);
+    expect(await metric(s, 'cellstream_kafka_restore_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(await metric(s, 'cellstream_kafka_seconds_since_last_commit')).toBeGreaterThanOrEqual(0);
+    const stats = (await (await fetch(`${s.url}/v1/stats`)).json()) as {
+      totals: { predictions: number };
+      kafka: Record<string, unknown>;
+    };
     expect(stats.totals.predictions).toBe(events.length);
+    expect(stats.kafka).toMatchObject({ ready: true, member: true, partitions: [0, 1, 2], totalLag: 0 });
     subscriber.close();
   });
 

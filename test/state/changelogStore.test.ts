@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ChangelogReader } from '../../src/state/changelogReader.js';
 import { ChangelogStore } from '../../src/state/changelogStore.js';
 import { LmdbStore } from '../../src/state/lmdbStore.js';
-import { createTopic, requireBroker, testKafka, topicsFor } from '../helpers/kafka.js';
+import { createTopic, requireBroker, testKafka, topicsFor, withAdmin } from '../helpers/kafka.js';
 import { expectSameRecord, makeRecord } from './records.js';
 import { describeStateStoreContract } from './storeContract.js';
 
@@ -111,5 +111,34 @@ describe('ChangelogStore restore', () => {
       await producer.disconnect();
       for (const d of dirs) await rm(d, { recursive: true, force: true });
     }
+  });
+});
+
+describe('ChangelogReader stopped', () => {
+  const membersOf = (groupId: string) =>
+    withAdmin(async (admin) => (await admin.describeGroups([groupId])).groups[0].members.length);
+
+  it('while it was still connecting: the start fails, and no consumer of it stays in its group', async () => {
+    const { topic } = await kafkaSide();
+    const groupId = topicsFor('reader-stop').groupId;
+    const reader = new ChangelogReader(testKafka(), { topic, groupId });
+    const starting = reader.start();
+    await reader.stop();
+    await expect(starting).rejects.toThrow('the changelog reader was stopped');
+    // A consumer left running would have joined by now (its start went on past the connect).
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await membersOf(groupId)).toBe(0);
+  });
+
+  it('refuses to start again, and a read after stop fails instead of connecting', async () => {
+    const { topic } = await kafkaSide();
+    const groupId = topicsFor('reader-restart').groupId;
+    const reader = new ChangelogReader(testKafka(), { topic, groupId });
+    await reader.start();
+    expect(await membersOf(groupId)).toBe(1);
+    await reader.stop();
+    await expect(reader.start()).rejects.toThrow('the changelog reader was stopped');
+    await expect(reader.read(0, 0n, 10n, async () => {})).rejects.toThrow('the changelog reader was stopped');
+    expect(await membersOf(groupId)).toBe(0);
   });
 });

@@ -141,6 +141,15 @@ describe('record codec', () => {
     expect(withIds - plain).toBe(1 + 7 * 37);
   });
 
+  it('costs at most 8 × 130 + 1 bytes for a window of 8 ids of the default 128-byte limit (a length of 128 takes two LEB128 bytes)', () => {
+    const plain = encodeStateRecord(makeRecord(1, 128)).length;
+    const id = 'x'.repeat(128);
+    const withIds = encodeStateRecord(
+      makeRecord(1, 128, { lastId: id, earlierIds: Array.from({ length: 7 }, () => id) }),
+    ).length;
+    expect(withIds - plain).toBe(8 * (2 + 128) + 1);
+  });
+
   it('still reads version-2 records, and refuses the v3 flag in them', () => {
     const record = makeRecord(4, 16, { lastId: 'old', lastOutput: Float32Array.of(1), updatedAt: 3 });
     const v2 = encodeStateRecord(record);

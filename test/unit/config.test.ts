@@ -101,7 +101,7 @@ describe('serve configuration', () => {
     );
     const message = await configError(loadConfig({ file }));
     expect(message).toMatch(
-      /server \(from .*\): unknown key 'prot'; allowed: host, port, allowInsecure, allowedOrigins, shutdownTimeoutMs, lastPredictions/,
+      /server \(from .*\): unknown key 'prot'; allowed: host, port, allowInsecure, allowedOrigins, allowedHosts, maxConnections, shutdownTimeoutMs, lastPredictions/,
     );
     expect(message).toMatch(
       /auth\.tokens\.0 \(from .*\): unknown key 'prefix'; allowed: name, token, sha256, env, scopes, keyPrefix/,
@@ -170,6 +170,9 @@ describe('serve configuration: kafka', () => {
       maxWaitTimeInMs: 500,
       sessionTimeout: 30000,
       heartbeatInterval: 3000,
+      onConsumerCrash: 'rejoin',
+      maxRejoins: 5,
+      stallTimeoutMs: 60000,
     });
   });
 

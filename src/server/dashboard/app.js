@@ -298,6 +298,7 @@ async function pollStats() {
     $('batch').textContent = s.batch ? `${fmt(s.batch.ms.p50)} ms · ${fmt(s.batch.eventsPerBatch)}` : '–';
     $('keys').textContent = String(s.keys);
     $('subscribers').textContent = String(s.subscribers);
+    if (s.kafka) renderKafka(s.kafka);
     history.t.push(Date.now() / 1000);
     history.events.push(s.eventsPerSecond);
     history.predictions.push(s.predictionsPerSecond);
@@ -311,6 +312,24 @@ async function pollStats() {
   } catch {
     // The server may be restarting; the next poll tries again.
   }
+}
+
+/** The Kafka panel (serve in Kafka mode): readiness and why not, lag, progress, crashes, restores. */
+function renderKafka(k) {
+  $('kafka-panel').hidden = false;
+  const state = k.ready ? 'ready' : k.stalled ? 'stalled' : 'not ready';
+  $('kafka-state').textContent = state;
+  $('kafka-state').dataset.state = k.ready ? 'ready' : 'bad';
+  $('kafka-lag').textContent = String(k.totalLag);
+  $('kafka-since-commit').textContent =
+    k.secondsSinceLastCommit === null ? '–' : `${fmt(k.secondsSinceLastCommit)} s`;
+  $('kafka-partitions').textContent = k.partitions.length > 0 ? k.partitions.join(' ') : 'none';
+  $('kafka-broker').textContent = k.brokerConnected ? 'connected' : 'no answer';
+  $('kafka-rebalances').textContent = String(k.rebalances);
+  $('kafka-crashes').textContent = `${k.crashes} / ${k.rejoins}`;
+  $('kafka-restores').textContent =
+    k.lastRestoreSeconds === null ? String(k.restores) : `${k.restores} (${fmt(k.lastRestoreSeconds)} s)`;
+  $('kafka-reason').textContent = k.reason ?? '';
 }
 
 function fmt(n) {

@@ -1,0 +1,245 @@
+/**
+ * The health of one Kafka pipeline instance, as `/readyz`, `/metrics` and the dashboard see it:
+ * group membership, assignment and restore, per-partition lag, progress, crashes and rejoins, and
+ * whether the broker answers. It only keeps what the pipeline and its source report; no I/O.
+ */
+
+/** Defaults of the health settings, shared by `cellstream kafka` and `serve`'s `kafka` section. */
+export const KAFKA_HEALTH_DEFAULTS = {
+  /** No batch committed for a minute while events wait is a stall. */
+  stallTimeoutMs: 60_000,
+} as const;
+
+/** Receives the pipeline's countable happenings (the Prometheus metrics implement it). */
+export interface KafkaHealthObserver {
+  rebalance?(): void;
+  crash?(restart: boolean): void;
+  rejoin?(): void;
+  restore?(seconds: number, records: number): void;
+  /** A partition's state and position re-read from Kafka after a failed batch. */
+  resync?(): void;
+}
+
+export interface KafkaHealthOptions {
+  /** No committed batch for this long while there is lag (or while out of the group) is a stall. */
+  readonly stallTimeoutMs: number;
+  /** No response from the broker for this long counts as disconnected. */
+  readonly brokerTimeoutMs: number;
+  /** Called once when a stall begins, with why and what to do. */
+  readonly onStall?: (message: string) => void;
+  /** Called once when a stall ends. */
+  readonly onRecover?: () => void;
+  readonly now?: () => number;
+}
+
+/** A JSON view of the health, for `/v1/stats` and the dashboard. */
+export interface KafkaHealthSnapshot {
+  readonly ready: boolean;
+  readonly reason: string | undefined;
+  readonly member: boolean;
+  readonly restoring: boolean;
+  readonly stalled: boolean;
+  readonly brokerConnected: boolean;
+  readonly partitions: readonly number[];
+  /** Messages behind the end of each owned partition, as of its last fetch. */
+  readonly lag: Readonly<Record<string, number>>;
+  readonly totalLag: number;
+  /** Since the last batch committed; null before the first. */
+  readonly secondsSinceLastCommit: number | null;
+  readonly rebalances: number;
+  readonly crashes: number;
+  readonly rejoins: number;
+  readonly restores: number;
+  readonly resyncs: number;
+  /** The last restore's duration. */
+  readonly lastRestoreSeconds: number | null;
+}
+
+export class KafkaHealth {
+  private readonly options: KafkaHealthOptions;
+  private readonly now: () => number;
+  private readonly observers: KafkaHealthObserver[] = [];
+  private member = false;
+  private restoring = false;
+  private lostReason: string | undefined;
+  private owned: readonly number[] = [];
+  private readonly lags = new Map<number, bigint>();
+  private lastCommitAt: number | undefined;
+  /** Last moment the instance was known to be keeping up: a commit, or caught up and fetching. */
+  private lastProgressAt: number;
+  private lastBrokerAt: number;
+  private stallReported = false;
+  private timer: NodeJS.Timeout | undefined;
+  private counts = { rebalances: 0, crashes: 0, rejoins: 0, restores: 0, resyncs: 0 };
+  private lastRestoreSeconds: number | null = null;
+
+  constructor(options: KafkaHealthOptions) {
+    this.options = options;
+    this.now = options.now ?? Date.now;
+    this.lastProgressAt = this.now();
+    this.lastBrokerAt = this.now();
+  }
+
+  observe(observer: KafkaHealthObserver): void {
+    this.observers.push(observer);
+  }
+
+  /** Checks for a stall every second (reporting it once), until `close`. */
+  watch(): void {
+    this.timer ??= setInterval(() => this.check(), 1000);
+    this.timer.unref();
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  joined(partitions: readonly number[]): void {
+    this.member = true;
+    this.owned = [...partitions];
+    // Unknown until each partition's next fetch: a kept partition may have been drained by another
+    // instance in between, and a stale lag would look like a stall forever.
+    this.lags.clear();
+    this.counts.rebalances++;
+    for (const o of this.observers) o.rebalance?.();
+  }
+
+  left(): void {
+    this.member = false;
+  }
+
+  revoked(partitions: readonly number[]): void {
+    for (const p of partitions) this.lags.delete(p);
+  }
+
+  crashed(restart: boolean): void {
+    this.member = false;
+    this.counts.crashes++;
+    for (const o of this.observers) o.crash?.(restart);
+  }
+
+  rejoining(): void {
+    this.counts.rejoins++;
+    for (const o of this.observers) o.rejoin?.();
+  }
+
+  /** The source gave up: never ready again (the process is about to exit). */
+  lost(reason: string): void {
+    this.member = false;
+    this.lostReason = reason;
+  }
+
+  restoreStarted(): void {
+    this.restoring = true;
+  }
+
+  restoreFinished(seconds: number, records: number): void {
+    this.restoring = false;
+    this.counts.restores++;
+    this.lastRestoreSeconds = seconds;
+    for (const o of this.observers) o.restore?.(seconds, records);
+  }
+
+  restoreFailed(): void {
+    this.restoring = false;
+  }
+
+  resynced(): void {
+    this.counts.resyncs++;
+    for (const o of this.observers) o.resync?.();
+  }
+
+  brokerContact(): void {
+    this.lastBrokerAt = this.now();
+  }
+
+  /** A fetch came back: while caught up, that is progress too. */
+  fetched(): void {
+    if (this.member && this.totalLag() === 0n) this.lastProgressAt = this.now();
+  }
+
+  lag(partition: number, lag: bigint): void {
+    this.lags.set(partition, lag);
+  }
+
+  committed(partition: number, lag: bigint): void {
+    this.lags.set(partition, lag);
+    this.lastCommitAt = this.now();
+    this.lastProgressAt = this.lastCommitAt;
+    this.check();
+  }
+
+  totalLag(): bigint {
+    let n = 0n;
+    for (const v of this.lags.values()) n += v > 0n ? v : 0n;
+    return n;
+  }
+
+  brokerConnected(): boolean {
+    return this.now() - this.lastBrokerAt <= this.options.brokerTimeoutMs;
+  }
+
+  /** No committed batch for `stallTimeoutMs` while behind, or while out of the group. */
+  stalled(): boolean {
+    if (this.now() - this.lastProgressAt <= this.options.stallTimeoutMs) return false;
+    return this.totalLag() > 0n || !this.member;
+  }
+
+  secondsSinceLastCommit(): number | null {
+    return this.lastCommitAt === undefined ? null : (this.now() - this.lastCommitAt) / 1000;
+  }
+
+  /** Undefined when ready: in the group, assignment restored, consuming; else why not. */
+  notReadyReason(groupId: string): string | undefined {
+    if (this.lostReason) return this.lostReason;
+    if (!this.member) return `not a member of the Kafka consumer group '${groupId}'`;
+    if (this.restoring) return 'restoring partition state from the changelog';
+    if (!this.brokerConnected())
+      return `no answer from the Kafka broker for over ${Math.round(this.options.brokerTimeoutMs / 1000)} s`;
+    if (this.stalled()) return this.stallMessage();
+    return undefined;
+  }
+
+  /** Reports a stall once when it begins (and its end), from the periodic check or a commit. */
+  check(): void {
+    const stalled = this.stalled();
+    if (stalled && !this.stallReported) {
+      this.stallReported = true;
+      this.options.onStall?.(this.stallMessage());
+    } else if (!stalled && this.stallReported) {
+      this.stallReported = false;
+      this.options.onRecover?.();
+    }
+  }
+
+  snapshot(groupId: string): KafkaHealthSnapshot {
+    const reason = this.notReadyReason(groupId);
+    const lag: Record<string, number> = {};
+    for (const p of [...this.lags.keys()].sort((a, b) => a - b)) lag[String(p)] = Number(this.lags.get(p));
+    return {
+      ready: reason === undefined,
+      reason,
+      member: this.member,
+      restoring: this.restoring,
+      stalled: this.stalled(),
+      brokerConnected: this.brokerConnected(),
+      partitions: this.owned,
+      lag,
+      totalLag: Number(this.totalLag()),
+      secondsSinceLastCommit: this.secondsSinceLastCommit(),
+      ...this.counts,
+      lastRestoreSeconds: this.lastRestoreSeconds,
+    };
+  }
+
+  private stallMessage(): string {
+    const seconds = Math.round((this.now() - this.lastProgressAt) / 1000);
+    const why = this.member ? `${this.totalLag()} events are waiting` : 'the consumer is not in its group';
+    return (
+      `stalled: no batch committed for ${seconds} s while ${why}. ` +
+      'Check that the broker is reachable (cellstream_kafka_broker_connected) and the consumer is in its group; ' +
+      'if it does not recover, restart this process (a supervisor watching /readyz or the exit code does this)'
+    );
+  }
+}

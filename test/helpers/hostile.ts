@@ -1,0 +1,55 @@
+// Talking to a server the way a hostile or careless client does: raw bytes on a TCP socket,
+// HTTP requests with a forged Host header.
+import { request } from 'node:http';
+import { connect as tcpConnect } from 'node:net';
+
+/** Writes `text` on a fresh TCP connection and resolves with everything the server sends until it closes. */
+export function rawExchange(port: number, text: string, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect(port, '127.0.0.1', () => socket.write(text));
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(Buffer.concat(chunks).toString());
+    }, timeoutMs);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      if (chunks.length > 0) resolve(Buffer.concat(chunks).toString());
+      else reject(err);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString());
+    });
+  });
+}
+
+/** A GET with the given headers (Host included, which fetch will not forge); resolves with status and body. */
+export function httpGet(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Polls `condition` every 20 ms until it holds or `timeoutMs` passes; resolves with whether it held. */
+export async function eventually(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await condition()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return condition();
+}
