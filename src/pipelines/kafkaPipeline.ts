@@ -226,15 +226,19 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     ...(options.idWindow === undefined ? {} : { idWindow: options.idWindow }),
     ...(options.modelLabel === undefined ? {} : { modelLabel: options.modelLabel }),
   });
+  const sessionTimeout = options.sessionTimeout ?? KAFKA_SOURCE_DEFAULTS.sessionTimeout;
   const reader = new ChangelogReader(kafka, {
     topic: changelogTopic,
     groupId: `${options.groupId}-restore-${randomUUID()}`,
+    // After a broker's return the reader's rejoin waits out its old member's session, and every
+    // restore and resync waits for the reader: no longer than the consumer's own rejoin, then.
+    sessionTimeout,
+    heartbeatInterval: options.heartbeatInterval ?? KAFKA_SOURCE_DEFAULTS.heartbeatInterval,
   });
   await reader.start();
   // Reads the offsets the group committed, to resume from them after a batch of unknown outcome.
   const offsetsAdmin = kafka.admin();
   await offsetsAdmin.connect();
-  const sessionTimeout = options.sessionTimeout ?? KAFKA_SOURCE_DEFAULTS.sessionTimeout;
   const health = new KafkaHealth({
     stallTimeoutMs: options.stallTimeoutMs ?? KAFKA_HEALTH_DEFAULTS.stallTimeoutMs,
     brokerTimeoutMs: Math.max(sessionTimeout, 10_000),

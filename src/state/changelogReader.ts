@@ -28,6 +28,14 @@ export interface ChangelogReaderOptions {
   readonly groupId?: string;
   /** Longest a fetch waits for data; low values make restores of short tails quick. Default 100. */
   readonly maxWaitTimeInMs?: number;
+  /**
+   * Session timeout of the reader's group membership, ms. Default 30 s (kafkajs's); the pipeline
+   * passes its own consumer's. Also how long a restore can wait after the broker's return: see
+   * `createConsumer`.
+   */
+  readonly sessionTimeout?: number;
+  /** Heartbeat interval of the reader's consumer, ms; well inside `sessionTimeout`. Default 3 s (kafkajs's). */
+  readonly heartbeatInterval?: number;
 }
 
 /**
@@ -61,6 +69,15 @@ export class ChangelogReader {
     const consumer = this.kafka.consumer({
       groupId: this.groupId,
       maxWaitTimeInMs: this.options.maxWaitTimeInMs ?? 100,
+      // After a crash kafkajs restarts the consumer as a new member (no member id), and a broker
+      // that restarted reloads the old member with the group: the new one's join (and so every
+      // restore meanwhile) waits until the old member's session expires. With kafkajs's 30 s
+      // default that was the ~30 s before the first prediction after some broker returns; the
+      // pipeline's own session timeout bounds it as it bounds its own group's rejoin.
+      ...(this.options.sessionTimeout === undefined ? {} : { sessionTimeout: this.options.sessionTimeout }),
+      ...(this.options.heartbeatInterval === undefined
+        ? {}
+        : { heartbeatInterval: this.options.heartbeatInterval }),
       readUncommitted: false,
       allowAutoTopicCreation: false,
       // kafkajs schedules its restart after a retriable crash even when the crash ends a join that

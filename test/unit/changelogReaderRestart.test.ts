@@ -1,4 +1,4 @@
-import type { Kafka } from 'kafkajs';
+import type { ConsumerConfig, Kafka } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { ChangelogReader } from '../../src/state/changelogReader.js';
 
@@ -11,7 +11,7 @@ function fakeKafka(
   pauseFailures: number,
   error = 'Consumer group was not initialized, consumer#run must be called first',
 ) {
-  const calls = { pause: 0 };
+  const calls = { pause: 0, configs: [] as ConsumerConfig[] };
   const consumer = {
     connect: async () => {},
     subscribe: async () => {},
@@ -23,7 +23,13 @@ function fakeKafka(
       if (calls.pause <= pauseFailures) throw new Error(error);
     },
   };
-  const kafka = { consumer: () => consumer, admin: () => ({ connect: async () => {} }) } as unknown as Kafka;
+  const kafka = {
+    consumer: (config: ConsumerConfig) => {
+      calls.configs.push(config);
+      return consumer;
+    },
+    admin: () => ({ connect: async () => {} }),
+  } as unknown as Kafka;
   return { kafka, calls };
 }
 
@@ -37,5 +43,15 @@ describe('ChangelogReader while kafkajs restarts its consumer group', () => {
   it('still fails on any other error', async () => {
     const { kafka } = fakeKafka(1, 'broker on fire');
     await expect(new ChangelogReader(kafka, { topic: 't' }).start()).rejects.toThrow('broker on fire');
+  });
+});
+
+describe('ChangelogReader session', () => {
+  // kafkajs restarts a crashed consumer as a new member; a restarted broker holds its join until
+  // the old member's session expires, and restores wait for the join.
+  it("joins with the session timeout and heartbeat it is given, not kafkajs's 30 s default", () => {
+    const { kafka, calls } = fakeKafka(0);
+    new ChangelogReader(kafka, { topic: 't', sessionTimeout: 6000, heartbeatInterval: 500 });
+    expect(calls.configs[0]).toMatchObject({ sessionTimeout: 6000, heartbeatInterval: 500 });
   });
 });
