@@ -13,9 +13,27 @@ if (process.argv[2] === 'kafka')
   process.stderr.write(`${JSON.stringify({ event: 'starting', pid: process.pid })}\n`);
 const { main } = await import('../dist/cli.js');
 
+// Once a long-running command has shut down (state durable, offsets committed, sockets closed),
+// nothing should keep the process alive; if a client library left a handle open, exit anyway
+// after this grace instead of hanging until the supervisor's SIGKILL, and say what was open.
+const EXIT_GRACE_MS = 5000;
+
 main(process.argv).then(
   (code) => {
     process.exitCode = code;
+    if (LONG_RUNNING_COMMANDS.includes(process.argv[2])) {
+      setTimeout(() => {
+        const open = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
+        process.stderr.write(
+          `${JSON.stringify({
+            event: 'exit',
+            level: 'warn',
+            message: `still running ${EXIT_GRACE_MS} ms after shutting down; exiting (open: ${open.join(', ')})`,
+          })}\n`,
+        );
+        process.exit();
+      }, EXIT_GRACE_MS).unref();
+    }
   },
   (err) => {
     process.stderr.write(`cellstream: ${err instanceof Error ? err.message : String(err)}\n`);

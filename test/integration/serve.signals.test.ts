@@ -9,9 +9,13 @@ import { modelFile } from '../helpers/serve.js';
 beforeAll(ensureBuilt);
 
 /** Starts the real bin with `args`; collects stdout lines as they come. */
-function bin(args: string[]): { child: ChildProcess; lines: string[]; stderr: () => string } {
+function bin(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { child: ChildProcess; lines: string[]; stderr: () => string } {
   const child = spawn(process.execPath, [join(ROOT, 'bin', 'cellstream.js'), ...args], {
     cwd: ROOT,
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -54,4 +58,37 @@ describe('serve: signals from the first moment', () => {
     expect(messages).toContainEqual(expect.stringMatching(/received signal/));
     expect(messages.at(-1)).toMatch(/^shut down/);
   });
+
+  it('exits after shutting down even when something left a handle open, and says what was open', async () => {
+    // A timer that a (misbehaving) library would leave behind, started before the CLI loads.
+    // (NODE_OPTIONS splits on spaces, so the module has none.)
+    const leak = 'data:text/javascript,setInterval(()=>{},60000)';
+    const { child, lines, stderr } = bin(
+      [
+        'serve',
+        '--model',
+        await modelFile(),
+        '--port',
+        '0',
+        '--state',
+        join(await tempDir('serve-leak'), 'state'),
+      ],
+      { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${leak}` },
+    );
+    await new Promise<void>((resolve, reject) => {
+      const check = () => (lines.some((l) => JSON.parse(l).url) ? resolve() : setTimeout(check, 10));
+      check();
+      child.once('exit', () => reject(new Error(`exited before listening: ${stderr()}`)));
+    });
+    child.kill('SIGTERM');
+    const [code, signal] = await once(child, 'exit');
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(JSON.parse(lines.at(-1)!).msg).toMatch(/^shut down/);
+    const exit = stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{"event":"exit"'))
+      .map((l) => JSON.parse(l));
+    expect(exit).toHaveLength(1);
+    expect(exit[0].message).toMatch(/still running 5000 ms after shutting down; exiting \(open: .*Timeout/);
+  }, 60_000);
 });
