@@ -68,7 +68,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     })
     .addHelpText('after', EXIT_HELP);
 
-  program
+  const replay = program
     .command('replay')
     .description('run the serving engine over an NDJSON events file, one prediction line per event')
     .requiredOption('--model <file>', MODEL_HELP)
@@ -117,14 +117,8 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .option(
       '--max-ts-ahead <duration>',
       'reject events whose ts lies more than this ahead of the wall clock, e.g. 1d (default: off, files of any era)',
-    )
-    .option('--max-key-bytes <n>', 'longest key in UTF-8 bytes (default 512, at most 1977)', positiveInteger)
-    .option('--max-id-bytes <n>', 'longest id in UTF-8 bytes (default 128)', positiveInteger)
-    .option(
-      '--id-window <n>',
-      'ids remembered per key: a resent id among them is a duplicate (default 8)',
-      positiveInteger,
-    )
+    );
+  withEventLimitOptions(replay)
     .addHelpText('after', EXIT_HELP)
     .action(async (opts: ReplayFlags) => {
       const model = await loadModel(opts.model);
@@ -239,7 +233,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       },
     );
 
-  program
+  const kafka = program
     .command('kafka')
     .description('consume events from a Kafka topic and publish predictions, until SIGTERM or SIGINT')
     .requiredOption('--model <file>', MODEL_HELP)
@@ -286,56 +280,49 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       '--max-ts-ahead <duration>',
       "dead-letter events whose ts lies more than this ahead of the wall clock, or 'off'",
       '1d',
-    )
-    .option('--max-key-bytes <n>', 'longest key in UTF-8 bytes (default 512, at most 1977)', positiveInteger)
-    .option('--max-id-bytes <n>', 'longest id in UTF-8 bytes (default 128)', positiveInteger)
-    .option(
-      '--id-window <n>',
-      'ids remembered per key: a resent id among them is a duplicate (default 8)',
-      positiveInteger,
-    )
-    .action(
-      async (opts: {
-        model: string;
-        kafkaBrokers: string;
-        inputTopic: string;
-        outputTopic: string;
-        groupId: string;
-        state?: string;
-        stateDir?: string;
-        deadLetterTopic?: string;
-        changelogTopic?: string;
-        exactlyOnce?: boolean;
-        batch?: number;
-        sessionTimeout?: number;
-        heartbeatInterval?: number;
-        onConsumerCrash?: 'rejoin' | 'exit';
-        maxRejoins?: number;
-        stallTimeout?: number;
-        httpHost?: string;
-        httpPort?: number;
-        maxTsAhead: string;
-        maxKeyBytes?: number;
-        maxIdBytes?: number;
-        idWindow?: number;
-      }) => {
-        // First thing: SIGTERM while the model loads asks for a clean stop instead of killing.
-        shutdownSignal();
-        const stateDir = kafkaStateDir(opts, io.stderr);
-        await runKafka(
-          await loadModel(opts.model),
-          {
-            ...opts,
-            stateDir,
-            brokers: opts.kafkaBrokers,
-            maxBatch: opts.batch,
-            stallTimeoutMs: opts.stallTimeout,
-          },
-          io.stderr,
-          { host: opts.httpHost, port: opts.httpPort },
-        );
-      },
     );
+  withEventLimitOptions(kafka).action(
+    async (opts: {
+      model: string;
+      kafkaBrokers: string;
+      inputTopic: string;
+      outputTopic: string;
+      groupId: string;
+      state?: string;
+      stateDir?: string;
+      deadLetterTopic?: string;
+      changelogTopic?: string;
+      exactlyOnce?: boolean;
+      batch?: number;
+      sessionTimeout?: number;
+      heartbeatInterval?: number;
+      onConsumerCrash?: 'rejoin' | 'exit';
+      maxRejoins?: number;
+      stallTimeout?: number;
+      httpHost?: string;
+      httpPort?: number;
+      maxTsAhead: string;
+      maxKeyBytes?: number;
+      maxIdBytes?: number;
+      idWindow?: number;
+    }) => {
+      // First thing: SIGTERM while the model loads asks for a clean stop instead of killing.
+      shutdownSignal();
+      const stateDir = kafkaStateDir(opts, io.stderr);
+      await runKafka(
+        await loadModel(opts.model),
+        {
+          ...opts,
+          stateDir,
+          brokers: opts.kafkaBrokers,
+          maxBatch: opts.batch,
+          stallTimeoutMs: opts.stallTimeout,
+        },
+        io.stderr,
+        { host: opts.httpHost, port: opts.httpPort },
+      );
+    },
+  );
 
   try {
     await program.parseAsync(argv);
@@ -390,6 +377,18 @@ interface ReplayFlags {
   maxKeyBytes?: number;
   maxIdBytes?: number;
   idWindow?: number;
+}
+
+/** The per-event limits `replay` and `kafka` share (serve takes them from its config). */
+function withEventLimitOptions(command: Command): Command {
+  return command
+    .option('--max-key-bytes <n>', 'longest key in UTF-8 bytes (default 512, at most 1977)', positiveInteger)
+    .option('--max-id-bytes <n>', 'longest id in UTF-8 bytes (default 128)', positiveInteger)
+    .option(
+      '--id-window <n>',
+      'ids remembered per key: a resent id among them is a duplicate (default 8)',
+      positiveInteger,
+    );
 }
 
 function nonNegativeInteger(value: string): number {
