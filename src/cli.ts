@@ -14,6 +14,7 @@ import { describeFeatureSpec } from './features/describe.js';
 import { loadSidecarSpec } from './features/loadSpec.js';
 import { modelFeatures } from './features/modelFeatures.js';
 import { loadModel } from './formats/load.js';
+import { KAFKA_CLIENTS, type KafkaClientName } from './kafka/adapter.js';
 import { describeModel, modelFingerprint } from './model/index.js';
 import { PACKAGE_ROOT } from './paths.js';
 import { parseDuration } from './time/duration.js';
@@ -189,6 +190,12 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       '--exactly-once',
       'Kafka mode: predictions, state changelog and offsets in one transaction per batch',
     )
+    .addOption(
+      new Option(
+        '--kafka-client <name>',
+        'Kafka mode: client library (env CELLSTREAM_KAFKA_CLIENT; default kafkajs); see docs/kafka.md',
+      ).choices(KAFKA_CLIENTS),
+    )
     .action(async (opts: ServeFlags) => {
       await runServe(opts);
     });
@@ -247,6 +254,11 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .option('--dead-letter-topic <topic>', 'rejected events (default <input-topic>-dead-letter)')
     .option('--changelog-topic <topic>', 'compacted state changelog (default <group-id>-state-changelog)')
     .option('--exactly-once', 'predictions, state changelog and offsets in one Kafka transaction per batch')
+    .addOption(
+      new Option('--kafka-client <name>', 'client library (default kafkajs); see docs/kafka.md').choices(
+        KAFKA_CLIENTS,
+      ),
+    )
     .option('--batch <n>', 'events per engine batch (and transaction)', positiveInteger)
     .option(
       '--session-timeout <ms>',
@@ -293,6 +305,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       deadLetterTopic?: string;
       changelogTopic?: string;
       exactlyOnce?: boolean;
+      kafkaClient?: KafkaClientName;
       batch?: number;
       sessionTimeout?: number;
       heartbeatInterval?: number;
@@ -315,6 +328,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
           ...opts,
           stateDir,
           brokers: opts.kafkaBrokers,
+          client: opts.kafkaClient,
           maxBatch: opts.batch,
           stallTimeoutMs: opts.stallTimeout,
         },

@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import { parseMaxTsAhead } from '../events/limits.js';
+import type { KafkaClientName } from '../kafka/adapter.js';
 import { parseBrokers } from '../kafka/client.js';
 import type { Model } from '../model/types.js';
 import {
@@ -22,6 +23,8 @@ export interface KafkaCommandOptions {
   readonly groupId: string;
   readonly stateDir: string;
   readonly exactlyOnce?: boolean | undefined;
+  /** Which Kafka client library; default `kafkajs`. */
+  readonly client?: KafkaClientName | undefined;
   readonly appId?: string | undefined;
   readonly inputPartitions?: number | undefined;
   readonly maxBatch?: number | undefined;
@@ -53,6 +56,7 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
     groupId: o.groupId,
     stateDir: o.stateDir,
     exactlyOnce: o.exactlyOnce ?? false,
+    ...(o.client === undefined ? {} : { client: o.client }),
     ...(o.appId === undefined ? {} : { appId: o.appId }),
     ...(o.inputPartitions === undefined ? {} : { inputPartitions: o.inputPartitions }),
     ...(o.maxBatch === undefined ? {} : { maxBatch: o.maxBatch }),

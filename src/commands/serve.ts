@@ -19,6 +19,7 @@ export interface ServeFlags {
   readonly deadLetterTopic?: string;
   readonly changelogTopic?: string;
   readonly exactlyOnce?: boolean;
+  readonly kafkaClient?: string;
 }
 
 /**
@@ -45,6 +46,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       'kafka.deadLetterTopic': flags.deadLetterTopic,
       'kafka.changelogTopic': flags.changelogTopic,
       'kafka.exactlyOnce': flags.exactlyOnce,
+      'kafka.client': flags.kafkaClient,
     },
   });
   const logger = createLogger(config.log.level);

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DEFAULT_ID_WINDOW, MAX_ID_WINDOW } from '../engine/redelivery.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '../events/jsonDepth.js';
 import { DEFAULT_MAX_ID_BYTES, DEFAULT_MAX_KEY_BYTES, KEY_BYTES_CEILING } from '../events/limits.js';
+import { KAFKA_CLIENTS } from '../kafka/adapter.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { KAFKA_HEALTH_DEFAULTS } from '../pipelines/kafkaHealth.js';
 import { KAFKA_SOURCE_DEFAULTS } from '../sources/kafkaSource.js';
@@ -100,6 +101,7 @@ const kafkaSchema = z.strictObject({
   groupId: z.string(required('the consumer group all instances share')).min(1),
   appId: z.string().min(1).optional(),
   exactlyOnce: z.boolean().default(false),
+  client: z.enum(KAFKA_CLIENTS).default('kafkajs'),
   inputPartitions: int(1, 100_000).optional(),
   maxBatch: int(1, 100_000).default(KAFKA_SOURCE_DEFAULTS.maxBatch),
   maxWaitTimeInMs: int(1, 60_000).default(KAFKA_SOURCE_DEFAULTS.maxWaitTimeInMs),

@@ -1,15 +1,8 @@
-import { Kafka, type KafkaConfig, logLevel } from 'kafkajs';
 import { ConfigError } from '../errors.js';
+import type { KafkaClient, KafkaClientOptions } from './adapter.js';
+import { createKafkajsClient } from './kafkajsClient.js';
 
-export interface KafkaClientOptions {
-  /** Bootstrap brokers, `host:port`. */
-  readonly brokers: readonly string[];
-  readonly clientId?: string;
-  /** kafkajs log level; default `WARN`. kafkajs logs JSON lines to stderr. */
-  readonly logLevel?: logLevel;
-  /** Extra kafkajs settings (ssl, sasl, timeouts). */
-  readonly extra?: Omit<KafkaConfig, 'brokers' | 'clientId' | 'logLevel'>;
-}
+export type { KafkaClientOptions } from './adapter.js';
 
 /** `"a:9092, b:9092"` → `['a:9092', 'b:9092']`; `ConfigError` when nothing usable is left. */
 export function parseBrokers(list: string | readonly string[]): string[] {
@@ -23,12 +16,13 @@ export function parseBrokers(list: string | readonly string[]): string[] {
   return brokers;
 }
 
-/** The kafkajs client every cellstream Kafka module is built on. */
-export function createKafka(options: KafkaClientOptions): Kafka {
-  return new Kafka({
-    ...options.extra,
-    clientId: options.clientId ?? 'cellstream',
-    brokers: [...options.brokers],
-    logLevel: options.logLevel ?? logLevel.WARN,
-  });
+/**
+ * The Kafka client every cellstream Kafka module is built on, of the library `options.client`
+ * names (default kafkajs). @platformatic/kafka is loaded only when asked for.
+ */
+export async function createKafka(options: KafkaClientOptions): Promise<KafkaClient> {
+  const client = options.client ?? 'kafkajs';
+  if (client === 'kafkajs') return createKafkajsClient(options);
+  const { createPlatformaticClient } = await import('./platformaticClient.js');
+  return createPlatformaticClient(options);
 }

@@ -1,20 +1,17 @@
-import type { Message } from 'kafkajs';
+import type { OutgoingMessage } from './adapter.js';
 
 /**
  * Kafka refuses a record batch over the broker's `message.max.bytes` (about 1 MB by default), and
- * kafkajs would fail the whole send; one engine batch of wide outputs or large states easily
+ * the client would fail the whole send; one engine batch of wide outputs or large states easily
  * exceeds that. Sends are split into parts well below it.
  */
 export const CHUNK_BYTES = 512 * 1024;
 
 /** An upper estimate of a message's bytes on the wire: key, value, headers and record overhead. */
-function messageBytes(m: Message): number {
+function messageBytes(m: OutgoingMessage): number {
   let n = 70 + byteLength(m.key) + byteLength(m.value);
   for (const [k, v] of Object.entries(m.headers ?? {})) {
-    n +=
-      8 +
-      Buffer.byteLength(k) +
-      (Array.isArray(v) ? v.reduce((s, x) => s + byteLength(x), 0) : byteLength(v));
+    n += 8 + Buffer.byteLength(k) + byteLength(v);
   }
   return n;
 }
@@ -27,8 +24,11 @@ function byteLength(v: unknown): number {
 }
 
 /** `messages` in order, cut into consecutive parts of at most `limit` estimated bytes (one message may exceed it alone). */
-export function* chunkMessages(messages: readonly Message[], limit = CHUNK_BYTES): Generator<Message[]> {
-  let chunk: Message[] = [];
+export function* chunkMessages<M extends OutgoingMessage>(
+  messages: readonly M[],
+  limit = CHUNK_BYTES,
+): Generator<M[]> {
+  let chunk: M[] = [];
   let bytes = 0;
   for (const m of messages) {
     const size = messageBytes(m);

@@ -1,5 +1,5 @@
-import type { Admin } from 'kafkajs';
 import { ConfigError } from '../errors.js';
+import type { KafkaAdmin } from './adapter.js';
 
 export interface TopicSpec {
   readonly topic: string;
@@ -13,31 +13,28 @@ export interface TopicSpec {
 }
 
 /**
- * Creates the topics that do not exist yet (waiting for their leaders, as kafkajs needs) and
+ * Creates the topics that do not exist yet (waiting for their leaders, as a client needs) and
  * returns every topic's partition count. A changelog partitioned unlike its input would send a
  * key's state to another instance than its events, so `mustMatch` mismatches are a `ConfigError`.
  */
-export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<Map<string, number>> {
+export async function ensureTopics(
+  admin: KafkaAdmin,
+  specs: readonly TopicSpec[],
+): Promise<Map<string, number>> {
   const existing = new Set(await admin.listTopics());
   const missing = specs.filter((s) => !existing.has(s.topic));
   if (missing.length > 0) {
-    await admin
-      .createTopics({
-        waitForLeaders: true,
-        topics: missing.map((s) => ({
-          topic: s.topic,
-          numPartitions: s.partitions,
-          replicationFactor: s.replicationFactor ?? -1,
-          configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
-        })),
-      })
-      .catch((err: Error & { type?: string }) => {
-        // Another instance created it first.
-        if (err.type !== 'TOPIC_ALREADY_EXISTS') throw err;
-      });
+    // Another instance may create one first: the adapter does not count that as an error.
+    await admin.createTopics(
+      missing.map((s) => ({
+        topic: s.topic,
+        numPartitions: s.partitions,
+        replicationFactor: s.replicationFactor ?? -1,
+        configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+      })),
+    );
   }
-  const metadata = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
-  const counts = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+  const counts = await admin.partitionCounts(specs.map((s) => s.topic));
   for (const s of specs) {
     if (s.mustMatch && counts.get(s.topic) !== s.partitions) {
       throw new ConfigError(

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { type Kafka, type logLevel, Partitioners, type Producer } from 'kafkajs';
 import { KeyedStepper } from '../engine/keyedStepper.js';
 import type { Envelope, Rejected } from '../engine/types.js';
 import { EventError, FencedError, type KafkaConsumerLostError } from '../errors.js';
@@ -7,6 +6,7 @@ import { decodeEvent } from '../events/decode.js';
 import type { EventLimits } from '../events/limits.js';
 import type { Prediction } from '../events/types.js';
 import { modelFeatures } from '../features/modelFeatures.js';
+import type { KafkaClient, KafkaClientName, KafkaLogLevel, KafkaProducer } from '../kafka/adapter.js';
 import { createKafka } from '../kafka/client.js';
 import { mapFenced, retryConcurrentTransactions } from '../kafka/kafkaErrors.js';
 import { ensureTopics } from '../kafka/topics.js';
@@ -81,7 +81,9 @@ export interface KafkaPipelineOptions {
   /** The `model` field of predictions; default `name@version` (see `KeyedStepperOptions.modelLabel`). */
   readonly modelLabel?: string;
   readonly clientId?: string;
-  readonly logLevel?: logLevel;
+  /** Which Kafka client library; default `kafkajs` (docs/kafka.md). */
+  readonly client?: KafkaClientName;
+  readonly logLevel?: KafkaLogLevel;
   /** Called after each restore, e.g. for logs and metrics. */
   readonly onRestore?: (reports: readonly RestoreReport[], ms: number) => void;
   /**
@@ -164,13 +166,14 @@ export interface KafkaPipeline {
  * commit in one transaction, and LMDB follows the commit.
  */
 export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise<KafkaPipeline> {
-  const kafka: Kafka = createKafka({
+  const kafka: KafkaClient = await createKafka({
     brokers: options.brokers,
     clientId: options.clientId ?? `cellstream-${options.groupId}`,
+    ...(options.client === undefined ? {} : { client: options.client }),
     ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
     // kafkajs backs off up to 30 s between attempts by default: after the broker's return a
     // consumer could sit that long before trying again. Capped at 5 s, it is back within seconds.
-    extra: { retry: KAFKA_RETRY },
+    retry: KAFKA_RETRY,
   });
   const changelogTopic = options.changelogTopic ?? `${options.groupId}-state-changelog`;
   const exactlyOnce = options.exactlyOnce ?? false;
@@ -187,9 +190,11 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
         ? []
         : [{ topic: options.inputTopic, partitions: options.inputPartitions }],
     );
-    partitions =
+    const count =
       input.get(options.inputTopic) ??
-      (await admin.fetchTopicMetadata({ topics: [options.inputTopic] })).topics[0].partitions.length;
+      (await admin.partitionCounts([options.inputTopic])).get(options.inputTopic);
+    if (count === undefined) throw new Error(`Kafka topic '${options.inputTopic}' does not exist`);
+    partitions = count;
     await ensureTopics(admin, [
       { topic: changelogTopic, partitions, compacted: true, mustMatch: true },
       { topic: options.outputTopic, partitions },
@@ -199,11 +204,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     await admin.disconnect();
   }
 
-  const producer: Producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  });
+  const producer: KafkaProducer = kafka.producer();
   await producer.connect();
   const transactional = new PartitionProducers(kafka, options.appId ?? options.groupId, options.inputTopic);
 
@@ -328,11 +329,8 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     stale.delete(partition);
     health.resynced();
     if (!exactlyOnce) return undefined;
-    const [committed] = await offsetsAdmin.fetchOffsets({
-      groupId: options.groupId,
-      topics: [options.inputTopic],
-    });
-    const offset = committed?.partitions.find((p) => p.partition === partition)?.offset;
+    const committed = await offsetsAdmin.fetchCommittedOffsets(options.groupId, options.inputTopic);
+    const offset = committed.find((p) => p.partition === partition)?.offset;
     return offset === undefined || BigInt(offset) < 0n ? undefined : BigInt(offset);
   };
 

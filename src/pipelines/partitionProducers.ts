@@ -1,4 +1,4 @@
-import { type Kafka, Partitioners, type Producer } from 'kafkajs';
+import type { KafkaClient, TransactionalProducer } from '../kafka/adapter.js';
 
 /**
  * One transactional producer per input partition, with the stable transactional id
@@ -7,13 +7,13 @@ import { type Kafka, Partitioners, type Producer } from 'kafkajs';
  * transaction it left open.
  */
 export class PartitionProducers {
-  private readonly producers = new Map<number, Producer>();
+  private readonly producers = new Map<number, TransactionalProducer>();
   /** Every producer made and not yet disconnected, held or not, so that `releaseAll` leaves none open. */
-  private readonly open = new Set<Producer>();
+  private readonly open = new Set<TransactionalProducer>();
   private closed = false;
 
   constructor(
-    private readonly kafka: Kafka,
+    private readonly kafka: KafkaClient,
     private readonly appId: string,
     private readonly topic: string,
   ) {}
@@ -28,12 +28,7 @@ export class PartitionProducers {
       partitions
         .filter((p) => !this.producers.has(p))
         .map(async (p) => {
-          const producer = this.kafka.producer({
-            transactionalId: this.transactionalId(p),
-            idempotent: true,
-            maxInFlightRequests: 1,
-            createPartitioner: Partitioners.DefaultPartitioner,
-          });
+          const producer = this.kafka.transactionalProducer(this.transactionalId(p));
           this.open.add(producer);
           try {
             await producer.connect();
@@ -56,7 +51,7 @@ export class PartitionProducers {
   }
 
   /** The producer of an acquired partition. */
-  get(partition: number): Producer {
+  get(partition: number): TransactionalProducer {
     const producer = this.producers.get(partition);
     if (!producer) throw new Error(`no transactional producer for partition ${partition}`);
     return producer;
@@ -80,7 +75,7 @@ export class PartitionProducers {
     await Promise.all([...this.open].map((producer) => this.close(producer)));
   }
 
-  private async close(producer: Producer): Promise<void> {
+  private async close(producer: TransactionalProducer): Promise<void> {
     this.open.delete(producer);
     await producer.disconnect().catch(() => {});
   }

@@ -1,7 +1,7 @@
-import { logLevel } from 'kafkajs';
 import { kafkaPipelineOptions } from '../commands/kafka.js';
 import { eventLimitsOf } from '../config/eventLimits.js';
 import type { Config, KafkaConfig } from '../config/schema.js';
+import type { KafkaLogLevel } from '../kafka/adapter.js';
 import { createKafka } from '../kafka/client.js';
 import type { Model } from '../model/types.js';
 import type { KafkaHealthObserver } from '../pipelines/kafkaHealth.js';
@@ -70,9 +70,10 @@ export async function startKafkaMode(
   let forwarder: KafkaForwarder;
   try {
     forwarder = await KafkaForwarder.open(
-      createKafka({
+      await createKafka({
         brokers: k.brokers,
         clientId: `cellstream-ingest-${k.groupId}`,
+        client: k.client,
         logLevel: kafkaLogLevel,
       }),
       { topic: k.inputTopic },
@@ -115,8 +116,8 @@ export async function startKafkaMode(
   };
 }
 
-function toKafkaLogLevel(level: Config['log']['level']): logLevel {
-  if (level === 'silent') return logLevel.NOTHING;
-  if (level === 'fatal' || level === 'error') return logLevel.ERROR;
-  return logLevel.WARN;
+function toKafkaLogLevel(level: Config['log']['level']): KafkaLogLevel {
+  if (level === 'silent') return 'nothing';
+  if (level === 'fatal' || level === 'error') return 'error';
+  return 'warn';
 }

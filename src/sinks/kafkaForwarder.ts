@@ -1,6 +1,6 @@
-import { type Kafka, type Message, Partitioners, type Producer } from 'kafkajs';
 import { ServerUnavailableError } from '../errors.js';
 import type { Event } from '../events/types.js';
+import type { KafkaClient, KafkaProducer, OutgoingMessage } from '../kafka/adapter.js';
 import { keyPartitioner } from '../kafka/keyPartitioner.js';
 
 /** Where a forwarded event now durably sits. */
@@ -43,7 +43,7 @@ export class KafkaForwarder {
   private closing: Promise<void> | undefined;
 
   private constructor(
-    private readonly producer: Producer,
+    private readonly producer: KafkaProducer,
     private readonly topic: string,
     partitions: number,
     maxBatch: number,
@@ -53,21 +53,19 @@ export class KafkaForwarder {
   }
 
   /** Connects an idempotent producer to the (existing) `topic`. */
-  static async open(kafka: Kafka, options: KafkaForwarderOptions): Promise<KafkaForwarder> {
+  static async open(kafka: KafkaClient, options: KafkaForwarderOptions): Promise<KafkaForwarder> {
     const admin = kafka.admin();
     await admin.connect();
     let partitions: number;
     try {
-      const metadata = await admin.fetchTopicMetadata({ topics: [options.topic] });
-      partitions = metadata.topics[0].partitions.length;
+      const counts = await admin.partitionCounts([options.topic]);
+      const count = counts.get(options.topic);
+      if (count === undefined) throw new Error(`Kafka topic '${options.topic}' does not exist`);
+      partitions = count;
     } finally {
       await admin.disconnect();
     }
-    const producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
-    });
+    const producer = kafka.producer();
     await producer.connect();
     return new KafkaForwarder(producer, options.topic, partitions, options.maxBatch ?? 500);
   }
@@ -102,12 +100,15 @@ export class KafkaForwarder {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
       try {
-        const messages: Message[] = batch.map((p) => ({
+        const messages: OutgoingMessage[] = batch.map((p) => ({
           key: p.event.key,
           value: JSON.stringify(p.event),
           partition: p.partition,
         }));
-        const metadata = await this.producer.send({ topic: this.topic, acks: -1, messages });
+        const metadata = await this.producer.sendBatch({
+          topicMessages: [{ topic: this.topic, messages }],
+          acks: -1,
+        });
         const base = new Map(metadata.map((m) => [m.partition, m.baseOffset]));
         const seen = new Map<number, bigint>();
         for (const p of batch) {

@@ -1,6 +1,6 @@
-import type { Message, RecordMetadata, TopicMessages } from 'kafkajs';
 import type { Rejected } from '../engine/types.js';
 import type { Prediction } from '../events/types.js';
+import type { KafkaSender, OutgoingMessage, TopicMessages } from '../kafka/adapter.js';
 import { chunkMessages } from '../kafka/messageChunks.js';
 
 /** Header names of a dead-letter message; the value is the event's text exactly as received. */
@@ -12,13 +12,8 @@ export const DEAD_LETTER_HEADERS = {
   offset: 'cellstream.offset',
 } as const;
 
-/** A kafkajs producer or an open transaction: whatever the messages go out through. */
-export interface KafkaSender {
-  sendBatch(batch: { topicMessages: TopicMessages[]; acks?: number }): Promise<RecordMetadata[]>;
-}
-
 /** A prediction as a Kafka message keyed by its entity key. */
-export function predictionMessage(prediction: Prediction): Message {
+export function predictionMessage(prediction: Prediction): OutgoingMessage {
   return { key: prediction.key, value: JSON.stringify(prediction) };
 }
 
@@ -26,7 +21,7 @@ export function predictionMessage(prediction: Prediction): Message {
  * A rejection as a dead-letter message: the original key (when the message had one) and value,
  * and why and where from in headers.
  */
-export function deadLetterMessage(rejected: Rejected, key: Buffer | null = null): Message {
+export function deadLetterMessage(rejected: Rejected, key: Buffer | null = null): OutgoingMessage {
   const headers: Record<string, string> = {
     [DEAD_LETTER_HEADERS.reason]: rejected.reason,
     [DEAD_LETTER_HEADERS.code]: rejected.code,

@@ -1,6 +1,6 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Envelope, Rejected } from '../engine/types.js';
 import { KafkaConsumerLostError } from '../errors.js';
+import type { BatchContext, KafkaClient, KafkaConsumer } from '../kafka/adapter.js';
 import { kafkaEnvelope } from './kafkaEnvelope.js';
 
 /** A run of consecutive messages of one input partition, decoded. */
@@ -112,12 +112,12 @@ export interface KafkaSourceOptions {
  * the group, state kept, up to `maxRejoins` times in a row; then `events.lost` is called.
  */
 export class KafkaSource {
-  private readonly kafka: Kafka;
+  private readonly kafka: KafkaClient;
   private readonly options: KafkaSourceOptions;
   private readonly events: KafkaSourceEvents;
-  private consumer: Consumer;
+  private consumer: KafkaConsumer;
   /** Every consumer made (a new one per rejoin); `stop` disconnects all, so none outlives it. */
-  private readonly consumers = new Set<Consumer>();
+  private readonly consumers = new Set<KafkaConsumer>();
   private handler: KafkaSourceHandler | undefined;
   private owned = new Set<number>();
   private toAssign: number[] | undefined;
@@ -132,7 +132,7 @@ export class KafkaSource {
   /** The `eachBatch` call in progress, if any (one at a time: partitionsConsumedConcurrently 1). */
   private active: Promise<void> | undefined;
 
-  constructor(kafka: Kafka, options: KafkaSourceOptions) {
+  constructor(kafka: KafkaClient, options: KafkaSourceOptions) {
     this.kafka = kafka;
     this.options = options;
     this.events = options.events ?? {};
@@ -143,41 +143,42 @@ export class KafkaSource {
     return this.options.heartbeatInterval ?? KAFKA_SOURCE_DEFAULTS.heartbeatInterval;
   }
 
-  private createConsumer(): Consumer {
+  private createConsumer(): KafkaConsumer {
     const { options } = this;
     const consumer = this.kafka.consumer({
       groupId: options.groupId,
       maxWaitTimeInMs: options.maxWaitTimeInMs ?? KAFKA_SOURCE_DEFAULTS.maxWaitTimeInMs,
       sessionTimeout: options.sessionTimeout ?? KAFKA_SOURCE_DEFAULTS.sessionTimeout,
       heartbeatInterval: this.heartbeatInterval,
-      allowAutoTopicCreation: false,
       // kafkajs schedules its restart after a retriable crash even when the crash ends a join that
       // was still retrying as `disconnect` ran; that restarted consumer would outlive `stop`.
-      retry: { restartOnFailure: async () => !this.stopping },
+      restartOnFailure: async () => !this.stopping,
     });
     this.consumers.add(consumer);
-    // kafkajs emits this synchronously on every join, before fetching for the new generation.
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      if (consumer !== this.consumer) return;
-      const now = new Set(payload.memberAssignment[options.topic] ?? []);
-      for (const p of this.owned) if (!now.has(p)) this.toRevoke.push(p);
-      this.owned = now;
-      this.toAssign = [...now].sort((a, b) => a - b);
-      this.member = true;
-      this.events.joined?.(this.toAssign);
+    consumer.listen({
+      // Told on every join, before fetching for the new generation.
+      groupJoin: (assignment) => {
+        if (consumer !== this.consumer) return;
+        const now = new Set(assignment[options.topic] ?? []);
+        for (const p of this.owned) if (!now.has(p)) this.toRevoke.push(p);
+        this.owned = now;
+        this.toAssign = [...now].sort((a, b) => a - b);
+        this.member = true;
+        this.events.joined?.(this.toAssign);
+      },
+      crash: (error, restart) => {
+        if (consumer !== this.consumer) return;
+        this.member = false;
+        this.events.crashed?.(error, restart);
+        // The client restarts the consumer itself after a retriable error; not after the others.
+        if (!restart && !this.stopping) this.afterFatalCrash(error);
+      },
+      stop: () => {
+        if (consumer === this.consumer) this.member = false;
+      },
+      request: () => this.events.brokerContact?.(),
+      fetch: () => this.events.fetched?.(),
     });
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (consumer !== this.consumer) return;
-      this.member = false;
-      this.events.crashed?.(payload.error, payload.restart);
-      // kafkajs restarts the consumer itself after a retriable error; not after the others.
-      if (!payload.restart && !this.stopping) this.afterFatalCrash(payload.error);
-    });
-    consumer.on(consumer.events.STOP, () => {
-      if (consumer === this.consumer) this.member = false;
-    });
-    consumer.on(consumer.events.REQUEST, () => this.events.brokerContact?.());
-    consumer.on(consumer.events.FETCH, () => this.events.fetched?.());
     return consumer;
   }
 
@@ -202,7 +203,7 @@ export class KafkaSource {
     await this.run(this.consumer);
   }
 
-  private async run(consumer: Consumer): Promise<void> {
+  private async run(consumer: KafkaConsumer): Promise<void> {
     const { topic } = this.options;
     if (this.stopping) return;
     const handler = this.handler!;
@@ -215,9 +216,7 @@ export class KafkaSource {
       return;
     }
     await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      autoResolve: false,
       eachBatch: (payload) => {
         if (this.stopping || consumer !== this.consumer) return Promise.resolve();
         const run = this.consume(consumer, payload, handler, maxBatch);
@@ -272,8 +271,8 @@ export class KafkaSource {
   }
 
   private async consume(
-    consumer: Consumer,
-    { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload,
+    consumer: KafkaConsumer,
+    { batch, resolveOffset, heartbeat, isRunning, isStale }: BatchContext,
     handler: KafkaSourceHandler,
     maxBatch: number,
   ): Promise<void> {
@@ -282,7 +281,7 @@ export class KafkaSource {
     try {
       await alive.during(() => this.settleAssignment(handler));
       if (!this.owned.has(batch.partition)) return;
-      let messages = batch.messages as KafkaMessage[];
+      let messages = batch.messages;
       if (messages.length === 0) return;
       if (this.unsure.has(batch.partition)) {
         const committed = await alive.during(() => handler.resync(batch.partition));
@@ -351,7 +350,7 @@ export class KafkaSource {
   }
 
   /** Disconnects a consumer and forgets it (the set stays as small as the consumers alive). */
-  private async retire(consumer: Consumer): Promise<void> {
+  private async retire(consumer: KafkaConsumer): Promise<void> {
     await consumer.disconnect();
     this.consumers.delete(consumer);
   }

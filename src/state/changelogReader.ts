@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import type { KafkaAdmin, KafkaClient, KafkaConsumer } from '../kafka/adapter.js';
 
 /** One changelog record as read back: entity key, record bytes (`null`: a tombstone), offset. */
 export interface ChangelogEntry {
@@ -45,18 +45,18 @@ export interface ChangelogReaderOptions {
  */
 export class ChangelogReader {
   readonly topic: string;
-  private readonly kafka: Kafka;
+  private readonly kafka: KafkaClient;
   private readonly options: ChangelogReaderOptions;
   private readonly groupId: string;
-  private consumer: Consumer;
+  private consumer: KafkaConsumer;
   /** Every consumer made (a new one after each crash kafkajs does not restart from); `stop` disconnects all. */
-  private readonly consumers = new Set<Consumer>();
-  private readonly admin: Admin;
+  private readonly consumers = new Set<KafkaConsumer>();
+  private readonly admin: KafkaAdmin;
   private readonly jobs = new Map<number, ReadJob>();
   private started: Promise<void> | undefined;
   private stopped = false;
 
-  constructor(kafka: Kafka, options: ChangelogReaderOptions) {
+  constructor(kafka: KafkaClient, options: ChangelogReaderOptions) {
     this.topic = options.topic;
     this.kafka = kafka;
     this.options = options;
@@ -65,7 +65,7 @@ export class ChangelogReader {
     this.admin = kafka.admin();
   }
 
-  private createConsumer(): Consumer {
+  private createConsumer(): KafkaConsumer {
     const consumer = this.kafka.consumer({
       groupId: this.groupId,
       maxWaitTimeInMs: this.options.maxWaitTimeInMs ?? 100,
@@ -78,25 +78,25 @@ export class ChangelogReader {
       ...(this.options.heartbeatInterval === undefined
         ? {}
         : { heartbeatInterval: this.options.heartbeatInterval }),
-      readUncommitted: false,
-      allowAutoTopicCreation: false,
       // kafkajs schedules its restart after a retriable crash even when the crash ends a join that
       // was still retrying as `disconnect` ran; that restarted consumer would outlive `stop`.
-      retry: { restartOnFailure: async () => !this.stopped },
+      restartOnFailure: async () => !this.stopped,
     });
     this.consumers.add(consumer);
     // After a crash kafkajs does not restart from (the broker gone too long), reads in progress
     // would wait forever: fail them, and let the next read start a fresh consumer.
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (payload.restart || consumer !== this.consumer || this.stopped) return;
-      for (const [partition, job] of this.jobs) {
-        this.jobs.delete(partition);
-        job.fail(new Error(`the changelog reader's consumer crashed: ${payload.error.message}`));
-      }
-      this.consumer = this.createConsumer();
-      this.started = undefined;
-      // kafkajs has disconnected it; make sure, so nothing of it outlives `stop`.
-      this.retire(consumer).catch(() => {});
+    consumer.listen({
+      crash: (error, restart) => {
+        if (restart || consumer !== this.consumer || this.stopped) return;
+        for (const [partition, job] of this.jobs) {
+          this.jobs.delete(partition);
+          job.fail(new Error(`the changelog reader's consumer crashed: ${error.message}`));
+        }
+        this.consumer = this.createConsumer();
+        this.started = undefined;
+        // kafkajs has disconnected it; make sure, so nothing of it outlives `stop`.
+        this.retire(consumer).catch(() => {});
+      },
     });
     return consumer;
   }
@@ -116,17 +116,19 @@ export class ChangelogReader {
         await this.admin.disconnect();
         throw new Error('the changelog reader was stopped');
       }
-      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      consumer.listen({
         // Batches of control records only (transaction markers) never reach eachBatch.
-        if (payload.topic === this.topic) this.advance(payload.partition, BigInt(payload.lastOffset) + 1n);
+        batchEnd: (topic, partition, next) => {
+          if (topic === this.topic) this.advance(partition, next);
+        },
       });
       await consumer.run({
-        autoCommit: false,
+        autoResolve: true,
         eachBatch: async ({ batch }) => {
           const job = this.jobs.get(batch.partition);
           if (!job) return;
           const entries: ChangelogEntry[] = [];
-          for (const m of batch.messages as KafkaMessage[]) {
+          for (const m of batch.messages) {
             const offset = BigInt(m.offset);
             // A batch fetched before the last seek may start earlier than the range.
             if (offset < job.next || offset >= job.to) continue;
@@ -142,7 +144,7 @@ export class ChangelogReader {
           }
         },
       });
-      await this.whileRunning(() => consumer.pause([{ topic: this.topic }]));
+      await this.whileRunning(() => consumer.pause({ topic: this.topic }));
     })();
     this.started = started;
     // A start that failed (the broker away) is tried again by the next read.
@@ -177,12 +179,12 @@ export class ChangelogReader {
     });
     await this.whileRunning(() => {
       this.consumer.seek({ topic: this.topic, partition, offset: from.toString() });
-      this.consumer.resume([{ topic: this.topic, partitions: [partition] }]);
+      this.consumer.resume({ topic: this.topic, partitions: [partition] });
     });
     try {
       await finished;
     } finally {
-      await this.whileRunning(() => this.consumer.pause([{ topic: this.topic, partitions: [partition] }]));
+      await this.whileRunning(() => this.consumer.pause({ topic: this.topic, partitions: [partition] }));
     }
   }
 
@@ -217,7 +219,7 @@ export class ChangelogReader {
   }
 
   /** Disconnects a consumer and forgets it (the set stays as small as the consumers alive). */
-  private async retire(consumer: Consumer): Promise<void> {
+  private async retire(consumer: KafkaConsumer): Promise<void> {
     await consumer.disconnect();
     this.consumers.delete(consumer);
   }

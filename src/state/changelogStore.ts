@@ -1,8 +1,7 @@
-import type { Message, RecordMetadata } from 'kafkajs';
 import { StateError } from '../errors.js';
+import type { KafkaSender, OutgoingMessage, SentRecord } from '../kafka/adapter.js';
 import { keyPartitioner } from '../kafka/keyPartitioner.js';
 import { chunkMessages } from '../kafka/messageChunks.js';
-import type { KafkaSender } from '../sinks/kafkaSink.js';
 import type { ChangelogReader } from './changelogReader.js';
 import { decodeStateRecord, encodeStateRecord } from './recordCodec.js';
 import type { StagedChanges } from './stagedStore.js';
@@ -121,7 +120,7 @@ export class ChangelogStore implements StateStore {
     for (const [key] of changes.puts) checkKey(key);
     if (changes.puts.length === 0 && changes.deletes.length === 0) return new Map();
     const deleted = changes.deletes.length > 0 ? await this.local.getMany(changes.deletes) : [];
-    const messages: Message[] = [
+    const messages: Array<OutgoingMessage & { partition: number }> = [
       ...changes.puts.map(([key, record]) => ({
         key,
         value: encodeStateRecord(record),
@@ -136,8 +135,8 @@ export class ChangelogStore implements StateStore {
     const checkpoints = new Map<number, bigint>();
     for (const chunk of chunkMessages(messages)) {
       const counts = new Map<number, number>();
-      for (const m of chunk) counts.set(m.partition!, (counts.get(m.partition!) ?? 0) + 1);
-      const sent: RecordMetadata[] = await sender.sendBatch({
+      for (const m of chunk) counts.set(m.partition, (counts.get(m.partition) ?? 0) + 1);
+      const sent: SentRecord[] = await sender.sendBatch({
         topicMessages: [{ topic: this.topic, messages: chunk }],
         acks: -1,
       });

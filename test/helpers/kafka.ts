@@ -5,6 +5,8 @@ import { type Admin, type IHeaders, Kafka, type KafkaMessage, logLevel, Partitio
 import { KeyedStepper } from '../../src/engine/keyedStepper.js';
 import type { Event, Prediction } from '../../src/events/types.js';
 import { loadModel } from '../../src/formats/load.js';
+import { KAFKA_CLIENTS, type KafkaClient, type KafkaClientName } from '../../src/kafka/adapter.js';
+import { createKafka } from '../../src/kafka/client.js';
 import { dropKafkajsNegativeTimerWarning } from '../../src/kafka/nodeWarnings.js';
 import type { Model } from '../../src/model/types.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
@@ -29,6 +31,23 @@ export function useBrokers(list: readonly string[]): void {
 export const MODEL_FILE = new URL('../golden/fixtures/onnx-torch-lstm1-seqfirst/model.onnx', import.meta.url)
   .pathname;
 export const loadTestModel = (): Promise<Model> => loadModel(MODEL_FILE);
+
+/**
+ * The client library cellstream's Kafka code runs with in these tests: `CELLSTREAM_TEST_KAFKA_CLIENT`
+ * (kafkajs or platformatic), default kafkajs. The tests' own producers and consumers (fixtures and
+ * checks) are kafkajs either way; only the code under test changes.
+ */
+export const kafkaClientUnderTest: KafkaClientName = (() => {
+  const name = process.env.CELLSTREAM_TEST_KAFKA_CLIENT ?? 'kafkajs';
+  if (!(KAFKA_CLIENTS as readonly string[]).includes(name))
+    throw new Error(`CELLSTREAM_TEST_KAFKA_CLIENT must be one of ${KAFKA_CLIENTS.join(', ')}, not '${name}'`);
+  return name as KafkaClientName;
+})();
+
+/** cellstream's Kafka adapter on the client under test. */
+export function testClient(clientId = 'cellstream-test'): Promise<KafkaClient> {
+  return createKafka({ brokers, clientId, client: kafkaClientUnderTest, logLevel: 'nothing' });
+}
 
 export function testKafka(clientId = 'cellstream-test'): Kafka {
   return new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING });

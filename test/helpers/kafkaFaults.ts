@@ -5,7 +5,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { logLevel } from 'kafkajs';
 import type { Event } from '../../src/events/types.js';
 import type { Model } from '../../src/model/types.js';
 import { type KafkaPipeline, startKafkaPipeline } from '../../src/pipelines/kafkaPipeline.js';
@@ -16,6 +15,7 @@ import {
   eventMessages,
   groupLag,
   judge,
+  kafkaClientUnderTest,
   loadTestModel,
   MODEL_FILE,
   makeEvents,
@@ -86,7 +86,8 @@ async function inProcess(model: Model, t: Topics, stateDir: string, exactlyOnce:
     maxBatch: 200,
     maxWaitTimeInMs: 100,
     ...SESSION,
-    logLevel: logLevel.NOTHING,
+    logLevel: 'nothing',
+    client: kafkaClientUnderTest,
   });
   return {
     stop: () => pipeline.stop(),
@@ -109,6 +110,8 @@ export async function child(
     MODEL_FILE,
     '--kafka-brokers',
     brokers.join(','),
+    '--kafka-client',
+    kafkaClientUnderTest,
     '--input-topic',
     t.inputTopic,
     '--output-topic',
@@ -269,7 +272,8 @@ export async function lostLocalStateScenario(
       exactlyOnce: o.exactlyOnce,
       maxWaitTimeInMs: 100,
       ...SESSION,
-      logLevel: logLevel.NOTHING,
+      logLevel: 'nothing',
+      client: kafkaClientUnderTest,
       onRestore: (reports, ms) => {
         restoreMs += ms;
         restored += reports.reduce((n, r) => n + r.records, 0);

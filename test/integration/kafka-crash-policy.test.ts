@@ -6,7 +6,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { logLevel } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KafkaConsumerLostError } from '../../src/errors.js';
 import { type KafkaPipeline, startKafkaPipeline } from '../../src/pipelines/kafkaPipeline.js';
@@ -15,6 +14,7 @@ import {
   createInputTopic,
   eventMessages,
   judge,
+  kafkaClientUnderTest,
   loadTestModel,
   makeEvents,
   offlineReplay,
@@ -58,7 +58,8 @@ async function start(name: string, policy: { onConsumerCrash?: 'rejoin' | 'exit'
     maxWaitTimeInMs: 100,
     sessionTimeout: SESSION_TIMEOUT,
     heartbeatInterval: 500,
-    logLevel: logLevel.NOTHING,
+    logLevel: 'nothing',
+    client: kafkaClientUnderTest,
     ...policy,
     onBatch: () => {
       if (blocked) return;

@@ -4,7 +4,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { logLevel } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { startKafkaPipeline } from '../../src/pipelines/kafkaPipeline.js';
 import { DEAD_LETTER_HEADERS } from '../../src/sinks/kafkaSink.js';
@@ -12,6 +11,7 @@ import {
   brokers,
   createInputTopic,
   eventMessages,
+  kafkaClientUnderTest,
   loadTestModel,
   makeEvents,
   produce,
@@ -40,7 +40,8 @@ describe('Kafka edges', () => {
       ...t,
       stateDir,
       maxWaitTimeInMs: 100,
-      logLevel: logLevel.ERROR,
+      logLevel: 'error',
+      client: kafkaClientUnderTest,
     });
     try {
       await waitForCatchUp(t);

@@ -5,7 +5,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { kafkaPipelineOptions } from '../../src/commands/kafka.js';
 import { createState, modelFingerprint } from '../../src/model/index.js';
@@ -18,6 +17,7 @@ import {
   eventMessages,
   groupLag,
   judge,
+  kafkaClientUnderTest,
   loadTestModel,
   makeEvents,
   offlineReplay,
@@ -46,7 +46,8 @@ describe('Kafka pipeline: one event’s or one key’s failure is its own', () =
     // The command's options: the ts bound is on by default there.
     pipeline = await startKafkaPipeline({
       ...kafkaPipelineOptions(model, { brokers, ...t, stateDir, maxBatch: 200, maxWaitTimeInMs: 100 }),
-      logLevel: logLevel.ERROR,
+      logLevel: 'error',
+      client: kafkaClientUnderTest,
     });
     // Key 'foreign' holds state another model wrote, through the changelog like any state.
     await pipeline.store.putMany([

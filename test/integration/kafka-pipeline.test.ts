@@ -3,7 +3,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { outputSize } from '../../src/model/index.js';
 import type { Model } from '../../src/model/types.js';
@@ -15,6 +14,7 @@ import {
   eventMessages,
   groupLag,
   judge,
+  kafkaClientUnderTest,
   loadTestModel,
   makeEvents,
   offlineReplay,
@@ -75,7 +75,8 @@ describe.each([
       exactlyOnce,
       maxBatch: 250,
       maxWaitTimeInMs: 100,
-      logLevel: logLevel.ERROR,
+      logLevel: 'error',
+      client: kafkaClientUnderTest,
     });
     await waitForCatchUp(t);
     await pipeline.stop();
@@ -120,7 +121,8 @@ describe('Kafka pipeline passthrough (the benchmark baseline)', () => {
       stateDir,
       passthrough: true,
       maxWaitTimeInMs: 100,
-      logLevel: logLevel.ERROR,
+      logLevel: 'error',
+      client: kafkaClientUnderTest,
     });
     try {
       await waitForCatchUp(t);

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Partitioners } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import type { Prediction } from '../../src/events/types.js';
 import { KafkaSink } from '../../src/sinks/kafkaSink.js';
-import { createTopic, readTopic, requireBroker, testKafka } from '../helpers/kafka.js';
+import { createTopic, readTopic, requireBroker, testClient } from '../helpers/kafka.js';
 
 // One engine batch of wide outputs is several MB of predictions, over the broker's ~1 MB
 // message.max.bytes: the sink must split it and still deliver every prediction in order.
@@ -20,11 +19,7 @@ describe('KafkaSink against a real broker', () => {
       model: 'wide@1',
       output,
     }));
-    const producer = testKafka().producer({
-      createPartitioner: Partitioners.DefaultPartitioner,
-      idempotent: true,
-      maxInFlightRequests: 1,
-    });
+    const producer = (await testClient()).producer();
     await producer.connect();
     try {
       await new KafkaSink({ outputTopic: topic, deadLetterTopic: `${topic}-dead` }).send(producer, {

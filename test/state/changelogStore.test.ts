@@ -3,28 +3,24 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Partitioners, type Producer } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { KafkaProducer } from '../../src/kafka/adapter.js';
 import { ChangelogReader } from '../../src/state/changelogReader.js';
 import { ChangelogStore } from '../../src/state/changelogStore.js';
 import { LmdbStore } from '../../src/state/lmdbStore.js';
-import { createTopic, requireBroker, testKafka, topicsFor, withAdmin } from '../helpers/kafka.js';
+import { createTopic, requireBroker, testClient, topicsFor, withAdmin } from '../helpers/kafka.js';
 import { expectSameRecord, makeRecord } from './records.js';
 import { describeStateStoreContract } from './storeContract.js';
 
 const PARTITIONS = 3;
-let shared: Promise<{ topic: string; producer: Producer }> | undefined;
+let shared: Promise<{ topic: string; producer: KafkaProducer }> | undefined;
 /** One changelog topic and producer for the file, made by the first test that needs them. */
 function kafkaSide() {
   shared ??= (async () => {
     await requireBroker();
     const { changelogTopic: topic } = topicsFor('changelog-store');
     await createTopic(topic, PARTITIONS);
-    const producer = testKafka().producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
-    });
+    const producer = (await testClient()).producer();
     await producer.connect();
     return { topic, producer };
   })();
@@ -64,8 +60,8 @@ describe('ChangelogStore restore', () => {
     await requireBroker();
     const { changelogTopic: topic } = topicsFor('restore');
     await createTopic(topic, PARTITIONS);
-    const kafka = testKafka();
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    const kafka = await testClient();
+    const producer = kafka.producer();
     await producer.connect();
     const reader = new ChangelogReader(kafka, { topic });
     const dirs: string[] = [];
@@ -121,7 +117,7 @@ describe('ChangelogReader stopped', () => {
   it('while it was still connecting: the start fails, and no consumer of it stays in its group', async () => {
     const { topic } = await kafkaSide();
     const groupId = topicsFor('reader-stop').groupId;
-    const reader = new ChangelogReader(testKafka(), { topic, groupId });
+    const reader = new ChangelogReader(await testClient(), { topic, groupId });
     const starting = reader.start();
     await reader.stop();
     await expect(starting).rejects.toThrow('the changelog reader was stopped');
@@ -133,7 +129,7 @@ describe('ChangelogReader stopped', () => {
   it('refuses to start again, and a read after stop fails instead of connecting', async () => {
     const { topic } = await kafkaSide();
     const groupId = topicsFor('reader-restart').groupId;
-    const reader = new ChangelogReader(testKafka(), { topic, groupId });
+    const reader = new ChangelogReader(await testClient(), { topic, groupId });
     await reader.start();
     expect(await membersOf(groupId)).toBe(1);
     await reader.stop();

@@ -1,22 +1,21 @@
-import type { ConsumerConfig, Kafka } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
+import type { ConsumerOptions, KafkaClient } from '../../src/kafka/adapter.js';
 import { ChangelogReader } from '../../src/state/changelogReader.js';
 
 /**
- * A stand-in for kafkajs whose consumer throws like kafkajs does while it rebuilds its group after
- * a crash in joining; only the calls `start()` makes exist. (The real broker paths are covered by
- * test/state/changelogStore.test.ts.)
+ * A stand-in for the Kafka adapter whose consumer throws like kafkajs's does while it rebuilds its
+ * group after a crash in joining; only the calls `start()` makes exist. (The real broker paths are
+ * covered by test/state/changelogStore.test.ts.)
  */
 function fakeKafka(
   pauseFailures: number,
   error = 'Consumer group was not initialized, consumer#run must be called first',
 ) {
-  const calls = { pause: 0, configs: [] as ConsumerConfig[] };
+  const calls = { pause: 0, configs: [] as ConsumerOptions[] };
   const consumer = {
+    listen: () => {},
     connect: async () => {},
     subscribe: async () => {},
-    on: () => () => {},
-    events: { END_BATCH_PROCESS: 'end' },
     run: async () => {},
     pause: () => {
       calls.pause++;
@@ -24,12 +23,12 @@ function fakeKafka(
     },
   };
   const kafka = {
-    consumer: (config: ConsumerConfig) => {
+    consumer: (config: ConsumerOptions) => {
       calls.configs.push(config);
       return consumer;
     },
     admin: () => ({ connect: async () => {} }),
-  } as unknown as Kafka;
+  } as unknown as KafkaClient;
   return { kafka, calls };
 }
 
