@@ -1,12 +1,27 @@
 import { FencedError } from '../errors.js';
 
-/** The Kafka protocol error type (`CONCURRENT_TRANSACTIONS`, …) of a kafkajs error or of what it wraps. */
-export function protocolErrorType(err: unknown): string | undefined {
-  for (let e = err as { type?: unknown; cause?: unknown; originalError?: unknown } | undefined; e; ) {
-    if (typeof e.type === 'string') return e.type;
-    e = (e.originalError ?? e.cause) as typeof e;
+/**
+ * The Kafka protocol error type (`CONCURRENT_TRANSACTIONS`, …) of a client's error or of what it
+ * wraps: kafkajs names it `type`, @platformatic/kafka `apiId` (inside an aggregate's `errors`).
+ */
+export function protocolErrorType(err: unknown, depth = 0): string | undefined {
+  if (!err || typeof err !== 'object' || depth > 8) return undefined;
+  const e = err as {
+    type?: unknown;
+    apiId?: unknown;
+    errors?: unknown;
+    cause?: unknown;
+    originalError?: unknown;
+  };
+  if (typeof e.type === 'string') return e.type;
+  if (typeof e.apiId === 'string') return e.apiId;
+  if (Array.isArray(e.errors)) {
+    for (const inner of e.errors) {
+      const type = protocolErrorType(inner, depth + 1);
+      if (type !== undefined) return type;
+    }
   }
-  return undefined;
+  return protocolErrorType(e.originalError ?? e.cause, depth + 1);
 }
 
 const FENCED = new Set([

@@ -166,6 +166,7 @@ describe('serve configuration: kafka', () => {
       outputTopic: 'file-predictions',
       groupId: 'file-group',
       exactlyOnce: false,
+      client: 'kafkajs',
       maxBatch: 1000,
       maxWaitTimeInMs: 500,
       sessionTimeout: 30000,
