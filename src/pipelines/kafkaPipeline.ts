@@ -23,6 +23,7 @@ import { ChangelogReader } from '../state/changelogReader.js';
 import { ChangelogStore, type RestoreReport } from '../state/changelogStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
 import { StagedStore } from '../state/stagedStore.js';
+import { InstanceProducer } from './instanceProducer.js';
 import { KAFKA_HEALTH_DEFAULTS, KafkaHealth, type KafkaHealthObserver } from './kafkaHealth.js';
 import { PartitionProducers } from './partitionProducers.js';
 
@@ -206,7 +207,12 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
 
   const producer: KafkaProducer = kafka.producer();
   await producer.connect();
-  const transactional = new PartitionProducers(kafka, options.appId ?? options.groupId, options.inputTopic);
+  // Exactly-once: KIP-447 where the client sends group metadata with the offsets (one producer for
+  // the instance), else a producer per input partition whose transactional id moves with it.
+  const kip447 = kafka.groupMetadataInTransactions;
+  const transactional = kip447
+    ? new InstanceProducer(kafka, options.appId ?? options.groupId, options.stateDir)
+    : new PartitionProducers(kafka, options.appId ?? options.groupId, options.inputTopic);
 
   const changelog = new ChangelogStore({
     local: await LmdbStore.open({ path: options.stateDir }),
@@ -418,6 +424,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
           await retryConcurrentTransactions(() =>
             txn.sendOffsets({
               consumerGroupId: options.groupId,
+              consumer: source.currentConsumer,
               topics: [
                 {
                   topic: batch.topic,
@@ -466,6 +473,10 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     assigned: async (ps) => {
       // Fence the previous owners first, so the changelog's end is final when the restore reads it.
       if (exactlyOnce) await transactional.acquire(ps);
+      // KIP-447 fences no one by id: wait instead until no transaction of a previous owner holds
+      // offsets of the group pending (the offsets are read as stable), so each ended one way or the other.
+      if (exactlyOnce && kip447)
+        await offsetsAdmin.fetchCommittedOffsets(options.groupId, options.inputTopic);
       await restore(ps, assignments++ > 0 ? options.slowRestoreMs : 0);
       for (const p of ps) stale.delete(p);
     },

@@ -182,6 +182,11 @@ export class KafkaSource {
     return consumer;
   }
 
+  /** The consumer in use (a new one after a rejoin), whose group membership a transaction's offsets carry. */
+  get currentConsumer(): KafkaConsumer {
+    return this.consumer;
+  }
+
   /** Whether the consumer is a member of its group (joined, not crashed, not stopped). */
   get joined(): boolean {
     return this.member;

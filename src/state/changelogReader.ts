@@ -107,8 +107,14 @@ export class ChangelogReader {
     if (this.started) return this.started;
     const started = (async () => {
       const consumer = this.consumer;
-      await this.admin.connect();
-      await consumer.connect();
+      try {
+        await this.admin.connect();
+        await consumer.connect();
+      } catch (err) {
+        // `stop` closed them under the connect (@platformatic/kafka then fails it): say so.
+        if (this.stopped) throw new Error('the changelog reader was stopped', { cause: err });
+        throw err;
+      }
       await consumer.subscribe({ topic: this.topic, fromBeginning: true });
       // A start that was connecting while `stop` ran must not leave a consumer or admin connected.
       if (this.stopped) {
