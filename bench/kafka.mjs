@@ -1,8 +1,12 @@
-// End-to-end Kafka figures on the built JS, against the broker at KAFKA_BROKERS:
-// events/s from the input topic to the predictions topic for one instance (at-least-once and
-// exactly-once), and the time to restore N keys from the changelog into an empty LMDB.
+// End-to-end Kafka figures on the built JS, against the broker at KAFKA_BROKERS, for each client
+// library (kafka.client): events/s and CPU from the input topic to the predictions topic for one
+// instance — the no-inference passthrough, at-least-once and exactly-once — and the time to
+// restore N keys from the changelog into an empty LMDB.
 //   npm run bench:kafka -- [--events 100000] [--keys 10000] [--restore-keys 100000] [--partitions 6]
-//                          [--model demo/visits.cellstream.json]
+//                          [--model demo/visits.cellstream.json] [--clients kafkajs,platformatic]
+//                          [--rounds 1]
+// With several clients and rounds, the runs interleave (client A, client B, A, B …) so a noisy
+// machine weighs on each alike; each line is one run.
 // The default model is the demo (an LSTM of 32 units over a feature spec: each event's `values`
 // are encoded, the interval since the key's previous visit derived from `ts`, and the prediction
 // decoded). A model without a feature spec gets random `features` vectors instead.
@@ -12,10 +16,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../dist/formats/load.js';
+import { createKafka } from '../dist/kafka/client.js';
 import { ChangelogReader } from '../dist/state/changelogReader.js';
 import { ChangelogStore } from '../dist/state/changelogStore.js';
 import { LmdbStore } from '../dist/state/lmdbStore.js';
-import { kafkaClient, throughput } from './kafkaE2e.mjs';
+import { brokers as kafkaBrokers, kafkaClient, throughput } from './kafkaE2e.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -25,9 +30,12 @@ const { values: args } = parseArgs({
     partitions: { type: 'string', default: '6' },
     batch: { type: 'string', default: '1000' },
     model: { type: 'string', default: 'demo/visits.cellstream.json' },
+    clients: { type: 'string', default: 'kafkajs,platformatic' },
+    rounds: { type: 'string', default: '1' },
   },
 });
 const kafka = kafkaClient();
+const clients = args.clients.split(',').map((c) => c.trim());
 const PARTITIONS = Number(args.partitions);
 const model = await loadModel(new URL(`../${args.model}`, import.meta.url).pathname);
 const withSpec = model.metadata?.features !== undefined;
@@ -63,7 +71,8 @@ function events(n, keys) {
 async function restore() {
   const id = `bench-${randomUUID().slice(0, 8)}`;
   const changelog = await topic(`${id}-changelog`);
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const client = await createKafka({ brokers: kafkaBrokers, client: clients[0], logLevel: 'nothing' });
+  const producer = client.producer();
   await producer.connect();
   const n = Number(args['restore-keys']);
   const dirA = await mkdtemp(join(tmpdir(), 'cellstream-bench-'));
@@ -96,7 +105,7 @@ async function restore() {
     partitions: PARTITIONS,
     producer,
   });
-  const reader = new ChangelogReader(kafka, { topic: changelog });
+  const reader = new ChangelogReader(client, { topic: changelog });
   await reader.start();
   const started = performance.now();
   const reports = await fresh.restore(
@@ -110,6 +119,7 @@ async function restore() {
   await producer.disconnect();
   for (const d of [dirA, dirB]) await rm(d, { recursive: true, force: true });
   return {
+    client: clients[0],
     keys: n,
     restored: reports.reduce((a, r) => a + r.records, 0),
     size,
@@ -119,15 +129,53 @@ async function restore() {
 }
 
 // The same timed run as `npm run bench`'s Kafka row (bench/kafkaE2e.mjs), over this script's events.
-const run = (exactlyOnce) =>
+const messages = events(Number(args.events), Number(args.keys));
+const run = (client, mode) =>
   throughput(kafka, {
     model,
-    messages: events(Number(args.events), Number(args.keys)),
+    messages,
     partitions: PARTITIONS,
     batch: Number(args.batch),
-    exactlyOnce,
+    exactlyOnce: mode === 'exactly-once',
+    passthrough: mode === 'passthrough',
+    client,
   });
-console.log(JSON.stringify({ throughput: await run(false) }));
-console.log(JSON.stringify({ throughput: await run(true) }));
+const rows = [];
+for (let round = 0; round < Number(args.rounds); round++) {
+  for (const mode of ['passthrough', 'at-least-once', 'exactly-once']) {
+    for (const client of clients) {
+      const r = await run(client, mode);
+      r.cpuMicrosPerEvent = +((r.cpuSeconds * 1e6) / r.events).toFixed(1);
+      rows.push(r);
+      console.log(JSON.stringify({ throughput: r }));
+    }
+  }
+}
+// Medians per client and mode, and end to end over the passthrough through the same client.
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+for (const client of clients) {
+  const of = (mode, f) => median(rows.filter((r) => r.client === client && r.mode === mode).map(f));
+  const eps = (mode) => of(mode, (r) => r.eventsPerSecond);
+  const cpu = (mode) => of(mode, (r) => r.cpuMicrosPerEvent);
+  console.log(
+    JSON.stringify({
+      summary: {
+        client,
+        eventsPerSecond: {
+          passthrough: eps('passthrough'),
+          atLeastOnce: eps('at-least-once'),
+          exactlyOnce: eps('exactly-once'),
+        },
+        cpuMicrosPerEvent: {
+          passthrough: cpu('passthrough'),
+          atLeastOnce: cpu('at-least-once'),
+          exactlyOnce: cpu('exactly-once'),
+        },
+        atLeastOnceVsPassthrough: +(eps('at-least-once') / eps('passthrough')).toFixed(2),
+        exactlyOnceVsPassthrough: +(eps('exactly-once') / eps('passthrough')).toFixed(2),
+      },
+    }),
+  );
+}
 console.log(JSON.stringify({ restore: await restore() }));
 await admin.disconnect();

@@ -54,7 +54,7 @@ export function events(n, keys, width) {
  */
 export async function throughput(
   kafka,
-  { model, messages, partitions, batch, exactlyOnce = false, passthrough = false },
+  { model, messages, partitions, batch, exactlyOnce = false, passthrough = false, client = 'kafkajs' },
 ) {
   const admin = kafka.admin();
   await admin.connect();
@@ -99,7 +99,8 @@ export async function throughput(
     passthrough,
     maxBatch: batch,
     maxWaitTimeInMs: 100,
-    logLevel: process.env.BENCH_KAFKA_LOG ? logLevel.ERROR : logLevel.NOTHING,
+    client,
+    logLevel: process.env.BENCH_KAFKA_LOG ? 'error' : 'nothing',
   });
   while ((await lag()) > 0) await new Promise((r) => setTimeout(r, 50));
   const seconds = (performance.now() - started) / 1000;
@@ -108,6 +109,7 @@ export async function throughput(
   await admin.disconnect();
   await rm(stateDir, { recursive: true, force: true });
   return {
+    client,
     mode: passthrough ? 'passthrough' : exactlyOnce ? 'exactly-once' : 'at-least-once',
     events: messages.length,
     predictions: pipeline.stats.predictions,
