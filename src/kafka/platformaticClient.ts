@@ -306,6 +306,9 @@ class PlatformaticConsumer implements KafkaConsumer {
   /** Wakes the fetch loop from an idle wait (a resume, a seek, a join). */
   private wake: (() => void) | undefined;
   private generation = 0;
+  /** The member id of the first join; a join under another one means the membership was lost. */
+  private memberId: string | undefined;
+  private lostMembership = false;
 
   constructor(common: Common, options: ConsumerOptions) {
     this.options = options;
@@ -319,6 +322,21 @@ class PlatformaticConsumer implements KafkaConsumer {
       isolationLevel: FetchIsolationLevels.READ_COMMITTED,
     });
     this.consumer.on('consumer:group:join', (payload) => {
+      const previous = this.memberId;
+      this.memberId = payload.memberId;
+      if (previous !== undefined && previous !== payload.memberId) {
+        // The coordinator had dropped the member (its session expired, e.g. the event loop
+        // blocked) and the library joined again as a new one. kafkajs crashes there without a
+        // restart; so does this adapter, so that `kafka.onConsumerCrash` decides alike.
+        this.lostMembership = true;
+        this.running = false;
+        this.wake?.();
+        const error = new Error(
+          `the group coordinator no longer knew member ${previous} of group '${options.groupId}' (its session expired)`,
+        );
+        this.emit((l) => l.crash?.(error, false));
+        return;
+      }
       const topic = this.topic;
       const mine = payload.assignments?.find((a) => a.topic === topic)?.partitions ?? [];
       this.assigned = [...mine].sort((a, b) => a - b);
@@ -379,7 +397,7 @@ class PlatformaticConsumer implements KafkaConsumer {
 
   private async fetchLoop(topic: string, run: RunOptions): Promise<void> {
     let failures = 0;
-    while (!this.stopped) {
+    while (!this.stopped && !this.lostMembership) {
       try {
         if (this.consumer.memberId === null || !this.consumer.isActive()) await this.consumer.joinGroup({});
         if (this.stopped) return;
@@ -390,7 +408,7 @@ class PlatformaticConsumer implements KafkaConsumer {
           await this.handle(topic, f, run);
         }
       } catch (err) {
-        if (this.stopped) return;
+        if (this.stopped || this.lostMembership) return;
         failures++;
         const retry = this.options.restartOnFailure ? await this.options.restartOnFailure() : true;
         if (!retry) throw err;
