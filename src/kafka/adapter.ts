@@ -102,10 +102,15 @@ export interface KafkaAdmin {
   /** Each topic's partition count. */
   partitionCounts(topics: readonly string[]): Promise<Map<string, number>>;
   fetchTopicOffsets(topic: string): Promise<PartitionOffsets[]>;
-  /** Offsets `groupId` committed for `topic`'s partitions; -1 where none. */
+  /**
+   * Offsets `groupId` committed for `topic`'s partitions (only `partitions`, when given); -1 where
+   * none. A client with KIP-447 reads them as stable: it waits while a transaction holds offsets of
+   * those partitions pending.
+   */
   fetchCommittedOffsets(
     groupId: string,
     topic: string,
+    partitions?: readonly number[],
   ): Promise<Array<{ readonly partition: number; readonly offset: string }>>;
 }
 

@@ -115,9 +115,10 @@ function kafkajsAdmin(admin: Admin): KafkaAdmin {
       return new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
     },
     fetchTopicOffsets: (topic) => admin.fetchTopicOffsets(topic),
-    async fetchCommittedOffsets(groupId, topic) {
+    async fetchCommittedOffsets(groupId, topic, partitions) {
       const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
-      return committed?.partitions ?? [];
+      const all = committed?.partitions ?? [];
+      return partitions === undefined ? all : all.filter((p) => partitions.includes(p.partition));
     },
   };
 }

@@ -257,17 +257,25 @@ function platformaticAdmin(common: Common): KafkaAdmin {
         high: String(high.get(p) ?? 0n),
       }));
     },
-    async fetchCommittedOffsets(groupId, topic) {
-      const count = (await metadata([topic])).topics.get(topic)?.partitionsCount ?? 0;
+    async fetchCommittedOffsets(groupId, topic, only) {
+      // Only the partitions asked: a stable read waits while any of them has offsets pending in a
+      // transaction, and other members' partitions nearly always have.
+      const partitionIndexes =
+        only === undefined
+          ? Array.from(
+              { length: (await metadata([topic])).topics.get(topic)?.partitionsCount ?? 0 },
+              (_, i) => i,
+            )
+          : [...only];
       const [group] = await open().listConsumerGroupOffsets({
         groups: [
           {
             groupId,
-            topics: [{ name: topic, partitionIndexes: Array.from({ length: count }, (_, i) => i) }],
+            topics: [{ name: topic, partitionIndexes }],
           },
         ],
         requireStable: true,
-      } as unknown as Parameters<Admin['listConsumerGroupOffsets']>[0]);
+      });
       const partitions = group?.topics.find((t) => t.name === topic)?.partitions ?? [];
       return partitions.map((p) => ({ partition: p.partitionIndex, offset: p.committedOffset.toString() }));
     },

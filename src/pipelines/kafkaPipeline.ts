@@ -335,7 +335,9 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     stale.delete(partition);
     health.resynced();
     if (!exactlyOnce) return undefined;
-    const committed = await offsetsAdmin.fetchCommittedOffsets(options.groupId, options.inputTopic);
+    const committed = await offsetsAdmin.fetchCommittedOffsets(options.groupId, options.inputTopic, [
+      partition,
+    ]);
     const offset = committed.find((p) => p.partition === partition)?.offset;
     return offset === undefined || BigInt(offset) < 0n ? undefined : BigInt(offset);
   };
@@ -476,7 +478,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       // KIP-447 fences no one by id: wait instead until no transaction of a previous owner holds
       // offsets of the group pending (the offsets are read as stable), so each ended one way or the other.
       if (exactlyOnce && kip447)
-        await offsetsAdmin.fetchCommittedOffsets(options.groupId, options.inputTopic);
+        await offsetsAdmin.fetchCommittedOffsets(options.groupId, options.inputTopic, ps);
       await restore(ps, assignments++ > 0 ? options.slowRestoreMs : 0);
       for (const p of ps) stale.delete(p);
     },
