@@ -68,6 +68,15 @@ export interface StateStore {
    */
   keyError?(key: string): StateError | undefined;
   /**
+   * How many keys the store can still add, for a store with a cap on its keys (the in-memory
+   * store under `whenFull: 'refuse'`). The engine asks once per batch, before it steps, and
+   * refuses the events of new keys beyond it (`STATE_FULL`), each as its own outcome, so a full
+   * store does not fail the writes of keys it holds. Optional: a store without a cap leaves it
+   * out; a store that grows with its file (LMDB) is full only when its disk is, which fails every
+   * write alike (see docs/state.md).
+   */
+  freeKeys?(): number;
+  /**
    * Records for `keys`, `undefined` where a key has none; same order as `keys`. The caller owns
    * every array of the records returned. With `into`, the `state` of `keys[i]`'s record, when it
    * has as many floats as `into.states[i]`, is copied into that array, which is the record's
