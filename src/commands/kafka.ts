@@ -9,6 +9,7 @@ import {
 } from '../pipelines/kafkaPipeline.js';
 import { HEALTH_SERVER_DEFAULTS, HealthServer } from '../server/healthServer.js';
 import type { ConsumerCrashPolicy } from '../sources/kafkaSource.js';
+import { unreadableMessage } from '../state/changelogStore.js';
 import { shutdownSignal } from './shutdownSignals.js';
 
 /** The Kafka settings of `cellstream kafka` (and of `serve`'s `kafka` config section). */
@@ -117,8 +118,18 @@ export async function runKafka(
       // Fault injection for the fault tests only (docs/kafka.md, Operations).
       slowRestoreMs: Number(process.env.CELLSTREAM_FAULT_SLOW_RESTORE_MS ?? 0) || 0,
       onBatch: (report) => health.batch(report),
-      onRestore: (reports, ms) =>
-        say('restored', { ms: Math.round(ms), records: reports.reduce((n, r) => n + r.records, 0), reports }),
+      onRestore: (reports, ms) => {
+        for (const r of reports) {
+          for (const bad of r.unreadable) {
+            say('changelog-record-unreadable', { level: 'warn', ...bad, message: unreadableMessage(bad) });
+          }
+        }
+        say('restored', {
+          ms: Math.round(ms),
+          records: reports.reduce((n, r) => n + r.records, 0),
+          reports: reports.map(({ unreadable, ...r }) => ({ ...r, unreadable: unreadable.length })),
+        });
+      },
       onStall: (message) => say('stalled', { level: 'error', message }),
       onStallEnd: () => say('resumed'),
       onRejoin: (attempt, error) =>

@@ -7,7 +7,13 @@ import { checkFloat32Values, encodeInputs, type ValuesEncoder } from '../feature
 import { createState, modelFingerprint, outputSize, stateSize } from '../model/index.js';
 import { type Kernel, selectKernel } from '../model/kernels/index.js';
 import type { Model } from '../model/types.js';
-import type { ReadInto, StateRecord, StateStore } from '../state/types.js';
+import {
+  type ReadInto,
+  type StateRecord,
+  type StateStore,
+  UNREADABLE_STATE_FINGERPRINT,
+  unreadableStateReason,
+} from '../state/types.js';
 import { lastPositions } from './commitPositions.js';
 import { type ExpiryOptions, ExpiryPolicy } from './expiry.js';
 import {
@@ -29,7 +35,9 @@ export interface KeyedStepperOptions {
   /**
    * A stored state written by a model with another fingerprint: `'refuse'` (default) rejects
    * that key's events (`STATE_MODEL_MISMATCH`) and leaves its state alone; `'reset'` discards
-   * it, reports a `state-reset` outcome and starts the key afresh.
+   * it, reports a `state-reset` outcome and starts the key afresh. The same for a key whose
+   * changelog record did not decode in a restore (`UNREADABLE_STATE_FINGERPRINT`), refused with
+   * `STATE_CORRUPT`.
    */
   readonly onModelMismatch?: 'reset' | 'refuse';
   /**
@@ -627,6 +635,18 @@ export class KeyedStepper {
     notes: BatchNotes,
   ): StateRecord | StateError | undefined {
     if (!record || record instanceof StateError) return record;
+    if (record.fingerprint === UNREADABLE_STATE_FINGERPRINT) {
+      const reason = unreadableStateReason(key, record);
+      if (this.onModelMismatch === 'refuse') {
+        return new StateError(
+          'STATE_CORRUPT',
+          `${reason}; its events are refused: set onModelMismatch to 'reset' to start such keys afresh`,
+        );
+      }
+      notes.notify(firstIndex, { kind: 'state-reset', key, reason });
+      notes.stateResets++;
+      return undefined;
+    }
     if (record.fingerprint !== this.fingerprint) {
       const reason = `state of key '${key}' was written by model ${record.fingerprint.slice(0, 12)}, not by ${this.modelLabel} (${this.fingerprint.slice(0, 12)})`;
       if (this.onModelMismatch === 'refuse') {

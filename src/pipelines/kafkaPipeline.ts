@@ -308,7 +308,11 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     const ms = performance.now() - started;
     const records = reports.reduce((n, r) => n + r.records, 0);
     stats.restoredRecords += records;
-    health.restoreFinished(ms / 1000, records);
+    health.restoreFinished(
+      ms / 1000,
+      records,
+      reports.reduce((n, r) => n + r.unreadable.length, 0),
+    );
     options.onRestore?.(reports, ms);
   };
 

@@ -10,6 +10,7 @@ import { outputSize, stateSize } from '../model/index.js';
 import { loadNative } from '../model/kernels/index.js';
 import type { Model } from '../model/types.js';
 import { CachedStore } from '../state/cachedStore.js';
+import { unreadableMessage } from '../state/changelogStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
 import { MemoryStateStore } from '../state/memoryStore.js';
 import type { StateStore } from '../state/types.js';
@@ -259,11 +260,15 @@ export async function startServer(config: Config, options: ServeOptions): Promis
             subscriptions.publish(prediction);
           }
         },
-        onRestore: (reports, ms) =>
+        onRestore: (reports, ms) => {
+          for (const r of reports) {
+            for (const bad of r.unreadable) log.warn({ changelog: bad }, unreadableMessage(bad));
+          }
           log.info(
             { ms: Math.round(ms), records: reports.reduce((n, r) => n + r.records, 0) },
             'state restored from the changelog',
-          ),
+          );
+        },
         onForwarded: () => metrics.eventsForwarded.inc(),
         ...(kafkaMetrics ? { healthObserver: kafkaMetrics.observer } : {}),
         onStall: (message) => {

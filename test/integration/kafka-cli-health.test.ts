@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ensureTopics } from '../../src/kafka/topics.js';
 import { ensureBuilt, ROOT } from '../helpers/build.js';
 import {
   brokers,
@@ -17,8 +18,10 @@ import {
   produce,
   requireBroker,
   type Topics,
+  testKafka,
   waitForCatchUp,
   waitUntil,
+  withAdmin,
 } from '../helpers/kafka.js';
 import { child } from '../helpers/kafkaFaults.js';
 
@@ -58,6 +61,19 @@ describe('cellstream kafka: health and signals', () => {
     await requireBroker();
     ensureBuilt();
     const t = await createInputTopic('cli-health', 3);
+    // A changelog holding a record that does not decode: the restore goes past it, says so, counts it.
+    await withAdmin((admin) =>
+      ensureTopics(admin, [{ topic: t.changelogTopic, partitions: 3, compacted: true }]),
+    );
+    const producer = testKafka().producer();
+    await producer.connect();
+    const [garbage] = await producer
+      .send({
+        topic: t.changelogTopic,
+        acks: -1,
+        messages: [{ key: 'garbage', value: 'not a state record', partition: 0 }],
+      })
+      .finally(() => producer.disconnect());
     const instance = await child(t, await stateDir(), false);
     try {
       expect(instance.http).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -81,9 +97,25 @@ describe('cellstream kafka: health and signals', () => {
         /^cellstream_kafka_consumer_rejoins_total 0$/m,
         /^cellstream_predictions_out_total 600$/m,
         /^cellstream_events_in_total 600$/m,
+        /^cellstream_kafka_changelog_unreadable_records_total 1$/m,
       ]) {
         expect(metrics).toMatch(line);
       }
+      const warning = instance
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('"event":"changelog-record-unreadable"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(warning).toEqual([
+        expect.objectContaining({
+          level: 'warn',
+          topic: t.changelogTopic,
+          partition: 0,
+          offset: garbage!.baseOffset,
+          key: 'garbage',
+          kind: 'undecodable',
+        }),
+      ]);
       expect(metrics).toMatch(/# TYPE cellstream_kafka_consumer_crashes_total counter/);
       expect((await fetch(`${instance.http}/nope`)).status).toBe(404);
     } finally {
