@@ -1,5 +1,5 @@
 import { IdTooLongError, InvalidEventError, KeyTooLongError, MalformedJsonError } from '../errors.js';
-import { DECODE_CEILINGS, type EventLimits, utf8Over } from './limits.js';
+import { checkEvent, DECODE_CEILINGS, type EventLimits, utf8Over } from './limits.js';
 import type { Event } from './types.js';
 
 /** The largest `ts` magnitude a JavaScript Date holds (±100,000,000 days around the epoch), in ms. */
@@ -21,6 +21,19 @@ export function decodeEvent(text: string, limits: EventLimits = DECODE_CEILINGS)
     throw new MalformedJsonError(err instanceof Error ? err.message : String(err));
   }
   return validateEvent(value, limits);
+}
+
+/**
+ * What an edge (an `/ingest` frame, a Kafka message) checks of an already-parsed value before it
+ * hands the event on: the event contract and every limit of the engine (`events.maxKeyBytes`,
+ * `maxIdBytes`, `maxTsAhead`, the wall clock reading `now`), with the engine's codes, so that a
+ * bad event is answered where it came in. The engine checks the same again, as a backstop for
+ * events that reach it by other ways.
+ */
+export function admitEvent(value: unknown, limits: EventLimits, now: number): Event {
+  const event = validateEvent(value, limits);
+  checkEvent(event, limits, now);
+  return event;
 }
 
 /** Checks an already-parsed value against the event contract; see `decodeEvent`. */

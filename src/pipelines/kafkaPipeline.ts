@@ -4,7 +4,7 @@ import { KeyedStepper } from '../engine/keyedStepper.js';
 import type { Envelope, Rejected } from '../engine/types.js';
 import { EventError, FencedError, type KafkaConsumerLostError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
-import type { EventLimits } from '../events/limits.js';
+import { type EventLimits, eventLimits } from '../events/limits.js';
 import type { Prediction } from '../events/types.js';
 import { modelFeatures } from '../features/modelFeatures.js';
 import { createKafka } from '../kafka/client.js';
@@ -263,6 +263,8 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     ...(options.heartbeatInterval === undefined ? {} : { heartbeatInterval: options.heartbeatInterval }),
     ...(options.onConsumerCrash === undefined ? {} : { onConsumerCrash: options.onConsumerCrash }),
     ...(options.maxRejoins === undefined ? {} : { maxRejoins: options.maxRejoins }),
+    // The stepper's own limits, so the source dead-letters what the stepper would refuse.
+    limits: eventLimits(options.limits),
     events: {
       joined: (ps) => health.joined(ps),
       revoked: (ps) => health.revoked(ps),

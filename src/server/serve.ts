@@ -123,13 +123,16 @@ export async function startServer(config: Config, options: ServeOptions): Promis
   const subscribeWss = new WebSocketServer({ noServer: true, maxPayload: 4096, perMessageDeflate: false });
 
   const routes = new Map<string, SocketRoute>();
+  // The engine's limits, checked at the edge too, so a bad event is answered before it is queued
+  // (or, with Kafka, forwarded to the input topic only to be dead-lettered).
+  const ingestLimits = { ...config.sources.websocket, events: eventLimitsOf(config.events) };
   if (config.sources.websocket.enabled) {
     routes.set('/ingest', {
       scope: 'ingest',
       wss: ingestWss,
       connected: (ws, principal) => {
         watchErrors(ws, metrics, log);
-        const connection = new IngestConnection(ws, principal, target!, config.sources.websocket, {
+        const connection = new IngestConnection(ws, principal, target!, ingestLimits, {
           onEvents: (n) => {
             metrics.eventsIn.inc({ source: 'websocket' }, n);
             // With Kafka the dashboard counts events as the engine consumes them, once.

@@ -1,6 +1,8 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Envelope, Rejected } from '../engine/types.js';
 import { KafkaConsumerLostError } from '../errors.js';
+import { DEFAULT_MAX_JSON_DEPTH } from '../events/jsonDepth.js';
+import { DECODE_CEILINGS, type EventLimits } from '../events/limits.js';
 import { kafkaEnvelope } from './kafkaEnvelope.js';
 
 /** A run of consecutive messages of one input partition, decoded. */
@@ -98,6 +100,11 @@ export interface KafkaSourceOptions {
   readonly onConsumerCrash?: ConsumerCrashPolicy;
   /** Rejoins in a row without a committed batch before giving up. Default 5. */
   readonly maxRejoins?: number;
+  /**
+   * The engine's event limits, checked as each message becomes an envelope, so an event beyond
+   * one is rejected (dead-lettered) here with the engine's code. Default: only what no store can hold.
+   */
+  readonly limits?: EventLimits;
   readonly events?: KafkaSourceEvents;
 }
 
@@ -308,6 +315,9 @@ export class KafkaSource {
         if (this.stopping || !isRunning() || isStale()) return;
         const run = messages.slice(start, start + maxBatch);
         const keys = new Map(run.map((m) => [m.offset, m.key]));
+        // One clock reading per run for the ts bound, as the engine takes one per batch.
+        const now = Date.now();
+        const limits = this.options.limits ?? DECODE_CEILINGS;
         const last = run[run.length - 1].offset;
         const nextOffset = (BigInt(last) + 1n).toString();
         try {
@@ -315,7 +325,9 @@ export class KafkaSource {
             handler.batch({
               topic,
               partition: batch.partition,
-              items: run.map((m) => kafkaEnvelope(topic, batch.partition, m)),
+              items: run.map((m) =>
+                kafkaEnvelope(topic, batch.partition, m, DEFAULT_MAX_JSON_DEPTH, limits, now),
+              ),
               keys,
               nextOffset,
             }),
