@@ -30,6 +30,30 @@ export const MODEL_FILE = new URL('../golden/fixtures/onnx-torch-lstm1-seqfirst/
   .pathname;
 export const loadTestModel = (): Promise<Model> => loadModel(MODEL_FILE);
 
+/**
+ * The arguments of `cellstream kafka` (after the bin) for the test model on `brokers`, consuming
+ * `t`'s input topic into its output topic in its group; `extra` adds the rest (state, tuning).
+ */
+export function kafkaCommandArgs(
+  t: { readonly inputTopic: string; readonly outputTopic: string; readonly groupId: string },
+  extra: readonly string[] = [],
+): string[] {
+  return [
+    'kafka',
+    '--model',
+    MODEL_FILE,
+    '--kafka-brokers',
+    brokers.join(','),
+    '--input-topic',
+    t.inputTopic,
+    '--output-topic',
+    t.outputTopic,
+    '--group-id',
+    t.groupId,
+    ...extra,
+  ];
+}
+
 export function testKafka(clientId = 'cellstream-test'): Kafka {
   return new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING });
 }

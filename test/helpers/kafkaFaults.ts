@@ -16,8 +16,8 @@ import {
   eventMessages,
   groupLag,
   judge,
+  kafkaCommandArgs,
   loadTestModel,
-  MODEL_FILE,
   makeEvents,
   offlineReplay,
   produce,
@@ -104,34 +104,25 @@ export async function child(
 ): Promise<ChildInstance> {
   const args = [
     join(ROOT, 'bin', 'cellstream.js'),
-    'kafka',
-    '--model',
-    MODEL_FILE,
-    '--kafka-brokers',
-    brokers.join(','),
-    '--input-topic',
-    t.inputTopic,
-    '--output-topic',
-    t.outputTopic,
-    '--dead-letter-topic',
-    t.deadLetterTopic,
-    '--changelog-topic',
-    t.changelogTopic,
-    '--group-id',
-    t.groupId,
-    '--state',
-    stateDir,
-    '--batch',
-    '200',
-    '--session-timeout',
-    String(o.sessionTimeout ?? SESSION.sessionTimeout),
-    '--heartbeat-interval',
-    String(o.heartbeatInterval ?? SESSION.heartbeatInterval),
-    // Several instances on one host: each its own free port for the health endpoints.
-    '--http-port',
-    '0',
-    ...(exactlyOnce ? ['--exactly-once'] : []),
-    ...(o.args ?? []),
+    ...kafkaCommandArgs(t, [
+      '--dead-letter-topic',
+      t.deadLetterTopic,
+      '--changelog-topic',
+      t.changelogTopic,
+      '--state',
+      stateDir,
+      '--batch',
+      '200',
+      '--session-timeout',
+      String(o.sessionTimeout ?? SESSION.sessionTimeout),
+      '--heartbeat-interval',
+      String(o.heartbeatInterval ?? SESSION.heartbeatInterval),
+      // Several instances on one host: each its own free port for the health endpoints.
+      '--http-port',
+      '0',
+      ...(exactlyOnce ? ['--exactly-once'] : []),
+      ...(o.args ?? []),
+    ]),
   ];
   const proc: ChildProcess = spawn(process.execPath, args, {
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -199,7 +190,8 @@ async function runScenario(name: string, o: ScenarioOptions, kind: 'stop' | 'kil
     kind === 'kill' ? child(t, dirs[i], o.exactlyOnce) : inProcess(model, t, dirs[i], o.exactlyOnce);
   const instances: Instance[] = [];
   try {
-    for (let i = 0; i < o.instances; i++) instances.push(await launch(i));
+    // Started together, as a deployment starts them; the faults come later, one at a time.
+    instances.push(...(await Promise.all(Array.from({ length: o.instances }, (_, i) => launch(i)))));
     const chunk = Math.ceil(messages.length / (o.faults + 1));
     let sent = 0;
     for (let f = 0; f < o.faults; f++) {

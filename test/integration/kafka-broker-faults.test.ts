@@ -23,6 +23,13 @@ const SESSION = {
   sessionTimeout: 6000,
   heartbeatInterval: env('KAFKA_BROKER_FAULTS_HEARTBEAT_MS', 500),
 };
+/**
+ * How long the broker stays away in the away test: past the session timeout before its restart
+ * even begins (the restart, seconds of JVM start and log recovery, keeps it away longer still).
+ */
+const AWAY_MS = env('KAFKA_BROKER_FAULTS_AWAY_MS', SESSION.sessionTimeout + 2000);
+/** How long the broker stays paused: past the session timeout, and the stall timeout (3 s) twice over. */
+const PAUSE_MS = env('KAFKA_BROKER_FAULTS_PAUSE_MS', SESSION.sessionTimeout + 2000);
 const report = (name: string, figures: object) =>
   process.stdout.write(
     `[kafka-broker-faults] ${name} ${JSON.stringify(figures, (_, v) => (typeof v === 'bigint' ? Number(v) : v))}\n`,
@@ -52,8 +59,9 @@ describe.each([
       // Exactly-once twice (the issue's duplicates came from a commit during the loss).
       outages: env('KAFKA_BROKER_FAULTS_OUTAGES', exactlyOnce ? 2 : 1),
       downMs: env('KAFKA_BROKER_FAULTS_DOWN_MS', 2000),
-      // Longer than the session timeout: heartbeats must go on during the restore.
-      slowRestoreMs: env('KAFKA_BROKER_FAULTS_SLOW_RESTORE_MS', 8000),
+      // Longer than the session timeout (a second more is enough: the restore itself adds to it):
+      // heartbeats must go on during the restore.
+      slowRestoreMs: env('KAFKA_BROKER_FAULTS_SLOW_RESTORE_MS', SESSION.sessionTimeout + 1000),
     });
     report(`SIGKILL broker ${mode}`, r);
     expect(r).toMatchObject({ missing: 0, divergent: 0, lag: 0n, deadLetters: 0, exited: 0 });
@@ -72,9 +80,9 @@ describe('broker away for longer than the session timeout', () => {
       exactlyOnce: true,
       fault: 'kill',
       outages: 1,
-      downMs: 15_000,
+      downMs: AWAY_MS,
     });
-    report('broker away 15 s exactly-once', r);
+    report(`broker away ${AWAY_MS / 1000} s exactly-once`, r);
     expect(r).toMatchObject({ missing: 0, divergent: 0, repeated: 0, lag: 0n, deadLetters: 0, exited: 0 });
   }, 600_000);
 });
@@ -92,7 +100,7 @@ describe('broker paused (SIGSTOP) past the session timeout, then resumed', () =>
       exactlyOnce: false,
       fault: 'pause',
       outages: 1,
-      downMs: 12_000,
+      downMs: PAUSE_MS,
       stallTimeoutMs: 3000,
       whileDown: async (instances) => {
         // Stalled (events wait, nothing commits) or the broker silent: every instance is not ready.
@@ -131,7 +139,7 @@ describe('broker paused (SIGSTOP) past the session timeout, then resumed', () =>
         }
       },
     });
-    report('broker paused 12 s at-least-once', r);
+    report(`broker paused ${PAUSE_MS / 1000} s at-least-once`, r);
     expect(notReady).toHaveLength(2);
     expect(r).toMatchObject({ missing: 0, divergent: 0, lag: 0n, deadLetters: 0, exited: 0 });
   }, 600_000);

@@ -10,10 +10,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ensureTopics } from '../../src/kafka/topics.js';
 import { ensureBuilt, ROOT } from '../helpers/build.js';
 import {
-  brokers,
   createInputTopic,
   eventMessages,
-  MODEL_FILE,
+  kafkaCommandArgs,
   makeEvents,
   produce,
   requireBroker,
@@ -37,23 +36,7 @@ async function stateDir(): Promise<string> {
 }
 
 function kafkaArgs(t: Topics, dir: string, extra: readonly string[] = []): string[] {
-  return [
-    join(ROOT, 'bin', 'cellstream.js'),
-    'kafka',
-    '--model',
-    MODEL_FILE,
-    '--kafka-brokers',
-    brokers.join(','),
-    '--input-topic',
-    t.inputTopic,
-    '--output-topic',
-    t.outputTopic,
-    '--group-id',
-    t.groupId,
-    '--state-dir',
-    dir,
-    ...extra,
-  ];
+  return [join(ROOT, 'bin', 'cellstream.js'), ...kafkaCommandArgs(t, ['--state-dir', dir, ...extra])];
 }
 
 describe('cellstream kafka: health and signals', () => {
