@@ -190,8 +190,7 @@ async function runScenario(name: string, o: ScenarioOptions, kind: 'stop' | 'kil
     kind === 'kill' ? child(t, dirs[i], o.exactlyOnce) : inProcess(model, t, dirs[i], o.exactlyOnce);
   const instances: Instance[] = [];
   try {
-    // Started together, as a deployment starts them; the faults come later, one at a time.
-    instances.push(...(await Promise.all(Array.from({ length: o.instances }, (_, i) => launch(i)))));
+    for (let i = 0; i < o.instances; i++) instances.push(await launch(i));
     const chunk = Math.ceil(messages.length / (o.faults + 1));
     let sent = 0;
     for (let f = 0; f < o.faults; f++) {
