@@ -36,7 +36,11 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): P
         if (err.type !== 'TOPIC_ALREADY_EXISTS') throw err;
       });
   }
-  const metadata = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
+  const metadata = await topicMetadata(
+    admin,
+    specs.map((s) => s.topic),
+    missing.length > 0,
+  );
   const counts = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
   for (const s of specs) {
     if (s.mustMatch && counts.get(s.topic) !== s.partitions) {
@@ -46,4 +50,26 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): P
     }
   }
   return counts;
+}
+
+/** How long a topic just created may be unknown to the broker answering its metadata. */
+const NEW_TOPIC_METADATA_MS = 30_000;
+
+/**
+ * The topics' metadata. A broker can answer `UNKNOWN_TOPIC_OR_PARTITION` for a topic created a
+ * moment ago (by this call, or by another instance starting at the same time) until its metadata
+ * has caught up, seen under load on a fresh broker; after a create that answer is waited out,
+ * bounded, instead of failing the start.
+ */
+async function topicMetadata(admin: Admin, topics: string[], justCreated: boolean) {
+  const deadline = Date.now() + NEW_TOPIC_METADATA_MS;
+  for (;;) {
+    try {
+      return await admin.fetchTopicMetadata({ topics });
+    } catch (err) {
+      const unknown = (err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION';
+      if (!justCreated || !unknown || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
