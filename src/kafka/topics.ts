@@ -32,8 +32,9 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): P
         })),
       })
       .catch((err: Error & { type?: string }) => {
-        // Another instance created it first.
-        if (err.type !== 'TOPIC_ALREADY_EXISTS') throw err;
+        // Another instance created it first; or it was created and kafkajs's wait for its leaders
+        // met a broker whose metadata does not know it yet, which the wait below outlasts.
+        if (err.type !== 'TOPIC_ALREADY_EXISTS' && err.type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
       });
   }
   const metadata = await topicMetadata(
@@ -56,20 +57,23 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): P
 const NEW_TOPIC_METADATA_MS = 30_000;
 
 /**
- * The topics' metadata. A broker can answer `UNKNOWN_TOPIC_OR_PARTITION` for a topic created a
- * moment ago (by this call, or by another instance starting at the same time) until its metadata
- * has caught up, seen under load on a fresh broker; after a create that answer is waited out,
+ * The topics' metadata, once every partition has a leader. A broker can answer
+ * `UNKNOWN_TOPIC_OR_PARTITION` for a topic created a moment ago (by this call, or by another
+ * instance starting at the same time) until its metadata has caught up, seen under load on a
+ * fresh broker; after a create that answer, and partitions without a leader yet, are waited out,
  * bounded, instead of failing the start.
  */
 async function topicMetadata(admin: Admin, topics: string[], justCreated: boolean) {
   const deadline = Date.now() + NEW_TOPIC_METADATA_MS;
   for (;;) {
     try {
-      return await admin.fetchTopicMetadata({ topics });
+      const metadata = await admin.fetchTopicMetadata({ topics });
+      const leaderless = metadata.topics.some((t) => t.partitions.some((p) => p.leader < 0));
+      if (!justCreated || !leaderless || Date.now() > deadline) return metadata;
     } catch (err) {
       const unknown = (err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION';
       if (!justCreated || !unknown || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200));
     }
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
