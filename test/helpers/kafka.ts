@@ -1,11 +1,13 @@
 // Helpers of the Kafka integration tests: a real broker at KAFKA_BROKERS (they fail, never skip,
 // without one), topics, events, the offline replay every prediction is checked against.
+
 import { randomUUID } from 'node:crypto';
 import { type Admin, type IHeaders, Kafka, type KafkaMessage, logLevel, Partitioners } from 'kafkajs';
 import { KeyedStepper } from '../../src/engine/keyedStepper.js';
 import type { Event, Prediction } from '../../src/events/types.js';
 import { loadModel } from '../../src/formats/load.js';
 import { dropKafkajsNegativeTimerWarning } from '../../src/kafka/nodeWarnings.js';
+import { ensureTopics } from '../../src/kafka/topics.js';
 import type { Model } from '../../src/model/types.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
 
@@ -103,13 +105,9 @@ export async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T>
   }
 }
 
+/** Creates `topic` as the pipeline creates its own: waiting until the broker knows it and its leaders. */
 export async function createTopic(topic: string, partitions: number): Promise<void> {
-  await withAdmin((admin) =>
-    admin.createTopics({
-      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
-      waitForLeaders: true,
-    }),
-  );
+  await withAdmin((admin) => ensureTopics(admin, [{ topic, partitions, replicationFactor: 1 }]));
 }
 
 /** Fresh topic names for one test (topicsFor), with the input topic created with `partitions` partitions. */
