@@ -76,7 +76,16 @@ export function modelEvents(model, n, keys) {
  */
 export async function throughput(
   kafka,
-  { model, messages, partitions, batch, exactlyOnce = false, passthrough = false, pipelineOptions = {}, hooks = {} },
+  {
+    model,
+    messages,
+    partitions,
+    batch,
+    exactlyOnce = false,
+    passthrough = false,
+    pipelineOptions = {},
+    hooks = {},
+  },
 ) {
   const admin = kafka.admin();
   await admin.connect();

@@ -13,6 +13,14 @@ export interface PartitionBatch {
   readonly keys: ReadonlyMap<string, Buffer | null>;
   /** The offset to commit once the batch is done: one past its last message. */
   readonly nextOffset: string;
+  /** Whether the batch ends where the partition ended when it was fetched: no more is waiting now. */
+  readonly caughtUp: boolean;
+}
+
+/** An input partition's offset to commit: everything before it is done and durable. */
+export interface PartitionOffset {
+  readonly partition: number;
+  readonly offset: string;
 }
 
 /** What the source drives. Calls never overlap. */
@@ -25,11 +33,21 @@ export interface KafkaSourceHandler {
   /** Partitions taken away by the latest rebalance. */
   revoked(partitions: readonly number[]): Promise<void>;
   /**
-   * Processes a batch; resolves once its effects are durable and acknowledged. Throwing makes
-   * kafkajs fetch the batch again (after a backoff, or at its new owner after a rebalance), and the
+   * Processes a batch. Resolving with nothing says its effects are durable and acknowledged, and
+   * its offset is committed (with `commitOffsets`). A handler that makes effects durable once per
+   * several batches resolves with the offsets whose effects are now durable instead (none, while it
+   * holds them): only those are committed, and the batch counts as consumed (the next one
+   * follows it; a rebalance or a `resync` goes back to what was committed). Throwing makes kafkajs
+   * fetch the batch again (after a backoff, or at its new owner after a rebalance), and the
    * partition's next batch is preceded by `resync`.
    */
-  batch(batch: PartitionBatch): Promise<void>;
+  batch(batch: PartitionBatch): Promise<readonly PartitionOffset[] | undefined>;
+  /**
+   * Called by `stop` once the batch in flight is done, before the consumer leaves the group and
+   * while it can still commit: makes what the handler holds durable and resolves with the offsets
+   * to commit. Not called when a rebalance the handler has not yet been told of came in between.
+   */
+  flush?(): Promise<readonly PartitionOffset[]>;
   /**
    * Called before the next batch of a partition whose previous `batch()` threw (its outcome may be
    * unknown: a commit Kafka applied while the client saw the broker vanish). Brings the partition's
@@ -310,14 +328,17 @@ export class KafkaSource {
         const keys = new Map(run.map((m) => [m.offset, m.key]));
         const last = run[run.length - 1].offset;
         const nextOffset = (BigInt(last) + 1n).toString();
+        const lastRun = start + maxBatch >= messages.length;
+        let done: readonly PartitionOffset[] | undefined;
         try {
-          await alive.during(() =>
+          done = await alive.during(() =>
             handler.batch({
               topic,
               partition: batch.partition,
               items: run.map((m) => kafkaEnvelope(topic, batch.partition, m)),
               keys,
               nextOffset,
+              caughtUp: lastRun && batchEnd >= high,
             }),
           );
         } catch (err) {
@@ -325,11 +346,11 @@ export class KafkaSource {
           throw err;
         }
         resolveOffset(last);
-        if (this.options.commitOffsets) {
-          await consumer.commitOffsets([{ topic, partition: batch.partition, offset: nextOffset }]);
+        const commit = done ?? [{ partition: batch.partition, offset: nextOffset }];
+        if (this.options.commitOffsets && commit.length > 0) {
+          await consumer.commitOffsets(commit.map((o) => ({ topic, ...o })));
         }
         this.rejoins = 0;
-        const lastRun = start + maxBatch >= messages.length;
         this.events.committed?.(batch.partition, high - (lastRun ? batchEnd : BigInt(nextOffset)));
         await heartbeat();
       }
@@ -345,9 +366,27 @@ export class KafkaSource {
     this.stopping = true;
     if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
     await this.active?.catch(() => {});
+    await this.flushHeld();
     // The current one first: it leaves the group, so its partitions move on at once.
     await this.retire(this.consumer);
     for (const consumer of [...this.consumers]) await this.retire(consumer).catch(() => {});
+  }
+
+  /**
+   * What the handler holds, made durable and committed before leaving. After a rebalance it was not
+   * told of, what it holds is another generation's, to be redelivered instead. A failure leaves
+   * the held events to be redelivered (to this instance or the next owner): nothing is lost.
+   */
+  private async flushHeld(): Promise<void> {
+    const handler = this.handler;
+    if (!handler?.flush || !this.member || this.toAssign || this.toRevoke.length > 0) return;
+    try {
+      const offsets = await handler.flush();
+      if (this.options.commitOffsets && offsets.length > 0) {
+        const { topic } = this.options;
+        await this.consumer.commitOffsets(offsets.map((o) => ({ topic, ...o })));
+      }
+    } catch {}
   }
 
   /** Disconnects a consumer and forgets it (the set stays as small as the consumers alive). */
