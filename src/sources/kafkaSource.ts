@@ -10,7 +10,7 @@ export interface PartitionBatch {
   /** In offset order: an envelope for the engine, or the message's rejection. */
   readonly items: ReadonlyArray<Envelope | Rejected>;
   /** Each message's key, by offset, for dead letters. */
-  readonly keys: ReadonlyMap<string, Buffer | null>;
+  readonly keys: Pick<ReadonlyMap<string, Buffer | null>, 'get'>;
   /** The offset to commit once the batch is done: one past its last message. */
   readonly nextOffset: string;
   /** Whether the batch ends where the partition ended when it was fetched: no more is waiting now. */
@@ -325,7 +325,7 @@ export class KafkaSource {
         // Stop between runs on shutdown or seek; what is not resolved is fetched again.
         if (this.stopping || !isRunning() || isStale()) return;
         const run = messages.slice(start, start + maxBatch);
-        const keys = new Map(run.map((m) => [m.offset, m.key]));
+        const keys = messageKeys(run);
         const last = run[run.length - 1].offset;
         const nextOffset = (BigInt(last) + 1n).toString();
         const lastRun = start + maxBatch >= messages.length;
@@ -414,6 +414,20 @@ export class KafkaSource {
       }
     }
   }
+}
+
+/**
+ * The keys of `run` by offset, looked up only for dead letters: the map is made on the first
+ * look-up, so a batch without one allocates nothing per message.
+ */
+function messageKeys(run: readonly KafkaMessage[]): Pick<ReadonlyMap<string, Buffer | null>, 'get'> {
+  let byOffset: Map<string, Buffer | null> | undefined;
+  return {
+    get(offset: string) {
+      byOffset ??= new Map(run.map((m) => [m.offset, m.key]));
+      return byOffset.get(offset);
+    },
+  };
 }
 
 /**
