@@ -477,7 +477,23 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     return [{ partition, offset: h.nextOffset }];
   };
 
+  // Held batches followed by no more (a partition gone quiet without a batch that caught up, e.g.
+  // behind an input transaction still open) are committed when the interval has passed anyway.
+  let idleTimer: NodeJS.Timeout | undefined;
+  const flushWhenIdle = () => {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = undefined;
+    if (held.size === 0) return;
+    idleTimer = setTimeout(() => {
+      idleTimer = undefined;
+      void source.flushIdle();
+    }, commitIntervalMs);
+    idleTimer.unref();
+  };
+
   const handleBatch = async (batch: PartitionBatch): Promise<readonly PartitionOffset[]> => {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = undefined;
     const started = performance.now();
     const partition = batch.partition;
     if (stale.has(partition)) {
@@ -537,7 +553,10 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
         batch.caughtUp ||
         performance.now() - h.since >= commitIntervalMs ||
         staged.stagedKeys() >= maxCachedKeys;
-      if (!due) return [];
+      if (!due) {
+        flushWhenIdle();
+        return [];
+      }
       // The state in the changelog, then in LMDB, before the offsets commit (docs/kafka.md).
       return exactlyOnce ? await commitPartition(partition) : await flushAll();
     } catch (err) {
@@ -585,6 +604,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     lost,
     stop() {
       stopping ??= (async () => {
+        if (idleTimer) clearTimeout(idleTimer);
         health.close();
         await source.stop();
         await offsetsAdmin.disconnect().catch(() => {});

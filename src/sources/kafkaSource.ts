@@ -149,6 +149,8 @@ export class KafkaSource {
   private rejoinTimer: NodeJS.Timeout | undefined;
   /** The `eachBatch` call in progress, if any (one at a time: partitionsConsumedConcurrently 1). */
   private active: Promise<void> | undefined;
+  /** A `flushIdle` in progress: batches wait for it, so handler calls never overlap. */
+  private idle: Promise<void> | undefined;
 
   constructor(kafka: Kafka, options: KafkaSourceOptions) {
     this.kafka = kafka;
@@ -298,6 +300,7 @@ export class KafkaSource {
     const { topic } = this.options;
     const alive = new Heartbeats(heartbeat, this.heartbeatInterval);
     try {
+      if (this.idle) await this.idle;
       await alive.during(() => this.settleAssignment(handler));
       if (!this.owned.has(batch.partition)) return;
       let messages = batch.messages as KafkaMessage[];
@@ -366,10 +369,26 @@ export class KafkaSource {
     this.stopping = true;
     if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
     await this.active?.catch(() => {});
+    await this.idle;
     await this.flushHeld();
     // The current one first: it leaves the group, so its partitions move on at once.
     await this.retire(this.consumer);
     for (const consumer of [...this.consumers]) await this.retire(consumer).catch(() => {});
+  }
+
+  /**
+   * Between batches: has the handler flush what it holds and commits the offsets it returns, for a
+   * handler that holds batches and then sees no more (its partitions went quiet without a batch
+   * that caught up). Does nothing while a batch runs (that batch commits in time), while another
+   * flush runs, or once stopping.
+   */
+  async flushIdle(): Promise<void> {
+    if (this.active || this.idle || this.stopping) return;
+    const flush = this.flushHeld().finally(() => {
+      this.idle = undefined;
+    });
+    this.idle = flush;
+    await flush;
   }
 
   /**

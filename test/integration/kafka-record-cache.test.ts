@@ -133,6 +133,52 @@ describe.each([
     }
   }, 120_000);
 
+  it('commits held batches after the interval when no more come, though the partition is not caught up', async () => {
+    await requireBroker();
+    const model = await loadTestModel();
+    const t = await createInputTopic(exactlyOnce ? 'cache-idle-eos' : 'cache-idle', 1);
+    const events = makeEvents(40, 8, 41);
+    // An input transaction left open after committed events: the pipeline reads (read_committed)
+    // up to it, while the partition's end lies past it, so no batch ever catches up.
+    const producer = testKafka().producer({
+      transactionalId: `${t.inputTopic}-writer`,
+      maxInFlightRequests: 1,
+    });
+    await producer.connect();
+    const done = await producer.transaction();
+    await done.send({ topic: t.inputTopic, messages: eventMessages(events.slice(0, 39)) });
+    await done.commit();
+    const open = await producer.transaction();
+    await open.send({ topic: t.inputTopic, messages: eventMessages(events.slice(39)) });
+    const dir = await mkdtemp(join(tmpdir(), 'cellstream-cache-idle-'));
+    const pipeline = await startKafkaPipeline({
+      model,
+      brokers,
+      ...t,
+      stateDir: dir,
+      exactlyOnce,
+      maxBatch: 10,
+      commitIntervalMs: 500,
+      maxWaitTimeInMs: 100,
+      logLevel: logLevel.NOTHING,
+    });
+    try {
+      await waitUntil(
+        async () => (await committedTotal(t.groupId, t.inputTopic)) === 39n,
+        'the held batches committed',
+        60_000,
+      );
+      const verdict = judge(await offlineReplay(model, events.slice(0, 39)), await readTopic(t.outputTopic));
+      expect(verdict).toMatchObject({ received: 39, missing: 0, divergent: 0, repeated: 0 });
+      expect(pipeline.stats.predictions).toBe(39);
+    } finally {
+      await open.abort();
+      await producer.disconnect();
+      await pipeline.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('SIGKILLed while holding uncommitted batches: redelivered from the committed offsets, predictions identical', async () => {
     await requireBroker();
     ensureBuilt();
