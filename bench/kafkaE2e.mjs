@@ -139,6 +139,9 @@ export async function throughput(
   const cpu = process.cpuUsage(cpu0);
   await hooks.finished?.();
   await pipeline.stop();
+  const changelogRecords = passthrough
+    ? 0
+    : (await admin.fetchTopicOffsets(`${id}-changelog`)).reduce((n, p) => n + Number(p.high), 0);
   await admin.disconnect();
   await rm(stateDir, { recursive: true, force: true });
   return {
@@ -149,5 +152,6 @@ export async function throughput(
     eventsPerSecond: Math.round(messages.length / seconds),
     cpuSeconds: +((cpu.user + cpu.system) / 1e6).toFixed(2),
     cpuMicrosPerEvent: +((cpu.user + cpu.system) / messages.length).toFixed(1),
+    changelogRecordsPerEvent: +(changelogRecords / messages.length).toFixed(3),
   };
 }
