@@ -39,7 +39,7 @@ export interface KafkaPipelineOptions {
   readonly groupId: string;
   /** Directory of this instance's LMDB state. */
   readonly stateDir: string;
-  /** Predictions, changelog records and consumed offsets in one Kafka transaction per batch. */
+  /** Predictions, changelog records and consumed offsets in one Kafka transaction per partition and commit. */
   readonly exactlyOnce?: boolean;
   /** Prefix of the transactional ids; default `groupId`. The same for every instance of the app. */
   readonly appId?: string;
@@ -160,22 +160,25 @@ export interface KafkaPipeline {
   readonly groupId: string;
   /** Rejects with `KafkaConsumerLostError` once the consumer is lost for good; never resolves. */
   readonly lost: Promise<never>;
-  /** Stops fetching, finishes the batch in flight (its state durable, offsets committed), leaves the group, closes. */
+  /** Stops fetching, finishes the batch in flight, commits what it holds (state durable, offsets committed), leaves the group, closes. */
   stop(): Promise<void>;
 }
+
+export { KAFKA_COMMIT_DEFAULTS };
 
 /**
  * Kafka in, Kafka out: events from `inputTopic` (keyed by entity key) through the engine, predictions
  * to `outputTopic`, rejections to `deadLetterTopic`, state in LMDB backed by a compacted changelog.
  *
- * Per batch of one partition: step (state staged in memory), send predictions and dead letters,
- * make the state durable (changelog, then LMDB), commit the offsets. A crash anywhere redelivers
- * events whose state did not become durable, and they recompute identical predictions; events whose
- * state did are recognised and not stepped again. With `exactlyOnce`, the sends and the offsets
- * commit in one transaction, and LMDB follows the commit.
+ * Per batch of one partition: step (state staged in memory), send predictions and dead letters.
+ * The staged state is held across batches (each key's latest record) until a commit: every
+ * `commitIntervalMs`, at `maxCachedKeys`, when a batch catches up with its partition, or on stop;
+ * then it is made durable (changelog, each key once, then LMDB) and only then the offsets it
+ * covers commit. A crash anywhere redelivers events whose state did not become durable, and they
+ * recompute identical predictions; events whose state did are recognised and not stepped again.
+ * With `exactlyOnce`, a partition's sends from its first held batch to the commit, its changelog
+ * records and its offset commit in one transaction, and LMDB follows the commit.
  */
-export { KAFKA_COMMIT_DEFAULTS };
-
 export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise<KafkaPipeline> {
   const kafka: Kafka = createKafka({
     brokers: options.brokers,
