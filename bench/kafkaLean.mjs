@@ -3,7 +3,7 @@
 // the medians are printed. With --profile DIR, each run's pipeline (from its start to lag 0, the
 // producing of the input left out) is CPU-profiled through the inspector and written to DIR, with
 // a summary of where the samples fell by component (bench/profileSummary.mjs).
-//   scripts/kafka/with-kafka.sh node bench/kafkaLean.mjs -- [--events 100000] [--keys 10000]
+//   scripts/kafka/with-kafka.sh node bench/kafkaLean.mjs [--events 100000] [--keys 10000]
 //     [--runs 3] [--modes at-least-once,exactly-once,passthrough] [--commit-interval MS]
 //     [--profile DIR] [--model demo/visits.cellstream.json]
 import { mkdir, writeFile } from 'node:fs/promises';
