@@ -15,7 +15,7 @@ import { loadModel } from '../dist/formats/load.js';
 import { ChangelogReader } from '../dist/state/changelogReader.js';
 import { ChangelogStore } from '../dist/state/changelogStore.js';
 import { LmdbStore } from '../dist/state/lmdbStore.js';
-import { kafkaClient, throughput } from './kafkaE2e.mjs';
+import { kafkaClient, modelEvents, throughput } from './kafkaE2e.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,8 +30,6 @@ const { values: args } = parseArgs({
 const kafka = kafkaClient();
 const PARTITIONS = Number(args.partitions);
 const model = await loadModel(new URL(`../${args.model}`, import.meta.url).pathname);
-const withSpec = model.metadata?.features !== undefined;
-const inputSize = model.inputs[0].size;
 const admin = kafka.admin();
 await admin.connect();
 
@@ -41,23 +39,6 @@ async function topic(name) {
     waitForLeaders: true,
   });
   return name;
-}
-
-function events(n, keys) {
-  let s = 5;
-  const next = () => {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    return s / 1073741824 - 1;
-  };
-  return Array.from({ length: n }, (_, i) => {
-    const key = `k${Math.floor(((next() + 1) / 2) * keys)}`;
-    // Event time advances about a day per event across the stream, so derived intervals are real.
-    const ts = 1_700_000_000_000 + i * 86_400_000;
-    const event = withSpec
-      ? { key, ts, values: { spend: 65 + 20 * next(), channel: ['store', 'app', 'web'][i % 3] } }
-      : { key, ts, features: Array.from({ length: inputSize }, next) };
-    return { key, value: JSON.stringify(event) };
-  });
 }
 
 async function restore() {
@@ -122,7 +103,7 @@ async function restore() {
 const run = (exactlyOnce) =>
   throughput(kafka, {
     model,
-    messages: events(Number(args.events), Number(args.keys)),
+    messages: modelEvents(model, Number(args.events), Number(args.keys)),
     partitions: PARTITIONS,
     batch: Number(args.batch),
     exactlyOnce,

@@ -246,8 +246,18 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .addOption(new Option('--state-dir <dir>', 'deprecated: --state').hideHelp())
     .option('--dead-letter-topic <topic>', 'rejected events (default <input-topic>-dead-letter)')
     .option('--changelog-topic <topic>', 'compacted state changelog (default <group-id>-state-changelog)')
-    .option('--exactly-once', 'predictions, state changelog and offsets in one Kafka transaction per batch')
-    .option('--batch <n>', 'events per engine batch (and transaction)', positiveInteger)
+    .option('--exactly-once', 'predictions, state changelog and offsets in one Kafka transaction per commit')
+    .option('--batch <n>', 'events per engine batch', positiveInteger)
+    .option(
+      '--commit-interval <ms>',
+      'longest state is held in memory (each key written to the changelog once) before it is made durable and offsets commit, while events wait; 0: every batch (default 1000)',
+      nonNegativeInteger,
+    )
+    .option(
+      '--max-cached-keys <n>',
+      'most keys held in memory between commits (default 20000)',
+      positiveInteger,
+    )
     .option(
       '--session-timeout <ms>',
       'consumer group session timeout (how soon a dead instance is noticed)',
@@ -294,6 +304,8 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       changelogTopic?: string;
       exactlyOnce?: boolean;
       batch?: number;
+      commitInterval?: number;
+      maxCachedKeys?: number;
       sessionTimeout?: number;
       heartbeatInterval?: number;
       onConsumerCrash?: 'rejoin' | 'exit';
@@ -316,6 +328,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
           stateDir,
           brokers: opts.kafkaBrokers,
           maxBatch: opts.batch,
+          commitIntervalMs: opts.commitInterval,
           stallTimeoutMs: opts.stallTimeout,
         },
         io.stderr,

@@ -26,6 +26,8 @@ export interface KafkaCommandOptions {
   readonly appId?: string | undefined;
   readonly inputPartitions?: number | undefined;
   readonly maxBatch?: number | undefined;
+  readonly commitIntervalMs?: number | undefined;
+  readonly maxCachedKeys?: number | undefined;
   readonly maxWaitTimeInMs?: number | undefined;
   readonly sessionTimeout?: number | undefined;
   readonly heartbeatInterval?: number | undefined;
@@ -57,6 +59,8 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
     ...(o.appId === undefined ? {} : { appId: o.appId }),
     ...(o.inputPartitions === undefined ? {} : { inputPartitions: o.inputPartitions }),
     ...(o.maxBatch === undefined ? {} : { maxBatch: o.maxBatch }),
+    ...(o.commitIntervalMs === undefined ? {} : { commitIntervalMs: o.commitIntervalMs }),
+    ...(o.maxCachedKeys === undefined ? {} : { maxCachedKeys: o.maxCachedKeys }),
     ...(o.maxWaitTimeInMs === undefined ? {} : { maxWaitTimeInMs: o.maxWaitTimeInMs }),
     ...(o.sessionTimeout === undefined ? {} : { sessionTimeout: o.sessionTimeout }),
     ...(o.heartbeatInterval === undefined ? {} : { heartbeatInterval: o.heartbeatInterval }),

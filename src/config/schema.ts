@@ -4,6 +4,7 @@ import { DEFAULT_ID_WINDOW, MAX_ID_WINDOW } from '../engine/redelivery.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '../events/jsonDepth.js';
 import { DEFAULT_MAX_ID_BYTES, DEFAULT_MAX_KEY_BYTES, KEY_BYTES_CEILING } from '../events/limits.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import { KAFKA_COMMIT_DEFAULTS } from '../pipelines/commitDefaults.js';
 import { KAFKA_HEALTH_DEFAULTS } from '../pipelines/kafkaHealth.js';
 import { KAFKA_SOURCE_DEFAULTS } from '../sources/kafkaSource.js';
 
@@ -102,6 +103,8 @@ const kafkaSchema = z.strictObject({
   exactlyOnce: z.boolean().default(false),
   inputPartitions: int(1, 100_000).optional(),
   maxBatch: int(1, 100_000).default(KAFKA_SOURCE_DEFAULTS.maxBatch),
+  commitIntervalMs: int(0, 600_000).default(KAFKA_COMMIT_DEFAULTS.commitIntervalMs),
+  maxCachedKeys: int(1, 10_000_000).default(KAFKA_COMMIT_DEFAULTS.maxCachedKeys),
   maxWaitTimeInMs: int(1, 60_000).default(KAFKA_SOURCE_DEFAULTS.maxWaitTimeInMs),
   sessionTimeout: int(1000, 3_600_000).default(KAFKA_SOURCE_DEFAULTS.sessionTimeout),
   heartbeatInterval: int(100, 600_000).default(KAFKA_SOURCE_DEFAULTS.heartbeatInterval),

@@ -91,6 +91,11 @@ export class ChangelogStore implements StateStore {
   private readonly partitionOfKey: (key: string) => number;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
+  /**
+   * The bytes each record was sent (or restored) as, until it reaches the local store: a store
+   * that takes encoded records (LMDB) gets them as they are, so no record is encoded twice.
+   */
+  private readonly bytesOf = new WeakMap<StateRecord, Uint8Array>();
 
   /** The key limit of the store underneath. */
   get maxKeyBytes(): number | undefined {
@@ -153,11 +158,11 @@ export class ChangelogStore implements StateStore {
     if (changes.puts.length === 0 && changes.deletes.length === 0) return new Map();
     const deleted = changes.deletes.length > 0 ? await this.local.getMany(changes.deletes) : [];
     const messages: Message[] = [
-      ...changes.puts.map(([key, record]) => ({
-        key,
-        value: encodeStateRecord(record),
-        partition: this.partitionOf(key, record),
-      })),
+      ...changes.puts.map(([key, record]) => {
+        const value = encodeStateRecord(record);
+        this.bytesOf.set(record, value);
+        return { key, value, partition: this.partitionOf(key, record) };
+      }),
       ...changes.deletes.map((key, i) => ({
         key,
         value: null,
@@ -187,7 +192,12 @@ export class ChangelogStore implements StateStore {
     if (changes.deletes.length > 0) await this.local.deleteMany(changes.deletes);
     const marks = [...checkpoints].map(([p, next]) => this.checkpointEntry(p, next));
     const puts = [...changes.puts, ...marks];
-    if (puts.length > 0) await this.local.putMany(puts);
+    if (puts.length === 0) return;
+    const local = this.local as StateStore & Partial<EncodedPuts>;
+    if (local.putEncoded === undefined) return this.local.putMany(puts);
+    await local.putEncoded(
+      puts.map(([key, record]) => [key, this.bytesOf.get(record) ?? encodeStateRecord(record)] as const),
+    );
   }
 
   /** The changelog offset partition `p`'s local state includes everything before, if known. */
@@ -291,7 +301,10 @@ export class ChangelogStore implements StateStore {
         deletes.push(key);
       } else {
         try {
-          puts.push([key, decodeStateRecord(value, key)]);
+          // Decoded to check it and to place it; kept as sent, so LMDB holds the changelog's bytes.
+          const record = decodeStateRecord(value, key);
+          this.bytesOf.set(record, value);
+          puts.push([key, record]);
         } catch (err) {
           if (!(err instanceof StateError)) throw err;
           const at = { topic: this.topic, partition, offset: offset.toString() };
@@ -335,6 +348,11 @@ export class ChangelogStore implements StateStore {
       },
     ];
   }
+}
+
+/** A local store that takes records in the bytes of `encodeStateRecord` (LmdbStore). */
+interface EncodedPuts {
+  putEncoded(entries: ReadonlyArray<readonly [string, Uint8Array]>): Promise<void>;
 }
 
 interface ChangelogEntryLike {

@@ -167,6 +167,8 @@ describe('serve configuration: kafka', () => {
       groupId: 'file-group',
       exactlyOnce: false,
       maxBatch: 1000,
+      commitIntervalMs: 1000,
+      maxCachedKeys: 20000,
       maxWaitTimeInMs: 500,
       sessionTimeout: 30000,
       heartbeatInterval: 3000,
