@@ -12,7 +12,6 @@ import {
   slabStates,
 } from '../session.js';
 import type { Kernel, KernelSession } from '../types.js';
-import { chunkSize } from '../wasm/instance.js';
 import { describe, nativeSupports } from './pack.js';
 
 /** An opaque plan handle: the model's packed weights and scratch inside the addon. */
@@ -34,6 +33,10 @@ export interface NativeAddon {
   ): PlanHandle;
   /** Steps keys slots[0..n) of the slab, or, given `states`, n keys' states back to back there. */
   run(plan: PlanHandle, n: number, states?: Float32Array): void;
+  /** The widest code path `run` takes here: 'avx512' (AVX-512F tiles), 'avx2', or 'none'. */
+  isa?(): string;
+  /** One core's measured FMA throughput in GFLOP/s at that width, over about `ms` milliseconds. */
+  fmaPeak?(ms?: number): number;
 }
 
 /**
@@ -89,9 +92,14 @@ interface Instance {
   readonly inputs: readonly Float32Array[];
 }
 
+/**
+ * Keys per run of the addon. Its scratch is allocated in C (not a wasm heap), so the chunk need not
+ * shrink as the layers grow; 256 keys give the blocked product enough key tiles per weight panel.
+ */
+const NATIVE_CHUNK = 256;
+
 function instantiate(addon: NativeAddon, model: Model, capacity: number): Instance {
-  const maxK = Math.max(...model.branches.flatMap((b) => b.layers.map((l) => l.inputSize + l.hiddenSize)));
-  const chunk = chunkSize(maxK);
+  const chunk = NATIVE_CHUNK;
   const { desc, weights, S, O } = describe(model, chunk, capacity);
   const inputSizes = model.inputs.map((i) => i.size);
   const slab = new Float32Array(capacity * S);

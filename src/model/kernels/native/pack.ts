@@ -68,23 +68,26 @@ export function packLstm(l: LstmLayer): { w: Float32Array; b: Float32Array } {
 }
 
 /**
- * GRU: per group, K rows of 24 floats (z, r, n × 8 units). Bias per group: z and r summed
- * (bW + bR), then the candidate's bW and bR apart, as the reset gate needs them.
+ * GRU: the vectors z, r, n of group 0, then of group 1, … (3 per group of 8 units), in panels of
+ * 4 vectors: per panel K rows of 32 floats, the last panel's missing vectors zero. Bias per group:
+ * z and r summed (bW + bR), then the candidate's bW and bR apart, as the reset gate needs them.
  */
 export function packGru(l: GruLayer): { w: Float32Array; b: Float32Array } {
   const { inputSize: I, hiddenSize: H, W, R, bW, bR } = l;
   const G = groups8(H);
   const K = I + H;
-  const w = new Float32Array(G * K * 24);
+  const panels = Math.ceil((3 * G) / 4);
+  const w = new Float32Array(panels * K * 32);
   const b = new Float32Array(G * 32);
   for (let u = 0; u < H; u++) {
     const g = u >> 3;
     const lane = u & 7;
     for (let gate = 0; gate < 3; gate++) {
       const row = gate * H + u;
-      const base = g * K * 24 + gate * 8 + lane;
-      for (let k = 0; k < I; k++) w[base + k * 24] = W[row * I + k];
-      for (let k = 0; k < H; k++) w[base + (I + k) * 24] = R[row * H + k];
+      const v = 3 * g + gate;
+      const base = (v >> 2) * K * 32 + (v & 3) * 8 + lane;
+      for (let k = 0; k < I; k++) w[base + k * 32] = W[row * I + k];
+      for (let k = 0; k < H; k++) w[base + (I + k) * 32] = R[row * H + k];
     }
     b[g * 32 + lane] = bW[u] + bR[u];
     b[g * 32 + 8 + lane] = bW[H + u] + bR[H + u];
