@@ -42,7 +42,7 @@ enum { A_SIGMOID = 0, A_TANH = 1, A_RELU = 2, A_LINEAR = 3, A_SOFTMAX = 11 };
 typedef struct {
   int kind, I, H, G, K;
   int NP; // panels of 4 weight vectors (module comment above tile())
-  int PS; // floats per key in pre: 32 per group, then 8 that the padding vectors of a GRU's last panel write
+  int NS; // blocks of 4 total slots (8 floats each) per key in pre; see pre_slot()
   int *dstX, *dstH;
   int xInput; // the input feeding this layer when xState < 0
   int xState; // float offset of x inside the key's state (the layer below's h), or -1
@@ -57,7 +57,7 @@ typedef struct {
 
 typedef struct {
   int nLayers, nHead, nInputs, nBranch;
-  int S, O, chunk, capacity, maxPS, concatStride, headStride;
+  int S, O, chunk, capacity, maxNS, concatStride, headStride;
   int *inputSizes;
   Layer *layers;
   Head *heads;
@@ -218,7 +218,9 @@ TGT static inline void store_n(float *p, V v, int count) {
 // to its total; blocks and chunks are visited in k order. The lanes of a zmm do exactly what
 // those of a ymm do, so the AVX-512 tiles give the AVX2 tiles' bits.
 #define PW 32
+#ifndef KC
 #define KC 128
+#endif
 
 static inline const float *x_of(const Plan *p, const Layer *L, int b);
 static inline const float *h_of(const Plan *p, const Layer *L, int b);
@@ -326,73 +328,93 @@ static int isa512(void) {
 #endif
 }
 
-// One chunk [k0, k1) of one range (0: the input rows, 1: the recurrent rows) for keys [0, n).
-TGT static void dots_chunk(const Plan *p, const Layer *L, int n, int range, int k0, int k1) {
+// Key tile b's pointers: its keys' x or h (by range) and their pre rows.
+static inline void tile_keys(const Plan *p, const Layer *L, int range, int b, int r, const float **a, float **prow) {
+  for (int i = 0; i < r; i++) {
+    a[i] = range ? h_of(p, L, b + i) : x_of(p, L, b + i);
+    prow[i] = p->pre + (size_t)(b + i) * 32;
+  }
+}
+
+// One chunk [k0, k1) of one range (0: the input rows, 1: the recurrent rows) for keys [b0, n):
+// panels outer, key tiles inner, so the panel's chunk stays in L1 while the block's keys pass it.
+TGT static void dots_chunk(const Plan *p, const Layer *L, int b0, int n, int range, int k0, int k1) {
   const int *dst = range ? L->dstH : L->dstX;
   const size_t panelF = (size_t)L->K * PW, off = (size_t)(range ? L->I : 0) * PW;
   const float *a[12];
   float *prow[12];
-  int b = 0;
+  // Keys [0, n512) in AVX-512 tiles of 12, then tiles of 6 and one of the rest; a lone last key
+  // goes two panels at a time after the others.
+  const int n512 = isa512() ? b0 + (n - b0) / 12 * 12 : b0;
+  const int lone = (n - n512) % 6 == 1 ? 1 : 0;
+  const int nTiles = n - lone;
+  for (int q = 0; q < L->NP; q++) {
+    const float *w = L->w + q * panelF + off;
+    const int *d = dst + 4 * q;
+    int b = b0;
 #if defined(CS_AVX512)
-  if (isa512())
-    for (; b + 12 <= n; b += 12) {
-      for (int i = 0; i < 12; i++) {
-        a[i] = range ? h_of(p, L, b + i) : x_of(p, L, b + i);
-        prow[i] = p->pre + (size_t)(b + i) * L->PS;
-      }
-      for (int q = 0; q < L->NP; q++) tile512_12(L->w + q * panelF + off, k0, k1, a, prow, dst + 4 * q);
+    for (; b < n512; b += 12) {
+      tile_keys(p, L, range, b, 12, a, prow);
+      tile512_12(w, k0, k1, a, prow, d);
     }
 #endif
-  for (; b < n;) {
-    const int r = n - b < 6 ? n - b : 6;
-    for (int i = 0; i < r; i++) {
-      a[i] = range ? h_of(p, L, b + i) : x_of(p, L, b + i);
-      prow[i] = p->pre + (size_t)(b + i) * L->PS;
-    }
-    if (r == 1) {
-      int q = 0;
-      for (; q + 1 < L->NP; q += 2) {
-        const float *w = L->w + q * panelF + off;
-        tile_1x8(w, w + panelF, k0, k1, a, prow, dst + 4 * q);
+    for (; b < nTiles;) {
+      const int r = nTiles - b < 6 ? nTiles - b : 6;
+      tile_keys(p, L, range, b, r, a, prow);
+      if (r == 6) {
+        tile_6x2(w, k0, k1, a, prow, d);
+        tile_6x2(w + 16, k0, k1, a, prow, d + 2);
+      } else if (r == 2) {
+        tile_2x4(w, k0, k1, a, prow, d);
+      } else {
+        tile_rx2(r, w, k0, k1, a, prow, d);
+        tile_rx2(r, w + 16, k0, k1, a, prow, d + 2);
       }
-      if (q < L->NP) tile_1x4(L->w + q * panelF + off, k0, k1, a, prow, dst + 4 * q);
-    } else if (r == 2) {
-      for (int q = 0; q < L->NP; q++) tile_2x4(L->w + q * panelF + off, k0, k1, a, prow, dst + 4 * q);
-    } else {
-      for (int q = 0; q < L->NP; q++) {
-        const float *w = L->w + q * panelF + off;
-        if (r == 6) {
-          tile_6x2(w, k0, k1, a, prow, dst + 4 * q);
-          tile_6x2(w + 16, k0, k1, a, prow, dst + 4 * q + 2);
-        } else {
-          tile_rx2(r, w, k0, k1, a, prow, dst + 4 * q);
-          tile_rx2(r, w + 16, k0, k1, a, prow, dst + 4 * q + 2);
-        }
-      }
+      b += r;
     }
-    b += r;
   }
+  if (!lone) return;
+  tile_keys(p, L, range, n - 1, 1, a, prow);
+  int q = 0;
+  for (; q + 1 < L->NP; q += 2) {
+    const float *w = L->w + q * panelF + off;
+    tile_1x8(w, w + panelF, k0, k1, a, prow, dst + 4 * q);
+  }
+  if (q < L->NP) tile_1x4(L->w + q * panelF + off, k0, k1, a, prow, dst + 4 * q);
 }
 
-// Every key's totals for the layer into pre (biases not yet added): chunk by chunk, the input
-// rows then the recurrent rows, each range in its own blocks.
+// Keys per block: the block's x/h pages stay in the first-level TLB and its chunk of x/h in L2
+// while every panel passes, and the weights stream once per block. 256 keys in one block ran
+// at a third of the speed of 64 at H=256.
+#ifndef KEY_BLOCK
+#define KEY_BLOCK 96
+#endif
+
+// Every key's totals for the layer into pre (biases not yet added): key block by key block, the
+// input rows then the recurrent rows, each range chunk by chunk in its own blocks of BLOCK rows.
 TGT static void layer_dots(const Plan *p, const Layer *L, int n) {
-  memset(p->pre, 0, sizeof(float) * (size_t)n * L->PS);
-  for (int range = 0; range < 2; range++) {
-    const int len = range ? L->H : L->I;
-    for (int k0 = 0; k0 < len; k0 += KC) dots_chunk(p, L, n, range, k0, k0 + KC < len ? k0 + KC : len);
+  for (int s = 0; s < L->NS; s++) memset(p->pre + (size_t)s * p->chunk * 32, 0, sizeof(float) * 32 * (size_t)n);
+  for (int b0 = 0; b0 < n; b0 += KEY_BLOCK) {
+    const int b1 = b0 + KEY_BLOCK < n ? b0 + KEY_BLOCK : n;
+    for (int range = 0; range < 2; range++) {
+      const int len = range ? L->H : L->I;
+      for (int k0 = 0; k0 < len; k0 += KC) dots_chunk(p, L, b0, b1, range, k0, k0 + KC < len ? k0 + KC : len);
+    }
   }
 }
 
-// pre[b]: per group 4 vectors of 8 (LSTM: i, f, g, o; GRU: z, r, the candidate's input and
-// recurrent sums) at g·32, before the biases.
-static inline float *pre_at(const Plan *p, const Layer *L, int b, int g) {
-  return p->pre + (size_t)b * L->PS + (size_t)g * 32;
+// pre holds every total in slots of 8 floats, 4 slots to a block, block-major: slot s of key b is
+// at ((s / 4) · chunk + b) · 32 + (s mod 4) · 8. A panel's totals for consecutive keys are then
+// consecutive (128 bytes a key), which the hardware prefetcher follows; key-major rows of a whole
+// layer put each key's 128 bytes on its own page. Slot v is vector v's; a GRU's candidate has a
+// second slot for its recurrent sum, after the panels' (NP·4 + g for group g).
+static inline float *pre_slot(const Plan *p, int b, int slot) {
+  return p->pre + ((size_t)(slot >> 2) * p->chunk + b) * 32 + (slot & 3) * 8;
 }
 
 TGT static inline void lstm_finish(const Plan *p, const Layer *L, int b, int g) {
   float *s = p->sptr[b];
-  const float *q = pre_at(p, L, b, g), *bias = L->b + (size_t)g * 32;
+  const float *q = pre_slot(p, b, 4 * g), *bias = L->b + (size_t)g * 32;
   const int count = L->H - 8 * g < 8 ? L->H - 8 * g : 8;
   float *cp = s + L->cOff + 8 * g, *hp = s + L->hOff + 8 * g;
   V it = vsigmoid(ADD(LD(q), LD(bias))), ft = vsigmoid(ADD(LD(q + 8), LD(bias + 8)));
@@ -426,10 +448,12 @@ TGT static void gru_layer(const Plan *p, const Layer *L, int n) {
   for (int b = 0; b < n; b++) {
     float *hs = p->sptr[b] + L->hOff;
     for (int g = 0; g < L->G; g++) {
-      const float *q = pre_at(p, L, b, g), *bias = L->b + (size_t)g * 32;
+      const float *bias = L->b + (size_t)g * 32;
+      const float *qz = pre_slot(p, b, 3 * g), *qr = pre_slot(p, b, 3 * g + 1), *qx = pre_slot(p, b, 3 * g + 2);
+      const float *qh = pre_slot(p, b, 4 * L->NP + g);
       const int count = L->H - 8 * g < 8 ? L->H - 8 * g : 8;
-      V z = vsigmoid(ADD(LD(q), LD(bias))), r = vsigmoid(ADD(LD(q + 8), LD(bias + 8)));
-      V cand = vtanh(FMA(r, ADD(LD(q + 24), LD(bias + 24)), ADD(LD(q + 16), LD(bias + 16))));
+      V z = vsigmoid(ADD(LD(qz), LD(bias))), r = vsigmoid(ADD(LD(qr), LD(bias + 8)));
+      V cand = vtanh(FMA(r, ADD(LD(qh), LD(bias + 24)), ADD(LD(qx), LD(bias + 16))));
       V h = load_n(hs + 8 * g, count); // h_{t−1}, overwritten just below
       // (1 − z)·cand + z·h, as the reference writes it.
       store_n(hs + 8 * g, ADD(MUL(_mm256_sub_ps(SET(1.0f), z), cand), MUL(z, h)), count);
@@ -536,14 +560,16 @@ TGT512 static double fma_count_512(long rounds, float *sink) {
 }
 #endif
 
+// This thread's CPU time: on a shared machine the time other processes hold the core is not the
+// FMA units' limit, and wall time would count it.
 static double now_s(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 // Best of several short runs in GFLOP/s (the best, because on a shared core a run only ever
-// loses time to other processes), over `ms` milliseconds in all, with the widest vectors the
+// loses time to other processes and their cache misses), over `ms` milliseconds of CPU in all, with the widest vectors the
 // kernel uses on this CPU.
 static double fma_peak(double ms) {
   static float sink[16] __attribute__((aligned(64)));
@@ -692,7 +718,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   p->inputs = calloc(p->nInputs, sizeof(float *));
   if (!p->inputSizes || !p->layers || !p->heads || !p->copies || !p->inputs) FAIL("out of memory");
   for (int i = 0; i < p->nInputs; i++) p->inputSizes[i] = *q++;
-  int maxPS = 1;
+  int maxNS = 1;
   for (int l = 0; l < p->nLayers; l++) {
     Layer *L = &p->layers[l];
     L->kind = *q++;
@@ -712,20 +738,22 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     const int NG = L->kind == KIND_LSTM ? 4 : 3;
     const int NV = L->G * NG;
     L->NP = (NV + 3) / 4;
-    L->PS = L->G * 32 + 8;
+    L->NS = (4 * L->NP + (NG == 3 ? L->G : 0) + 3) / 4;
     L->dstX = calloc((size_t)L->NP * 4, sizeof(int));
     L->dstH = calloc((size_t)L->NP * 4, sizeof(int));
     if (!L->dstX || !L->dstH) FAIL("out of memory");
     for (int v = 0; v < L->NP * 4; v++) {
       const int g = v / NG, j = v % NG;
-      // LSTM gate j at 8j; GRU z, r at 0, 8, the candidate at 16 (input rows) and 24 (recurrent).
-      L->dstX[v] = v >= NV ? L->G * 32 : g * 32 + 8 * j;
-      L->dstH[v] = v >= NV ? L->G * 32 : g * 32 + 8 * j + (NG == 3 && j == 2 ? 8 : 0);
+      // Vector v's slot (pre_slot()); a GRU candidate's recurrent sum in its second slot. The
+      // padding vectors of a GRU's last panel (all-zero weights) write their own slots, unread.
+      const int sx = v, sh = NG == 3 && j == 2 && v < NV ? 4 * L->NP + g : v;
+      L->dstX[v] = (sx >> 2) * p->chunk * 32 + (sx & 3) * 8;
+      L->dstH[v] = (sh >> 2) * p->chunk * 32 + (sh & 3) * 8;
     }
     L->w = copy_weights(env, argv[1], 2 * l, (size_t)L->NP * L->K * PW);
     L->b = copy_weights(env, argv[1], 2 * l + 1, (size_t)L->G * 32);
     if (!L->w || !L->b) FAIL("layer weights of the wrong size");
-    if (L->PS > maxPS) maxPS = L->PS;
+    if (L->NS > maxNS) maxNS = L->NS;
   }
   int maxOut = 1;
   for (int i = 0; i < p->nHead; i++) {
@@ -753,7 +781,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     FAIL("head sizes do not chain");
   for (int i = 1; i < p->nHead; i++)
     if (p->heads[i].K != p->heads[i - 1].O) FAIL("head sizes do not chain");
-  p->maxPS = maxPS;
+  p->maxNS = maxNS;
   p->concatStride = (concatWidth + 7) & ~7;
   p->headStride = maxOut;
 
@@ -775,7 +803,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     p->inputs[i] = x;
   }
   p->sptr = calloc(p->chunk, sizeof(float *));
-  p->pre = alloc32((size_t)p->chunk * maxPS);
+  p->pre = alloc32((size_t)p->chunk * maxNS * 32);
   p->concat = alloc32((size_t)p->chunk * p->concatStride);
   p->hbuf[0] = alloc32((size_t)p->chunk * p->headStride);
   p->hbuf[1] = alloc32((size_t)p->chunk * p->headStride);
