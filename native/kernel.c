@@ -58,6 +58,7 @@ typedef struct {
 typedef struct {
   int nLayers, nHead, nInputs, nBranch;
   int S, O, chunk, capacity, maxNS, concatStride, headStride;
+  int avx2Only; // create()'s isa argument: keep to the AVX2 tiles even where AVX-512F runs
   int *inputSizes;
   Layer *layers;
   Head *heads;
@@ -345,7 +346,7 @@ TGT static void dots_chunk(const Plan *p, const Layer *L, int b0, int n, int ran
   float *prow[12];
   // Keys [0, n512) in AVX-512 tiles of 12, then tiles of 6 and one of the rest; a lone last key
   // goes two panels at a time after the others.
-  const int n512 = isa512() ? b0 + (n - b0) / 12 * 12 : b0;
+  const int n512 = isa512() && !p->avx2Only ? b0 + (n - b0) / 12 * 12 : b0;
   const int lone = (n - n512) % 6 == 1 ? 1 : 0;
   const int nTiles = n - lone;
   for (int q = 0; q < L->NP; q++) {
@@ -684,13 +685,14 @@ static float *copy_weights(napi_env env, napi_value arr, uint32_t index, size_t 
 
 /**
  * create(desc: Int32Array, weights: Float32Array[], slab: Float32Array, slots: Int32Array,
- *        out: Float32Array, inputs: Float32Array[]) → plan handle.
+ *        out: Float32Array, inputs: Float32Array[], isa?: "avx2") → plan handle. With isa "avx2"
+ * the plan never takes the AVX-512 tiles (the tests compare the two paths' bits).
  * desc: nLayers, nHead, nInputs, nBranch, S, O, chunk, capacity, then the input sizes, then per
  * layer kind, I, H, xInput, xState, hOff, cOff, per head K, O, act, per branch hOff, H, concatOff.
  */
 static napi_value js_create(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Plan *p = calloc(1, sizeof(Plan));
   if (!p) FAIL("out of memory");
@@ -706,6 +708,16 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   p->O = d[5];
   p->chunk = d[6];
   p->capacity = d[7];
+  if (argc >= 7) {
+    char isa[8] = {0};
+    size_t len = 0;
+    napi_valuetype t;
+    if (napi_typeof(env, argv[6], &t) == napi_ok && t == napi_string) {
+      if (napi_get_value_string_utf8(env, argv[6], isa, sizeof isa, &len) != napi_ok || strcmp(isa, "avx2") != 0)
+        FAIL("isa must be \"avx2\" or left out");
+      p->avx2Only = 1;
+    }
+  }
   if (p->nLayers < 1 || p->nHead < 0 || p->nInputs < 1 || p->nBranch < 1 || p->S < 1 || p->O < 1 ||
       p->chunk < 1 || p->capacity < 1)
     FAIL("bad descriptor header");

@@ -96,6 +96,12 @@ describe('building the addon', () => {
     expect(addon instanceof Error).toBe(!cpuRunsIt);
   });
 
+  it.runIf(cpuRunsIt)('takes the AVX-512 tiles exactly where the CPU has AVX-512F, and measures an FMA peak', () => {
+    const a = addon as NativeAddon;
+    expect(a.isa?.()).toBe(/\bavx512f\b/.test(cpuinfo) ? 'avx512' : 'avx2');
+    expect(a.fmaPeak?.(20)).toBeGreaterThan(0);
+  });
+
   it('prints one line and exits 0 without a compiler, so the build goes on (1 with --strict)', () => {
     const out = join(dir, 'nocc');
     const env = { ...process.env, CC: join(dir, 'no-such-cc') };
@@ -266,6 +272,63 @@ describe.runIf(cpuRunsIt)('native kernel: a key gets the same bits in any batch'
       });
     });
   }
+  // Where the CPU has AVX-512F the default plan takes the 12-key zmm tiles; a plan made with isa
+  // 'avx2' never does. Their lanes do the same operations, so the bits agree.
+  it('gives the same bits on the AVX2 tiles as on the widest ones this CPU runs', () => {
+    const avx2 = createNativeKernel(addon as NativeAddon, { isa: 'avx2' });
+    const rnd = prng(71);
+    for (const model of [single(16, [randomLstm(16, 128, rnd)], []), single(7, [randomGru(7, 44, rnd)], [])]) {
+      const S = stateSize(model);
+      for (const n of [1, 12, 13, 30, 256]) {
+        const states = randomArray(n * S, rnd);
+        const inputs = randomInputs(model, n, rnd);
+        const mine = states.slice();
+        const theirs = states.slice();
+        const a = native.stepBatch(model, mine, inputs, n).slice();
+        const b = avx2.stepBatch(model, theirs, inputs, n);
+        expect(bits(a), `${n} keys`).toEqual(bits(b));
+        expect(bits(mine), `${n} keys`).toEqual(bits(theirs));
+      }
+    }
+  });
+
+  // Every tile shape the blocked product has (AVX-512: 12 keys; AVX2: 6, 5, 4, 3, 2, and a lone key
+  // two panels at a time), key blocks of 96 and their remainder, the k loop in chunks of 128 rows
+  // (H=256), GRU panels that straddle groups and a last panel of padding (H=19: 9 vectors).
+  it('steps each of 256 keys alone and in batches of 2, 3, 5, 6, 7, 11, 12, 13, 25, 97 and 200 to the same bits', () => {
+    const rnd = prng(70);
+    const models: Model[] = [
+      single(16, [randomLstm(16, 256, rnd)], []),
+      single(5, [randomGru(5, 19, rnd), randomGru(19, 40, rnd)], []),
+      single(9, [randomLstm(9, 33, rnd), randomGru(33, 64, rnd)], [dense(64, 3, { kind: 'softmax' }, rnd)]),
+    ];
+    for (const model of models) {
+      const S = stateSize(model);
+      const N = 256;
+      const states = randomArray(N * S, rnd);
+      const inputs = randomInputs(model, N, rnd);
+      const all = Array.from({ length: N }, (_, k) => k);
+      const whole = stepSome(model, states, inputs, all);
+      const O = whole.out.length / N;
+      for (const size of [1, 2, 3, 5, 6, 7, 11, 12, 13, 25, 97, 200]) {
+        // Keys in a scrambled order, cut into batches of `size` (the last one shorter).
+        const order = all.map((k) => (k * 37 + size) % N);
+        for (let start = 0; start < N; start += size) {
+          const batch = order.slice(start, start + size);
+          const got = stepSome(model, states, inputs, batch);
+          batch.forEach((k, b) => {
+            const where = `${model.branches[0].layers[0].kind} H=${model.branches[0].layers[0].hiddenSize}, key ${k} in a batch of ${batch.length}`;
+            expect(bits(got.batchStates.subarray(b * S, (b + 1) * S)), where).toEqual(
+              bits(whole.batchStates.subarray(k * S, (k + 1) * S)),
+            );
+            expect(bits(got.out.subarray(b * O, (b + 1) * O)), where).toEqual(
+              bits(whole.out.subarray(k * O, (k + 1) * O)),
+            );
+          });
+        }
+      }
+    }
+  }, 120_000);
 });
 
 describe('selecting the native kernel, and falling back without it', () => {
