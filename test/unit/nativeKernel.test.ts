@@ -96,11 +96,14 @@ describe('building the addon', () => {
     expect(addon instanceof Error).toBe(!cpuRunsIt);
   });
 
-  it.runIf(cpuRunsIt)('takes the AVX-512 tiles exactly where the CPU has AVX-512F, and measures an FMA peak', () => {
-    const a = addon as NativeAddon;
-    expect(a.isa?.()).toBe(/\bavx512f\b/.test(cpuinfo) ? 'avx512' : 'avx2');
-    expect(a.fmaPeak?.(20)).toBeGreaterThan(0);
-  });
+  it.runIf(cpuRunsIt)(
+    'takes the AVX-512 tiles exactly where the CPU has AVX-512F, and measures an FMA peak',
+    () => {
+      const a = addon as NativeAddon;
+      expect(a.isa?.()).toBe(/\bavx512f\b/.test(cpuinfo) ? 'avx512' : 'avx2');
+      expect(a.fmaPeak?.(20)).toBeGreaterThan(0);
+    },
+  );
 
   it('prints one line and exits 0 without a compiler, so the build goes on (1 with --strict)', () => {
     const out = join(dir, 'nocc');
@@ -277,7 +280,10 @@ describe.runIf(cpuRunsIt)('native kernel: a key gets the same bits in any batch'
   it('gives the same bits on the AVX2 tiles as on the widest ones this CPU runs', () => {
     const avx2 = createNativeKernel(addon as NativeAddon, { isa: 'avx2' });
     const rnd = prng(71);
-    for (const model of [single(16, [randomLstm(16, 128, rnd)], []), single(7, [randomGru(7, 44, rnd)], [])]) {
+    for (const model of [
+      single(16, [randomLstm(16, 128, rnd)], []),
+      single(7, [randomGru(7, 44, rnd)], []),
+    ]) {
       const S = stateSize(model);
       for (const n of [1, 12, 13, 30, 256]) {
         const states = randomArray(n * S, rnd);
