@@ -126,6 +126,7 @@ for (const kind of ['lstm', 'gru']) {
             medianStepsPerSec: perSec,
             flopsPerKeyStep: flops,
             gflops,
+            gflopsCpu: timing.cpuStepsPerSec ? (timing.cpuStepsPerSec * flops) / 1e9 : null,
             maxAbsDiff,
             agree: maxAbsDiff <= AGREE,
           });
@@ -140,6 +141,7 @@ for (const kind of ['lstm', 'gru']) {
 fmaPeak = Math.max(fmaPeak ?? 0, readPeak() ?? 0) || null;
 for (const g of grid) {
   g.pctPeak = fmaPeak ? (100 * g.gflops) / fmaPeak : null;
+  g.pctPeakCpu = fmaPeak && g.gflopsCpu ? (100 * g.gflopsCpu) / fmaPeak : null;
   const ort = grid.find(
     (o) =>
       o.impl === 'onnxruntime-node' &&
@@ -149,8 +151,17 @@ for (const g of grid) {
       o.batch === g.batch,
   );
   g.vsOrt = ort ? g.medianStepsPerSec / ort.medianStepsPerSec : null;
+  // The same from median CPU time per call (over segments of the run): what each implementation
+  // costs the core, without the time other processes held it.
+  g.vsOrtCpu = ort?.cpuStepsPerSec && g.cpuStepsPerSec ? g.cpuStepsPerSec / ort.cpuStepsPerSec : null;
 }
-/** The issue's targets (16) for the native kernel, row by row: met or not, never asserted. */
+const meets = (vsOrt, pct, needVsOrt, needPct) =>
+  (needVsOrt === null || (vsOrt !== null && vsOrt >= needVsOrt)) &&
+  (needPct === null || (pct !== null && pct >= needPct));
+/**
+ * The issue's targets (16) for the native kernel, row by row, met or not (never asserted): from
+ * median wall times per call, and from median CPU times per call.
+ */
 const targets = grid
   .filter((g) => g.impl === 'cellstream-native')
   .map((g) => {
@@ -162,12 +173,13 @@ const targets = grid
       H: g.H,
       batch: g.batch,
       vsOrt: g.vsOrt,
+      vsOrtCpu: g.vsOrtCpu,
       needVsOrt,
       pctPeak: g.pctPeak,
+      pctPeakCpu: g.pctPeakCpu,
       needPctPeak: needPct,
-      met:
-        (needVsOrt === null || (g.vsOrt !== null && g.vsOrt >= needVsOrt)) &&
-        (needPct === null || (g.pctPeak !== null && g.pctPeak >= needPct)),
+      met: meets(g.vsOrt, g.pctPeak, needVsOrt, needPct),
+      metByCpuTime: meets(g.vsOrtCpu, g.pctPeakCpu, needVsOrt, needPct),
     };
   });
 
@@ -265,14 +277,19 @@ console.log(
   `\nkernel grid (rates from median call times; FMA peak ${fmaPeak?.toFixed(1) ?? '—'} GFLOP/s, one core)\n`,
 );
 console.log(formatGrid(grid));
-const missed = targets.filter((t) => !t.met);
-console.log(
-  `\nissue 16 targets for the native kernel: ${targets.length - missed.length} of ${targets.length} rows met${
-    missed.length
-      ? `; missed: ${missed.map((t) => `${t.kind}×${t.layers} H=${t.H} B=${t.batch}`).join(', ')}`
-      : ''
-  }`,
-);
+for (const [by, key] of [
+  ['median wall times', 'met'],
+  ['median CPU times', 'metByCpuTime'],
+]) {
+  const missed = targets.filter((t) => !t[key]);
+  console.log(
+    `issue 16 targets for the native kernel, by ${by}: ${targets.length - missed.length} of ${targets.length} rows met${
+      missed.length
+        ? `; missed: ${missed.map((t) => `${t.kind}×${t.layers} H=${t.H} B=${t.batch}`).join(', ')}`
+        : ''
+    }`,
+  );
+}
 for (const k of kafka) {
   console.log(
     `kafka ${k.mode}: ${k.events} events in ${k.seconds} s, ${k.eventsPerSecond} events/s, ${k.cpuSeconds} s CPU`,
