@@ -31,6 +31,9 @@
 #endif
 
 enum { KIND_LSTM = 0, KIND_GRU = 1 };
+// LSTM variant flags (the descriptor's per-layer flags, shared with pack.ts): peepholes (ONNX P,
+// Keras' PeepholeLSTMCell), and the coupled input and forget gates (ONNX input_forget: f = 1 − i).
+enum { F_PEEPHOLE = 1, F_COUPLED = 2 };
 // Head activation codes, shared with src/model/kernels/native/pack.ts.
 enum { A_SIGMOID = 0, A_TANH = 1, A_RELU = 2, A_LINEAR = 3, A_SOFTMAX = 11 };
 
@@ -41,6 +44,7 @@ enum { A_SIGMOID = 0, A_TANH = 1, A_RELU = 2, A_LINEAR = 3, A_SOFTMAX = 11 };
 
 typedef struct {
   int kind, I, H, G, K;
+  int flags; // F_PEEPHOLE | F_COUPLED (LSTM only)
   int NP; // panels of 4 weight vectors (module comment above tile())
   int NS; // blocks of 4 total slots (8 floats each) per key in pre; see pre_slot()
   int *dstX, *dstH;
@@ -425,6 +429,36 @@ TGT static inline void lstm_finish(const Plan *p, const Layer *L, int b, int g) 
   store_n(hp, MUL(ot, vtanh(ct)), count);
 }
 
+// The LSTM variants: peepholes (i and f see C_{t−1}, o sees C_t; 24 floats per group after the
+// biases: p_i, p_f, p_o) and coupled gates (f = 1 − i, its own pre-activation unused).
+TGT static inline void lstm_finish_variant(const Plan *p, const Layer *L, int b, int g) {
+  float *s = p->sptr[b];
+  const float *q = pre_slot(p, b, 4 * g), *bias = L->b + (size_t)g * 32;
+  const float *peep = L->b + (size_t)L->G * 32 + (size_t)g * 24;
+  const int count = L->H - 8 * g < 8 ? L->H - 8 * g : 8;
+  const int hasPeep = L->flags & F_PEEPHOLE;
+  float *cp = s + L->cOff + 8 * g, *hp = s + L->hOff + 8 * g;
+  const V cPrev = load_n(cp, count);
+  V ai = ADD(LD(q), LD(bias));
+  if (hasPeep) ai = FMA(LD(peep), cPrev, ai);
+  const V it = vsigmoid(ai);
+  V ft;
+  if (L->flags & F_COUPLED) {
+    ft = _mm256_sub_ps(SET(1.0f), it);
+  } else {
+    V af = ADD(LD(q + 8), LD(bias + 8));
+    if (hasPeep) af = FMA(LD(peep + 8), cPrev, af);
+    ft = vsigmoid(af);
+  }
+  const V gt = vtanh(ADD(LD(q + 16), LD(bias + 16)));
+  const V ct = FMA(ft, cPrev, MUL(it, gt));
+  V ao = ADD(LD(q + 24), LD(bias + 24));
+  if (hasPeep) ao = FMA(LD(peep + 16), ct, ao);
+  const V ot = vsigmoid(ao);
+  store_n(cp, ct, count);
+  store_n(hp, MUL(ot, vtanh(ct)), count);
+}
+
 // Where key b's x (the input, or the layer below's fresh h) and h_{t−1} are: read in place, so a
 // layer gathers nothing. Every h_{t−1} is read by the dot products before any is overwritten.
 static inline const float *x_of(const Plan *p, const Layer *L, int b) {
@@ -438,8 +472,12 @@ static inline const float *h_of(const Plan *p, const Layer *L, int b) { return p
 // group's long dot loop; here the iterations are independent and overlap each other.
 TGT static void lstm_layer(const Plan *p, const Layer *L, int n) {
   layer_dots(p, L, n);
-  for (int b = 0; b < n; b++)
-    for (int g = 0; g < L->G; g++) lstm_finish(p, L, b, g);
+  if (L->flags)
+    for (int b = 0; b < n; b++)
+      for (int g = 0; g < L->G; g++) lstm_finish_variant(p, L, b, g);
+  else
+    for (int b = 0; b < n; b++)
+      for (int g = 0; g < L->G; g++) lstm_finish(p, L, b, g);
 }
 
 // GRU with the reset gate applied after the recurrent product (linear_before_reset,
@@ -688,7 +726,7 @@ static float *copy_weights(napi_env env, napi_value arr, uint32_t index, size_t 
  *        out: Float32Array, inputs: Float32Array[], isa?: "avx2") → plan handle. With isa "avx2"
  * the plan never takes the AVX-512 tiles (the tests compare the two paths' bits).
  * desc: nLayers, nHead, nInputs, nBranch, S, O, chunk, capacity, then the input sizes, then per
- * layer kind, I, H, xInput, xState, hOff, cOff, per head K, O, act, per branch hOff, H, concatOff.
+ * layer kind, I, H, xInput, xState, hOff, cOff, flags (F_*), per head K, O, act, per branch hOff, H, concatOff.
  */
 static napi_value js_create(napi_env env, napi_callback_info info) {
   size_t argc = 7;
@@ -721,7 +759,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   if (p->nLayers < 1 || p->nHead < 0 || p->nInputs < 1 || p->nBranch < 1 || p->S < 1 || p->O < 1 ||
       p->chunk < 1 || p->capacity < 1)
     FAIL("bad descriptor header");
-  if (dn != (size_t)(8 + p->nInputs + 7 * p->nLayers + 3 * p->nHead + 3 * p->nBranch)) FAIL("bad descriptor length");
+  if (dn != (size_t)(8 + p->nInputs + 8 * p->nLayers + 3 * p->nHead + 3 * p->nBranch)) FAIL("bad descriptor length");
   const int32_t *q = d + 8;
   p->inputSizes = calloc(p->nInputs, sizeof(int));
   p->layers = calloc(p->nLayers, sizeof(Layer));
@@ -740,9 +778,12 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     L->xState = *q++;
     L->hOff = *q++;
     L->cOff = *q++;
+    L->flags = *q++;
     L->G = (L->H + 7) / 8;
     L->K = L->I + L->H;
-    if ((L->kind != KIND_LSTM && L->kind != KIND_GRU) || L->I < 1 || L->H < 1) FAIL("bad layer");
+    if ((L->kind != KIND_LSTM && L->kind != KIND_GRU) || L->I < 1 || L->H < 1 ||
+        (L->flags & ~(F_PEEPHOLE | F_COUPLED)) || (L->kind == KIND_GRU && L->flags))
+      FAIL("bad layer");
     if (L->xState < 0 && (L->xInput < 0 || L->xInput >= p->nInputs || p->inputSizes[L->xInput] != L->I))
       FAIL("bad layer input");
     if (L->xState + (L->xState < 0 ? 0 : L->I) > p->S || L->hOff < 0 || L->hOff + L->H > p->S) FAIL("bad layer offsets");
@@ -763,7 +804,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
       L->dstH[v] = (sh >> 2) * p->chunk * 32 + (sh & 3) * 8;
     }
     L->w = copy_weights(env, argv[1], 2 * l, (size_t)L->NP * L->K * PW);
-    L->b = copy_weights(env, argv[1], 2 * l + 1, (size_t)L->G * 32);
+    L->b = copy_weights(env, argv[1], 2 * l + 1, (size_t)L->G * (L->flags & F_PEEPHOLE ? 56 : 32));
     if (!L->w || !L->b) FAIL("layer weights of the wrong size");
     if (L->NS > maxNS) maxNS = L->NS;
   }

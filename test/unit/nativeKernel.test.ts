@@ -83,6 +83,19 @@ const nativeCases: [string, () => Model][] = [
       };
     },
   ],
+  [
+    'LSTM with peepholes and input_forget, H=40, under a stacked plain LSTM',
+    () => {
+      const rnd = prng(52);
+      const H = 40;
+      const peephole = { i: randomArray(H, rnd), f: randomArray(H, rnd), o: randomArray(H, rnd) };
+      return single(
+        11,
+        [randomLstm(11, H, rnd, { peephole, inputForget: true }), randomLstm(H, 24, rnd)],
+        [],
+      );
+    },
+  ],
 ];
 
 describe('building the addon', () => {
@@ -129,11 +142,13 @@ describe('building the addon', () => {
 });
 
 describe.runIf(cpuRunsIt)('native kernel against the reference', () => {
-  it('runs the plain LSTM, the GRU with the reset after the product, heads and branches; not the rest', () => {
+  it('runs the LSTM (peepholes and input_forget too), the GRU with the reset after the product, heads and branches; not the rest', () => {
     const supported = cases.filter(([, build]) => nativeSupports(build())).map(([name]) => name);
     expect(supported).toEqual([
       'LSTM plain',
       'LSTM, H not a multiple of 4',
+      'LSTM with peepholes',
+      'LSTM with input_forget',
       'GRU, linearBeforeReset',
       'two branches into a relu, softmax head',
       'LSTM H=256',
@@ -156,7 +171,13 @@ describe.runIf(cpuRunsIt)('native kernel against the reference', () => {
 
   it('stays within 1e-6 of the reference at every step of 1000-step sequences', () => {
     const report: string[] = [];
-    for (const [name, build] of [nativeCases[0], nativeCases[2], nativeCases[5], nativeCases[6]]) {
+    for (const [name, build] of [
+      nativeCases[0],
+      nativeCases[2],
+      nativeCases[4],
+      nativeCases[7],
+      nativeCases[8],
+    ]) {
       const worst = Math.max(...compare(native, build(), 3, 1000, 7));
       report.push(`${name}: ${worst.toExponential(2)}`);
       expect(worst, name).toBeLessThanOrEqual(TOLERANCE);
@@ -197,7 +218,7 @@ describe.runIf(cpuRunsIt)('native kernel against the reference', () => {
       /bad descriptor/,
     );
     // One LSTM layer I=2, H=3 whose weights are one float short.
-    const desc = Int32Array.from([1, 0, 1, 1, 6, 3, 4, 2, 2, 0, 2, 3, 0, -1, 0, 3, 0, 3, 0]);
+    const desc = Int32Array.from([1, 0, 1, 1, 6, 3, 4, 2, 2, 0, 2, 3, 0, -1, 0, 3, 0, 0, 3, 0]);
     expect(() => a.create(desc, [f(5 * 32 - 1), f(32)], f(12), new Int32Array(4), f(12), [f(8)])).toThrow(
       /weights of the wrong size/,
     );
@@ -229,7 +250,7 @@ describe.runIf(cpuRunsIt)('native kernel: a key gets the same bits in any batch'
 
   const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
-  for (const index of [0, 5, 6]) {
+  for (const index of [0, 2, 3, 7, 8, 9]) {
     it(`${index === 0 ? 'plain LSTM H=64' : nativeCases[index][0]}: alone, in pairs, in 3s, in 17s, all 256, reversed`, () => {
       const model = nativeCases[index][1]();
       const rnd = prng(60 + index);
