@@ -47,7 +47,9 @@ typedef struct {
   int flags; // F_PEEPHOLE | F_COUPLED (LSTM only)
   int NP; // panels of 4 weight vectors (module comment above tile())
   int NS; // blocks of 4 total slots (8 floats each) per key in pre; see pre_slot()
-  int *dstX, *dstH;
+  int *slotX, *slotH; // vector v's total slot for the input rows and the recurrent rows (pre_slot())
+  int *dstX, *dstH;   // the same as float offsets from a key's first total, for runs of dstN keys
+  int dstN;
   int xInput; // the input feeding this layer when xState < 0
   int xState; // float offset of x inside the key's state (the layer below's h), or -1
   int hOff, cOff;
@@ -63,6 +65,7 @@ typedef struct {
   int nLayers, nHead, nInputs, nBranch;
   int S, O, chunk, capacity, maxNS, concatStride, headStride;
   int avx2Only; // create()'s isa argument: keep to the AVX2 tiles even where AVX-512F runs
+  int n;        // keys in the current run
   int *inputSizes;
   Layer *layers;
   Head *heads;
@@ -94,6 +97,8 @@ static void plan_free(Plan *p) {
       free(p->layers[l].b);
       free(p->layers[l].dstX);
       free(p->layers[l].dstH);
+      free(p->layers[l].slotX);
+      free(p->layers[l].slotH);
     }
   if (p->heads)
     for (int i = 0; i < p->nHead; i++) {
@@ -398,7 +403,15 @@ TGT static void dots_chunk(const Plan *p, const Layer *L, int b0, int n, int ran
 // Every key's totals for the layer into pre (biases not yet added): key block by key block, the
 // input rows then the recurrent rows, each range chunk by chunk in its own blocks of BLOCK rows.
 TGT static void layer_dots(const Plan *p, const Layer *L, int n) {
-  for (int s = 0; s < L->NS; s++) memset(p->pre + (size_t)s * p->chunk * 32, 0, sizeof(float) * 32 * (size_t)n);
+  memset(p->pre, 0, sizeof(float) * 32 * (size_t)L->NS * n);
+  if (L->dstN != n) {
+    Layer *M = (Layer *)L; // the offset tables are scratch, rebuilt when the run's size changes
+    for (int v = 0; v < 4 * L->NP; v++) {
+      M->dstX[v] = ((L->slotX[v] >> 2) * n) * 32 + (L->slotX[v] & 3) * 8;
+      M->dstH[v] = ((L->slotH[v] >> 2) * n) * 32 + (L->slotH[v] & 3) * 8;
+    }
+    M->dstN = n;
+  }
   for (int b0 = 0; b0 < n; b0 += KEY_BLOCK) {
     const int b1 = b0 + KEY_BLOCK < n ? b0 + KEY_BLOCK : n;
     for (int range = 0; range < 2; range++) {
@@ -409,12 +422,13 @@ TGT static void layer_dots(const Plan *p, const Layer *L, int n) {
 }
 
 // pre holds every total in slots of 8 floats, 4 slots to a block, block-major: slot s of key b is
-// at ((s / 4) · chunk + b) · 32 + (s mod 4) · 8. A panel's totals for consecutive keys are then
-// consecutive (128 bytes a key), which the hardware prefetcher follows; key-major rows of a whole
-// layer put each key's 128 bytes on its own page. Slot v is vector v's; a GRU's candidate has a
+// at ((s / 4) · n + b) · 32 + (s mod 4) · 8 for a run of n keys. A panel's totals for consecutive
+// keys are then consecutive (128 bytes a key), which the hardware prefetcher follows (key-major
+// rows of a whole layer put each key's 128 bytes on its own page), and a lone key's are all
+// together. Slot v is vector v's; a GRU's candidate has a
 // second slot for its recurrent sum, after the panels' (NP·4 + g for group g).
 static inline float *pre_slot(const Plan *p, int b, int slot) {
-  return p->pre + ((size_t)(slot >> 2) * p->chunk + b) * 32 + (slot & 3) * 8;
+  return p->pre + ((size_t)(slot >> 2) * p->n + b) * 32 + (slot & 3) * 8;
 }
 
 TGT static inline void lstm_finish(const Plan *p, const Layer *L, int b, int g) {
@@ -794,14 +808,16 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     L->NS = (4 * L->NP + (NG == 3 ? L->G : 0) + 3) / 4;
     L->dstX = calloc((size_t)L->NP * 4, sizeof(int));
     L->dstH = calloc((size_t)L->NP * 4, sizeof(int));
-    if (!L->dstX || !L->dstH) FAIL("out of memory");
+    L->slotX = calloc((size_t)L->NP * 4, sizeof(int));
+    L->slotH = calloc((size_t)L->NP * 4, sizeof(int));
+    if (!L->dstX || !L->dstH || !L->slotX || !L->slotH) FAIL("out of memory");
+    L->dstN = -1;
     for (int v = 0; v < L->NP * 4; v++) {
       const int g = v / NG, j = v % NG;
       // Vector v's slot (pre_slot()); a GRU candidate's recurrent sum in its second slot. The
       // padding vectors of a GRU's last panel (all-zero weights) write their own slots, unread.
-      const int sx = v, sh = NG == 3 && j == 2 && v < NV ? 4 * L->NP + g : v;
-      L->dstX[v] = (sx >> 2) * p->chunk * 32 + (sx & 3) * 8;
-      L->dstH[v] = (sh >> 2) * p->chunk * 32 + (sh & 3) * 8;
+      L->slotX[v] = v;
+      L->slotH[v] = NG == 3 && j == 2 && v < NV ? 4 * L->NP + g : v;
     }
     L->w = copy_weights(env, argv[1], 2 * l, (size_t)L->NP * L->K * PW);
     L->b = copy_weights(env, argv[1], 2 * l + 1, (size_t)L->G * (L->flags & F_PEEPHOLE ? 56 : 32));
@@ -911,6 +927,7 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
   }
 #ifdef CS_X86
   if (cpu_ok()) {
+    p->n = n;
     run_avx2(p, n);
     return NULL;
   }
