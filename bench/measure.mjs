@@ -26,7 +26,7 @@ const SEGMENTS = 20;
  * WARM_CALLS calls. A warm-up that scaled with the budget let a quick run time TF.js cold.
  */
 export const WARM_MS = 500;
-export const WARM_CALLS = 50;
+export const WARM_CALLS = 10;
 
 /**
  * Times one call per step (a batch of `batch` keys) until `budgetMs` has passed, after the fixed
