@@ -251,7 +251,10 @@ TGT static inline FORCE void tile(const int MR, const int NV, const float *wA, c
       V wv[8];
       for (int j = 0; j < NV; j++) {
         wv[j] = LD((j < 4 ? wA : wB) + (size_t)k * PW + 8 * (j & 3));
-        REG(wv[j]);
+        // In a register once, for the tile's keys to share (gcc would fold the load into each
+        // key's FMA); a lone key's weights are used once, and forcing 8 of them into registers
+        // beside its 8 accumulators spilled one to the stack: a store-to-load chain per row.
+        if (MR > 1) REG(wv[j]);
       }
       for (int i = 0; i < MR; i++) {
         const V s = BC(a[i] + k);
