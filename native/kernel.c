@@ -208,9 +208,9 @@ TGT static inline void store_n(float *p, V v, int count) {
 //
 // A layer's weights are NV vectors of 8 gate columns (LSTM: i, f, g, o per 8 units; GRU: z, r,
 // n per 8 units), packed in panels of 4 vectors: panel p holds K rows of 32 floats, vectors
-// 4p..4p+3, row k from W (k < I) or R (k ≥ I). Vector v's total lands at dstX[v] in the key's
-// pre row for the input rows and at dstH[v] for the recurrent rows (they differ only for the
-// GRU's candidate, whose two sums the reset gate multiplies apart).
+// 4p..4p+3, row k from W (k < I) or R (k ≥ I). Vector v's total lands in slot slotX[v] of the
+// key's totals for the input rows and slotH[v] for the recurrent rows (they differ only for the
+// GRU's candidate, whose two sums the reset gate multiplies apart); see pre_slot().
 //
 // Register blocking: a tile of MR keys × NV vectors keeps MR·NV accumulators in registers while
 // one k row of weights (NV loads) meets MR broadcasts of the keys' x or h. AVX2 has 16 ymm
@@ -218,10 +218,10 @@ TGT static inline void store_n(float *p, V v, int count) {
 // loads; a key left alone takes 8 vectors (2 panels) so that 8 independent chains hide the FMA
 // latency. With AVX-512 (32 registers) the main tile is 12 keys × a whole panel (2 zmm).
 //
-// Cache blocking: the k loop runs in chunks of KC rows, panels inside, key tiles innermost, so a
-// panel's chunk (KC × 128 B = 16 KiB) stays in L1 while every key's tile streams past it, and
-// the keys' chunk of x/h (≤ 256 × KC × 4 B = 128 KiB) stays in L2 across the panels; the totals
-// (pre) are touched once per tile per 16 rows.
+// Cache blocking: keys in blocks of KEY_BLOCK; within a block the k loop runs in chunks of KC
+// rows, panels inside, key tiles innermost, so a panel's chunk (KC × 128 B = 16 KiB) stays in L1
+// while the block's tiles pass it, and the block's chunk of x/h (≤ 96 × KC × 4 B = 48 KiB) stays
+// in L2 across the panels; a tile's totals are touched once per 16 rows.
 //
 // Batch independence holds tile by tile: every accumulator, in every tile shape and either ISA,
 // starts at zero for each block of BLOCK rows, takes the rows' FMAs in k order and is then added
@@ -396,9 +396,10 @@ TGT static void dots_chunk(const Plan *p, const Layer *L, int b0, int n, int ran
   if (q < L->NP) tile_1x4(L->w + q * panelF + off, k0, k1, a, prow, dst + 4 * q);
 }
 
-// Keys per block: the block's x/h pages stay in the first-level TLB and its chunk of x/h in L2
-// while every panel passes, and the weights stream once per block. 256 keys in one block ran
-// at a third of the speed of 64 at H=256.
+// Keys per block (a multiple of the tiles' 12 and 6): the block's x/h pages stay in the
+// first-level TLB and its chunk of x/h in L2 while every panel passes, and the weights stream
+// once per block. With key-major totals, 256 keys in one block ran at a third of the speed of 64
+// at H=256; 96 was as fast as 64 with the block-major totals and streams the weights less often.
 #ifndef KEY_BLOCK
 #define KEY_BLOCK 96
 #endif
