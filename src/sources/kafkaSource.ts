@@ -11,6 +11,8 @@ export interface PartitionBatch {
   readonly items: ReadonlyArray<Envelope | Rejected>;
   /** Each message's key, by offset, for dead letters. */
   readonly keys: ReadonlyMap<string, Buffer | null>;
+  /** With a `decode` option: each message's value, by offset, so dead letters keep its bytes. */
+  readonly values?: ReadonlyMap<string, Buffer | null>;
   /** The offset to commit once the batch is done: one past its last message. */
   readonly nextOffset: string;
 }
@@ -99,6 +101,15 @@ export interface KafkaSourceOptions {
   /** Rejoins in a row without a committed batch before giving up. Default 5. */
   readonly maxRejoins?: number;
   readonly events?: KafkaSourceEvents;
+  /**
+   * Turns a run of messages into envelopes (src/records: registry formats, CloudEvents); default
+   * `kafkaEnvelope`, a JSON event per value. Throwing fails the batch, which is fetched again.
+   */
+  readonly decode?: (
+    topic: string,
+    partition: number,
+    messages: readonly KafkaMessage[],
+  ) => Promise<Array<Envelope | Rejected>>;
 }
 
 /**
@@ -311,12 +322,15 @@ export class KafkaSource {
         const last = run[run.length - 1].offset;
         const nextOffset = (BigInt(last) + 1n).toString();
         try {
-          await alive.during(() =>
+          await alive.during(async () =>
             handler.batch({
               topic,
               partition: batch.partition,
-              items: run.map((m) => kafkaEnvelope(topic, batch.partition, m)),
+              items: this.options.decode
+                ? await this.options.decode(topic, batch.partition, run)
+                : run.map((m) => kafkaEnvelope(topic, batch.partition, m)),
               keys,
+              ...(this.options.decode ? { values: new Map(run.map((m) => [m.offset, m.value])) } : {}),
               nextOffset,
             }),
           );
