@@ -17,7 +17,14 @@ import { type KafkaPipelineOptions, startKafkaPipeline } from '../../src/pipelin
 import { frame } from '../../src/records/wire.js';
 import { DEAD_LETTER_HEADERS } from '../../src/sinks/kafkaSink.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
-import { brokers, createInputTopic, readTopic, requireBroker, testKafka, waitForCatchUp } from '../helpers/kafka.js';
+import {
+  brokers,
+  createInputTopic,
+  readTopic,
+  requireBroker,
+  testKafka,
+  waitForCatchUp,
+} from '../helpers/kafka.js';
 import { registerSchema, registryUrl, requireRegistry, testRegistry } from '../helpers/registry.js';
 
 const DEMO_MODEL = new URL('../../demo/visits.cellstream.json', import.meta.url).pathname;
@@ -219,7 +226,9 @@ describe('Kafka records through a schema registry and CloudEvents', () => {
     const visits = (await demoVisits()).slice(0, 20);
     const suffix = Math.random().toString(36).slice(2, 8);
     // The file's first message is the event here: @kafkajs/confluent-schema-registry encodes that one only.
-    const schema = PROTO_VISIT.replace('message Other { string note = 1; }\n', '') + 'message Other { string note = 1; }\n';
+    const schema =
+      PROTO_VISIT.replace('message Other { string note = 1; }\n', '') +
+      'message Other { string note = 1; }\n';
     const id = await registerSchema('PROTOBUF', schema, `visits-proto-plain-${suffix}-value`);
     const messages = await Promise.all(
       visits.map(async (v) => ({ key: v.customer, value: await testRegistry().encode(id, v) })),
@@ -258,7 +267,9 @@ describe('Kafka records through a schema registry and CloudEvents', () => {
     const v1 = await registerSchema('AVRO', AVRO_VISIT, subject);
     const half = Math.floor(visits.length / 2);
     const first = await Promise.all(
-      visits.slice(0, half).map(async (v) => ({ key: v.customer, value: await testRegistry().encode(v1, v) })),
+      visits
+        .slice(0, half)
+        .map(async (v) => ({ key: v.customer, value: await testRegistry().encode(v1, v) })),
     );
     await produceRaw(t.inputTopic, first);
 
