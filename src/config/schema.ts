@@ -112,9 +112,9 @@ const kafkaSchema = z.strictObject({
   /** A Confluent-compatible schema registry, for the Avro, JSON Schema and Protobuf formats. */
   registry: registrySchema.optional(),
   /** How input records are written and which fields make an event (src/records). */
-  input: recordInputSchema.prefault({}),
+  input: recordInputSchema.optional(),
   /** How predictions are written. */
-  output: recordOutputSchema.prefault({}),
+  output: recordOutputSchema.optional(),
 });
 
 /**
@@ -254,16 +254,19 @@ export const configSchema = z
       }
     }
     for (const side of ['input', 'output'] as const) {
-      if (kafka[side].format !== 'json' && kafka.registry === undefined) {
+      const format = kafka[side]?.format ?? 'json';
+      if (format !== 'json' && kafka.registry === undefined) {
         ctx.addIssue({
           code: 'custom',
           path: ['kafka', 'registry'],
-          message: `kafka.${side}.format ${kafka[side].format} needs the schema registry: set kafka.registry.url`,
+          message: `kafka.${side}.format ${format} needs the schema registry: set kafka.registry.url`,
         });
       }
     }
+    const input = kafka.input;
     const plainIn =
-      kafka.input.format === 'json' && kafka.input.cloudEvents === 'off' && kafka.input.mapping === undefined;
+      input === undefined ||
+      (input.format === 'json' && input.cloudEvents === 'off' && input.mapping === undefined);
     if (!plainIn && (config.sources.websocket.enabled || config.sources.demo.enabled)) {
       ctx.addIssue({
         code: 'custom',
@@ -272,7 +275,7 @@ export const configSchema = z
           'WebSocket ingest and the demo feed forward JSON events into kafka.inputTopic, which this kafka.input would not read: set sources.websocket.enabled and sources.demo.enabled to false, or leave kafka.input at its default',
       });
     }
-    if (kafka.output.cloudEvents === 'structured' && kafka.output.format !== 'json') {
+    if (kafka.output?.cloudEvents === 'structured' && kafka.output.format !== 'json') {
       ctx.addIssue({
         code: 'custom',
         path: ['kafka', 'output', 'cloudEvents'],

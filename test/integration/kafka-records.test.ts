@@ -245,14 +245,14 @@ describe('Kafka records through a schema registry and CloudEvents', () => {
       input: { format: 'protobuf', mapping: MAPPING },
       registry,
     });
+    // Without indexes, the message's first bytes read as message indexes: field 1's tag 0x0a counts
+    // 5 of them, and the string's length byte (odd: 11 for 'customer-NN') is a negative index.
     const dead = await readTopic(notTold.deadLetterTopic);
-    // Without indexes, the message's first byte reads as a count of indexes: nothing decodes as a Visit.
-    expect((await readTopic(notTold.outputTopic)).length + dead.length).toBe(visits.length);
-    expect(dead.length).toBeGreaterThan(0);
-    for (const d of dead) {
-      expect(['EVENT_UNDECODABLE', 'EVENT_FIELD_MISSING', 'EVENT_INVALID']).toContain(
-        d.headers[DEAD_LETTER_HEADERS.code]?.toString(),
-      );
+    expect(await readTopic(notTold.outputTopic)).toEqual([]);
+    expect(dead.length).toBe(visits.length);
+    for (const [i, d] of dead.entries()) {
+      expect(d.headers[DEAD_LETTER_HEADERS.code]?.toString()).toBe('EVENT_UNDECODABLE');
+      expect(d.bytes!.equals(messages[i].value)).toBe(true);
     }
   });
 
