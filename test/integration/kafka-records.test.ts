@@ -217,6 +217,24 @@ describe('Kafka records through a schema registry and CloudEvents', () => {
       expect(await readTopic(t.deadLetterTopic), name).toEqual([]);
       expect(await jsonPredictions(t.outputTopic), name).toEqual(baseline);
     }
+
+    // Out as JSON Schema in the wire format, wrapped as binary CloudEvents, under a topic-record subject.
+    const out = await runPipeline(model, 'rec-out-jsonschema', json, {
+      output: { format: 'json-schema', cloudEvents: 'binary', subjectNameStrategy: 'topic-record' },
+      registry,
+    });
+    const messages = await readTopic(out.outputTopic);
+    const subjects = (await (await fetch(`${registryUrl}/subjects`)).json()) as string[];
+    expect(subjects).toContain(`${out.outputTopic}-dev.cellstream.Prediction`);
+    const decoded: Prediction[] = [];
+    for (const m of messages) {
+      const p = (await testRegistry().decode(m.bytes!)) as Prediction;
+      expect(m.headers['ce_type']?.toString()).toBe('dev.cellstream.prediction');
+      expect(m.headers['ce_id']?.toString()).toBe(`${p.model}/${p.key}/${p.seq}`);
+      expect(m.headers['ce_subject']?.toString()).toBe(p.key);
+      decoded.push(p);
+    }
+    expect(byKey(decoded)).toEqual(baseline);
   });
 
   it('reads a Protobuf producer that writes no message indexes when told so, and dead-letters its bytes when not', async () => {
