@@ -7,11 +7,12 @@ import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Envelope, Rejected } from '../../src/engine/types.js';
-import { ConfigError, type EventError } from '../../src/errors.js';
+import { ConfigError, type EventError, RegistryUnavailableError } from '../../src/errors.js';
 import { inputConfig, outputConfig } from '../../src/records/config.js';
 import { RecordDecoder, type RecordLike } from '../../src/records/decode.js';
 import { PredictionEncoder, predictionAvroSchema, subjectName } from '../../src/records/encode.js';
 import { loadFormatsFile } from '../../src/records/formatsFile.js';
+import { RegistryClient } from '../../src/records/registry.js';
 import { encodeMessageIndexes, frame, readMessageIndexes, unframe } from '../../src/records/wire.js';
 import { tempDir } from '../helpers/fixtures.js';
 
@@ -128,6 +129,22 @@ describe('RecordDecoder without a registry (JSON and CloudEvents)', () => {
       await decoder.decode('t', 0, record(JSON.stringify({ specversion: '1.0' }), { headers: ct })),
     );
     expect(noData.code).toBe('EVENT_UNDECODABLE');
+  });
+
+  it('throws REGISTRY_UNAVAILABLE, not a dead letter, when the registry does not answer', async () => {
+    // A port nothing listens on: the record is fine, the registry is away, so the batch must fail.
+    const decoder = new RecordDecoder({
+      input: inputConfig({ format: 'avro' }),
+      registry: new RegistryClient({ url: 'http://127.0.0.1:9/apis/ccompat/v7', retries: 0 }),
+    });
+    const err = await decoder
+      .decode('t', 0, record(frame(1, Buffer.from([2, 0x61]))))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegistryUnavailableError);
+    expect((err as RegistryUnavailableError).code).toBe('REGISTRY_UNAVAILABLE');
+    expect((err as Error).message).toMatch(/127\.0\.0\.1:9.*schema id 1/);
+    // No registry needed to see that a value is not in the wire format at all.
+    expect(rejected(await decoder.decode('t', 0, record('{"a":1}'))).code).toBe('EVENT_UNDECODABLE');
   });
 
   it("needs a registry for the registry formats and a spec for values 'spec'", () => {
