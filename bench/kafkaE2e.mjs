@@ -54,7 +54,7 @@ export function events(n, keys, width) {
  */
 export async function throughput(
   kafka,
-  { model, messages, partitions, batch, exactlyOnce = false, passthrough = false },
+  { model, messages, partitions, batch, exactlyOnce = false, passthrough = false, formats = {} },
 ) {
   const admin = kafka.admin();
   await admin.connect();
@@ -100,6 +100,8 @@ export async function throughput(
     maxBatch: batch,
     maxWaitTimeInMs: 100,
     logLevel: process.env.BENCH_KAFKA_LOG ? logLevel.ERROR : logLevel.NOTHING,
+    // kafka.input / kafka.output / kafka.registry (src/records): e.g. Avro in and out.
+    ...formats,
   });
   while ((await lag()) > 0) await new Promise((r) => setTimeout(r, 50));
   const seconds = (performance.now() - started) / 1000;
@@ -111,6 +113,7 @@ export async function throughput(
     mode: passthrough ? 'passthrough' : exactlyOnce ? 'exactly-once' : 'at-least-once',
     events: messages.length,
     predictions: pipeline.stats.predictions,
+    rejected: pipeline.stats.rejected,
     seconds: +seconds.toFixed(2),
     eventsPerSecond: Math.round(messages.length / seconds),
     cpuSeconds: +((cpu.user + cpu.system) / 1e6).toFixed(2),
