@@ -2,7 +2,8 @@
 // registry (Apicurio, Confluent-compatible API): Avro, JSON Schema, Protobuf (framed as Java
 // producers frame it) and CloudEvents inputs give the same predictions as the same events in JSON;
 // Avro in and out through a schema that evolves mid-stream; poison records dead-lettered with codes.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { logLevel, type Message, Partitioners } from 'kafkajs';
@@ -17,6 +18,8 @@ import { type KafkaPipelineOptions, startKafkaPipeline } from '../../src/pipelin
 import { frame } from '../../src/records/wire.js';
 import { DEAD_LETTER_HEADERS } from '../../src/sinks/kafkaSink.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
+import { ensureBuilt, ROOT } from '../helpers/build.js';
+import { runBin } from '../helpers/cli.js';
 import {
   brokers,
   createInputTopic,
@@ -24,6 +27,8 @@ import {
   requireBroker,
   testKafka,
   waitForCatchUp,
+  waitUntil,
+  withAdmin,
 } from '../helpers/kafka.js';
 import { registerSchema, registryUrl, requireRegistry, testRegistry } from '../helpers/registry.js';
 
@@ -376,5 +381,98 @@ describe('Kafka records through a schema registry and CloudEvents', () => {
       expect(d!.headers[DEAD_LETTER_HEADERS.code]?.toString()).toBe(codes[i]);
       expect(d!.bytes!.equals(p.value as Buffer)).toBe(true);
     });
+  });
+
+  it('cellstream kafka --formats reads Avro and writes Avro as its file says, and refuses a bad file before connecting', async () => {
+    await requireBroker();
+    await requireRegistry();
+    ensureBuilt();
+    const dir = await mkdtemp(join(tmpdir(), 'cellstream-records-cli-'));
+    dirs.push(dir);
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(bad, 'input: {format: avro}\n');
+    const refused = await runBin([
+      'kafka',
+      '--model',
+      DEMO_MODEL,
+      '--kafka-brokers',
+      brokers.join(','),
+      '--input-topic',
+      'x',
+      '--output-topic',
+      'y',
+      '--group-id',
+      'z',
+      '--state',
+      join(dir, 's0'),
+      '--formats',
+      bad,
+    ]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/input.format avro needs the schema registry: set registry.url/);
+
+    const visits = (await demoVisits()).slice(0, 30);
+    const t = await createInputTopic('rec-cli', 1);
+    const id = await registerSchema('AVRO', AVRO_VISIT, `${t.inputTopic}-value`);
+    await produceRaw(
+      t.inputTopic,
+      await Promise.all(
+        visits.map(async (v) => ({ key: v.customer, value: await testRegistry().encode(id, v) })),
+      ),
+    );
+    const formats = join(dir, 'formats.yaml');
+    await writeFile(
+      formats,
+      `registry: {url: '${registryUrl}'}\ninput: {format: avro, mapping: {key: customer, ts: at, values: spec}}\noutput: {format: avro}\n`,
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'bin', 'cellstream.js'),
+        'kafka',
+        '--model',
+        DEMO_MODEL,
+        '--kafka-brokers',
+        brokers.join(','),
+        '--input-topic',
+        t.inputTopic,
+        '--output-topic',
+        t.outputTopic,
+        '--group-id',
+        t.groupId,
+        '--dead-letter-topic',
+        t.deadLetterTopic,
+        '--state',
+        join(dir, 'state'),
+        '--http-port',
+        '0',
+        '--formats',
+        formats,
+      ],
+      { cwd: ROOT, env: { ...process.env, CELLSTREAM_DEBUG: '' } },
+    );
+    let stderr = '';
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      await waitForCatchUp(t);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited, stderr).toBe(0);
+    const out = await readTopic(t.outputTopic);
+    expect(out.length).toBe(visits.length);
+    for (const m of out) {
+      const p = (await testRegistry().decode(m.bytes!)) as Prediction;
+      expect(p.key).toBe(m.key);
+      expect(p['next_interval_days']).toEqual(expect.any(Number));
+    }
+    await waitUntil(
+      async () => (await withAdmin((a) => a.listTopics())).includes(t.deadLetterTopic),
+      'dead letters',
+    );
+    expect(await readTopic(t.deadLetterTopic)).toEqual([]);
   });
 });
