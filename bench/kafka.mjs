@@ -187,12 +187,23 @@ async function formats() {
       ...(await throughput(kafka, { ...common, messages: avro, formats: avroFormats })),
     });
   }
-  const best = (f) => Math.max(...rows.filter((r) => r.format === f).map((r) => r.eventsPerSecond));
+  const of = (f) => rows.filter((r) => r.format === f);
+  const best = (f) => Math.max(...of(f).map((r) => r.eventsPerSecond));
+  // CPU seconds of this process (the pipeline runs in it) per run: less at the mercy of other
+  // processes on a shared machine than wall-clock throughput.
+  const medianCpu = (f) => {
+    const cpu = of(f)
+      .map((r) => r.cpuSeconds)
+      .sort((a, b) => a - b);
+    return cpu[Math.floor(cpu.length / 2)];
+  };
   return {
     rows,
     bestJson: best('json'),
     bestAvro: best('avro'),
     avroOverJson: +(best('avro') / best('json')).toFixed(3),
+    medianCpuJson: medianCpu('json'),
+    medianCpuAvro: medianCpu('avro'),
   };
 }
 
