@@ -276,9 +276,12 @@ function lookup(
   return v;
 }
 
-/** A protobufjs Type by Confluent message-index path: top-level messages of the file, then nested ones. */
+/**
+ * A protobufjs Type by Confluent message-index path: top-level messages of the file (in declaration
+ * order, found beside `first`, the file's first message), then nested ones.
+ */
 // biome-ignore lint/suspicious/noExplicitAny: protobufjs reflection objects
-function protobufTypeAt(first: any, path: readonly number[]): any {
+export function protobufTypeAt(first: any, path: readonly number[]): any {
   const isType = (o: unknown) =>
     o !== null &&
     typeof o === 'object' &&

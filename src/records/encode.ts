@@ -1,9 +1,10 @@
 import type { Message } from 'kafkajs';
+import { ConfigError } from '../errors.js';
 import type { Prediction } from '../events/types.js';
 import type { OutputSpec } from '../features/spec.js';
 import { ceHeaders } from './cloudEvents.js';
 import type { RecordOutputConfig } from './config.js';
-import type { RegistryClient } from './registry.js';
+import { type RegistryClient, SchemaNotFound } from './registry.js';
 import { frame } from './wire.js';
 
 /** What the prediction schema is generated from: the model's output width and its spec's output. */
@@ -113,9 +114,17 @@ export class PredictionEncoder {
     const subject = subjectName(output, topic);
     const schema =
       output.format === 'avro' ? predictionAvroSchema(output, shape) : predictionJsonSchema(output, shape);
-    const id = output.autoRegister
-      ? await registry.register(output.format, JSON.stringify(schema), subject)
-      : await registry.latestId(subject);
+    let id: number;
+    try {
+      id = output.autoRegister
+        ? await registry.register(output.format, JSON.stringify(schema), subject)
+        : await registry.latestId(subject);
+    } catch (err) {
+      if (!(err instanceof SchemaNotFound)) throw err;
+      throw new ConfigError(
+        `no schema is registered under subject '${subject}' at ${registry.url}, and kafka.output.autoRegister is false: register the predictions' schema there first, or set autoRegister true`,
+      );
+    }
     const fetched = await registry.schemaById(id);
     if (fetched.format !== output.format) {
       throw new RangeError(

@@ -15,6 +15,9 @@ import { modelFeatures } from '../../src/features/modelFeatures.js';
 import { loadModel } from '../../src/formats/load.js';
 import type { Model } from '../../src/model/types.js';
 import { type KafkaPipelineOptions, startKafkaPipeline } from '../../src/pipelines/kafkaPipeline.js';
+import { outputConfig } from '../../src/records/config.js';
+import { PredictionEncoder } from '../../src/records/encode.js';
+import { RegistryClient } from '../../src/records/registry.js';
 import { frame } from '../../src/records/wire.js';
 import { DEAD_LETTER_HEADERS } from '../../src/sinks/kafkaSink.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
@@ -381,6 +384,27 @@ describe('Kafka records through a schema registry and CloudEvents', () => {
       expect(d!.headers[DEAD_LETTER_HEADERS.code]?.toString()).toBe(codes[i]);
       expect(d!.bytes!.equals(p.value as Buffer)).toBe(true);
     });
+  });
+
+  it('with autoRegister off, uses the schema registered under the subject, and refuses to start without one', async () => {
+    await requireRegistry();
+    const model = await loadModel(DEMO_MODEL);
+    const registry = new RegistryClient({ url: registryUrl, retries: 1 });
+    const shape = { outputs: 1, output: modelFeatures(model)!.spec.output! };
+    const topic = `rec-noauto-${Math.random().toString(36).slice(2, 8)}`;
+    const noAuto = outputConfig({ format: 'avro', autoRegister: false });
+    const refused = PredictionEncoder.create({ output: noAuto, registry, topic, shape });
+    await expect(refused).rejects.toThrow(
+      /no schema is registered under subject 'rec-noauto-\w+-value'.*autoRegister/,
+    );
+    const registered = await PredictionEncoder.create({
+      output: outputConfig({ format: 'avro' }),
+      registry,
+      topic,
+      shape,
+    });
+    const used = await PredictionEncoder.create({ output: noAuto, registry, topic, shape });
+    expect(used.schemaId).toBe(registered.schemaId);
   });
 
   it('cellstream kafka --formats reads Avro and writes Avro as its file says, and refuses a bad file before connecting', async () => {

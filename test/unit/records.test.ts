@@ -4,12 +4,13 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import avro from 'avsc';
+import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Envelope, Rejected } from '../../src/engine/types.js';
 import { ConfigError, type EventError, RegistryUnavailableError } from '../../src/errors.js';
 import { inputConfig, outputConfig } from '../../src/records/config.js';
-import { RecordDecoder, type RecordLike } from '../../src/records/decode.js';
+import { protobufTypeAt, RecordDecoder, type RecordLike } from '../../src/records/decode.js';
 import { PredictionEncoder, predictionAvroSchema, subjectName } from '../../src/records/encode.js';
 import { loadFormatsFile } from '../../src/records/formatsFile.js';
 import { RegistryClient } from '../../src/records/registry.js';
@@ -154,6 +155,20 @@ describe('RecordDecoder without a registry (JSON and CloudEvents)', () => {
     expect(
       () => new RecordDecoder({ input: inputConfig({ mapping: { values: 'spec' } }), specValueNames: [] }),
     ).toThrow(/no feature spec/);
+  });
+});
+
+describe('Protobuf message-index paths', () => {
+  it('finds top-level messages in declaration order and nested ones below them', () => {
+    const root = protobuf.parse(`syntax = "proto3"; package p;
+      enum E { A = 0; }
+      message First { string a = 1; }
+      message Second { message Inner { string b = 1; } message Other { string c = 1; } string d = 1; }`).root;
+    const first = root.lookupType('p.First');
+    expect(protobufTypeAt(first, [0]).fullName).toBe('.p.First');
+    expect(protobufTypeAt(first, [1]).fullName).toBe('.p.Second');
+    expect(protobufTypeAt(first, [1, 1]).fullName).toBe('.p.Second.Other');
+    expect(() => protobufTypeAt(first, [2])).toThrow(/names no message/);
   });
 });
 
