@@ -43,6 +43,8 @@ export const recordInputSchema = z.strictObject({
         ])
         .optional(),
       id: z.string().min(1).optional(),
+      /** A boolean field: start a new sequence for the key before this event. */
+      reset: z.string().min(1).optional(),
     })
     .refine((m) => !(m.features !== undefined && m.values !== undefined), 'map features or values, not both')
     .optional(),

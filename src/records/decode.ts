@@ -251,9 +251,12 @@ export class RecordDecoder {
       const r = decoded.record as Record<string, unknown> | null;
       for (const f of ['features', 'values', 'inputs'] as const) if (r?.[f] != null) event[f] = r[f];
     }
-    if (m.id !== undefined) {
-      const id = get(m.id);
-      if (id !== undefined && id !== null) event['id'] = id;
+    // Optional parts: absent in a record means no id, no reset.
+    for (const part of ['id', 'reset'] as const) {
+      const path = m[part];
+      if (path === undefined) continue;
+      const v = get(path);
+      if (v !== undefined && v !== null) event[part] = v;
     }
     return event;
   }

@@ -74,6 +74,37 @@ describe('RecordDecoder without a registry (JSON and CloudEvents)', () => {
     expect(k.event?.key).toBe('from-message');
   });
 
+  it('maps id and reset when present, and reads $timestamp and $key', async () => {
+    const decoder = new RecordDecoder({
+      input: inputConfig({
+        mapping: { key: '$key', ts: '$timestamp', features: 'x', id: 'meta.id', reset: 'fresh' },
+      }),
+    });
+    const withBoth = accepted(
+      await decoder.decode(
+        't',
+        0,
+        record('{"x":[1],"meta":{"id":"e1"},"fresh":true}', {
+          key: Buffer.from('k'),
+          timestamp: '1700000000000',
+        }),
+      ),
+    );
+    expect(withBoth.event).toEqual({ key: 'k', ts: 1_700_000_000_000, features: [1], id: 'e1', reset: true });
+    const without = accepted(
+      await decoder.decode('t', 0, record('{"x":[1]}', { key: Buffer.from('k'), timestamp: '5' })),
+    );
+    expect(without.event).toEqual({ key: 'k', ts: 5, features: [1] });
+    const badReset = rejected(
+      await decoder.decode(
+        't',
+        0,
+        record('{"x":[1],"fresh":"yes"}', { key: Buffer.from('k'), timestamp: '5' }),
+      ),
+    );
+    expect(badReset.code).toBe('EVENT_INVALID');
+  });
+
   it('dead-letters a record missing a mapped field (EVENT_FIELD_MISSING) or naming another key (EVENT_KEY_MISMATCH)', async () => {
     const noTs = rejected(await mapped.decode('t', 1, record('{"user":{"id":"u1"},"x":[1]}')));
     expect(noTs.code).toBe('EVENT_FIELD_MISSING');
