@@ -34,6 +34,7 @@ import {
   withAdmin,
 } from '../helpers/kafka.js';
 import { registerSchema, registryUrl, requireRegistry, testRegistry } from '../helpers/registry.js';
+import { startTestServer } from '../helpers/serve.js';
 
 const DEMO_MODEL = new URL('../../demo/visits.cellstream.json', import.meta.url).pathname;
 const DEMO_EVENTS = new URL('../../demo/visits.ndjson', import.meta.url).pathname;
@@ -384,6 +385,53 @@ describe('Kafka records through a schema registry and CloudEvents', () => {
       expect(d!.headers[DEAD_LETTER_HEADERS.code]?.toString()).toBe(codes[i]);
       expect(d!.bytes!.equals(p.value as Buffer)).toBe(true);
     });
+  });
+
+  it('serve in Kafka mode takes kafka.input, kafka.output and kafka.registry from its config', async () => {
+    await requireBroker();
+    await requireRegistry();
+    const visits = (await demoVisits()).slice(0, 40);
+    const t = await createInputTopic('rec-serve', 2);
+    const id = await registerSchema('AVRO', AVRO_VISIT, `${t.inputTopic}-value`);
+    await produceRaw(
+      t.inputTopic,
+      await Promise.all(
+        visits.map(async (v) => ({ key: v.customer, value: await testRegistry().encode(id, v) })),
+      ),
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'cellstream-records-serve-'));
+    dirs.push(dir);
+    const server = await startTestServer({
+      model: { path: DEMO_MODEL },
+      state: { store: 'lmdb', path: join(dir, 'state') },
+      // They would forward JSON into the Avro topic: the config refuses them with this input.
+      sources: { websocket: { enabled: false }, demo: { enabled: false } },
+      kafka: {
+        brokers,
+        ...t,
+        maxWaitTimeInMs: 100,
+        registry: { url: registryUrl },
+        input: { format: 'avro', mapping: MAPPING },
+        output: { format: 'avro', cloudEvents: 'binary' },
+      },
+    });
+    try {
+      await waitForCatchUp(t);
+      const out = await readTopic(t.outputTopic);
+      expect(out.length).toBe(visits.length);
+      for (const m of out) {
+        const p = (await testRegistry().decode(m.bytes!)) as Prediction;
+        expect(m.headers['ce_id']?.toString()).toBe(`${p.model}/${p.key}/${p.seq}`);
+        expect(m.headers['content-type']?.toString()).toBe('application/avro');
+      }
+      // The served state is the Kafka pipeline's: a key the producer sent has its decoded prediction.
+      const key = (await (await fetch(`${server.url}/v1/keys/${visits[0].customer}`)).json()) as {
+        prediction: { next_interval_days: number };
+      };
+      expect(key.prediction.next_interval_days).toEqual(expect.any(Number));
+    } finally {
+      await server.close();
+    }
   });
 
   it('with autoRegister off, uses the schema registered under the subject, and refuses to start without one', async () => {
