@@ -1,8 +1,10 @@
 // End-to-end Kafka figures on the built JS, against the broker at KAFKA_BROKERS:
 // events/s from the input topic to the predictions topic for one instance (at-least-once and
-// exactly-once), and the time to restore N keys from the changelog into an empty LMDB.
+// exactly-once), the same at-least-once run with Avro in and Avro out (through the schema registry
+// at SCHEMA_REGISTRY_URL) against JSON in and out, alternating, and the time to restore N keys from
+// the changelog into an empty LMDB.
 //   npm run bench:kafka -- [--events 100000] [--keys 10000] [--restore-keys 100000] [--partitions 6]
-//                          [--model demo/visits.cellstream.json]
+//                          [--model demo/visits.cellstream.json] [--format-rounds 2] [--only formats]
 // The default model is the demo (an LSTM of 32 units over a feature spec: each event's `values`
 // are encoded, the interval since the key's previous visit derived from `ts`, and the prediction
 // decoded). A model without a feature spec gets random `features` vectors instead.
@@ -11,6 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { loadModel } from '../dist/formats/load.js';
 import { ChangelogReader } from '../dist/state/changelogReader.js';
 import { ChangelogStore } from '../dist/state/changelogStore.js';
@@ -25,6 +28,8 @@ const { values: args } = parseArgs({
     partitions: { type: 'string', default: '6' },
     batch: { type: 'string', default: '1000' },
     model: { type: 'string', default: 'demo/visits.cellstream.json' },
+    'format-rounds': { type: 'string', default: '2' },
+    only: { type: 'string' },
   },
 });
 const kafka = kafkaClient();
@@ -108,7 +113,86 @@ const run = (exactlyOnce) =>
     batch: Number(args.batch),
     exactlyOnce,
   });
-console.log(JSON.stringify({ throughput: await run(false) }));
-console.log(JSON.stringify({ throughput: await run(true) }));
-console.log(JSON.stringify({ restore: await restore() }));
+/**
+ * JSON in and out against Avro in and out (Confluent wire format, schema from the registry; the
+ * predictions' schema generated and registered by the pipeline), at-least-once, the same events,
+ * alternating so that the machine's noise falls on both alike.
+ */
+async function formats() {
+  const url = process.env.SCHEMA_REGISTRY_URL;
+  if (!url)
+    throw new Error(
+      'SCHEMA_REGISTRY_URL is not set: run under scripts/registry/with-registry.sh (npm run bench:kafka does)',
+    );
+  const registry = new SchemaRegistry({ host: url });
+  const fields = withSpec
+    ? [
+        { name: 'key', type: 'string' },
+        { name: 'ts', type: 'long' },
+        { name: 'spend', type: 'double' },
+        { name: 'channel', type: 'string' },
+      ]
+    : [
+        { name: 'key', type: 'string' },
+        { name: 'ts', type: 'long' },
+        { name: 'features', type: { type: 'array', items: 'double' } },
+      ];
+  const { id } = await registry.register(
+    {
+      type: SchemaType.AVRO,
+      schema: JSON.stringify({ type: 'record', name: 'BenchEvent', namespace: 'bench', fields }),
+    },
+    { subject: `bench-${randomUUID().slice(0, 8)}-value` },
+  );
+  const json = events(Number(args.events), Number(args.keys));
+  const avro = [];
+  for (const m of json) {
+    const e = JSON.parse(m.value);
+    const record = withSpec
+      ? { key: e.key, ts: e.ts, spend: e.values.spend, channel: e.values.channel }
+      : { key: e.key, ts: e.ts, features: e.features };
+    avro.push({ key: m.key, value: await registry.encode(id, record) });
+  }
+  const avroFormats = {
+    input: { format: 'avro', mapping: withSpec ? { values: 'spec' } : { features: 'features' } },
+    output: { format: 'avro' },
+    registry: { url },
+  };
+  const common = { model, partitions: PARTITIONS, batch: Number(args.batch) };
+  const rows = [];
+  for (let round = 0; round < Number(args['format-rounds']); round++) {
+    rows.push({ format: 'json', round, ...(await throughput(kafka, { ...common, messages: json })) });
+    rows.push({
+      format: 'avro',
+      round,
+      ...(await throughput(kafka, { ...common, messages: avro, formats: avroFormats })),
+    });
+  }
+  const of = (f) => rows.filter((r) => r.format === f);
+  const best = (f) => Math.max(...of(f).map((r) => r.eventsPerSecond));
+  // CPU seconds of this process (the pipeline runs in it) per run: less at the mercy of other
+  // processes on a shared machine than wall-clock throughput.
+  const medianCpu = (f) => {
+    const cpu = of(f)
+      .map((r) => r.cpuSeconds)
+      .sort((a, b) => a - b);
+    return cpu[Math.floor(cpu.length / 2)];
+  };
+  return {
+    rows,
+    bestJson: best('json'),
+    bestAvro: best('avro'),
+    avroOverJson: +(best('avro') / best('json')).toFixed(3),
+    medianCpuJson: medianCpu('json'),
+    medianCpuAvro: medianCpu('avro'),
+  };
+}
+
+if (args.only === undefined) {
+  console.log(JSON.stringify({ throughput: await run(false) }));
+  console.log(JSON.stringify({ throughput: await run(true) }));
+}
+if (args.only === undefined || args.only === 'formats')
+  console.log(JSON.stringify({ formats: await formats() }));
+if (args.only === undefined) console.log(JSON.stringify({ restore: await restore() }));
 await admin.disconnect();

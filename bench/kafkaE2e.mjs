@@ -85,6 +85,7 @@ export async function throughput(
     passthrough = false,
     pipelineOptions = {},
     hooks = {},
+    formats = {},
   },
 ) {
   const admin = kafka.admin();
@@ -133,6 +134,8 @@ export async function throughput(
     maxWaitTimeInMs: 100,
     logLevel: process.env.BENCH_KAFKA_LOG ? logLevel.ERROR : logLevel.NOTHING,
     ...pipelineOptions,
+    // kafka.input / kafka.output / kafka.registry (src/records): e.g. Avro in and out.
+    ...formats,
   });
   while ((await lag()) > 0) await new Promise((r) => setTimeout(r, 50));
   const seconds = (performance.now() - started) / 1000;
@@ -148,6 +151,7 @@ export async function throughput(
     mode: passthrough ? 'passthrough' : exactlyOnce ? 'exactly-once' : 'at-least-once',
     events: messages.length,
     predictions: pipeline.stats.predictions,
+    rejected: pipeline.stats.rejected,
     seconds: +seconds.toFixed(2),
     eventsPerSecond: Math.round(messages.length / seconds),
     cpuSeconds: +((cpu.user + cpu.system) / 1e6).toFixed(2),

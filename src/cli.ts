@@ -16,6 +16,7 @@ import { modelFeatures } from './features/modelFeatures.js';
 import { loadModel } from './formats/load.js';
 import { describeModel, modelFingerprint } from './model/index.js';
 import { PACKAGE_ROOT } from './paths.js';
+import { loadFormatsFile } from './records/formatsFile.js';
 import { parseDuration } from './time/duration.js';
 
 /** Where the CLI writes; the process's own streams unless a caller (a test) captures them. */
@@ -290,6 +291,10 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       '--max-ts-ahead <duration>',
       "dead-letter events whose ts lies more than this ahead of the wall clock, or 'off'",
       '1d',
+    )
+    .option(
+      '--formats <file>',
+      'YAML: schema registry, input format (avro, json-schema, protobuf, CloudEvents) and field mapping, output format (docs/kafka.md)',
     );
   withEventLimitOptions(kafka).action(
     async (opts: {
@@ -317,14 +322,17 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       maxKeyBytes?: number;
       maxIdBytes?: number;
       idWindow?: number;
+      formats?: string;
     }) => {
       // First thing: SIGTERM while the model loads asks for a clean stop instead of killing.
       shutdownSignal();
       const stateDir = kafkaStateDir(opts, io.stderr);
+      const formats = opts.formats === undefined ? {} : await loadFormatsFile(opts.formats);
       await runKafka(
         await loadModel(opts.model),
         {
           ...opts,
+          ...formats,
           stateDir,
           brokers: opts.kafkaBrokers,
           maxBatch: opts.batch,

@@ -7,13 +7,14 @@ import {
   type KafkaPipelineOptions,
   startKafkaPipeline,
 } from '../pipelines/kafkaPipeline.js';
+import type { RecordFormatOptions } from '../records/formats.js';
 import { HEALTH_SERVER_DEFAULTS, HealthServer } from '../server/healthServer.js';
 import type { ConsumerCrashPolicy } from '../sources/kafkaSource.js';
 import { unreadableMessage } from '../state/changelogStore.js';
 import { shutdownSignal } from './shutdownSignals.js';
 
 /** The Kafka settings of `cellstream kafka` (and of `serve`'s `kafka` config section). */
-export interface KafkaCommandOptions {
+export interface KafkaCommandOptions extends RecordFormatOptions {
   /** `host:port`, as a list or comma-separated. */
   readonly brokers: string | readonly string[];
   readonly inputTopic: string;
@@ -74,6 +75,9 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
       maxTsAheadMs: parseMaxTsAhead(o.maxTsAhead ?? '1d', '--max-ts-ahead'),
     },
     ...(o.idWindow === undefined ? {} : { idWindow: o.idWindow }),
+    ...(o.input === undefined ? {} : { input: o.input }),
+    ...(o.output === undefined ? {} : { output: o.output }),
+    ...(o.registry === undefined ? {} : { registry: o.registry }),
   };
 }
 

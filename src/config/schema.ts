@@ -6,6 +6,7 @@ import { DEFAULT_MAX_ID_BYTES, DEFAULT_MAX_KEY_BYTES, KEY_BYTES_CEILING } from '
 import { PACKAGE_ROOT } from '../paths.js';
 import { KAFKA_COMMIT_DEFAULTS } from '../pipelines/commitDefaults.js';
 import { KAFKA_HEALTH_DEFAULTS } from '../pipelines/kafkaHealth.js';
+import { recordInputSchema, recordOutputSchema, registrySchema } from '../records/config.js';
 import { KAFKA_SOURCE_DEFAULTS } from '../sources/kafkaSource.js';
 
 /** The model `serve` runs when none is configured: the demo model shipped in the package. */
@@ -111,6 +112,12 @@ const kafkaSchema = z.strictObject({
   onConsumerCrash: z.enum(['rejoin', 'exit']).default(KAFKA_SOURCE_DEFAULTS.onConsumerCrash),
   maxRejoins: int(0, 1000).default(KAFKA_SOURCE_DEFAULTS.maxRejoins),
   stallTimeoutMs: int(1000, 86_400_000).default(KAFKA_HEALTH_DEFAULTS.stallTimeoutMs),
+  /** A Confluent-compatible schema registry, for the Avro, JSON Schema and Protobuf formats. */
+  registry: registrySchema.optional(),
+  /** How input records are written and which fields make an event (src/records). */
+  input: recordInputSchema.optional(),
+  /** How predictions are written. */
+  output: recordOutputSchema.optional(),
 });
 
 /**
@@ -248,6 +255,36 @@ export const configSchema = z
           message: 'not supported with kafka yet (the Kafka pipeline keeps every key of its partitions)',
         });
       }
+    }
+    for (const side of ['input', 'output'] as const) {
+      const format = kafka[side]?.format ?? 'json';
+      if (format !== 'json' && kafka.registry === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['kafka', 'registry'],
+          message: `kafka.${side}.format ${format} needs the schema registry: set kafka.registry.url`,
+        });
+      }
+    }
+    const input = kafka.input;
+    const plainIn =
+      input === undefined ||
+      (input.format === 'json' && input.cloudEvents === 'off' && input.mapping === undefined);
+    if (!plainIn && (config.sources.websocket.enabled || config.sources.demo.enabled)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kafka', 'input'],
+        message:
+          'WebSocket ingest and the demo feed forward JSON events into kafka.inputTopic, which this kafka.input would not read: set sources.websocket.enabled and sources.demo.enabled to false, or leave kafka.input at its default',
+      });
+    }
+    if (kafka.output?.cloudEvents === 'structured' && kafka.output.format !== 'json') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kafka', 'output', 'cloudEvents'],
+        message:
+          'structured CloudEvents carry JSON data: use kafka.output.format json, or cloudEvents binary',
+      });
     }
     if (kafka.heartbeatInterval >= kafka.sessionTimeout) {
       ctx.addIssue({

@@ -12,6 +12,7 @@ import { mapFenced, retryConcurrentTransactions } from '../kafka/kafkaErrors.js'
 import { ensureTopics } from '../kafka/topics.js';
 import { outputSize } from '../model/index.js';
 import type { Model } from '../model/types.js';
+import { type RecordFormatOptions, recordFormats } from '../records/formats.js';
 import { KafkaSink } from '../sinks/kafkaSink.js';
 import {
   type ConsumerCrashPolicy,
@@ -28,7 +29,7 @@ import { KAFKA_COMMIT_DEFAULTS } from './commitDefaults.js';
 import { KAFKA_HEALTH_DEFAULTS, KafkaHealth, type KafkaHealthObserver } from './kafkaHealth.js';
 import { PartitionProducers } from './partitionProducers.js';
 
-export interface KafkaPipelineOptions {
+export interface KafkaPipelineOptions extends RecordFormatOptions {
   readonly model: Model;
   readonly brokers: readonly string[];
   readonly inputTopic: string;
@@ -110,6 +111,10 @@ export interface KafkaPipelineOptions {
    */
   readonly passthrough?: boolean;
 }
+
+/** A rejected record's original bytes, when the source kept them (binary formats). */
+const originalOf = (batch: PartitionBatch) => (r: Rejected) =>
+  r.position.kind === 'offset' ? (batch.values?.get(r.position.offset) ?? null) : null;
 
 /** The client's retry policy: kafkajs's, with the backoff capped at 5 s and more attempts. */
 export const KAFKA_RETRY = { initialRetryTime: 300, maxRetryTime: 5000, retries: 8 } as const;
@@ -193,6 +198,8 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   if (options.passthrough && exactlyOnce)
     throw new RangeError('the passthrough baseline is at-least-once only');
 
+  // First: a registry that refuses the output schema stops the start before anything is joined.
+  const formats = await recordFormats(options.model, options.outputTopic, options);
   const admin = kafka.admin();
   await admin.connect();
   let partitions: number;
@@ -268,7 +275,11 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     reportLost = reject;
   });
   lost.catch(() => {});
-  const sink = new KafkaSink({ outputTopic: options.outputTopic, deadLetterTopic: options.deadLetterTopic });
+  const sink = new KafkaSink({
+    outputTopic: options.outputTopic,
+    deadLetterTopic: options.deadLetterTopic,
+    ...(formats.encodePrediction ? { encodePrediction: formats.encodePrediction } : {}),
+  });
   const source = new KafkaSource(kafka, {
     topic: options.inputTopic,
     groupId: options.groupId,
@@ -281,6 +292,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     ...(options.maxRejoins === undefined ? {} : { maxRejoins: options.maxRejoins }),
     // The stepper's own limits, so the source dead-letters what the stepper would refuse.
     limits: eventLimits(options.limits),
+    ...(formats.decode ? { decode: formats.decode } : {}),
     events: {
       joined: (ps) => health.joined(ps),
       revoked: (ps) => health.revoked(ps),
@@ -390,7 +402,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     }
     const keyOf = (r: Rejected) =>
       r.position.kind === 'offset' ? (batch.keys.get(r.position.offset) ?? null) : null;
-    await sink.send(producer, { predictions, rejected, keyOf });
+    await sink.send(producer, { predictions, rejected, keyOf, originalOf: originalOf(batch) });
     stats.predictions += predictions.length;
     stats.rejected += rejected.length;
     stats.batches++;
@@ -540,12 +552,12 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
         r.position.kind === 'offset' ? (batch.keys.get(r.position.offset) ?? null) : null;
       if (!exactlyOnce) {
         // Predictions acknowledged before the state that follows them is durable: see above.
-        await sink.send(producer, { predictions, rejected, keyOf });
+        await sink.send(producer, { predictions, rejected, keyOf, originalOf: originalOf(batch) });
       } else {
         h.txn ??= await transactional.get(partition).transaction();
         // A redelivered event's prediction was committed with its state: sending it again
         // would be a duplicate under read_committed.
-        await sink.send(h.txn, { predictions: fresh, rejected, keyOf });
+        await sink.send(h.txn, { predictions: fresh, rejected, keyOf, originalOf: originalOf(batch) });
       }
       h.nextOffset = batch.nextOffset;
       h.batches.push({

@@ -13,6 +13,8 @@ export interface PartitionBatch {
   readonly items: ReadonlyArray<Envelope | Rejected>;
   /** Each message's key, by offset, for dead letters. */
   readonly keys: Pick<ReadonlyMap<string, Buffer | null>, 'get'>;
+  /** With a `decode` option: each message's value, by offset, so dead letters keep its bytes. */
+  readonly values?: ReadonlyMap<string, Buffer | null>;
   /** The offset to commit once the batch is done: one past its last message. */
   readonly nextOffset: string;
   /** Whether the batch ends where the partition ended when it was fetched: no more is waiting now. */
@@ -124,6 +126,17 @@ export interface KafkaSourceOptions {
    */
   readonly limits?: EventLimits;
   readonly events?: KafkaSourceEvents;
+  /**
+   * Turns a run of messages into envelopes (src/records: registry formats, CloudEvents); default
+   * `kafkaEnvelope`, a JSON event per value. Throwing fails the batch, which is fetched again.
+   */
+  readonly decode?: (
+    topic: string,
+    partition: number,
+    messages: readonly KafkaMessage[],
+    limits: EventLimits,
+    now: number,
+  ) => Promise<Array<Envelope | Rejected>>;
 }
 
 /**
@@ -344,14 +357,17 @@ export class KafkaSource {
         const lastRun = start + maxBatch >= messages.length;
         let done: readonly PartitionOffset[] | undefined;
         try {
-          done = await alive.during(() =>
+          done = await alive.during(async () =>
             handler.batch({
               topic,
               partition: batch.partition,
-              items: run.map((m) =>
-                kafkaEnvelope(topic, batch.partition, m, DEFAULT_MAX_JSON_DEPTH, limits, now),
-              ),
+              items: this.options.decode
+                ? await this.options.decode(topic, batch.partition, run, limits, now)
+                : run.map((m) =>
+                    kafkaEnvelope(topic, batch.partition, m, DEFAULT_MAX_JSON_DEPTH, limits, now),
+                  ),
               keys,
+              ...(this.options.decode ? { values: new Map(run.map((m) => [m.offset, m.value])) } : {}),
               nextOffset,
               caughtUp: lastRun && batchEnd >= high,
             }),

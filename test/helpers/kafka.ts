@@ -168,7 +168,7 @@ export const eventMessages = (events: readonly Event[]) =>
 export async function readTopic(
   topic: string,
   options: { readUncommitted?: boolean } = {},
-): Promise<Array<OutMessage & { headers: IHeaders }>> {
+): Promise<Array<OutMessage & { headers: IHeaders; bytes: Buffer | null }>> {
   const kafka = testKafka();
   const admin = kafka.admin();
   await admin.connect();
@@ -176,7 +176,7 @@ export async function readTopic(
   await admin.disconnect();
   const remaining = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
   const done = () => [...remaining.values()].every((v) => v <= 0n);
-  const out: Array<OutMessage & { headers: IHeaders }> = [];
+  const out: Array<OutMessage & { headers: IHeaders; bytes: Buffer | null }> = [];
   const ends_ = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
   const consumer = kafka.consumer({
     groupId: `reader-${randomUUID()}`,
@@ -206,6 +206,7 @@ export async function readTopic(
             offset: m.offset,
             timestamp: Number(m.timestamp),
             headers: m.headers ?? {},
+            bytes: m.value,
           });
         }
       },
