@@ -122,6 +122,30 @@ describe('RecordDecoder without a registry (JSON and CloudEvents)', () => {
     expect(rejected(await mapped.decode('t', 0, record(null))).code).toBe('EVENT_INVALID');
   });
 
+  it("checks the engine's event limits at the edge: key and id length, ts too far ahead", async () => {
+    const limits = { maxKeyBytes: 8, maxIdBytes: 4, maxTsAheadMs: 1000 };
+    const now = 10_000;
+    const at = async (json: string) => mapped.decode('t', 0, record(json), limits, now);
+    expect(accepted(await at('{"user":{"id":"k"},"when":11000,"x":[1]}')).event?.key).toBe('k');
+    expect(rejected(await at('{"user":{"id":"a-long-key"},"when":5,"x":[1]}')).code).toBe(
+      'EVENT_KEY_TOO_LONG',
+    );
+    expect(rejected(await at('{"user":{"id":"k"},"when":11001,"x":[1]}')).code).toBe('EVENT_TS_IN_FUTURE');
+    const withId = new RecordDecoder({
+      input: inputConfig({ mapping: { key: 'k', ts: 'ts', features: 'x', id: 'id' } }),
+    });
+    const long = await withId.decode('t', 0, record('{"k":"k","ts":1,"x":[1],"id":"12345"}'), limits, now);
+    expect(rejected(long).code).toBe('EVENT_ID_TOO_LONG');
+    const all = await withId.decodeAll(
+      't',
+      0,
+      [record('{"k":"k","ts":1,"x":[1],"id":"12345"}')],
+      limits,
+      now,
+    );
+    expect(rejected(all[0]).code).toBe('EVENT_ID_TOO_LONG');
+  });
+
   it('reads binary-mode CloudEvents attributes from ce_ headers, and refuses a record without them when told binary', async () => {
     const decoder = new RecordDecoder({
       input: inputConfig({
