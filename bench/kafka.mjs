@@ -1,10 +1,12 @@
 // End-to-end Kafka figures on the built JS, against the broker at KAFKA_BROKERS, for each client
 // library (kafka.client): events/s and CPU from the input topic to the predictions topic for one
-// instance — the no-inference passthrough, at-least-once and exactly-once — and the time to
-// restore N keys from the changelog into an empty LMDB.
+// instance — the no-inference passthrough, at-least-once and exactly-once (kafkajs only: the
+// platformatic client refuses exactly-once) — the same at-least-once run with Avro in and Avro out
+// (through the schema registry at SCHEMA_REGISTRY_URL) against JSON in and out, alternating, and
+// the time to restore N keys from the changelog into an empty LMDB.
 //   npm run bench:kafka -- [--events 100000] [--keys 10000] [--restore-keys 100000] [--partitions 6]
 //                          [--model demo/visits.cellstream.json] [--clients kafkajs,platformatic]
-//                          [--rounds 1]
+//                          [--rounds 1] [--format-rounds 2] [--only formats]
 // With several clients and rounds, the runs interleave (client A, client B, A, B …) so a noisy
 // machine weighs on each alike; each line is one run.
 // The default model is the demo (an LSTM of 32 units over a feature spec: each event's `values`
@@ -15,12 +17,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { loadModel } from '../dist/formats/load.js';
 import { createKafka } from '../dist/kafka/client.js';
 import { ChangelogReader } from '../dist/state/changelogReader.js';
 import { ChangelogStore } from '../dist/state/changelogStore.js';
 import { LmdbStore } from '../dist/state/lmdbStore.js';
-import { brokers as kafkaBrokers, kafkaClient, throughput } from './kafkaE2e.mjs';
+import { brokers as kafkaBrokers, kafkaClient, modelEvents, throughput } from './kafkaE2e.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,6 +35,8 @@ const { values: args } = parseArgs({
     model: { type: 'string', default: 'demo/visits.cellstream.json' },
     clients: { type: 'string', default: 'kafkajs,platformatic' },
     rounds: { type: 'string', default: '1' },
+    'format-rounds': { type: 'string', default: '2' },
+    only: { type: 'string' },
   },
 });
 const kafka = kafkaClient();
@@ -39,7 +44,6 @@ const clients = args.clients.split(',').map((c) => c.trim());
 const PARTITIONS = Number(args.partitions);
 const model = await loadModel(new URL(`../${args.model}`, import.meta.url).pathname);
 const withSpec = model.metadata?.features !== undefined;
-const inputSize = model.inputs[0].size;
 const admin = kafka.admin();
 await admin.connect();
 
@@ -49,23 +53,6 @@ async function topic(name) {
     waitForLeaders: true,
   });
   return name;
-}
-
-function events(n, keys) {
-  let s = 5;
-  const next = () => {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    return s / 1073741824 - 1;
-  };
-  return Array.from({ length: n }, (_, i) => {
-    const key = `k${Math.floor(((next() + 1) / 2) * keys)}`;
-    // Event time advances about a day per event across the stream, so derived intervals are real.
-    const ts = 1_700_000_000_000 + i * 86_400_000;
-    const event = withSpec
-      ? { key, ts, values: { spend: 65 + 20 * next(), channel: ['store', 'app', 'web'][i % 3] } }
-      : { key, ts, features: Array.from({ length: inputSize }, next) };
-    return { key, value: JSON.stringify(event) };
-  });
 }
 
 async function restore() {
@@ -129,7 +116,7 @@ async function restore() {
 }
 
 // The same timed run as `npm run bench`'s Kafka row (bench/kafkaE2e.mjs), over this script's events.
-const messages = events(Number(args.events), Number(args.keys));
+const messages = modelEvents(model, Number(args.events), Number(args.keys));
 const run = (client, mode) =>
   throughput(kafka, {
     model,
@@ -140,42 +127,125 @@ const run = (client, mode) =>
     passthrough: mode === 'passthrough',
     client,
   });
-const rows = [];
-for (let round = 0; round < Number(args.rounds); round++) {
-  for (const mode of ['passthrough', 'at-least-once', 'exactly-once']) {
-    for (const client of clients) {
-      const r = await run(client, mode);
-      r.cpuMicrosPerEvent = +((r.cpuSeconds * 1e6) / r.events).toFixed(1);
-      rows.push(r);
-      console.log(JSON.stringify({ throughput: r }));
+/**
+ * JSON in and out against Avro in and out (Confluent wire format, schema from the registry; the
+ * predictions' schema generated and registered by the pipeline), at-least-once, the same events,
+ * alternating so that the machine's noise falls on both alike.
+ */
+async function formats() {
+  const url = process.env.SCHEMA_REGISTRY_URL;
+  if (!url)
+    throw new Error(
+      'SCHEMA_REGISTRY_URL is not set: run under scripts/registry/with-registry.sh (npm run bench:kafka does)',
+    );
+  const registry = new SchemaRegistry({ host: url });
+  const fields = withSpec
+    ? [
+        { name: 'key', type: 'string' },
+        { name: 'ts', type: 'long' },
+        { name: 'spend', type: 'double' },
+        { name: 'channel', type: 'string' },
+      ]
+    : [
+        { name: 'key', type: 'string' },
+        { name: 'ts', type: 'long' },
+        { name: 'features', type: { type: 'array', items: 'double' } },
+      ];
+  const { id } = await registry.register(
+    {
+      type: SchemaType.AVRO,
+      schema: JSON.stringify({ type: 'record', name: 'BenchEvent', namespace: 'bench', fields }),
+    },
+    { subject: `bench-${randomUUID().slice(0, 8)}-value` },
+  );
+  const json = messages;
+  const avro = [];
+  for (const m of json) {
+    const e = JSON.parse(m.value);
+    const record = withSpec
+      ? { key: e.key, ts: e.ts, spend: e.values.spend, channel: e.values.channel }
+      : { key: e.key, ts: e.ts, features: e.features };
+    avro.push({ key: m.key, value: await registry.encode(id, record) });
+  }
+  const avroFormats = {
+    input: { format: 'avro', mapping: withSpec ? { values: 'spec' } : { features: 'features' } },
+    output: { format: 'avro' },
+    registry: { url },
+  };
+  const common = { model, partitions: PARTITIONS, batch: Number(args.batch) };
+  const rows = [];
+  for (let round = 0; round < Number(args['format-rounds']); round++) {
+    rows.push({ format: 'json', round, ...(await throughput(kafka, { ...common, messages: json })) });
+    rows.push({
+      format: 'avro',
+      round,
+      ...(await throughput(kafka, { ...common, messages: avro, formats: avroFormats })),
+    });
+  }
+  const of = (f) => rows.filter((r) => r.format === f);
+  const best = (f) => Math.max(...of(f).map((r) => r.eventsPerSecond));
+  // CPU seconds of this process (the pipeline runs in it) per run: less at the mercy of other
+  // processes on a shared machine than wall-clock throughput.
+  const medianCpu = (f) => {
+    const cpu = of(f)
+      .map((r) => r.cpuSeconds)
+      .sort((a, b) => a - b);
+    return cpu[Math.floor(cpu.length / 2)];
+  };
+  return {
+    rows,
+    bestJson: best('json'),
+    bestAvro: best('avro'),
+    avroOverJson: +(best('avro') / best('json')).toFixed(3),
+    medianCpuJson: medianCpu('json'),
+    medianCpuAvro: medianCpu('avro'),
+  };
+}
+
+if (args.only === undefined) {
+  const exactlyOnceClients = ['kafkajs'];
+  const rows = [];
+  for (let round = 0; round < Number(args.rounds); round++) {
+    for (const mode of ['passthrough', 'at-least-once', 'exactly-once']) {
+      for (const client of clients) {
+        if (mode === 'exactly-once' && !exactlyOnceClients.includes(client)) continue;
+        const r = await run(client, mode);
+        r.cpuMicrosPerEvent = +((r.cpuSeconds * 1e6) / r.events).toFixed(1);
+        rows.push(r);
+        console.log(JSON.stringify({ throughput: r }));
+      }
     }
   }
-}
-// Medians per client and mode, and end to end over the passthrough through the same client.
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-for (const client of clients) {
-  const of = (mode, f) => median(rows.filter((r) => r.client === client && r.mode === mode).map(f));
-  const eps = (mode) => of(mode, (r) => r.eventsPerSecond);
-  const cpu = (mode) => of(mode, (r) => r.cpuMicrosPerEvent);
-  console.log(
-    JSON.stringify({
-      summary: {
-        client,
-        eventsPerSecond: {
-          passthrough: eps('passthrough'),
-          atLeastOnce: eps('at-least-once'),
-          exactlyOnce: eps('exactly-once'),
+  // Medians per client and mode, and end to end over the passthrough through the same client.
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const client of clients) {
+    const of = (mode, f) => median(rows.filter((r) => r.client === client && r.mode === mode).map(f));
+    const eps = (mode) => of(mode, (r) => r.eventsPerSecond);
+    const cpu = (mode) => of(mode, (r) => r.cpuMicrosPerEvent);
+    console.log(
+      JSON.stringify({
+        summary: {
+          client,
+          eventsPerSecond: {
+            passthrough: eps('passthrough'),
+            atLeastOnce: eps('at-least-once'),
+            exactlyOnce: eps('exactly-once'),
+          },
+          cpuMicrosPerEvent: {
+            passthrough: cpu('passthrough'),
+            atLeastOnce: cpu('at-least-once'),
+            exactlyOnce: cpu('exactly-once'),
+          },
+          atLeastOnceVsPassthrough: +(eps('at-least-once') / eps('passthrough')).toFixed(2),
+          ...(exactlyOnceClients.includes(client)
+            ? { exactlyOnceVsPassthrough: +(eps('exactly-once') / eps('passthrough')).toFixed(2) }
+            : {}),
         },
-        cpuMicrosPerEvent: {
-          passthrough: cpu('passthrough'),
-          atLeastOnce: cpu('at-least-once'),
-          exactlyOnce: cpu('exactly-once'),
-        },
-        atLeastOnceVsPassthrough: +(eps('at-least-once') / eps('passthrough')).toFixed(2),
-        exactlyOnceVsPassthrough: +(eps('exactly-once') / eps('passthrough')).toFixed(2),
-      },
-    }),
-  );
+      }),
+    );
+  }
 }
-console.log(JSON.stringify({ restore: await restore() }));
+if (args.only === undefined || args.only === 'formats')
+  console.log(JSON.stringify({ formats: await formats() }));
+if (args.only === undefined) console.log(JSON.stringify({ restore: await restore() }));
 await admin.disconnect();

@@ -49,12 +49,45 @@ export function events(n, keys, width) {
 }
 
 /**
+ * `n` events over `keys` keys for `model`: named `values` when it has a feature spec (event time
+ * advancing about a day per event, so derived intervals are real), else random `features`.
+ */
+export function modelEvents(model, n, keys) {
+  const withSpec = model.metadata?.features !== undefined;
+  const inputSize = model.inputs[0].size;
+  let s = 5;
+  const next = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s / 1073741824 - 1;
+  };
+  return Array.from({ length: n }, (_, i) => {
+    const key = `k${Math.floor(((next() + 1) / 2) * keys)}`;
+    const ts = 1_700_000_000_000 + i * 86_400_000;
+    const event = withSpec
+      ? { key, ts, values: { spend: 65 + 20 * next(), channel: ['store', 'app', 'web'][i % 3] } }
+      : { key, ts, features: Array.from({ length: inputSize }, next) };
+    return { key, value: JSON.stringify(event) };
+  });
+}
+
+/**
  * Produces `messages` to a fresh topic, then times one pipeline from start until its group's lag
  * is 0. `passthrough` runs the no-inference baseline.
  */
 export async function throughput(
   kafka,
-  { model, messages, partitions, batch, exactlyOnce = false, passthrough = false, client = 'kafkajs' },
+  {
+    model,
+    messages,
+    partitions,
+    batch,
+    exactlyOnce = false,
+    passthrough = false,
+    pipelineOptions = {},
+    hooks = {},
+    formats = {},
+    client = 'kafkajs',
+  },
 ) {
   const admin = kafka.admin();
   await admin.connect();
@@ -84,6 +117,7 @@ export async function throughput(
     }, 0);
   };
   const stateDir = await mkdtemp(join(tmpdir(), 'cellstream-bench-'));
+  await hooks.started?.();
   const cpu0 = process.cpuUsage();
   const started = performance.now();
   const pipeline = await startKafkaPipeline({
@@ -101,11 +135,18 @@ export async function throughput(
     maxWaitTimeInMs: 100,
     client,
     logLevel: process.env.BENCH_KAFKA_LOG ? 'error' : 'nothing',
+    ...pipelineOptions,
+    // kafka.input / kafka.output / kafka.registry (src/records): e.g. Avro in and out.
+    ...formats,
   });
   while ((await lag()) > 0) await new Promise((r) => setTimeout(r, 50));
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  await hooks.finished?.();
   await pipeline.stop();
+  const changelogRecords = passthrough
+    ? 0
+    : (await admin.fetchTopicOffsets(`${id}-changelog`)).reduce((n, p) => n + Number(p.high), 0);
   await admin.disconnect();
   await rm(stateDir, { recursive: true, force: true });
   return {
@@ -113,8 +154,11 @@ export async function throughput(
     mode: passthrough ? 'passthrough' : exactlyOnce ? 'exactly-once' : 'at-least-once',
     events: messages.length,
     predictions: pipeline.stats.predictions,
+    rejected: pipeline.stats.rejected,
     seconds: +seconds.toFixed(2),
     eventsPerSecond: Math.round(messages.length / seconds),
     cpuSeconds: +((cpu.user + cpu.system) / 1e6).toFixed(2),
+    cpuMicrosPerEvent: +((cpu.user + cpu.system) / messages.length).toFixed(1),
+    changelogRecordsPerEvent: +(changelogRecords / messages.length).toFixed(3),
   };
 }

@@ -21,8 +21,16 @@ function percentile(sorted, p) {
 const SEGMENTS = 20;
 
 /**
- * Times one call per step (a batch of `batch` keys) until `budgetMs` has passed, after a warm-up
- * of a fifth of it (JIT tiers, wasm tier-up, TF.js kernel caches). Latencies are per call, in wall
+ * Every implementation's warm-up, the same in quick, default and full runs (JIT tiers, wasm
+ * tier-up, TF.js kernel caches, ORT's first-run allocations): at least this long and at least
+ * WARM_CALLS calls. A warm-up that scaled with the budget let a quick run time TF.js cold.
+ */
+export const WARM_MS = 500;
+export const WARM_CALLS = 10;
+
+/**
+ * Times one call per step (a batch of `batch` keys) until `budgetMs` has passed, after the fixed
+ * warm-up above. Latencies are per call, in wall
  * time; steps/s counts key-steps over the summed call times.
  *
  * The process's CPU time is read as well, per segment of the run (a twentieth of the budget):
@@ -32,11 +40,11 @@ const SEGMENTS = 20;
  * process, so a runtime that worked on other threads would show it here.
  */
 export async function measure(runner, inputs, batch, budgetMs) {
-  const run = async (ms, record, segments) => {
+  const run = async (ms, minCalls, record, segments) => {
     const start = performance.now();
     let i = 0;
     let seg = { t0: performance.now(), cpu0: process.cpuUsage(), calls: 0 };
-    while (performance.now() - start < ms || i < 5) {
+    while (performance.now() - start < ms || i < minCalls) {
       const t0 = performance.now();
       const y = runner.step(inputs[i++ % inputs.length]);
       if (y && typeof y.then === 'function') await y;
@@ -50,10 +58,10 @@ export async function measure(runner, inputs, batch, budgetMs) {
       }
     }
   };
-  await run(budgetMs / 5);
+  await run(WARM_MS, WARM_CALLS);
   const lat = [];
   const cpu = [];
-  await run(budgetMs, lat, cpu);
+  await run(budgetMs, 5, lat, cpu);
   const total = lat.reduce((a, b) => a + b, 0);
   lat.sort((a, b) => a - b);
   cpu.sort((a, b) => a - b);

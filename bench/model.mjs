@@ -1,5 +1,5 @@
-// The benchmark's network: one LSTM layer, I inputs, H units, output = h (no head), the shape of
-// issue 7 (I=16, H=64 is ~41k FLOPs a step). Weights at Glorot-like scale, fixed by a seed, so
+// The benchmark's network: by default one LSTM layer, I inputs, H units, output = h (no head), the
+// shape of issue 7 (I=16, H=64 is ~41k FLOPs a step); GRU and stacked layers for the kernel grid. Weights at Glorot-like scale, fixed by a seed, so
 // every implementation runs the same numbers.
 export function prng(seed) {
   let a = seed >>> 0;
@@ -18,29 +18,47 @@ export function randomArray(n, rnd, scale) {
   return a;
 }
 
-/** The canonical cellstream model (gates i, f, g, o; W [4H, I], R [4H, H], summed bias). */
-export function benchModel(I, H, seed = 7) {
-  const rnd = prng(seed);
+function lstmLayer(I, H, rnd) {
   return {
-    name: `bench-lstm-${H}`,
+    kind: 'lstm',
+    inputSize: I,
+    hiddenSize: H,
+    W: randomArray(4 * H * I, rnd, Math.sqrt(6 / (I + 4 * H))),
+    R: randomArray(4 * H * H, rnd, Math.sqrt(6 / (H + 4 * H))),
+    b: randomArray(4 * H, rnd, 0.1),
+    inputForget: false,
+    activations: { f: { kind: 'sigmoid' }, g: { kind: 'tanh' }, h: { kind: 'tanh' } },
+  };
+}
+
+/** A GRU as PyTorch and Keras (reset_after=True) export it: the reset after the recurrent product. */
+function gruLayer(I, H, rnd) {
+  return {
+    kind: 'gru',
+    inputSize: I,
+    hiddenSize: H,
+    W: randomArray(3 * H * I, rnd, Math.sqrt(6 / (I + 3 * H))),
+    R: randomArray(3 * H * H, rnd, Math.sqrt(6 / (H + 3 * H))),
+    bW: randomArray(3 * H, rnd, 0.1),
+    bR: randomArray(3 * H, rnd, 0.1),
+    linearBeforeReset: true,
+    activations: { f: { kind: 'sigmoid' }, g: { kind: 'tanh' } },
+  };
+}
+
+/**
+ * The canonical cellstream model (LSTM gates i, f, g, o; W [4H, I], R [4H, H], summed bias; GRU
+ * gates z, r, n), `layers` stacked layers of H units, output = the last h.
+ */
+export function benchModel(I, H, seed = 7, { kind = 'lstm', layers = 1 } = {}) {
+  const rnd = prng(seed);
+  const make = kind === 'gru' ? gruLayer : lstmLayer;
+  return {
+    name: kind === 'lstm' && layers === 1 ? `bench-lstm-${H}` : `bench-${kind}-${layers}x${H}`,
     source: 'bench',
     inputs: [{ name: 'x', size: I }],
     branches: [
-      {
-        input: 'x',
-        layers: [
-          {
-            kind: 'lstm',
-            inputSize: I,
-            hiddenSize: H,
-            W: randomArray(4 * H * I, rnd, Math.sqrt(6 / (I + 4 * H))),
-            R: randomArray(4 * H * H, rnd, Math.sqrt(6 / (H + 4 * H))),
-            b: randomArray(4 * H, rnd, 0.1),
-            inputForget: false,
-            activations: { f: { kind: 'sigmoid' }, g: { kind: 'tanh' }, h: { kind: 'tanh' } },
-          },
-        ],
-      },
+      { input: 'x', layers: Array.from({ length: layers }, (_, j) => make(j === 0 ? I : H, H, rnd)) },
     ],
     head: [],
   };

@@ -5,11 +5,17 @@
 import { LONG_RUNNING_COMMANDS, shutdownSignal } from '../dist/commands/shutdownSignals.js';
 import { dropKafkajsNegativeTimerWarning } from '../dist/kafka/nodeWarnings.js';
 
-if (LONG_RUNNING_COMMANDS.includes(process.argv[2])) shutdownSignal();
+// `--help` (or `-h`) before a `--` only prints and exits: nothing is started, so no lifecycle.
+const options = process.argv.slice(3);
+const end = options.indexOf('--');
+const asksHelp = (end === -1 ? options : options.slice(0, end)).some((a) => a === '--help' || a === '-h');
+const longRunning = LONG_RUNNING_COMMANDS.includes(process.argv[2]) && !asksHelp;
+
+if (longRunning) shutdownSignal();
 dropKafkajsNegativeTimerWarning();
 // `cellstream kafka` reports its lifecycle as JSON lines on stderr; this first one says that
 // signals are now caught, before the CLI and the model load.
-if (process.argv[2] === 'kafka')
+if (longRunning && process.argv[2] === 'kafka')
   process.stderr.write(`${JSON.stringify({ event: 'starting', pid: process.pid })}\n`);
 const { main } = await import('../dist/cli.js');
 
@@ -21,7 +27,7 @@ const EXIT_GRACE_MS = 5000;
 main(process.argv).then(
   (code) => {
     process.exitCode = code;
-    if (LONG_RUNNING_COMMANDS.includes(process.argv[2])) {
+    if (longRunning) {
       setTimeout(() => {
         const open = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
         process.stderr.write(

@@ -1,8 +1,9 @@
-// cellstream's native step kernel: a Node-API addon in C11 with x86-64 AVX2 + FMA code paths.
+// cellstream's native step kernel: a Node-API addon in C11 with x86-64 AVX2 + FMA code paths,
+// and an AVX-512 tile chosen at run time where the CPU has AVX-512F.
 // Built by scripts/build-native.mjs (no node-gyp); loaded by src/model/kernels/native/.
 //
-// The JS side packs each layer's weights gate-interleaved for 8 hidden units at a time (one ymm
-// register per gate), describes the model in an Int32Array, and owns the buffers this code reads
+// The JS side packs each layer's weights once per model, gate-interleaved for 8 hidden units at
+// a time (one ymm register per gate) in panels of 4 such vectors (one zmm pair), describes the model in an Int32Array, and owns the buffers this code reads
 // and writes: the states' slab, the slot table, the staged inputs and the outputs. The addon
 // copies the weights into its own 32-byte aligned memory and keeps its scratch there.
 //
@@ -15,11 +16,13 @@
 // reassociate, and -ffp-contract=off keeps the scalar code from fusing differently per call site.
 
 #define NAPI_VERSION 8
+#define _POSIX_C_SOURCE 200112L // clock_gettime under -std=c11
 #include <node_api.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__x86_64__)
 #define CS_X86 1
@@ -28,6 +31,9 @@
 #endif
 
 enum { KIND_LSTM = 0, KIND_GRU = 1 };
+// LSTM variant flags (the descriptor's per-layer flags, shared with pack.ts): peepholes (ONNX P,
+// Keras' PeepholeLSTMCell), and the coupled input and forget gates (ONNX input_forget: f = 1 − i).
+enum { F_PEEPHOLE = 1, F_COUPLED = 2 };
 // Head activation codes, shared with src/model/kernels/native/pack.ts.
 enum { A_SIGMOID = 0, A_TANH = 1, A_RELU = 2, A_LINEAR = 3, A_SOFTMAX = 11 };
 
@@ -38,6 +44,12 @@ enum { A_SIGMOID = 0, A_TANH = 1, A_RELU = 2, A_LINEAR = 3, A_SOFTMAX = 11 };
 
 typedef struct {
   int kind, I, H, G, K;
+  int flags; // F_PEEPHOLE | F_COUPLED (LSTM only)
+  int NP; // panels of 4 weight vectors (module comment above tile())
+  int NS; // blocks of 4 total slots (8 floats each) per key in pre; see pre_slot()
+  int *slotX, *slotH; // vector v's total slot for the input rows and the recurrent rows (pre_slot())
+  int *dstX, *dstH;   // the same as float offsets from a key's first total, for runs of dstN keys
+  int dstN;
   int xInput; // the input feeding this layer when xState < 0
   int xState; // float offset of x inside the key's state (the layer below's h), or -1
   int hOff, cOff;
@@ -51,7 +63,9 @@ typedef struct {
 
 typedef struct {
   int nLayers, nHead, nInputs, nBranch;
-  int S, O, chunk, capacity, maxG, concatStride, headStride;
+  int S, O, chunk, capacity, maxNS, concatStride, headStride;
+  int avx2Only; // create()'s isa argument: keep to the AVX2 tiles even where AVX-512F runs
+  int n;        // keys in the current run
   int *inputSizes;
   Layer *layers;
   Head *heads;
@@ -67,9 +81,10 @@ typedef struct {
 } Plan;
 
 static void *alloc32(size_t floats) {
-  // Slack after every region so that a full 8-lane load at the last group stays inside it.
-  size_t bytes = ((floats + 16) * sizeof(float) + 31) & ~(size_t)31;
-  void *p = aligned_alloc(32, bytes);
+  // Slack after every region so that a full 8-lane load at the last group stays inside it; 64-byte
+  // aligned so that the AVX-512 tile's zmm loads of a panel row are aligned too.
+  size_t bytes = ((floats + 16) * sizeof(float) + 63) & ~(size_t)63;
+  void *p = aligned_alloc(64, bytes);
   if (p) memset(p, 0, bytes);
   return p;
 }
@@ -80,6 +95,10 @@ static void plan_free(Plan *p) {
     for (int l = 0; l < p->nLayers; l++) {
       free(p->layers[l].w);
       free(p->layers[l].b);
+      free(p->layers[l].dstX);
+      free(p->layers[l].dstH);
+      free(p->layers[l].slotX);
+      free(p->layers[l].slotH);
     }
   if (p->heads)
     for (int i = 0; i < p->nHead; i++) {
@@ -185,179 +204,321 @@ TGT static inline void store_n(float *p, V v, int count) {
     _mm256_maskstore_ps(p, lane_mask(count), v);
 }
 
-// --- Dot products. NG gate vectors of 8 units per weight row (row stride NG × 8 floats). ---
+// --- Dot products: a blocked matrix product, pre[keys × vectors] += [x | h] · W. ---
+//
+// A layer's weights are NV vectors of 8 gate columns (LSTM: i, f, g, o per 8 units; GRU: z, r,
+// n per 8 units), packed in panels of 4 vectors: panel p holds K rows of 32 floats, vectors
+// 4p..4p+3, row k from W (k < I) or R (k ≥ I). Vector v's total lands in slot slotX[v] of the
+// key's totals for the input rows and slotH[v] for the recurrent rows (they differ only for the
+// GRU's candidate, whose two sums the reset gate multiplies apart); see pre_slot().
+//
+// Register blocking: a tile of MR keys × NV vectors keeps MR·NV accumulators in registers while
+// one k row of weights (NV loads) meets MR broadcasts of the keys' x or h. AVX2 has 16 ymm
+// registers: 6 keys × 2 vectors (12 accumulators, 2 weights, 1 broadcast) does 12 FMAs for 8
+// loads; a key left alone takes 8 vectors (2 panels) so that 8 independent chains hide the FMA
+// latency. With AVX-512 (32 registers) the main tile is 12 keys × a whole panel (2 zmm).
+//
+// Cache blocking: keys in blocks of KEY_BLOCK; within a block the k loop runs in chunks of KC
+// rows, panels inside, key tiles innermost, so a panel's chunk (KC × 128 B = 16 KiB) stays in L1
+// while the block's tiles pass it, and the block's chunk of x/h (≤ 96 × KC × 4 B = 48 KiB) stays
+// in L2 across the panels; a tile's totals are touched once per 16 rows.
+//
+// Batch independence holds tile by tile: every accumulator, in every tile shape and either ISA,
+// starts at zero for each block of BLOCK rows, takes the rows' FMAs in k order and is then added
+// to its total; blocks and chunks are visited in k order. The lanes of a zmm do exactly what
+// those of a ymm do, so the AVX-512 tiles give the AVX2 tiles' bits.
+#define PW 32
+#ifndef KC
+#define KC 128
+#endif
 
-// Two keys × 4 gates over rows [k0, k1) of one group: 8 accumulators, every weight load used
-// for both keys. `t0`, `t1`: each key's 4 running totals.
-TGT static inline void dot4_pair(const float *w, int k0, int k1, const float *x0, const float *x1, V *t0, V *t1) {
+static inline const float *x_of(const Plan *p, const Layer *L, int b);
+static inline const float *h_of(const Plan *p, const Layer *L, int b);
+
+#define FORCE __attribute__((always_inline))
+
+// MR keys × NV vectors over rows [k0, k1) of one range (rows relative to the range's start,
+// k0 a multiple of BLOCK). Vector j is at (j < 4 ? wA : wB) + 8·(j mod 4) in a row; a[i] is
+// key i's x or h; prow[i] + dst[j] is where its total for vector j lies.
+TGT static inline FORCE void tile(const int MR, const int NV, const float *wA, const float *wB, int k0, int k1,
+                                  const float *const *a, float *const *prow, const int *dst) {
   for (int kb = k0; kb < k1; kb += BLOCK) {
-    int ke = kb + BLOCK < k1 ? kb + BLOCK : k1;
-    V a0 = ZERO, b0 = ZERO, c0 = ZERO, d0 = ZERO, a1 = ZERO, b1 = ZERO, c1 = ZERO, d1 = ZERO;
+    const int ke = kb + BLOCK < k1 ? kb + BLOCK : k1;
+    V acc[6][8];
+    for (int i = 0; i < MR; i++)
+      for (int j = 0; j < NV; j++) acc[i][j] = ZERO;
     for (int k = kb; k < ke; k++) {
-      const float *r = w + (size_t)k * 32;
-      V wa = LD(r), wb = LD(r + 8), wc = LD(r + 16), wd = LD(r + 24);
-      REG(wa);
-      REG(wb);
-      REG(wc);
-      REG(wd);
-      V s0 = BC(x0 + k), s1 = BC(x1 + k);
-      a0 = FMA(wa, s0, a0);
-      b0 = FMA(wb, s0, b0);
-      c0 = FMA(wc, s0, c0);
-      d0 = FMA(wd, s0, d0);
-      a1 = FMA(wa, s1, a1);
-      b1 = FMA(wb, s1, b1);
-      c1 = FMA(wc, s1, c1);
-      d1 = FMA(wd, s1, d1);
+      V wv[8];
+      for (int j = 0; j < NV; j++) {
+        wv[j] = LD((j < 4 ? wA : wB) + (size_t)k * PW + 8 * (j & 3));
+        // In a register once, for the tile's keys to share (gcc would fold the load into each
+        // key's FMA); a lone key's weights are used once, and forcing 8 of them into registers
+        // beside its 8 accumulators spilled one to the stack: a store-to-load chain per row.
+        if (MR > 1) REG(wv[j]);
+      }
+      for (int i = 0; i < MR; i++) {
+        const V s = BC(a[i] + k);
+        for (int j = 0; j < NV; j++) acc[i][j] = FMA(wv[j], s, acc[i][j]);
+      }
     }
-    t0[0] = ADD(t0[0], a0);
-    t0[1] = ADD(t0[1], b0);
-    t0[2] = ADD(t0[2], c0);
-    t0[3] = ADD(t0[3], d0);
-    t1[0] = ADD(t1[0], a1);
-    t1[1] = ADD(t1[1], b1);
-    t1[2] = ADD(t1[2], c1);
-    t1[3] = ADD(t1[3], d1);
+    for (int i = 0; i < MR; i++)
+      for (int j = 0; j < NV; j++) {
+        float *t = prow[i] + dst[j];
+        ST(t, ADD(LD(t), acc[i][j]));
+      }
   }
 }
 
-// One key × two groups (weights wA, wB) × 4 gates: again 8 independent accumulators, so the
-// FMA latency stays hidden when a key is stepped alone.
-TGT static inline void dot4_groups(const float *wA, const float *wB, int k0, int k1, const float *x, V *tA, V *tB) {
+TGT static void tile_6x2(const float *w, int k0, int k1, const float *const *a, float *const *prow, const int *dst) {
+  tile(6, 2, w, NULL, k0, k1, a, prow, dst);
+}
+TGT static void tile_rx2(int r, const float *w, int k0, int k1, const float *const *a, float *const *prow,
+                         const int *dst) {
+  switch (r) {
+    case 3: tile(3, 2, w, NULL, k0, k1, a, prow, dst); break;
+    case 4: tile(4, 2, w, NULL, k0, k1, a, prow, dst); break;
+    case 5: tile(5, 2, w, NULL, k0, k1, a, prow, dst); break;
+    default: break;
+  }
+}
+TGT static void tile_2x4(const float *w, int k0, int k1, const float *const *a, float *const *prow, const int *dst) {
+  tile(2, 4, w, NULL, k0, k1, a, prow, dst);
+}
+TGT static void tile_1x8(const float *wA, const float *wB, int k0, int k1, const float *const *a, float *const *prow,
+                         const int *dst) {
+  tile(1, 8, wA, wB, k0, k1, a, prow, dst);
+}
+TGT static void tile_1x4(const float *w, int k0, int k1, const float *const *a, float *const *prow, const int *dst) {
+  tile(1, 4, w, NULL, k0, k1, a, prow, dst);
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 7 || defined(__clang__)
+#define CS_AVX512 1
+#define TGT512 __attribute__((target("avx512f,avx2,fma")))
+// 12 keys × one whole panel: 24 zmm accumulators, 2 weight loads and 12 broadcasts a row. Each
+// accumulator's halves are the AVX2 tile's two vectors, added to their totals one ymm at a time
+// (the GRU's vectors in one panel need not have adjacent totals).
+TGT512 static void tile512_12(const float *w, int k0, int k1, const float *const *a, float *const *prow,
+                              const int *dst) {
   for (int kb = k0; kb < k1; kb += BLOCK) {
-    int ke = kb + BLOCK < k1 ? kb + BLOCK : k1;
-    V a0 = ZERO, b0 = ZERO, c0 = ZERO, d0 = ZERO, a1 = ZERO, b1 = ZERO, c1 = ZERO, d1 = ZERO;
+    const int ke = kb + BLOCK < k1 ? kb + BLOCK : k1;
+    __m512 acc[12][2];
+    for (int i = 0; i < 12; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (int k = kb; k < ke; k++) {
-      const float *r = wA + (size_t)k * 32;
-      const float *q = wB + (size_t)k * 32;
-      V s = BC(x + k);
-      a0 = FMA(LD(r), s, a0);
-      b0 = FMA(LD(r + 8), s, b0);
-      c0 = FMA(LD(r + 16), s, c0);
-      d0 = FMA(LD(r + 24), s, d0);
-      a1 = FMA(LD(q), s, a1);
-      b1 = FMA(LD(q + 8), s, b1);
-      c1 = FMA(LD(q + 16), s, c1);
-      d1 = FMA(LD(q + 24), s, d1);
+      __m512 w0 = _mm512_load_ps(w + (size_t)k * PW), w1 = _mm512_load_ps(w + (size_t)k * PW + 16);
+      __asm__("" : "+v"(w0));
+      __asm__("" : "+v"(w1));
+      for (int i = 0; i < 12; i++) {
+        const __m512 s = _mm512_set1_ps(a[i][k]);
+        acc[i][0] = _mm512_fmadd_ps(w0, s, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(w1, s, acc[i][1]);
+      }
     }
-    tA[0] = ADD(tA[0], a0);
-    tA[1] = ADD(tA[1], b0);
-    tA[2] = ADD(tA[2], c0);
-    tA[3] = ADD(tA[3], d0);
-    tB[0] = ADD(tB[0], a1);
-    tB[1] = ADD(tB[1], b1);
-    tB[2] = ADD(tB[2], c1);
-    tB[3] = ADD(tB[3], d1);
+    for (int i = 0; i < 12; i++)
+      for (int j = 0; j < 2; j++) {
+        const __m256 lo = _mm512_castps512_ps256(acc[i][j]);
+        const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][j]), 1));
+        float *t0 = prow[i] + dst[2 * j], *t1 = prow[i] + dst[2 * j + 1];
+        _mm256_store_ps(t0, _mm256_add_ps(_mm256_load_ps(t0), lo));
+        _mm256_store_ps(t1, _mm256_add_ps(_mm256_load_ps(t1), hi));
+      }
+  }
+}
+#endif
+
+// Whether the AVX-512 tile runs: only when asked for (CELLSTREAM_NATIVE_ISA=avx512) on a CPU with
+// AVX-512F. Opt-in because the path has not yet run on such a CPU in our CI; the AVX2 tiles are
+// the default everywhere until it has.
+static int use512 = -1;
+static int isa512(void) {
+#if defined(CS_AVX512)
+  if (use512 < 0) {
+    const char *env = getenv("CELLSTREAM_NATIVE_ISA");
+    __builtin_cpu_init();
+    use512 = __builtin_cpu_supports("avx512f") && env && strcmp(env, "avx512") == 0;
+  }
+  return use512;
+#else
+  return 0;
+#endif
+}
+
+// Key tile b's pointers: its keys' x or h (by range) and their pre rows.
+static inline void tile_keys(const Plan *p, const Layer *L, int range, int b, int r, const float **a, float **prow) {
+  for (int i = 0; i < r; i++) {
+    a[i] = range ? h_of(p, L, b + i) : x_of(p, L, b + i);
+    prow[i] = p->pre + (size_t)(b + i) * 32;
   }
 }
 
-// One key × one group × 4 gates: only for the last group of an odd count, of a key stepped alone.
-TGT static inline void dot4_one(const float *w, int k0, int k1, const float *x, V *t) {
-  for (int kb = k0; kb < k1; kb += BLOCK) {
-    int ke = kb + BLOCK < k1 ? kb + BLOCK : k1;
-    V a0 = ZERO, b0 = ZERO, c0 = ZERO, d0 = ZERO;
-    for (int k = kb; k < ke; k++) {
-      const float *r = w + (size_t)k * 32;
-      V s = BC(x + k);
-      a0 = FMA(LD(r), s, a0);
-      b0 = FMA(LD(r + 8), s, b0);
-      c0 = FMA(LD(r + 16), s, c0);
-      d0 = FMA(LD(r + 24), s, d0);
+// One chunk [k0, k1) of one range (0: the input rows, 1: the recurrent rows) for keys [b0, n):
+// panels outer, key tiles inner, so the panel's chunk stays in L1 while the block's keys pass it.
+TGT static void dots_chunk(const Plan *p, const Layer *L, int b0, int n, int range, int k0, int k1) {
+  const int *dst = range ? L->dstH : L->dstX;
+  const size_t panelF = (size_t)L->K * PW, off = (size_t)(range ? L->I : 0) * PW;
+  const float *a[12];
+  float *prow[12];
+  // Keys [0, n512) in AVX-512 tiles of 12, then tiles of 6 and one of the rest; a lone last key
+  // goes two panels at a time after the others.
+  const int n512 = isa512() && !p->avx2Only ? b0 + (n - b0) / 12 * 12 : b0;
+  const int lone = (n - n512) % 6 == 1 ? 1 : 0;
+  const int nTiles = n - lone;
+  for (int q = 0; q < L->NP; q++) {
+    const float *w = L->w + q * panelF + off;
+    const int *d = dst + 4 * q;
+    int b = b0;
+#if defined(CS_AVX512)
+    for (; b < n512; b += 12) {
+      tile_keys(p, L, range, b, 12, a, prow);
+      tile512_12(w, k0, k1, a, prow, d);
     }
-    t[0] = ADD(t[0], a0);
-    t[1] = ADD(t[1], b0);
-    t[2] = ADD(t[2], c0);
-    t[3] = ADD(t[3], d0);
+#endif
+    for (; b < nTiles;) {
+      const int r = nTiles - b < 6 ? nTiles - b : 6;
+      tile_keys(p, L, range, b, r, a, prow);
+      if (r == 6) {
+        tile_6x2(w, k0, k1, a, prow, d);
+        tile_6x2(w + 16, k0, k1, a, prow, d + 2);
+      } else if (r == 2) {
+        tile_2x4(w, k0, k1, a, prow, d);
+      } else {
+        tile_rx2(r, w, k0, k1, a, prow, d);
+        tile_rx2(r, w + 16, k0, k1, a, prow, d + 2);
+      }
+      b += r;
+    }
+  }
+  if (!lone) return;
+  tile_keys(p, L, range, n - 1, 1, a, prow);
+  int q = 0;
+  for (; q + 1 < L->NP; q += 2) {
+    const float *w = L->w + q * panelF + off;
+    tile_1x8(w, w + panelF, k0, k1, a, prow, dst + 4 * q);
+  }
+  if (q < L->NP) tile_1x4(L->w + q * panelF + off, k0, k1, a, prow, dst + 4 * q);
+}
+
+// A key stepped alone: two panels at a time over the whole of each range, its running totals in
+// registers (or spilled, touched once per block) rather than read and written back per block as
+// the tiles do, and no chunking of k: through the tiles the per-event step ran 10–25 % slower
+// (best-of runs, H 64 to 512, against the kernel before the blocked product). Each accumulator
+// gets the tiles' sequence exactly (zero, a block's FMAs in k order, added to the total), so the
+// bits are a batch's.
+TGT static inline FORCE void lone_panels(const int NV, const Layer *L, int q, const float *a, int range, float *prow) {
+  const size_t panelF = (size_t)L->K * PW, off = (size_t)(range ? L->I : 0) * PW;
+  const int len = range ? L->H : L->I;
+  const int *dst = (range ? L->dstH : L->dstX) + 4 * q;
+  const float *wA = L->w + q * panelF + off, *wB = wA + panelF;
+  V t[8];
+  for (int j = 0; j < NV; j++) t[j] = LD(prow + dst[j]);
+  for (int kb = 0; kb < len; kb += BLOCK) {
+    const int ke = kb + BLOCK < len ? kb + BLOCK : len;
+    V acc[8];
+    for (int j = 0; j < NV; j++) acc[j] = ZERO;
+    for (int k = kb; k < ke; k++) {
+      const V s = BC(a + k);
+      for (int j = 0; j < NV; j++) acc[j] = FMA(LD((j < 4 ? wA : wB) + (size_t)k * PW + 8 * (j & 3)), s, acc[j]);
+    }
+    for (int j = 0; j < NV; j++) t[j] = ADD(t[j], acc[j]);
+  }
+  for (int j = 0; j < NV; j++) ST(prow + dst[j], t[j]);
+}
+
+TGT static void lone_dots(const Plan *p, const Layer *L) {
+  const float *x = x_of(p, L, 0), *h = h_of(p, L, 0);
+  float *prow = p->pre;
+  int q = 0;
+  for (; q + 1 < L->NP; q += 2) {
+    lone_panels(8, L, q, x, 0, prow);
+    lone_panels(8, L, q, h, 1, prow);
+  }
+  if (q < L->NP) {
+    lone_panels(4, L, q, x, 0, prow);
+    lone_panels(4, L, q, h, 1, prow);
   }
 }
 
-// The GRU's three gates (z, r, n), 24 floats a row. `n` is the slot the candidate's sum goes to:
-// 2 over the input rows, 3 over the recurrent rows, which the reset gate multiplies apart.
-TGT static inline void dot3_pair(const float *w, int k0, int k1, const float *x0, const float *x1, V *t0, V *t1, int n) {
-  for (int kb = k0; kb < k1; kb += BLOCK) {
-    int ke = kb + BLOCK < k1 ? kb + BLOCK : k1;
-    V a0 = ZERO, b0 = ZERO, c0 = ZERO, a1 = ZERO, b1 = ZERO, c1 = ZERO;
-    for (int k = kb; k < ke; k++) {
-      const float *r = w + (size_t)k * 24;
-      V wa = LD(r), wb = LD(r + 8), wc = LD(r + 16);
-      REG(wa);
-      REG(wb);
-      REG(wc);
-      V s0 = BC(x0 + k), s1 = BC(x1 + k);
-      a0 = FMA(wa, s0, a0);
-      b0 = FMA(wb, s0, b0);
-      c0 = FMA(wc, s0, c0);
-      a1 = FMA(wa, s1, a1);
-      b1 = FMA(wb, s1, b1);
-      c1 = FMA(wc, s1, c1);
+// Keys per block (a multiple of the tiles' 12 and 6): the block's x/h pages stay in the
+// first-level TLB and its chunk of x/h in L2 while every panel passes, and the weights stream
+// once per block. With key-major totals, 256 keys in one block ran at a third of the speed of 64
+// at H=256. 96 was picked, not tuned: small enough for the TLB, half as many weight passes as 48.
+#ifndef KEY_BLOCK
+#define KEY_BLOCK 96
+#endif
+
+// Every key's totals for the layer into pre (biases not yet added): key block by key block, the
+// input rows then the recurrent rows, each range chunk by chunk in its own blocks of BLOCK rows.
+TGT static void layer_dots(const Plan *p, const Layer *L, int n) {
+  memset(p->pre, 0, sizeof(float) * 32 * (size_t)L->NS * n);
+  if (L->dstN != n) {
+    Layer *M = (Layer *)L; // the offset tables are scratch, rebuilt when the run's size changes
+    for (int v = 0; v < 4 * L->NP; v++) {
+      M->dstX[v] = ((L->slotX[v] >> 2) * n) * 32 + (L->slotX[v] & 3) * 8;
+      M->dstH[v] = ((L->slotH[v] >> 2) * n) * 32 + (L->slotH[v] & 3) * 8;
     }
-    t0[0] = ADD(t0[0], a0);
-    t0[1] = ADD(t0[1], b0);
-    t0[n] = ADD(t0[n], c0);
-    t1[0] = ADD(t1[0], a1);
-    t1[1] = ADD(t1[1], b1);
-    t1[n] = ADD(t1[n], c1);
+    M->dstN = n;
+  }
+  if (n == 1) {
+    lone_dots(p, L);
+    return;
+  }
+  for (int b0 = 0; b0 < n; b0 += KEY_BLOCK) {
+    const int b1 = b0 + KEY_BLOCK < n ? b0 + KEY_BLOCK : n;
+    for (int range = 0; range < 2; range++) {
+      const int len = range ? L->H : L->I;
+      for (int k0 = 0; k0 < len; k0 += KC) dots_chunk(p, L, b0, b1, range, k0, k0 + KC < len ? k0 + KC : len);
+    }
   }
 }
 
-TGT static inline void dot3_groups(const float *wA, const float *wB, int k0, int k1, const float *x, V *tA, V *tB, int n) {
-  for (int kb = k0; kb < k1; kb += BLOCK) {
-    int ke = kb + BLOCK < k1 ? kb + BLOCK : k1;
-    V a0 = ZERO, b0 = ZERO, c0 = ZERO, a1 = ZERO, b1 = ZERO, c1 = ZERO;
-    for (int k = kb; k < ke; k++) {
-      const float *r = wA + (size_t)k * 24;
-      const float *q = wB + (size_t)k * 24;
-      V s = BC(x + k);
-      a0 = FMA(LD(r), s, a0);
-      b0 = FMA(LD(r + 8), s, b0);
-      c0 = FMA(LD(r + 16), s, c0);
-      a1 = FMA(LD(q), s, a1);
-      b1 = FMA(LD(q + 8), s, b1);
-      c1 = FMA(LD(q + 16), s, c1);
-    }
-    tA[0] = ADD(tA[0], a0);
-    tA[1] = ADD(tA[1], b0);
-    tA[n] = ADD(tA[n], c0);
-    tB[0] = ADD(tB[0], a1);
-    tB[1] = ADD(tB[1], b1);
-    tB[n] = ADD(tB[n], c1);
-  }
-}
-
-TGT static inline void dot3_one(const float *w, int k0, int k1, const float *x, V *t, int n) {
-  for (int kb = k0; kb < k1; kb += BLOCK) {
-    int ke = kb + BLOCK < k1 ? kb + BLOCK : k1;
-    V a0 = ZERO, b0 = ZERO, c0 = ZERO;
-    for (int k = kb; k < ke; k++) {
-      const float *r = w + (size_t)k * 24;
-      V s = BC(x + k);
-      a0 = FMA(LD(r), s, a0);
-      b0 = FMA(LD(r + 8), s, b0);
-      c0 = FMA(LD(r + 16), s, c0);
-    }
-    t[0] = ADD(t[0], a0);
-    t[1] = ADD(t[1], b0);
-    t[n] = ADD(t[n], c0);
-  }
-}
-
-// pre[b][g]: 4 vectors of 8 (LSTM: i, f, g, o; GRU: z, r, the candidate's input and recurrent
-// sums), biases added.
-static inline float *pre_at(const Plan *p, const Layer *L, int b, int g) {
-  return p->pre + ((size_t)b * L->G + g) * 32;
-}
-
-TGT static inline void store_pre(float *q, const V *t, const float *bias) {
-  for (int j = 0; j < 4; j++) ST(q + 8 * j, ADD(t[j], LD(bias + 8 * j)));
+// pre holds every total in slots of 8 floats, 4 slots to a block, block-major: slot s of key b is
+// at ((s / 4) · n + b) · 32 + (s mod 4) · 8 for a run of n keys. A panel's totals for consecutive
+// keys are then consecutive (128 bytes a key), which the hardware prefetcher follows (key-major
+// rows of a whole layer put each key's 128 bytes on its own page), and a lone key's are all
+// together. Slot v is vector v's; a GRU's candidate has a
+// second slot for its recurrent sum, after the panels' (NP·4 + g for group g).
+static inline float *pre_slot(const Plan *p, int b, int slot) {
+  return p->pre + ((size_t)(slot >> 2) * p->n + b) * 32 + (slot & 3) * 8;
 }
 
 TGT static inline void lstm_finish(const Plan *p, const Layer *L, int b, int g) {
   float *s = p->sptr[b];
-  const float *q = pre_at(p, L, b, g);
+  const float *q = pre_slot(p, b, 4 * g), *bias = L->b + (size_t)g * 32;
   const int count = L->H - 8 * g < 8 ? L->H - 8 * g : 8;
   float *cp = s + L->cOff + 8 * g, *hp = s + L->hOff + 8 * g;
-  V it = vsigmoid(LD(q)), ft = vsigmoid(LD(q + 8)), gt = vtanh(LD(q + 16)), ot = vsigmoid(LD(q + 24));
+  V it = vsigmoid(ADD(LD(q), LD(bias))), ft = vsigmoid(ADD(LD(q + 8), LD(bias + 8)));
+  V gt = vtanh(ADD(LD(q + 16), LD(bias + 16))), ot = vsigmoid(ADD(LD(q + 24), LD(bias + 24)));
   V ct = FMA(ft, load_n(cp, count), MUL(it, gt));
+  store_n(cp, ct, count);
+  store_n(hp, MUL(ot, vtanh(ct)), count);
+}
+
+// The LSTM variants: peepholes (i and f see C_{t−1}, o sees C_t; 24 floats per group after the
+// biases: p_i, p_f, p_o) and coupled gates (f = 1 − i, its own pre-activation unused).
+TGT static inline void lstm_finish_variant(const Plan *p, const Layer *L, int b, int g) {
+  float *s = p->sptr[b];
+  const float *q = pre_slot(p, b, 4 * g), *bias = L->b + (size_t)g * 32;
+  const float *peep = L->b + (size_t)L->G * 32 + (size_t)g * 24;
+  const int count = L->H - 8 * g < 8 ? L->H - 8 * g : 8;
+  const int hasPeep = L->flags & F_PEEPHOLE;
+  float *cp = s + L->cOff + 8 * g, *hp = s + L->hOff + 8 * g;
+  const V cPrev = load_n(cp, count);
+  V ai = ADD(LD(q), LD(bias));
+  if (hasPeep) ai = FMA(LD(peep), cPrev, ai);
+  const V it = vsigmoid(ai);
+  V ft;
+  if (L->flags & F_COUPLED) {
+    ft = _mm256_sub_ps(SET(1.0f), it);
+  } else {
+    V af = ADD(LD(q + 8), LD(bias + 8));
+    if (hasPeep) af = FMA(LD(peep + 8), cPrev, af);
+    ft = vsigmoid(af);
+  }
+  const V gt = vtanh(ADD(LD(q + 16), LD(bias + 16)));
+  const V ct = FMA(ft, cPrev, MUL(it, gt));
+  V ao = ADD(LD(q + 24), LD(bias + 24));
+  if (hasPeep) ao = FMA(LD(peep + 16), ct, ao);
+  const V ot = vsigmoid(ao);
   store_n(cp, ct, count);
   store_n(hp, MUL(ot, vtanh(ct)), count);
 }
@@ -370,68 +531,17 @@ static inline const float *x_of(const Plan *p, const Layer *L, int b) {
 
 static inline const float *h_of(const Plan *p, const Layer *L, int b) { return p->sptr[b] + L->hOff; }
 
-// The dot products of a layer, every key and group, into `pre`: the input rows, then the
-// recurrent rows (each range in its own blocks). Groups outer, key pairs inner: a group's weight
-// block (K rows) stays in L1 while the keys' x and h stream past it. A key stepped alone (n = 1,
-// or the last of an odd batch) takes its groups two at a time.
-TGT static void layer_dots(const Plan *p, const Layer *L, int n) {
-  const int K = L->K, I = L->I, H = L->H, G = L->G, NG = L->kind == KIND_LSTM ? 4 : 3;
-  const size_t blockF = (size_t)K * NG * 8, hRows = (size_t)I * NG * 8;
-  for (int g = 0; g < G; g++) {
-    const float *wg = L->w + g * blockF;
-    const float *bg = L->b + (size_t)g * 32;
-    for (int b = 0; b + 1 < n; b += 2) {
-      const float *x0 = x_of(p, L, b), *x1 = x_of(p, L, b + 1), *h0 = h_of(p, L, b), *h1 = h_of(p, L, b + 1);
-      V t0[4] = {ZERO, ZERO, ZERO, ZERO}, t1[4] = {ZERO, ZERO, ZERO, ZERO};
-      if (NG == 4) {
-        dot4_pair(wg, 0, I, x0, x1, t0, t1);
-        dot4_pair(wg + hRows, 0, H, h0, h1, t0, t1);
-      } else {
-        dot3_pair(wg, 0, I, x0, x1, t0, t1, 2);
-        dot3_pair(wg + hRows, 0, H, h0, h1, t0, t1, 3);
-      }
-      store_pre(pre_at(p, L, b, g), t0, bg);
-      store_pre(pre_at(p, L, b + 1, g), t1, bg);
-    }
-  }
-  if (!(n & 1)) return;
-  const int b = n - 1;
-  const float *x = x_of(p, L, b), *h = h_of(p, L, b);
-  int g = 0;
-  for (; g + 1 < G; g += 2) {
-    V tA[4] = {ZERO, ZERO, ZERO, ZERO}, tB[4] = {ZERO, ZERO, ZERO, ZERO};
-    const float *wA = L->w + g * blockF, *wB = wA + blockF;
-    if (NG == 4) {
-      dot4_groups(wA, wB, 0, I, x, tA, tB);
-      dot4_groups(wA + hRows, wB + hRows, 0, H, h, tA, tB);
-    } else {
-      dot3_groups(wA, wB, 0, I, x, tA, tB, 2);
-      dot3_groups(wA + hRows, wB + hRows, 0, H, h, tA, tB, 3);
-    }
-    store_pre(pre_at(p, L, b, g), tA, L->b + (size_t)g * 32);
-    store_pre(pre_at(p, L, b, g + 1), tB, L->b + (size_t)(g + 1) * 32);
-  }
-  if (g < G) {
-    V t[4] = {ZERO, ZERO, ZERO, ZERO};
-    const float *w = L->w + g * blockF;
-    if (NG == 4) {
-      dot4_one(w, 0, I, x, t);
-      dot4_one(w + hRows, 0, H, h, t);
-    } else {
-      dot3_one(w, 0, I, x, t, 2);
-      dot3_one(w + hRows, 0, H, h, t, 3);
-    }
-    store_pre(pre_at(p, L, b, g), t, L->b + (size_t)g * 32);
-  }
-}
-
 // Activations after all the dot products, not fused into them: a group's activations are a
 // serial chain (exp polynomial, division) that could overlap nothing next to the following
 // group's long dot loop; here the iterations are independent and overlap each other.
 TGT static void lstm_layer(const Plan *p, const Layer *L, int n) {
   layer_dots(p, L, n);
-  for (int b = 0; b < n; b++)
-    for (int g = 0; g < L->G; g++) lstm_finish(p, L, b, g);
+  if (L->flags)
+    for (int b = 0; b < n; b++)
+      for (int g = 0; g < L->G; g++) lstm_finish_variant(p, L, b, g);
+  else
+    for (int b = 0; b < n; b++)
+      for (int g = 0; g < L->G; g++) lstm_finish(p, L, b, g);
 }
 
 // GRU with the reset gate applied after the recurrent product (linear_before_reset,
@@ -441,10 +551,12 @@ TGT static void gru_layer(const Plan *p, const Layer *L, int n) {
   for (int b = 0; b < n; b++) {
     float *hs = p->sptr[b] + L->hOff;
     for (int g = 0; g < L->G; g++) {
-      const float *q = pre_at(p, L, b, g);
+      const float *bias = L->b + (size_t)g * 32;
+      const float *qz = pre_slot(p, b, 3 * g), *qr = pre_slot(p, b, 3 * g + 1), *qx = pre_slot(p, b, 3 * g + 2);
+      const float *qh = pre_slot(p, b, 4 * L->NP + g);
       const int count = L->H - 8 * g < 8 ? L->H - 8 * g : 8;
-      V z = vsigmoid(LD(q)), r = vsigmoid(LD(q + 8));
-      V cand = vtanh(FMA(r, LD(q + 24), LD(q + 16)));
+      V z = vsigmoid(ADD(LD(qz), LD(bias))), r = vsigmoid(ADD(LD(qr), LD(bias + 8)));
+      V cand = vtanh(FMA(r, ADD(LD(qh), LD(bias + 24)), ADD(LD(qx), LD(bias + 16))));
       V h = load_n(hs + 8 * g, count); // h_{t−1}, overwritten just below
       // (1 − z)·cand + z·h, as the reference writes it.
       store_n(hs + 8 * g, ADD(MUL(_mm256_sub_ps(SET(1.0f), z), cand), MUL(z, h)), count);
@@ -518,6 +630,74 @@ TGT static void run_avx2(Plan *p, int n) {
   for (int b = 0; b < n; b++) memcpy(p->out + (size_t)b * p->O, src + (size_t)b * srcStride, sizeof(float) * p->O);
 }
 
+// --- The machine's FMA peak, for the bench's "% of peak" ---
+//
+// Independent multiply-add chains, more of them than the FMA units × their latency, with no
+// loads: one core's ceiling for the vector width. Each chain is x·m + c with m just below 1, so
+// the values neither overflow nor go subnormal (which would slow some CPUs down).
+#define PEAK_CHAINS 12
+TGT static double fma_count_avx2(long rounds, float *sink) {
+  V acc[PEAK_CHAINS];
+  for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = SET(1.0f + (float)i);
+  const V m = SET(0.9999f), c = SET(0.0001f);
+  for (long r = 0; r < rounds; r++)
+    for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = FMA(acc[i], m, c);
+  V t = acc[0];
+  for (int i = 1; i < PEAK_CHAINS; i++) t = ADD(t, acc[i]);
+  ST(sink, t);
+  return (double)rounds * PEAK_CHAINS * 8 * 2;
+}
+
+#if defined(CS_AVX512)
+#define PEAK_CHAINS_512 24
+TGT512 static double fma_count_512(long rounds, float *sink) {
+  __m512 acc[PEAK_CHAINS_512];
+  for (int i = 0; i < PEAK_CHAINS_512; i++) acc[i] = _mm512_set1_ps(1.0f + (float)i);
+  const __m512 m = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(0.0001f);
+  for (long r = 0; r < rounds; r++)
+    for (int i = 0; i < PEAK_CHAINS_512; i++) acc[i] = _mm512_fmadd_ps(acc[i], m, c);
+  __m512 t = acc[0];
+  for (int i = 1; i < PEAK_CHAINS_512; i++) t = _mm512_add_ps(t, acc[i]);
+  _mm512_storeu_ps(sink, t);
+  return (double)rounds * PEAK_CHAINS_512 * 16 * 2;
+}
+#endif
+
+// This thread's CPU time: on a shared machine the time other processes hold the core is not the
+// FMA units' limit, and wall time would count it.
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Best of several short runs in GFLOP/s (the best, because on a shared core a run only ever
+// loses time to other processes and their cache misses), over `ms` milliseconds of CPU in all, with the widest vectors the
+// kernel uses on this CPU.
+static double fma_peak(double ms) {
+  static float sink[16] __attribute__((aligned(64)));
+  const int trials = 10;
+  double best = 0;
+  long rounds = 1000;
+  for (int t = 0; t < trials; t++) {
+    double flops, t0, dt;
+    for (;;) {
+      t0 = now_s();
+#if defined(CS_AVX512)
+      flops = isa512() ? fma_count_512(rounds, sink) : fma_count_avx2(rounds, sink);
+#else
+      flops = fma_count_avx2(rounds, sink);
+#endif
+      dt = now_s() - t0;
+      // Grow the run until it lasts its share of the budget, so the clock's resolution is noise.
+      if (dt * 1000 >= ms / trials || rounds > (1L << 40)) break;
+      rounds *= 2;
+    }
+    if (flops / dt / 1e9 > best) best = flops / dt / 1e9;
+  }
+  return best;
+}
+
 #endif // CS_X86
 
 // --- Node-API glue ---
@@ -544,6 +724,39 @@ static napi_value js_available(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value r;
   CHECK(napi_get_boolean(env, cpu_ok(), &r));
+  return r;
+}
+
+// The widest code path run() takes on this CPU: "avx512", "avx2", or "none".
+static napi_value js_isa(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value r;
+#ifdef CS_X86
+  const char *name = !cpu_ok() ? "none" : isa512() ? "avx512" : "avx2";
+#else
+  const char *name = "none";
+#endif
+  CHECK(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &r));
+  return r;
+}
+
+// fmaPeak(ms) → GFLOP/s of one core at the widest vectors run() uses (0 without AVX2 + FMA).
+static napi_value js_fma_peak(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  double ms = 200;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc >= 1 && napi_get_value_double(env, argv[0], &ms) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fmaPeak(ms)");
+    return NULL;
+  }
+  if (!(ms >= 1 && ms <= 10000)) ms = 200;
+  double gflops = 0;
+#ifdef CS_X86
+  if (cpu_ok()) gflops = fma_peak(ms);
+#endif
+  napi_value r;
+  CHECK(napi_create_double(env, gflops, &r));
   return r;
 }
 
@@ -574,13 +787,14 @@ static float *copy_weights(napi_env env, napi_value arr, uint32_t index, size_t 
 
 /**
  * create(desc: Int32Array, weights: Float32Array[], slab: Float32Array, slots: Int32Array,
- *        out: Float32Array, inputs: Float32Array[]) → plan handle.
+ *        out: Float32Array, inputs: Float32Array[], isa?: "avx2") → plan handle. With isa "avx2"
+ * the plan never takes the AVX-512 tiles (the tests compare the two paths' bits).
  * desc: nLayers, nHead, nInputs, nBranch, S, O, chunk, capacity, then the input sizes, then per
- * layer kind, I, H, xInput, xState, hOff, cOff, per head K, O, act, per branch hOff, H, concatOff.
+ * layer kind, I, H, xInput, xState, hOff, cOff, flags (F_*), per head K, O, act, per branch hOff, H, concatOff.
  */
 static napi_value js_create(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Plan *p = calloc(1, sizeof(Plan));
   if (!p) FAIL("out of memory");
@@ -596,10 +810,20 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   p->O = d[5];
   p->chunk = d[6];
   p->capacity = d[7];
+  if (argc >= 7) {
+    char isa[8] = {0};
+    size_t len = 0;
+    napi_valuetype t;
+    if (napi_typeof(env, argv[6], &t) == napi_ok && t == napi_string) {
+      if (napi_get_value_string_utf8(env, argv[6], isa, sizeof isa, &len) != napi_ok || strcmp(isa, "avx2") != 0)
+        FAIL("isa must be \"avx2\" or left out");
+      p->avx2Only = 1;
+    }
+  }
   if (p->nLayers < 1 || p->nHead < 0 || p->nInputs < 1 || p->nBranch < 1 || p->S < 1 || p->O < 1 ||
       p->chunk < 1 || p->capacity < 1)
     FAIL("bad descriptor header");
-  if (dn != (size_t)(8 + p->nInputs + 7 * p->nLayers + 3 * p->nHead + 3 * p->nBranch)) FAIL("bad descriptor length");
+  if (dn != (size_t)(8 + p->nInputs + 8 * p->nLayers + 3 * p->nHead + 3 * p->nBranch)) FAIL("bad descriptor length");
   const int32_t *q = d + 8;
   p->inputSizes = calloc(p->nInputs, sizeof(int));
   p->layers = calloc(p->nLayers, sizeof(Layer));
@@ -608,7 +832,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   p->inputs = calloc(p->nInputs, sizeof(float *));
   if (!p->inputSizes || !p->layers || !p->heads || !p->copies || !p->inputs) FAIL("out of memory");
   for (int i = 0; i < p->nInputs; i++) p->inputSizes[i] = *q++;
-  int maxG = 1;
+  int maxNS = 1;
   for (int l = 0; l < p->nLayers; l++) {
     Layer *L = &p->layers[l];
     L->kind = *q++;
@@ -618,18 +842,37 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     L->xState = *q++;
     L->hOff = *q++;
     L->cOff = *q++;
+    L->flags = *q++;
     L->G = (L->H + 7) / 8;
     L->K = L->I + L->H;
-    if ((L->kind != KIND_LSTM && L->kind != KIND_GRU) || L->I < 1 || L->H < 1) FAIL("bad layer");
+    if ((L->kind != KIND_LSTM && L->kind != KIND_GRU) || L->I < 1 || L->H < 1 ||
+        (L->flags & ~(F_PEEPHOLE | F_COUPLED)) || (L->kind == KIND_GRU && L->flags))
+      FAIL("bad layer");
     if (L->xState < 0 && (L->xInput < 0 || L->xInput >= p->nInputs || p->inputSizes[L->xInput] != L->I))
       FAIL("bad layer input");
     if (L->xState + (L->xState < 0 ? 0 : L->I) > p->S || L->hOff < 0 || L->hOff + L->H > p->S) FAIL("bad layer offsets");
     if (L->kind == KIND_LSTM && (L->cOff < 0 || L->cOff + L->H > p->S)) FAIL("bad layer offsets");
     const int NG = L->kind == KIND_LSTM ? 4 : 3;
-    L->w = copy_weights(env, argv[1], 2 * l, (size_t)L->G * L->K * NG * 8);
-    L->b = copy_weights(env, argv[1], 2 * l + 1, (size_t)L->G * 32);
+    const int NV = L->G * NG;
+    L->NP = (NV + 3) / 4;
+    L->NS = (4 * L->NP + (NG == 3 ? L->G : 0) + 3) / 4;
+    L->dstX = calloc((size_t)L->NP * 4, sizeof(int));
+    L->dstH = calloc((size_t)L->NP * 4, sizeof(int));
+    L->slotX = calloc((size_t)L->NP * 4, sizeof(int));
+    L->slotH = calloc((size_t)L->NP * 4, sizeof(int));
+    if (!L->dstX || !L->dstH || !L->slotX || !L->slotH) FAIL("out of memory");
+    L->dstN = -1;
+    for (int v = 0; v < L->NP * 4; v++) {
+      const int g = v / NG, j = v % NG;
+      // Vector v's slot (pre_slot()); a GRU candidate's recurrent sum in its second slot. The
+      // padding vectors of a GRU's last panel (all-zero weights) write their own slots, unread.
+      L->slotX[v] = v;
+      L->slotH[v] = NG == 3 && j == 2 && v < NV ? 4 * L->NP + g : v;
+    }
+    L->w = copy_weights(env, argv[1], 2 * l, (size_t)L->NP * L->K * PW);
+    L->b = copy_weights(env, argv[1], 2 * l + 1, (size_t)L->G * (L->flags & F_PEEPHOLE ? 56 : 32));
     if (!L->w || !L->b) FAIL("layer weights of the wrong size");
-    if (L->G > maxG) maxG = L->G;
+    if (L->NS > maxNS) maxNS = L->NS;
   }
   int maxOut = 1;
   for (int i = 0; i < p->nHead; i++) {
@@ -657,7 +900,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     FAIL("head sizes do not chain");
   for (int i = 1; i < p->nHead; i++)
     if (p->heads[i].K != p->heads[i - 1].O) FAIL("head sizes do not chain");
-  p->maxG = maxG;
+  p->maxNS = maxNS;
   p->concatStride = (concatWidth + 7) & ~7;
   p->headStride = maxOut;
 
@@ -679,7 +922,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     p->inputs[i] = x;
   }
   p->sptr = calloc(p->chunk, sizeof(float *));
-  p->pre = alloc32((size_t)p->chunk * maxG * 32);
+  p->pre = alloc32((size_t)p->chunk * maxNS * 32);
   p->concat = alloc32((size_t)p->chunk * p->concatStride);
   p->hbuf[0] = alloc32((size_t)p->chunk * p->headStride);
   p->hbuf[1] = alloc32((size_t)p->chunk * p->headStride);
@@ -734,6 +977,7 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
   }
 #ifdef CS_X86
   if (cpu_ok()) {
+    p->n = n;
     run_avx2(p, n);
     return NULL;
   }
@@ -747,6 +991,8 @@ NAPI_MODULE_INIT() {
       {"available", NULL, js_available, NULL, NULL, NULL, napi_default, NULL},
       {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
       {"run", NULL, js_run, NULL, NULL, NULL, napi_default, NULL},
+      {"isa", NULL, js_isa, NULL, NULL, NULL, napi_default, NULL},
+      {"fmaPeak", NULL, js_fma_peak, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -7,12 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== system packages"
-# Java 17 + Maven fetch and run the test Kafka broker (scripts/kafka), docker-compose validates
+# Java 17 + Maven fetch and run the test Kafka broker (scripts/kafka) and schema registry
+# (scripts/registry, which curl polls until ready), docker-compose validates
 # docker-compose.yml (no container engine needed), Chromium runs the dashboard's browser test, a
 # C compiler builds the native kernel (scripts/build-native.mjs; without one the wasm kernel runs).
 need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
+command -v curl >/dev/null || need+=(curl)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v chromium >/dev/null || need+=(chromium)
 command -v cc >/dev/null || need+=(gcc libc6-dev)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's test command runs it: build, then every vitest test
-# against real components. Starts a local Kafka broker when none is running and stops what it started.
+# against real components. Starts a local Kafka broker and a schema registry (Apicurio, for the
+# Avro / JSON Schema / Protobuf tests) when none is running, and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,7 @@ second=$(mktemp -t cellstream-vitest-XXXXXX.json)
 trap 'rm -f "$report" "$second"' EXIT
 
 status=0
-scripts/kafka/with-kafka.sh npx vitest run --reporter=default --reporter=json --outputFile="$report" "$@" ||
+scripts/kafka/with-kafka.sh scripts/registry/with-registry.sh npx vitest run --reporter=default --reporter=json --outputFile="$report" "$@" ||
   status=$?
 
 # A whole run (no files named) runs the Kafka tests again with cellstream's Kafka code on the

@@ -17,6 +17,7 @@ import { loadModel } from './formats/load.js';
 import { KAFKA_CLIENTS, type KafkaClientName } from './kafka/adapter.js';
 import { describeModel, modelFingerprint } from './model/index.js';
 import { PACKAGE_ROOT } from './paths.js';
+import { loadFormatsFile } from './records/formatsFile.js';
 import { parseDuration } from './time/duration.js';
 
 /** Where the CLI writes; the process's own streams unless a caller (a test) captures them. */
@@ -253,13 +254,23 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .addOption(new Option('--state-dir <dir>', 'deprecated: --state').hideHelp())
     .option('--dead-letter-topic <topic>', 'rejected events (default <input-topic>-dead-letter)')
     .option('--changelog-topic <topic>', 'compacted state changelog (default <group-id>-state-changelog)')
-    .option('--exactly-once', 'predictions, state changelog and offsets in one Kafka transaction per batch')
+    .option('--exactly-once', 'predictions, state changelog and offsets in one Kafka transaction per commit')
     .addOption(
       new Option('--kafka-client <name>', 'client library (default kafkajs); see docs/kafka.md').choices(
         KAFKA_CLIENTS,
       ),
     )
-    .option('--batch <n>', 'events per engine batch (and transaction)', positiveInteger)
+    .option('--batch <n>', 'events per engine batch', positiveInteger)
+    .option(
+      '--commit-interval <ms>',
+      'longest state is held in memory (each key written to the changelog once) before it is made durable and offsets commit, while events wait; 0: every batch (default 1000)',
+      nonNegativeInteger,
+    )
+    .option(
+      '--max-cached-keys <n>',
+      'most keys held in memory between commits (default 20000)',
+      positiveInteger,
+    )
     .option(
       '--session-timeout <ms>',
       'consumer group session timeout (how soon a dead instance is noticed)',
@@ -292,6 +303,10 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       '--max-ts-ahead <duration>',
       "dead-letter events whose ts lies more than this ahead of the wall clock, or 'off'",
       '1d',
+    )
+    .option(
+      '--formats <file>',
+      'YAML: schema registry, input format (avro, json-schema, protobuf, CloudEvents) and field mapping, output format (docs/kafka.md)',
     );
   withEventLimitOptions(kafka).action(
     async (opts: {
@@ -307,6 +322,8 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       exactlyOnce?: boolean;
       kafkaClient?: KafkaClientName;
       batch?: number;
+      commitInterval?: number;
+      maxCachedKeys?: number;
       sessionTimeout?: number;
       heartbeatInterval?: number;
       onConsumerCrash?: 'rejoin' | 'exit';
@@ -318,18 +335,22 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       maxKeyBytes?: number;
       maxIdBytes?: number;
       idWindow?: number;
+      formats?: string;
     }) => {
       // First thing: SIGTERM while the model loads asks for a clean stop instead of killing.
       shutdownSignal();
       const stateDir = kafkaStateDir(opts, io.stderr);
+      const formats = opts.formats === undefined ? {} : await loadFormatsFile(opts.formats);
       await runKafka(
         await loadModel(opts.model),
         {
           ...opts,
+          ...formats,
           stateDir,
           brokers: opts.kafkaBrokers,
           client: opts.kafkaClient,
           maxBatch: opts.batch,
+          commitIntervalMs: opts.commitInterval,
           stallTimeoutMs: opts.stallTimeout,
         },
         io.stderr,

@@ -20,6 +20,9 @@ export type ErrorCode =
   | 'EVENT_KEY_TOO_LONG'
   | 'EVENT_ID_TOO_LONG'
   | 'EVENT_TS_IN_FUTURE'
+  | 'EVENT_SCHEMA_UNKNOWN'
+  | 'EVENT_UNDECODABLE'
+  | 'EVENT_FIELD_MISSING'
   // feature specs
   | 'SPEC_INVALID'
   // state
@@ -35,6 +38,7 @@ export type ErrorCode =
   // Kafka
   | 'KAFKA_FENCED'
   | 'KAFKA_CONSUMER_LOST'
+  | 'REGISTRY_UNAVAILABLE'
   // kernels
   | 'KERNEL_UNAVAILABLE'
   // configuration and CLI
@@ -201,6 +205,52 @@ export class TsInFutureError extends EventError {
       `ts ${new Date(ts).toISOString()} is more than ${limitMs} ms ahead of this server's clock (${new Date(now).toISOString()}); ` +
         "send ms since the epoch (not µs or ns), check the producer's clock, or raise events.maxTsAhead",
     );
+  }
+}
+
+/**
+ * A record names a schema id (Confluent wire format) that the schema registry does not know: the
+ * producer wrote to another registry, or the schema was deleted.
+ */
+export class SchemaUnknownError extends EventError {
+  constructor(id: number, registry: string) {
+    super(
+      'EVENT_SCHEMA_UNKNOWN',
+      `schema id ${id} is not in the schema registry at ${registry}; point kafka.registry.url at the registry the producer writes to`,
+    );
+  }
+}
+
+/**
+ * A record's bytes do not decode in the configured `kafka.input.format`: not the Confluent wire
+ * format, a schema of another type than configured, or bytes that do not fit their schema.
+ */
+export class RecordUndecodableError extends EventError {
+  constructor(format: string, detail: string) {
+    super(
+      'EVENT_UNDECODABLE',
+      `the record does not decode as ${format}: ${detail}; check kafka.input.format against what the producer writes`,
+    );
+  }
+}
+
+/** A field that `kafka.input.mapping` names is absent (or null) in a decoded record. */
+export class FieldMissingError extends EventError {
+  constructor(role: string, path: string) {
+    super(
+      'EVENT_FIELD_MISSING',
+      `the record has no '${path}' (mapped as ${role} in kafka.input.mapping); fix the producer or the mapping`,
+    );
+  }
+}
+
+/**
+ * The schema registry did not answer (or answered with an error other than "not found"). Not a
+ * fault of the record: the batch is fetched again after a backoff, as when the broker is away.
+ */
+export class RegistryUnavailableError extends CellstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('REGISTRY_UNAVAILABLE', message, { ...options, retriable: true });
   }
 }
 

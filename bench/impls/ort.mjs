@@ -1,38 +1,44 @@
 import * as ort from 'onnxruntime-node';
-import { onnxLstmBytes } from '../onnxLstm.mjs';
+import { onnxRnnBytes } from '../onnxRnn.mjs';
 
 /**
- * onnxruntime-node on one thread (the design gives the numbers one core), the state carried
- * between `run` calls through initial_h/c and Y_h/Y_c, as a streaming caller must.
+ * onnxruntime-node on one thread (the design gives the numbers one core), one LSTM or GRU node
+ * per layer, each layer's state carried between `run` calls through its initial h (and c) and
+ * Y_h (and Y_c), as a streaming caller must.
  */
 export function ortImpl() {
   return {
     impl: 'onnxruntime-node',
     async create(model, batch) {
-      const { inputSize: I, hiddenSize: H } = model.branches[0].layers[0];
-      const session = await ort.InferenceSession.create(onnxLstmBytes(model), {
+      const layers = model.branches[0].layers;
+      const I = model.inputs[0].size;
+      const session = await ort.InferenceSession.create(onnxRnnBytes(model), {
         intraOpNumThreads: 1,
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
       });
-      let h;
-      let c;
+      let feeds;
       const reset = () => {
-        h = new ort.Tensor('float32', new Float32Array(batch * H), [1, batch, H]);
-        c = new ort.Tensor('float32', new Float32Array(batch * H), [1, batch, H]);
+        feeds = {};
+        layers.forEach((l, j) => {
+          const zeros = () =>
+            new ort.Tensor('float32', new Float32Array(batch * l.hiddenSize), [1, batch, l.hiddenSize]);
+          feeds[`h${j}`] = zeros();
+          if (l.kind === 'lstm') feeds[`c${j}`] = zeros();
+        });
       };
       reset();
+      const last = layers.length - 1;
       return {
         async step(x) {
-          const r = await session.run({
-            X: new ort.Tensor('float32', x, [1, batch, I]),
-            initial_h: h,
-            initial_c: c,
+          feeds.X = new ort.Tensor('float32', x, [1, batch, I]);
+          const r = await session.run(feeds);
+          layers.forEach((l, j) => {
+            feeds[`h${j}`] = r[`Y_h${j}`];
+            if (l.kind === 'lstm') feeds[`c${j}`] = r[`Y_c${j}`];
           });
-          h = r.Y_h;
-          c = r.Y_c;
-          return h.data;
+          return r[`Y_h${last}`].data;
         },
         reset,
         dispose: () => session.release(),

@@ -8,12 +8,14 @@ import {
   type KafkaPipelineOptions,
   startKafkaPipeline,
 } from '../pipelines/kafkaPipeline.js';
+import type { RecordFormatOptions } from '../records/formats.js';
 import { HEALTH_SERVER_DEFAULTS, HealthServer } from '../server/healthServer.js';
 import type { ConsumerCrashPolicy } from '../sources/kafkaSource.js';
+import { unreadableMessage } from '../state/changelogStore.js';
 import { shutdownSignal } from './shutdownSignals.js';
 
 /** The Kafka settings of `cellstream kafka` (and of `serve`'s `kafka` config section). */
-export interface KafkaCommandOptions {
+export interface KafkaCommandOptions extends RecordFormatOptions {
   /** `host:port`, as a list or comma-separated. */
   readonly brokers: string | readonly string[];
   readonly inputTopic: string;
@@ -28,6 +30,8 @@ export interface KafkaCommandOptions {
   readonly appId?: string | undefined;
   readonly inputPartitions?: number | undefined;
   readonly maxBatch?: number | undefined;
+  readonly commitIntervalMs?: number | undefined;
+  readonly maxCachedKeys?: number | undefined;
   readonly maxWaitTimeInMs?: number | undefined;
   readonly sessionTimeout?: number | undefined;
   readonly heartbeatInterval?: number | undefined;
@@ -60,6 +64,8 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
     ...(o.appId === undefined ? {} : { appId: o.appId }),
     ...(o.inputPartitions === undefined ? {} : { inputPartitions: o.inputPartitions }),
     ...(o.maxBatch === undefined ? {} : { maxBatch: o.maxBatch }),
+    ...(o.commitIntervalMs === undefined ? {} : { commitIntervalMs: o.commitIntervalMs }),
+    ...(o.maxCachedKeys === undefined ? {} : { maxCachedKeys: o.maxCachedKeys }),
     ...(o.maxWaitTimeInMs === undefined ? {} : { maxWaitTimeInMs: o.maxWaitTimeInMs }),
     ...(o.sessionTimeout === undefined ? {} : { sessionTimeout: o.sessionTimeout }),
     ...(o.heartbeatInterval === undefined ? {} : { heartbeatInterval: o.heartbeatInterval }),
@@ -73,6 +79,9 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
       maxTsAheadMs: parseMaxTsAhead(o.maxTsAhead ?? '1d', '--max-ts-ahead'),
     },
     ...(o.idWindow === undefined ? {} : { idWindow: o.idWindow }),
+    ...(o.input === undefined ? {} : { input: o.input }),
+    ...(o.output === undefined ? {} : { output: o.output }),
+    ...(o.registry === undefined ? {} : { registry: o.registry }),
   };
 }
 
@@ -121,8 +130,18 @@ export async function runKafka(
       // Fault injection for the fault tests only (docs/kafka.md, Operations).
       slowRestoreMs: Number(process.env.CELLSTREAM_FAULT_SLOW_RESTORE_MS ?? 0) || 0,
       onBatch: (report) => health.batch(report),
-      onRestore: (reports, ms) =>
-        say('restored', { ms: Math.round(ms), records: reports.reduce((n, r) => n + r.records, 0), reports }),
+      onRestore: (reports, ms) => {
+        for (const r of reports) {
+          for (const bad of r.unreadable) {
+            say('changelog-record-unreadable', { level: 'warn', ...bad, message: unreadableMessage(bad) });
+          }
+        }
+        say('restored', {
+          ms: Math.round(ms),
+          records: reports.reduce((n, r) => n + r.records, 0),
+          reports: reports.map(({ unreadable, ...r }) => ({ ...r, unreadable: unreadable.length })),
+        });
+      },
       onStall: (message) => say('stalled', { level: 'error', message }),
       onStallEnd: () => say('resumed'),
       onRejoin: (attempt, error) =>

@@ -56,6 +56,8 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; path: string; parse: P
   { name: 'CELLSTREAM_KAFKA_GROUP_ID', path: 'kafka.groupId', parse: text },
   { name: 'CELLSTREAM_KAFKA_EXACTLY_ONCE', path: 'kafka.exactlyOnce', parse: boolean },
   { name: 'CELLSTREAM_KAFKA_MAX_BATCH', path: 'kafka.maxBatch', parse: integer },
+  { name: 'CELLSTREAM_KAFKA_COMMIT_INTERVAL_MS', path: 'kafka.commitIntervalMs', parse: integer },
+  { name: 'CELLSTREAM_KAFKA_MAX_CACHED_KEYS', path: 'kafka.maxCachedKeys', parse: integer },
   { name: 'CELLSTREAM_KAFKA_CLIENT', path: 'kafka.client', parse: text },
 ];
 

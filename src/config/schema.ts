@@ -3,9 +3,11 @@ import { z } from 'zod';
 import { DEFAULT_ID_WINDOW, MAX_ID_WINDOW } from '../engine/redelivery.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '../events/jsonDepth.js';
 import { DEFAULT_MAX_ID_BYTES, DEFAULT_MAX_KEY_BYTES, KEY_BYTES_CEILING } from '../events/limits.js';
-import { KAFKA_CLIENTS } from '../kafka/adapter.js';
+import { exactlyOnceUnsupported, KAFKA_CLIENTS } from '../kafka/adapter.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import { KAFKA_COMMIT_DEFAULTS } from '../pipelines/commitDefaults.js';
 import { KAFKA_HEALTH_DEFAULTS } from '../pipelines/kafkaHealth.js';
+import { recordInputSchema, recordOutputSchema, registrySchema } from '../records/config.js';
 import { KAFKA_SOURCE_DEFAULTS } from '../sources/kafkaSource.js';
 
 /** The model `serve` runs when none is configured: the demo model shipped in the package. */
@@ -104,12 +106,20 @@ const kafkaSchema = z.strictObject({
   client: z.enum(KAFKA_CLIENTS).default('kafkajs'),
   inputPartitions: int(1, 100_000).optional(),
   maxBatch: int(1, 100_000).default(KAFKA_SOURCE_DEFAULTS.maxBatch),
+  commitIntervalMs: int(0, 600_000).default(KAFKA_COMMIT_DEFAULTS.commitIntervalMs),
+  maxCachedKeys: int(1, 10_000_000).default(KAFKA_COMMIT_DEFAULTS.maxCachedKeys),
   maxWaitTimeInMs: int(1, 60_000).default(KAFKA_SOURCE_DEFAULTS.maxWaitTimeInMs),
   sessionTimeout: int(1000, 3_600_000).default(KAFKA_SOURCE_DEFAULTS.sessionTimeout),
   heartbeatInterval: int(100, 600_000).default(KAFKA_SOURCE_DEFAULTS.heartbeatInterval),
   onConsumerCrash: z.enum(['rejoin', 'exit']).default(KAFKA_SOURCE_DEFAULTS.onConsumerCrash),
   maxRejoins: int(0, 1000).default(KAFKA_SOURCE_DEFAULTS.maxRejoins),
   stallTimeoutMs: int(1000, 86_400_000).default(KAFKA_HEALTH_DEFAULTS.stallTimeoutMs),
+  /** A Confluent-compatible schema registry, for the Avro, JSON Schema and Protobuf formats. */
+  registry: registrySchema.optional(),
+  /** How input records are written and which fields make an event (src/records). */
+  input: recordInputSchema.optional(),
+  /** How predictions are written. */
+  output: recordOutputSchema.optional(),
 });
 
 /**
@@ -239,6 +249,8 @@ export const configSchema = z
         message: 'with kafka, state is LMDB at state.path backed by the changelog topic: set lmdb',
       });
     }
+    const refused = kafka.exactlyOnce ? exactlyOnceUnsupported(kafka.client) : undefined;
+    if (refused !== undefined) ctx.addIssue({ code: 'custom', path: ['kafka', 'client'], message: refused });
     for (const key of ['ttl', 'maxKeysInMemory'] as const) {
       if (config.state[key] !== undefined) {
         ctx.addIssue({
@@ -247,6 +259,36 @@ export const configSchema = z
           message: 'not supported with kafka yet (the Kafka pipeline keeps every key of its partitions)',
         });
       }
+    }
+    for (const side of ['input', 'output'] as const) {
+      const format = kafka[side]?.format ?? 'json';
+      if (format !== 'json' && kafka.registry === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['kafka', 'registry'],
+          message: `kafka.${side}.format ${format} needs the schema registry: set kafka.registry.url`,
+        });
+      }
+    }
+    const input = kafka.input;
+    const plainIn =
+      input === undefined ||
+      (input.format === 'json' && input.cloudEvents === 'off' && input.mapping === undefined);
+    if (!plainIn && (config.sources.websocket.enabled || config.sources.demo.enabled)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kafka', 'input'],
+        message:
+          'WebSocket ingest and the demo feed forward JSON events into kafka.inputTopic, which this kafka.input would not read: set sources.websocket.enabled and sources.demo.enabled to false, or leave kafka.input at its default',
+      });
+    }
+    if (kafka.output?.cloudEvents === 'structured' && kafka.output.format !== 'json') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kafka', 'output', 'cloudEvents'],
+        message:
+          'structured CloudEvents carry JSON data: use kafka.output.format json, or cloudEvents binary',
+      });
     }
     if (kafka.heartbeatInterval >= kafka.sessionTimeout) {
       ctx.addIssue({

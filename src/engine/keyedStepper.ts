@@ -7,7 +7,13 @@ import { checkFloat32Values, encodeInputs, type ValuesEncoder } from '../feature
 import { createState, modelFingerprint, outputSize, stateSize } from '../model/index.js';
 import { type Kernel, selectKernel } from '../model/kernels/index.js';
 import type { Model } from '../model/types.js';
-import type { ReadInto, StateRecord, StateStore } from '../state/types.js';
+import {
+  type ReadInto,
+  type StateRecord,
+  type StateStore,
+  UNREADABLE_STATE_FINGERPRINT,
+  unreadableStateReason,
+} from '../state/types.js';
 import { lastPositions } from './commitPositions.js';
 import { type ExpiryOptions, ExpiryPolicy } from './expiry.js';
 import {
@@ -29,7 +35,9 @@ export interface KeyedStepperOptions {
   /**
    * A stored state written by a model with another fingerprint: `'refuse'` (default) rejects
    * that key's events (`STATE_MODEL_MISMATCH`) and leaves its state alone; `'reset'` discards
-   * it, reports a `state-reset` outcome and starts the key afresh.
+   * it, reports a `state-reset` outcome and starts the key afresh. The same for a key whose
+   * changelog record did not decode in a restore (`UNREADABLE_STATE_FINGERPRINT`), refused with
+   * `STATE_CORRUPT`.
    */
   readonly onModelMismatch?: 'reset' | 'refuse';
   /**
@@ -186,6 +194,7 @@ export class KeyedStepper {
   private readonly now: () => number;
   private readonly limits: EventLimits;
   private readonly keyError: ((key: string) => StateError | undefined) | undefined;
+  private readonly freeKeys: (() => number) | undefined;
   private readonly idWindow: number;
   private readonly expiry: ExpiryPolicy | undefined;
   private readonly sweep: StoreSweep | undefined;
@@ -236,6 +245,7 @@ export class KeyedStepper {
     this.now = options.now ?? Date.now;
     this.limits = eventLimits(options.limits);
     this.keyError = options.store.keyError?.bind(options.store);
+    this.freeKeys = options.store.freeKeys?.bind(options.store);
     const storeKeyBytes = options.store.maxKeyBytes;
     // A key's store encoding may take one byte more than its UTF-8 (lmdb's escape byte).
     if (storeKeyBytes !== undefined && this.limits.maxKeyBytes + 1 > storeKeyBytes) {
@@ -275,8 +285,9 @@ export class KeyedStepper {
    * outcome when its stored state was discarded there, and the TTL sweep's `expired` outcomes
    * last. A redelivery of a key's last applied event repeats its prediction (`redelivered`).
    * A failure that belongs to one event or one key — the event breaks a limit, the key's stored
-   * state does not decode or another model wrote it (under `refuse`) — is that event's (those
-   * events') `rejected` outcome; the rest of the batch goes on. Resolves only once the batch's
+   * state does not decode or another model wrote it (under `refuse`), the key is new and the
+   * store can add no more (`StateStore.freeKeys`) — is that event's (those events') `rejected`
+   * outcome; the rest of the batch goes on. Resolves only once the batch's
    * state is durable in the store. Rejects (writing nothing) when the store as a whole or `emit`
    * fails; the state is then as before the batch.
    */
@@ -362,8 +373,12 @@ export class KeyedStepper {
         records = await this.readApart(keys, into, err);
       }
       const lanes: Lane[] = [];
+      // A store with a cap on its keys takes this many new ones; keys it holds need no room.
+      let room = K > 0 && this.freeKeys ? this.freeKeys() : Number.POSITIVE_INFINITY;
       for (let k = 0; k < K; k++) {
-        const record = this.usable(keys[k], records[k], first[k], notes);
+        const isNew = records[k] === undefined;
+        const record =
+          isNew && room <= 0 ? fullError(keys[k]) : this.usable(keys[k], records[k], first[k], notes);
         if (record instanceof StateError) {
           for (let i = first[k]; i !== -1; i = next[i]) {
             const envelope = batch[i];
@@ -372,7 +387,10 @@ export class KeyedStepper {
           continue;
         }
         const lane = this.plan(keys[k], first[k], next, batch, events, record, results, encoded, notes);
-        if (lane) lanes.push(lane);
+        if (lane) {
+          lanes.push(lane);
+          if (isNew) room--;
+        }
       }
 
       const written = this.stepLanes(lanes, lanes.length === K, batch, events, encoded, results);
@@ -617,6 +635,18 @@ export class KeyedStepper {
     notes: BatchNotes,
   ): StateRecord | StateError | undefined {
     if (!record || record instanceof StateError) return record;
+    if (record.fingerprint === UNREADABLE_STATE_FINGERPRINT) {
+      const reason = unreadableStateReason(key, record);
+      if (this.onModelMismatch === 'refuse') {
+        return new StateError(
+          'STATE_CORRUPT',
+          `${reason}; its events are refused: set onModelMismatch to 'reset' to start such keys afresh`,
+        );
+      }
+      notes.notify(firstIndex, { kind: 'state-reset', key, reason });
+      notes.stateResets++;
+      return undefined;
+    }
     if (record.fingerprint !== this.fingerprint) {
       const reason = `state of key '${key}' was written by model ${record.fingerprint.slice(0, 12)}, not by ${this.modelLabel} (${this.fingerprint.slice(0, 12)})`;
       if (this.onModelMismatch === 'refuse') {
@@ -775,6 +805,14 @@ function copyInto(into: Float32Array, at: number, values: ArrayLike<number>): vo
 
 function expiredOutcome(key: string, record: StateRecord, reason: string): Outcome {
   return { kind: 'expired', key, lastTs: record.ts, seq: record.seq, reason };
+}
+
+/** Why a new key's events are refused when the store can add no more keys. */
+function fullError(key: string): StateError {
+  return new StateError(
+    'STATE_FULL',
+    `the state store holds as many keys as it may (state.maxKeys), so new key '${key.slice(0, 40)}' is not added and its events are refused; keys it holds go on: raise state.maxKeys, let idle keys expire (state.ttl), or use the LMDB store`,
+  );
 }
 
 /** Store errors that belong to one key's record rather than to the store as a whole. */

@@ -1,5 +1,5 @@
 import { IdTooLongError, InvalidEventError, KeyTooLongError, MalformedJsonError } from '../errors.js';
-import { DECODE_CEILINGS, type EventLimits, utf8Over } from './limits.js';
+import { checkEvent, DECODE_CEILINGS, type EventLimits, utf8Over } from './limits.js';
 import type { Event } from './types.js';
 
 /** The largest `ts` magnitude a JavaScript Date holds (±100,000,000 days around the epoch), in ms. */
@@ -23,6 +23,19 @@ export function decodeEvent(text: string, limits: EventLimits = DECODE_CEILINGS)
   return validateEvent(value, limits);
 }
 
+/**
+ * What an edge (an `/ingest` frame, a Kafka message) checks of an already-parsed value before it
+ * hands the event on: the event contract and every limit of the engine (`events.maxKeyBytes`,
+ * `maxIdBytes`, `maxTsAhead`, the wall clock reading `now`), with the engine's codes, so that a
+ * bad event is answered where it came in. The engine checks the same again, as a backstop for
+ * events that reach it by other ways.
+ */
+export function admitEvent(value: unknown, limits: EventLimits, now: number): Event {
+  const event = validateEvent(value, limits);
+  checkEvent(event, limits, now);
+  return event;
+}
+
 /** Checks an already-parsed value against the event contract; see `decodeEvent`. */
 export function validateEvent(value: unknown, limits: EventLimits = DECODE_CEILINGS): Event {
   if (!isPlainObject(value)) {
@@ -37,9 +50,15 @@ export function validateEvent(value: unknown, limits: EventLimits = DECODE_CEILI
   if (keyBytes !== undefined) throw new KeyTooLongError(keyBytes, limits.maxKeyBytes);
   const ts = decodeTs(value['ts']);
 
-  const given = (['features', 'values', 'inputs'] as const).filter((f) => present(value[f]));
-  if (given.length === 0) throw new InvalidEventError('an event needs one of features, values or inputs');
-  if (given.length > 1) {
+  // Three tests rather than a filtered list: this runs for every event.
+  const hasFeatures = present(value['features']);
+  const hasValues = present(value['values']);
+  const hasInputs = present(value['inputs']);
+  if (!hasFeatures && !hasValues && !hasInputs) {
+    throw new InvalidEventError('an event needs one of features, values or inputs');
+  }
+  if (+hasFeatures + +hasValues + +hasInputs > 1) {
+    const given = (['features', 'values', 'inputs'] as const).filter((f) => present(value[f]));
     throw new InvalidEventError(`give only one of features, values or inputs, not ${given.join(' and ')}`);
   }
   const event: {
@@ -52,7 +71,7 @@ export function validateEvent(value: unknown, limits: EventLimits = DECODE_CEILI
     reset?: boolean;
   } = { key, ts };
 
-  switch (given[0]) {
+  switch (hasFeatures ? 'features' : hasValues ? 'values' : 'inputs') {
     case 'features':
       event.features = numberArray(value['features'], 'features');
       break;

@@ -2,7 +2,10 @@ import type { Prediction } from '../events/types.js';
 import type { OutputSpec } from './spec.js';
 import { minmaxInverse, standardInverse } from './transforms.js';
 
-/** Adds a prediction's decoded fields beside its untouched `output`. */
+/**
+ * Adds a prediction's decoded fields beside its untouched `output`. The engine hands it a
+ * prediction object of its own, just made, which it may extend in place and return.
+ */
 export type PredictionDecoder = (prediction: Prediction) => Prediction;
 
 /**
@@ -17,7 +20,12 @@ export function outputDecoder(spec: OutputSpec): PredictionDecoder {
       let best = 0;
       for (let i = 1; i < p.output.length; i++) if (p.output[i] > p.output[best]) best = i;
       const probabilities = Object.fromEntries(labels.map((label, i) => [label, p.output[i]]));
-      return { ...p, label: labels[best], probabilities };
+      // Added in place: the engine's fresh object (a copy per prediction was a measurable share
+      // of the Kafka pipeline's garbage).
+      const out = p as Record<string, unknown>;
+      out.label = labels[best];
+      out.probabilities = probabilities;
+      return p;
     };
   }
   const field = spec.name ?? 'value';
@@ -27,5 +35,13 @@ export function outputDecoder(spec: OutputSpec): PredictionDecoder {
     : inv?.standard
       ? (y: number) => standardInverse(y, inv.standard!)
       : (y: number) => y;
-  return (p) => ({ ...p, [field]: p.output.length === 1 ? invert(p.output[0]) : p.output.map(invert) });
+  // `__proto__` assigned would set the prototype; a spread makes it an own field, as JSON shows it.
+  if (field === '__proto__') {
+    return (p) => ({ ...p, [field]: p.output.length === 1 ? invert(p.output[0]) : p.output.map(invert) });
+  }
+  return (p) => {
+    (p as Record<string, unknown>)[field] =
+      p.output.length === 1 ? invert(p.output[0]) : p.output.map(invert);
+    return p;
+  };
 }

@@ -14,6 +14,21 @@ export type KafkaClientName = 'kafkajs' | 'platformatic';
 
 export const KAFKA_CLIENTS: readonly KafkaClientName[] = ['kafkajs', 'platformatic'];
 
+/**
+ * Why a client cannot run exactly-once, or undefined where it can. On @platformatic/kafka,
+ * exactly-once with two or more instances stops progressing after a rebalance (the partitions
+ * taken over never start; not solved yet, docs/kafka.md), so it is refused at start-up rather
+ * than left to stall in production.
+ */
+export function exactlyOnceUnsupported(client: KafkaClientName): string | undefined {
+  if (client !== 'platformatic') return undefined;
+  return (
+    'kafka.client platformatic (@platformatic/kafka) cannot run kafka.exactlyOnce: with two or more ' +
+    'instances its transactions stop progressing after a rebalance (a known problem, not solved yet). ' +
+    'Use kafka.client kafkajs (the default) for exactly-once, or platformatic at-least-once'
+  );
+}
+
 /** How much the client library itself logs (to stderr). */
 export type KafkaLogLevel = 'nothing' | 'error' | 'warn' | 'info' | 'debug';
 
@@ -97,10 +112,18 @@ export interface KafkaAdmin {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
   listTopics(): Promise<string[]>;
-  /** Creates the topics and waits for their leaders; a topic another instance created first is not an error. */
+  /**
+   * Creates the topics. A topic another instance created first is not an error, nor is a broker
+   * that does not know a topic it has just created yet (`ensureTopics` waits that out).
+   */
   createTopics(topics: readonly TopicToCreate[]): Promise<void>;
   /** Each topic's partition count. */
   partitionCounts(topics: readonly string[]): Promise<Map<string, number>>;
+  /**
+   * Each topic's partitions with their leader's node id (-1: none yet). A topic the broker does
+   * not know throws an error whose `protocolErrorType` is `UNKNOWN_TOPIC_OR_PARTITION`.
+   */
+  topicLeaders(topics: readonly string[]): Promise<Map<string, readonly number[]>>;
   fetchTopicOffsets(topic: string): Promise<PartitionOffsets[]>;
   /**
    * Offsets `groupId` committed for `topic`'s partitions (only `partitions`, when given); -1 where
@@ -114,11 +137,19 @@ export interface KafkaAdmin {
   ): Promise<Array<{ readonly partition: number; readonly offset: string }>>;
 }
 
+/** A consumed message's headers by name; a name sent more than once has each value, in order. */
+export type MessageHeaders = Readonly<
+  Record<string, Buffer | string | ReadonlyArray<Buffer | string> | undefined>
+>;
+
 /** A consumed message. */
 export interface ConsumedMessage {
   readonly key: Buffer | null;
   readonly value: Buffer | null;
   readonly offset: string;
+  readonly headers?: MessageHeaders;
+  /** Its record timestamp, ms since the epoch, as text. */
+  readonly timestamp?: string;
 }
 
 /** Messages of one partition from one fetch, in offset order. */

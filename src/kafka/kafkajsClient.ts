@@ -106,13 +106,24 @@ function kafkajsAdmin(admin: Admin): KafkaAdmin {
           topics: topics.map((t) => ({ ...t, configEntries: [...t.configEntries] })),
         })
         .catch((err: unknown) => {
-          // Another instance created it first.
-          if (protocolErrorType(err) !== 'TOPIC_ALREADY_EXISTS') throw err;
+          // Another instance created it first; or it was created and kafkajs's wait for its leaders
+          // met a broker whose metadata does not know it yet, which ensureTopics's wait outlasts.
+          const type = protocolErrorType(err);
+          if (type !== 'TOPIC_ALREADY_EXISTS' && type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
         });
     },
     async partitionCounts(topics) {
       const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
       return new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+    },
+    async topicLeaders(topics) {
+      const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
+      return new Map(
+        metadata.topics.map((t) => [
+          t.name,
+          [...t.partitions].sort((a, b) => a.partitionId - b.partitionId).map((p) => p.leader),
+        ]),
+      );
     },
     fetchTopicOffsets: (topic) => admin.fetchTopicOffsets(topic),
     async fetchCommittedOffsets(groupId, topic, partitions) {

@@ -19,6 +19,7 @@ import type {
   KafkaConsumer,
   KafkaProducer,
   KafkaTransaction,
+  MessageHeaders,
   OffsetsOfGroup,
   RunOptions,
   SentRecord,
@@ -217,27 +218,22 @@ function platformaticAdmin(common: Common): KafkaAdmin {
           if (protocolErrorType(err) !== 'TOPIC_ALREADY_EXISTS') throw err;
         }
       }
-      // As kafkajs's waitForLeaders: every partition has a leader before the topics are used.
-      const names = topics.map((t) => t.topic);
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const m = await metadata(names, true);
-          const ready = names.every((n) => {
-            const t = m.topics.get(n);
-            return t !== undefined && t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0);
-          });
-          if (ready) return;
-        } catch (err) {
-          if (attempt >= 100) throw err;
-        }
-        if (attempt >= 100) throw new Error(`the new topics ${names.join(', ')} have no leaders after 10 s`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
     },
     async partitionCounts(topics) {
       const m = await metadata(topics, true);
       return new Map(
         [...m.topics].filter(([n]) => topics.includes(n)).map(([n, t]) => [n, t.partitionsCount]),
+      );
+    },
+    async topicLeaders(topics) {
+      const m = await metadata(topics, true);
+      return new Map(
+        [...m.topics]
+          .filter(([n]) => topics.includes(n))
+          .map(([n, t]) => [
+            n,
+            Array.from({ length: t.partitionsCount }, (_, i) => t.partitions[i]?.leader ?? -1),
+          ]),
       );
     },
     async fetchTopicOffsets(topic) {
@@ -650,7 +646,14 @@ function decodeBatches(
       lastOffsetDelta: number;
       attributes: number;
       producerId: bigint;
-      records: Array<{ offsetDelta: number; key: Buffer | null; value: Buffer | null }>;
+      firstTimestamp: bigint;
+      records: Array<{
+        offsetDelta: number;
+        timestampDelta: bigint;
+        key: Buffer | null;
+        value: Buffer | null;
+        headers: Array<[Buffer | null, Buffer | null]>;
+      }>;
     }>;
   },
   from: bigint,
@@ -675,8 +678,26 @@ function decodeBatches(
     for (const r of batch.records) {
       const offset = batch.firstOffset + BigInt(r.offsetDelta);
       if (offset < from) continue;
-      messages.push({ key: r.key ?? null, value: r.value ?? null, offset: offset.toString() });
+      messages.push({
+        key: r.key ?? null,
+        value: r.value ?? null,
+        offset: offset.toString(),
+        headers: headersOf(r.headers),
+        timestamp: (batch.firstTimestamp + r.timestampDelta).toString(),
+      });
     }
   }
   return { messages, next };
+}
+
+/** A record's headers as kafkajs gives them: a repeated name keeps each value, in order. */
+function headersOf(headers: ReadonlyArray<[Buffer | null, Buffer | null]>): MessageHeaders {
+  const out: Record<string, Buffer | Buffer[]> = {};
+  for (const [name, value] of headers) {
+    if (name === null || value === null) continue;
+    const key = name.toString('utf8');
+    const seen = out[key];
+    out[key] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
+  }
+  return out;
 }

@@ -15,7 +15,8 @@ export interface KafkaHealthObserver {
   rebalance?(): void;
   crash?(restart: boolean): void;
   rejoin?(): void;
-  restore?(seconds: number, records: number): void;
+  /** A restore finished: its duration, records applied, and records it could not apply (see `RestoreReport`). */
+  restore?(seconds: number, records: number, unreadable: number): void;
   /** A partition's state and position re-read from Kafka after a failed batch. */
   resync?(): void;
 }
@@ -134,11 +135,11 @@ export class KafkaHealth {
     this.restoring = true;
   }
 
-  restoreFinished(seconds: number, records: number): void {
+  restoreFinished(seconds: number, records: number, unreadable = 0): void {
     this.restoring = false;
     this.counts.restores++;
     this.lastRestoreSeconds = seconds;
-    for (const o of this.observers) o.restore?.(seconds, records);
+    for (const o of this.observers) o.restore?.(seconds, records, unreadable);
   }
 
   restoreFailed(): void {

@@ -1,33 +1,42 @@
 import { randomUUID } from 'node:crypto';
 import { KeyedStepper } from '../engine/keyedStepper.js';
 import type { Envelope, Rejected } from '../engine/types.js';
-import { EventError, FencedError, type KafkaConsumerLostError } from '../errors.js';
+import { ConfigError, EventError, FencedError, type KafkaConsumerLostError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
-import type { EventLimits } from '../events/limits.js';
+import { type EventLimits, eventLimits } from '../events/limits.js';
 import type { Prediction } from '../events/types.js';
 import { modelFeatures } from '../features/modelFeatures.js';
-import type { KafkaClient, KafkaClientName, KafkaLogLevel, KafkaProducer } from '../kafka/adapter.js';
+import {
+  exactlyOnceUnsupported,
+  type KafkaClient,
+  type KafkaClientName,
+  type KafkaLogLevel,
+  type KafkaProducer,
+  type KafkaTransaction,
+} from '../kafka/adapter.js';
 import { createKafka } from '../kafka/client.js';
 import { mapFenced, retryConcurrentTransactions } from '../kafka/kafkaErrors.js';
 import { ensureTopics } from '../kafka/topics.js';
 import { outputSize } from '../model/index.js';
 import type { Model } from '../model/types.js';
+import { type RecordFormatOptions, recordFormats } from '../records/formats.js';
 import { KafkaSink } from '../sinks/kafkaSink.js';
 import {
   type ConsumerCrashPolicy,
   KAFKA_SOURCE_DEFAULTS,
   KafkaSource,
   type PartitionBatch,
+  type PartitionOffset,
 } from '../sources/kafkaSource.js';
 import { ChangelogReader } from '../state/changelogReader.js';
 import { ChangelogStore, type RestoreReport } from '../state/changelogStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
 import { StagedStore } from '../state/stagedStore.js';
-import { InstanceProducer } from './instanceProducer.js';
+import { KAFKA_COMMIT_DEFAULTS } from './commitDefaults.js';
 import { KAFKA_HEALTH_DEFAULTS, KafkaHealth, type KafkaHealthObserver } from './kafkaHealth.js';
 import { PartitionProducers } from './partitionProducers.js';
 
-export interface KafkaPipelineOptions {
+export interface KafkaPipelineOptions extends RecordFormatOptions {
   readonly model: Model;
   readonly brokers: readonly string[];
   readonly inputTopic: string;
@@ -38,14 +47,23 @@ export interface KafkaPipelineOptions {
   readonly groupId: string;
   /** Directory of this instance's LMDB state. */
   readonly stateDir: string;
-  /** Predictions, changelog records and consumed offsets in one Kafka transaction per batch. */
+  /** Predictions, changelog records and consumed offsets in one Kafka transaction per partition and commit. */
   readonly exactlyOnce?: boolean;
   /** Prefix of the transactional ids; default `groupId`. The same for every instance of the app. */
   readonly appId?: string;
   /** Partitions to create the input topic with when it does not exist (default: refuse to start). */
   readonly inputPartitions?: number;
-  /** Most events per engine batch (and per transaction). Default 1000. */
+  /** Most events per engine batch. Default 1000. */
   readonly maxBatch?: number;
+  /**
+   * Longest a partition's state is held in memory (its keys' changelog records written once, with
+   * their last state) before it is made durable and its offsets committed, ms, while events are
+   * waiting; a batch that catches up with its partition commits at once. In exactly-once mode one
+   * transaction spans the interval. Default 1000; 0 commits every batch.
+   */
+  readonly commitIntervalMs?: number;
+  /** Most keys held in memory before a commit, whatever the interval. Default 20,000. */
+  readonly maxCachedKeys?: number;
   readonly maxWaitTimeInMs?: number;
   readonly sessionTimeout?: number;
   readonly heartbeatInterval?: number;
@@ -103,6 +121,10 @@ export interface KafkaPipelineOptions {
   readonly passthrough?: boolean;
 }
 
+/** A rejected record's original bytes, when the source kept them (binary formats). */
+const originalOf = (batch: PartitionBatch) => (r: Rejected) =>
+  r.position.kind === 'offset' ? (batch.values?.get(r.position.offset) ?? null) : null;
+
 /** The client's retry policy: kafkajs's, with the backoff capped at 5 s and more attempts. */
 export const KAFKA_RETRY = { initialRetryTime: 300, maxRetryTime: 5000, retries: 8 } as const;
 
@@ -152,21 +174,29 @@ export interface KafkaPipeline {
   readonly groupId: string;
   /** Rejects with `KafkaConsumerLostError` once the consumer is lost for good; never resolves. */
   readonly lost: Promise<never>;
-  /** Stops fetching, finishes the batch in flight (its state durable, offsets committed), leaves the group, closes. */
+  /** Stops fetching, finishes the batch in flight, commits what it holds (state durable, offsets committed), leaves the group, closes. */
   stop(): Promise<void>;
 }
+
+export { KAFKA_COMMIT_DEFAULTS };
 
 /**
  * Kafka in, Kafka out: events from `inputTopic` (keyed by entity key) through the engine, predictions
  * to `outputTopic`, rejections to `deadLetterTopic`, state in LMDB backed by a compacted changelog.
  *
- * Per batch of one partition: step (state staged in memory), send predictions and dead letters,
- * make the state durable (changelog, then LMDB), commit the offsets. A crash anywhere redelivers
- * events whose state did not become durable, and they recompute identical predictions; events whose
- * state did are recognised and not stepped again. With `exactlyOnce`, the sends and the offsets
- * commit in one transaction, and LMDB follows the commit.
+ * Per batch of one partition: step (state staged in memory), send predictions and dead letters.
+ * The staged state is held across batches (each key's latest record) until a commit: every
+ * `commitIntervalMs`, at `maxCachedKeys`, when a batch catches up with its partition, or on stop;
+ * then it is made durable (changelog, each key once, then LMDB) and only then the offsets it
+ * covers commit. A crash anywhere redelivers events whose state did not become durable, and they
+ * recompute identical predictions; events whose state did are recognised and not stepped again.
+ * With `exactlyOnce`, a partition's sends from its first held batch to the commit, its changelog
+ * records and its offset commit in one transaction, and LMDB follows the commit.
  */
 export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise<KafkaPipeline> {
+  // Before anything connects: the start is refused, not left to stall later (see exactlyOnceUnsupported).
+  const refused = options.exactlyOnce ? exactlyOnceUnsupported(options.client ?? 'kafkajs') : undefined;
+  if (refused !== undefined) throw new ConfigError(refused);
   const kafka: KafkaClient = await createKafka({
     brokers: options.brokers,
     clientId: options.clientId ?? `cellstream-${options.groupId}`,
@@ -181,6 +211,8 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   if (options.passthrough && exactlyOnce)
     throw new RangeError('the passthrough baseline is at-least-once only');
 
+  // First: a registry that refuses the output schema stops the start before anything is joined.
+  const formats = await recordFormats(options.model, options.outputTopic, options);
   const admin = kafka.admin();
   await admin.connect();
   let partitions: number;
@@ -207,12 +239,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
 
   const producer: KafkaProducer = kafka.producer();
   await producer.connect();
-  // Exactly-once: KIP-447 where the client sends group metadata with the offsets (one producer for
-  // the instance), else a producer per input partition whose transactional id moves with it.
-  const kip447 = kafka.groupMetadataInTransactions;
-  const transactional = kip447
-    ? new InstanceProducer(kafka, options.appId ?? options.groupId, options.stateDir)
-    : new PartitionProducers(kafka, options.appId ?? options.groupId, options.inputTopic);
+  const transactional = new PartitionProducers(kafka, options.appId ?? options.groupId, options.inputTopic);
 
   const changelog = new ChangelogStore({
     local: await LmdbStore.open({ path: options.stateDir }),
@@ -259,7 +286,11 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     reportLost = reject;
   });
   lost.catch(() => {});
-  const sink = new KafkaSink({ outputTopic: options.outputTopic, deadLetterTopic: options.deadLetterTopic });
+  const sink = new KafkaSink({
+    outputTopic: options.outputTopic,
+    deadLetterTopic: options.deadLetterTopic,
+    ...(formats.encodePrediction ? { encodePrediction: formats.encodePrediction } : {}),
+  });
   const source = new KafkaSource(kafka, {
     topic: options.inputTopic,
     groupId: options.groupId,
@@ -270,6 +301,9 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     ...(options.heartbeatInterval === undefined ? {} : { heartbeatInterval: options.heartbeatInterval }),
     ...(options.onConsumerCrash === undefined ? {} : { onConsumerCrash: options.onConsumerCrash }),
     ...(options.maxRejoins === undefined ? {} : { maxRejoins: options.maxRejoins }),
+    // The stepper's own limits, so the source dead-letters what the stepper would refuse.
+    limits: eventLimits(options.limits),
+    ...(formats.decode ? { decode: formats.decode } : {}),
     events: {
       joined: (ps) => health.joined(ps),
       revoked: (ps) => health.revoked(ps),
@@ -315,7 +349,11 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     const ms = performance.now() - started;
     const records = reports.reduce((n, r) => n + r.records, 0);
     stats.restoredRecords += records;
-    health.restoreFinished(ms / 1000, records);
+    health.restoreFinished(
+      ms / 1000,
+      records,
+      reports.reduce((n, r) => n + r.unreadable.length, 0),
+    );
     options.onRestore?.(reports, ms);
   };
 
@@ -327,6 +365,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
    * resume from the offset the group committed, so a committed batch is never processed again.
    */
   const resync = async (partition: number): Promise<bigint | undefined> => {
+    await dropHeld(partition);
     if (exactlyOnce) {
       await transactional.release([partition]);
       await transactional.acquire([partition]);
@@ -334,16 +373,16 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     await restore([partition]);
     stale.delete(partition);
     health.resynced();
-    if (!exactlyOnce) return undefined;
     const committed = await offsetsAdmin.fetchCommittedOffsets(options.groupId, options.inputTopic, [
       partition,
     ]);
     const offset = committed.find((p) => p.partition === partition)?.offset;
-    return offset === undefined || BigInt(offset) < 0n ? undefined : BigInt(offset);
+    // Nothing committed yet: the batches held before the failure were dropped, so from the start.
+    return offset === undefined || BigInt(offset) < 0n ? 0n : BigInt(offset);
   };
 
   const passthroughWidth = outputSize(options.model);
-  const passthrough = async (batch: PartitionBatch) => {
+  const passthrough = async (batch: PartitionBatch): Promise<undefined> => {
     const predictions: Prediction[] = [];
     const rejected: Rejected[] = [];
     for (const item of batch.items) {
@@ -373,17 +412,125 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     }
     const keyOf = (r: Rejected) =>
       r.position.kind === 'offset' ? (batch.keys.get(r.position.offset) ?? null) : null;
-    await sink.send(producer, { predictions, rejected, keyOf });
+    await sink.send(producer, { predictions, rejected, keyOf, originalOf: originalOf(batch) });
     stats.predictions += predictions.length;
     stats.rejected += rejected.length;
     stats.batches++;
+    return undefined;
   };
 
-  const handleBatch = async (batch: PartitionBatch) => {
+  const commitIntervalMs = options.commitIntervalMs ?? KAFKA_COMMIT_DEFAULTS.commitIntervalMs;
+  const maxCachedKeys = options.maxCachedKeys ?? KAFKA_COMMIT_DEFAULTS.maxCachedKeys;
+  /**
+   * Per input partition, what has been stepped and sent since its state was last made durable: the
+   * staged records (in `staged`, grouped by partition) are the truth until then, the offset to
+   * commit with them, the batches to report once durable, and in exactly-once mode the open
+   * transaction their predictions went into.
+   */
+  const held = new Map<number, HeldPartition>();
+
+  /** Forgets what `partition` holds (its events will be redelivered from the committed offset). */
+  const dropHeld = async (partition: number, err?: unknown): Promise<unknown> => {
+    const h = held.get(partition);
+    held.delete(partition);
+    staged.clear(partition);
+    if (!h?.txn) return err;
+    await h.txn.abort().catch(() => {});
+    const mapped = err === undefined ? err : mapFenced(err, transactional.transactionalId(partition));
+    if (mapped instanceof FencedError) await transactional.release([partition]);
+    return mapped;
+  };
+  const dropAll = async () => {
+    for (const p of [...held.keys()]) await dropHeld(p);
+    staged.clear();
+  };
+
+  /** Counts the batches `h` held as done and tells `onBatch`, now that they are durable. */
+  const finish = (h: HeldPartition) => {
+    const now = performance.now();
+    for (const b of h.batches) {
+      stats.predictions += b.predictions;
+      stats.rejected += b.rejected.length;
+      stats.duplicates += b.duplicates;
+      stats.batches++;
+      const report: KafkaBatchReport = { ...b, seconds: (now - b.started) / 1000 };
+      // A listener's failure must not make a durable batch look failed.
+      try {
+        options.onBatch?.(report);
+      } catch {}
+    }
+  };
+
+  /**
+   * At-least-once: every partition's held state to the changelog (each key once, its last record),
+   * then LMDB; resolves with the offsets this covers, to commit after it.
+   */
+  const flushAll = async (): Promise<PartitionOffset[]> => {
+    if (held.size === 0) return [];
+    await changelog.write(staged.changes());
+    staged.clear();
+    const offsets: PartitionOffset[] = [];
+    for (const [partition, h] of held) {
+      offsets.push({ partition, offset: h.nextOffset });
+      finish(h);
+    }
+    held.clear();
+    return offsets;
+  };
+
+  /** Exactly-once: `partition`'s held state and its offset into its open transaction, committed; then LMDB. */
+  const commitPartition = async (partition: number): Promise<PartitionOffset[]> => {
+    const h = held.get(partition);
+    if (!h) return [];
+    const changes = staged.changes(partition);
+    let checkpoints: Awaited<ReturnType<ChangelogStore['send']>>;
+    try {
+      const txn = h.txn ?? (await transactional.get(partition).transaction());
+      h.txn = txn;
+      checkpoints = await changelog.send(changes, txn);
+      await retryConcurrentTransactions(() =>
+        txn.sendOffsets({
+          consumerGroupId: options.groupId,
+          topics: [{ topic: options.inputTopic, partitions: [{ partition, offset: h.nextOffset }] }],
+        }),
+      );
+      await txn.commit();
+    } catch (err) {
+      throw await dropHeld(partition, err);
+    }
+    held.delete(partition);
+    try {
+      await changelog.applyLocally(changes, checkpoints);
+    } finally {
+      staged.clear(partition);
+    }
+    finish(h);
+    return [{ partition, offset: h.nextOffset }];
+  };
+
+  // Held batches followed by no more (a partition gone quiet without a batch that caught up, e.g.
+  // behind an input transaction still open) are committed when the interval has passed anyway.
+  let idleTimer: NodeJS.Timeout | undefined;
+  const flushWhenIdle = () => {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = undefined;
+    if (held.size === 0) return;
+    idleTimer = setTimeout(() => {
+      idleTimer = undefined;
+      void source.flushIdle();
+    }, commitIntervalMs);
+    idleTimer.unref();
+  };
+
+  const handleBatch = async (batch: PartitionBatch): Promise<readonly PartitionOffset[]> => {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = undefined;
     const started = performance.now();
-    if (stale.has(batch.partition)) {
-      await restore([batch.partition]);
-      stale.delete(batch.partition);
+    const partition = batch.partition;
+    if (stale.has(partition)) {
+      await dropHeld(partition);
+      await restore([partition]);
+      stale.delete(partition);
     }
     const envelopes: Envelope[] = [];
     const rejected: Rejected[] = [];
@@ -391,8 +538,13 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       if ('kind' in item) rejected.push(item);
       else envelopes.push(item);
     }
-    let report: KafkaBatchReport;
+    let h = held.get(partition);
+    if (!h) {
+      h = { since: started, nextOffset: batch.nextOffset, batches: [] };
+      held.set(partition, h);
+    }
     try {
+      staged.group = partition;
       const stepStarted = performance.now();
       const outcomes = await stepper.process(envelopes);
       const stepSeconds = (performance.now() - stepStarted) / 1000;
@@ -408,85 +560,66 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       }
       const keyOf = (r: Rejected) =>
         r.position.kind === 'offset' ? (batch.keys.get(r.position.offset) ?? null) : null;
-      const changes = staged.changes();
       if (!exactlyOnce) {
         // Predictions acknowledged before the state that follows them is durable: see above.
-        await sink.send(producer, { predictions, rejected, keyOf });
-        // The state in the changelog, then in LMDB, before the offsets commit (docs/kafka.md).
-        await changelog.write(changes);
+        await sink.send(producer, { predictions, rejected, keyOf, originalOf: originalOf(batch) });
       } else {
-        const txnProducer = transactional.get(batch.partition);
-        const txn = await txnProducer.transaction();
-        let checkpoints: Awaited<ReturnType<ChangelogStore['send']>>;
-        try {
-          // A redelivered event's prediction was committed with its state: sending it again
-          // would be a duplicate under read_committed.
-          await sink.send(txn, { predictions: fresh, rejected, keyOf });
-          checkpoints = await changelog.send(changes, txn);
-          await retryConcurrentTransactions(() =>
-            txn.sendOffsets({
-              consumerGroupId: options.groupId,
-              consumer: source.currentConsumer,
-              topics: [
-                {
-                  topic: batch.topic,
-                  partitions: [{ partition: batch.partition, offset: batch.nextOffset }],
-                },
-              ],
-            }),
-          );
-          await txn.commit();
-        } catch (err) {
-          await txn.abort().catch(() => {});
-          const mapped = mapFenced(err, transactional.transactionalId(batch.partition));
-          if (mapped instanceof FencedError) await transactional.release([batch.partition]);
-          throw mapped;
-        }
-        await changelog.applyLocally(changes, checkpoints);
+        h.txn ??= await transactional.get(partition).transaction();
+        // A redelivered event's prediction was committed with its state: sending it again
+        // would be a duplicate under read_committed.
+        await sink.send(h.txn, { predictions: fresh, rejected, keyOf, originalOf: originalOf(batch) });
       }
-      const sent = exactlyOnce ? fresh.length : predictions.length;
-      stats.predictions += sent;
-      stats.rejected += rejected.length;
-      stats.duplicates += duplicates;
-      stats.batches++;
-      report = {
-        partition: batch.partition,
+      h.nextOffset = batch.nextOffset;
+      h.batches.push({
+        partition,
         events: batch.items.length,
         fresh,
-        predictions: sent,
+        predictions: exactlyOnce ? fresh.length : predictions.length,
         rejected,
         duplicates,
         stepSeconds,
-        seconds: (performance.now() - started) / 1000,
-      };
+        started,
+      });
+      const due =
+        batch.caughtUp ||
+        performance.now() - h.since >= commitIntervalMs ||
+        staged.stagedKeys() >= maxCachedKeys;
+      if (!due) {
+        flushWhenIdle();
+        return [];
+      }
+      // The state in the changelog, then in LMDB, before the offsets commit (docs/kafka.md).
+      return exactlyOnce ? await commitPartition(partition) : await flushAll();
     } catch (err) {
-      stale.add(batch.partition);
-      throw err;
-    } finally {
-      staged.clear();
+      stale.add(partition);
+      throw await dropHeld(partition, err);
     }
-    // Outside the try: a listener's failure must not make a committed batch look failed.
-    try {
-      options.onBatch?.(report);
-    } catch {}
+  };
+
+  /** On stop, before the consumer leaves: what every partition holds, made durable. */
+  const flush = async (): Promise<readonly PartitionOffset[]> => {
+    if (!exactlyOnce) return flushAll();
+    const offsets: PartitionOffset[] = [];
+    for (const p of [...held.keys()]) offsets.push(...(await commitPartition(p)));
+    return offsets;
   };
 
   await source.start({
     assigned: async (ps) => {
+      // A rebalance: the consumer goes back to the committed offsets of every partition it owns,
+      // so what was held since is redelivered, and dropped here (its transactions aborted).
+      await dropAll();
       // Fence the previous owners first, so the changelog's end is final when the restore reads it.
       if (exactlyOnce) await transactional.acquire(ps);
-      // KIP-447 fences no one by id: wait instead until no transaction of a previous owner holds
-      // offsets of the group pending (the offsets are read as stable), so each ended one way or the other.
-      if (exactlyOnce && kip447)
-        await offsetsAdmin.fetchCommittedOffsets(options.groupId, options.inputTopic, ps);
       await restore(ps, assignments++ > 0 ? options.slowRestoreMs : 0);
       for (const p of ps) stale.delete(p);
     },
     revoked: async (ps) => {
-      // Nothing is staged between batches, so there is nothing to flush; only let go.
+      for (const p of ps) await dropHeld(p);
       if (exactlyOnce) await transactional.release(ps);
     },
     batch: options.passthrough ? passthrough : handleBatch,
+    ...(options.passthrough ? {} : { flush }),
     resync,
   });
 
@@ -502,6 +635,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     lost,
     stop() {
       stopping ??= (async () => {
+        if (idleTimer) clearTimeout(idleTimer);
         health.close();
         await source.stop();
         await offsetsAdmin.disconnect().catch(() => {});
@@ -513,4 +647,20 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       return stopping;
     },
   };
+}
+
+/** A batch stepped and sent, waiting for its state to be durable before it is reported. */
+interface HeldBatch extends Omit<KafkaBatchReport, 'seconds'> {
+  /** When it reached the pipeline (`performance.now()`). */
+  readonly started: number;
+}
+
+interface HeldPartition {
+  /** When its first held batch reached the pipeline. */
+  readonly since: number;
+  /** The offset to commit once its state is durable: one past its last held batch. */
+  nextOffset: string;
+  readonly batches: HeldBatch[];
+  /** Exactly-once: the transaction its held predictions and dead letters went into. */
+  txn?: KafkaTransaction;
 }

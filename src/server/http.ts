@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { StateError } from '../errors.js';
-import type { StateStore } from '../state/types.js';
+import { type StateStore, UNREADABLE_STATE_FINGERPRINT, unreadableStateReason } from '../state/types.js';
 import { keyAllowed, presentedToken, type TokenTable } from './auth.js';
 import type { HostAllowlist } from './hostAllowlist.js';
 import type { LastPredictions } from './lastPredictions.js';
@@ -144,6 +144,11 @@ async function keyLookup(deps: HttpDeps, req: IncomingMessage, res: ServerRespon
   }
   if (!record) {
     json(res, 404, { error: { code: 'NOT_FOUND', reason: `no state for key '${key}'` } });
+    return;
+  }
+  // A key whose changelog record did not decode in a restore: answered as a corrupt record is.
+  if (record.fingerprint === UNREADABLE_STATE_FINGERPRINT) {
+    json(res, 500, { error: { code: 'STATE_CORRUPT', reason: unreadableStateReason(key, record) } });
     return;
   }
   const last = deps.lastPredictions.get(key);

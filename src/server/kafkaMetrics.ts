@@ -96,6 +96,11 @@ export function registerKafkaMetrics(registry: Registry, groupId: string): Kafka
     help: 'Changelog records applied by restores',
     registers,
   });
+  const unreadable = new Counter({
+    name: 'cellstream_kafka_changelog_unreadable_records_total',
+    help: 'Changelog records a restore could not apply (not decodable, or a key that cannot be held); their keys are refused or reset',
+    registers,
+  });
   const resyncs = new Counter({
     name: 'cellstream_kafka_resyncs_total',
     help: 'Partitions whose state and position were re-read from Kafka after a failed batch',
@@ -106,9 +111,10 @@ export function registerKafkaMetrics(registry: Registry, groupId: string): Kafka
       rebalance: () => rebalances.inc(),
       crash: (restart) => crashes.inc({ restarted: String(restart) }),
       rejoin: () => rejoins.inc(),
-      restore: (seconds, records) => {
+      restore: (seconds, records, bad) => {
         restores.observe(seconds);
         restoredRecords.inc(records);
+        unreadable.inc(bad);
       },
       resync: () => resyncs.inc(),
     },

@@ -10,6 +10,7 @@ import { outputSize, stateSize } from '../model/index.js';
 import { loadNative } from '../model/kernels/index.js';
 import type { Model } from '../model/types.js';
 import { CachedStore } from '../state/cachedStore.js';
+import { unreadableMessage } from '../state/changelogStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
 import { MemoryStateStore } from '../state/memoryStore.js';
 import type { StateStore } from '../state/types.js';
@@ -122,13 +123,16 @@ export async function startServer(config: Config, options: ServeOptions): Promis
   const subscribeWss = new WebSocketServer({ noServer: true, maxPayload: 4096, perMessageDeflate: false });
 
   const routes = new Map<string, SocketRoute>();
+  // The engine's limits, checked at the edge too, so a bad event is answered before it is queued
+  // (or, with Kafka, forwarded to the input topic only to be dead-lettered).
+  const ingestLimits = { ...config.sources.websocket, events: eventLimitsOf(config.events) };
   if (config.sources.websocket.enabled) {
     routes.set('/ingest', {
       scope: 'ingest',
       wss: ingestWss,
       connected: (ws, principal) => {
         watchErrors(ws, metrics, log);
-        const connection = new IngestConnection(ws, principal, target!, config.sources.websocket, {
+        const connection = new IngestConnection(ws, principal, target!, ingestLimits, {
           onEvents: (n) => {
             metrics.eventsIn.inc({ source: 'websocket' }, n);
             // With Kafka the dashboard counts events as the engine consumes them, once.
@@ -259,11 +263,15 @@ export async function startServer(config: Config, options: ServeOptions): Promis
             subscriptions.publish(prediction);
           }
         },
-        onRestore: (reports, ms) =>
+        onRestore: (reports, ms) => {
+          for (const r of reports) {
+            for (const bad of r.unreadable) log.warn({ changelog: bad }, unreadableMessage(bad));
+          }
           log.info(
             { ms: Math.round(ms), records: reports.reduce((n, r) => n + r.records, 0) },
             'state restored from the changelog',
-          ),
+          );
+        },
         onForwarded: () => metrics.eventsForwarded.inc(),
         ...(kafkaMetrics ? { healthObserver: kafkaMetrics.observer } : {}),
         onStall: (message) => {

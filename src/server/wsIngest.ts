@@ -1,7 +1,8 @@
 import type { RawData, WebSocket } from 'ws';
 import { EventError, KeyForbiddenError, MalformedJsonError } from '../errors.js';
-import { validateEvent } from '../events/decode.js';
+import { admitEvent } from '../events/decode.js';
 import { checkJsonDepth } from '../events/jsonDepth.js';
+import { DECODE_CEILINGS, type EventLimits } from '../events/limits.js';
 import { keyAllowed, type Principal } from './auth.js';
 import { Fifo } from './fifo.js';
 import type { IngestAnswer, IngestTarget } from './ingestTarget.js';
@@ -33,6 +34,11 @@ export interface IngestLimits {
   readonly maxOutboundBytes: number;
   /** A rejected event is echoed whole when its JSON is at most this long, else as a prefix (`raw`). */
   readonly maxEchoBytes: number;
+  /**
+   * The engine's event limits (`events.*`), checked before an event is submitted, so one beyond
+   * them is answered at once with the engine's code. Default: only what no store can hold.
+   */
+  readonly events?: EventLimits;
 }
 
 export interface IngestHooks {
@@ -185,9 +191,9 @@ export class IngestConnection {
   }
 
   private accept(item: unknown): void {
-    let event: ReturnType<typeof validateEvent>;
+    let event: ReturnType<typeof admitEvent>;
     try {
-      event = validateEvent(item);
+      event = admitEvent(item, this.limits.events ?? DECODE_CEILINGS, Date.now());
       if (!keyAllowed(this.principal, event.key))
         throw new KeyForbiddenError(event.key, this.principal.keyPrefix!);
     } catch (err) {

@@ -21,7 +21,11 @@ export function predictionMessage(prediction: Prediction): OutgoingMessage {
  * A rejection as a dead-letter message: the original key (when the message had one) and value,
  * and why and where from in headers.
  */
-export function deadLetterMessage(rejected: Rejected, key: Buffer | null = null): OutgoingMessage {
+export function deadLetterMessage(
+  rejected: Rejected,
+  key: Buffer | null = null,
+  value: Buffer | null = null,
+): OutgoingMessage {
   const headers: Record<string, string> = {
     [DEAD_LETTER_HEADERS.reason]: rejected.reason,
     [DEAD_LETTER_HEADERS.code]: rejected.code,
@@ -32,12 +36,14 @@ export function deadLetterMessage(rejected: Rejected, key: Buffer | null = null)
     headers[DEAD_LETTER_HEADERS.partition] = String(where.partition);
     headers[DEAD_LETTER_HEADERS.offset] = where.offset;
   }
-  return { key, value: rejected.raw, headers };
+  return { key, value: value ?? rejected.raw, headers };
 }
 
 export interface KafkaSinkOptions {
   readonly outputTopic: string;
   readonly deadLetterTopic: string;
+  /** How a prediction becomes a message (src/records: Avro, JSON Schema, CloudEvents); default JSON text. */
+  readonly encodePrediction?: (prediction: Prediction) => OutgoingMessage;
 }
 
 /** What one batch of outcomes sends. */
@@ -46,6 +52,8 @@ export interface SinkBatch {
   readonly rejected: readonly Rejected[];
   /** Original message key of a rejected event, by offset, for its dead letter. */
   readonly keyOf?: (rejected: Rejected) => Buffer | null;
+  /** Original message value of a rejected event (binary formats), for its dead letter. */
+  readonly originalOf?: (rejected: Rejected) => Buffer | null;
 }
 
 /**
@@ -59,12 +67,17 @@ export class KafkaSink {
   topicMessages(batch: SinkBatch): TopicMessages[] {
     const out: TopicMessages[] = [];
     if (batch.predictions.length > 0) {
-      out.push({ topic: this.options.outputTopic, messages: batch.predictions.map(predictionMessage) });
+      out.push({
+        topic: this.options.outputTopic,
+        messages: batch.predictions.map(this.options.encodePrediction ?? predictionMessage),
+      });
     }
     if (batch.rejected.length > 0) {
       out.push({
         topic: this.options.deadLetterTopic,
-        messages: batch.rejected.map((r) => deadLetterMessage(r, batch.keyOf?.(r) ?? null)),
+        messages: batch.rejected.map((r) =>
+          deadLetterMessage(r, batch.keyOf?.(r) ?? null, batch.originalOf?.(r) ?? null),
+        ),
       });
     }
     return out;

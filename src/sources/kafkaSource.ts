@@ -1,6 +1,8 @@
 import type { Envelope, Rejected } from '../engine/types.js';
 import { KafkaConsumerLostError } from '../errors.js';
-import type { BatchContext, KafkaClient, KafkaConsumer } from '../kafka/adapter.js';
+import { DEFAULT_MAX_JSON_DEPTH } from '../events/jsonDepth.js';
+import { DECODE_CEILINGS, type EventLimits } from '../events/limits.js';
+import type { BatchContext, ConsumedMessage, KafkaClient, KafkaConsumer } from '../kafka/adapter.js';
 import { kafkaEnvelope } from './kafkaEnvelope.js';
 
 /** A run of consecutive messages of one input partition, decoded. */
@@ -10,9 +12,19 @@ export interface PartitionBatch {
   /** In offset order: an envelope for the engine, or the message's rejection. */
   readonly items: ReadonlyArray<Envelope | Rejected>;
   /** Each message's key, by offset, for dead letters. */
-  readonly keys: ReadonlyMap<string, Buffer | null>;
+  readonly keys: Pick<ReadonlyMap<string, Buffer | null>, 'get'>;
+  /** With a `decode` option: each message's value, by offset, so dead letters keep its bytes. */
+  readonly values?: ReadonlyMap<string, Buffer | null>;
   /** The offset to commit once the batch is done: one past its last message. */
   readonly nextOffset: string;
+  /** Whether the batch ends where the partition ended when it was fetched: no more is waiting now. */
+  readonly caughtUp: boolean;
+}
+
+/** An input partition's offset to commit: everything before it is done and durable. */
+export interface PartitionOffset {
+  readonly partition: number;
+  readonly offset: string;
 }
 
 /** What the source drives. Calls never overlap. */
@@ -25,11 +37,21 @@ export interface KafkaSourceHandler {
   /** Partitions taken away by the latest rebalance. */
   revoked(partitions: readonly number[]): Promise<void>;
   /**
-   * Processes a batch; resolves once its effects are durable and acknowledged. Throwing makes
-   * kafkajs fetch the batch again (after a backoff, or at its new owner after a rebalance), and the
+   * Processes a batch. Resolving with nothing says its effects are durable and acknowledged, and
+   * its offset is committed (with `commitOffsets`). A handler that makes effects durable once per
+   * several batches resolves with the offsets whose effects are now durable instead (none, while it
+   * holds them): only those are committed, and the batch counts as consumed (the next one
+   * follows it; a rebalance or a `resync` goes back to what was committed). Throwing makes kafkajs
+   * fetch the batch again (after a backoff, or at its new owner after a rebalance), and the
    * partition's next batch is preceded by `resync`.
    */
-  batch(batch: PartitionBatch): Promise<void>;
+  batch(batch: PartitionBatch): Promise<readonly PartitionOffset[] | undefined>;
+  /**
+   * Called by `stop` once the batch in flight is done, before the consumer leaves the group and
+   * while it can still commit: makes what the handler holds durable and resolves with the offsets
+   * to commit. Not called when a rebalance the handler has not yet been told of came in between.
+   */
+  flush?(): Promise<readonly PartitionOffset[]>;
   /**
    * Called before the next batch of a partition whose previous `batch()` threw (its outcome may be
    * unknown: a commit Kafka applied while the client saw the broker vanish). Brings the partition's
@@ -98,7 +120,23 @@ export interface KafkaSourceOptions {
   readonly onConsumerCrash?: ConsumerCrashPolicy;
   /** Rejoins in a row without a committed batch before giving up. Default 5. */
   readonly maxRejoins?: number;
+  /**
+   * The engine's event limits, checked as each message becomes an envelope, so an event beyond
+   * one is rejected (dead-lettered) here with the engine's code. Default: only what no store can hold.
+   */
+  readonly limits?: EventLimits;
   readonly events?: KafkaSourceEvents;
+  /**
+   * Turns a run of messages into envelopes (src/records: registry formats, CloudEvents); default
+   * `kafkaEnvelope`, a JSON event per value. Throwing fails the batch, which is fetched again.
+   */
+  readonly decode?: (
+    topic: string,
+    partition: number,
+    messages: readonly ConsumedMessage[],
+    limits: EventLimits,
+    now: number,
+  ) => Promise<Array<Envelope | Rejected>>;
 }
 
 /**
@@ -131,6 +169,8 @@ export class KafkaSource {
   private rejoinTimer: NodeJS.Timeout | undefined;
   /** The `eachBatch` call in progress, if any (one at a time: partitionsConsumedConcurrently 1). */
   private active: Promise<void> | undefined;
+  /** A `flushIdle` in progress: batches wait for it, so handler calls never overlap. */
+  private idle: Promise<void> | undefined;
 
   constructor(kafka: KafkaClient, options: KafkaSourceOptions) {
     this.kafka = kafka;
@@ -284,6 +324,7 @@ export class KafkaSource {
     const { topic } = this.options;
     const alive = new Heartbeats(heartbeat, this.heartbeatInterval);
     try {
+      if (this.idle) await this.idle;
       await alive.during(() => this.settleAssignment(handler));
       if (!this.owned.has(batch.partition)) return;
       let messages = batch.messages;
@@ -311,17 +352,28 @@ export class KafkaSource {
         // Stop between runs on shutdown or seek; what is not resolved is fetched again.
         if (this.stopping || !isRunning() || isStale()) return;
         const run = messages.slice(start, start + maxBatch);
-        const keys = new Map(run.map((m) => [m.offset, m.key]));
+        const keys = messageKeys(run);
+        // One clock reading per run for the ts bound, as the engine takes one per batch.
+        const now = Date.now();
+        const limits = this.options.limits ?? DECODE_CEILINGS;
         const last = run[run.length - 1].offset;
         const nextOffset = (BigInt(last) + 1n).toString();
+        const lastRun = start + maxBatch >= messages.length;
+        let done: readonly PartitionOffset[] | undefined;
         try {
-          await alive.during(() =>
+          done = await alive.during(async () =>
             handler.batch({
               topic,
               partition: batch.partition,
-              items: run.map((m) => kafkaEnvelope(topic, batch.partition, m)),
+              items: this.options.decode
+                ? await this.options.decode(topic, batch.partition, run, limits, now)
+                : run.map((m) =>
+                    kafkaEnvelope(topic, batch.partition, m, DEFAULT_MAX_JSON_DEPTH, limits, now),
+                  ),
               keys,
+              ...(this.options.decode ? { values: new Map(run.map((m) => [m.offset, m.value])) } : {}),
               nextOffset,
+              caughtUp: lastRun && batchEnd >= high,
             }),
           );
         } catch (err) {
@@ -329,11 +381,11 @@ export class KafkaSource {
           throw err;
         }
         resolveOffset(last);
-        if (this.options.commitOffsets) {
-          await consumer.commitOffsets([{ topic, partition: batch.partition, offset: nextOffset }]);
+        const commit = done ?? [{ partition: batch.partition, offset: nextOffset }];
+        if (this.options.commitOffsets && commit.length > 0) {
+          await consumer.commitOffsets(commit.map((o) => ({ topic, ...o })));
         }
         this.rejoins = 0;
-        const lastRun = start + maxBatch >= messages.length;
         this.events.committed?.(batch.partition, high - (lastRun ? batchEnd : BigInt(nextOffset)));
         await heartbeat();
       }
@@ -349,9 +401,43 @@ export class KafkaSource {
     this.stopping = true;
     if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
     await this.active?.catch(() => {});
+    await this.idle;
+    await this.flushHeld();
     // The current one first: it leaves the group, so its partitions move on at once.
     await this.retire(this.consumer);
     for (const consumer of [...this.consumers]) await this.retire(consumer).catch(() => {});
+  }
+
+  /**
+   * Between batches: has the handler flush what it holds and commits the offsets it returns, for a
+   * handler that holds batches and then sees no more (its partitions went quiet without a batch
+   * that caught up). Does nothing while a batch runs (that batch commits in time), while another
+   * flush runs, or once stopping.
+   */
+  async flushIdle(): Promise<void> {
+    if (this.active || this.idle || this.stopping) return;
+    const flush = this.flushHeld().finally(() => {
+      this.idle = undefined;
+    });
+    this.idle = flush;
+    await flush;
+  }
+
+  /**
+   * What the handler holds, made durable and committed before leaving. After a rebalance it was not
+   * told of, what it holds is another generation's, to be redelivered instead. A failure leaves
+   * the held events to be redelivered (to this instance or the next owner): nothing is lost.
+   */
+  private async flushHeld(): Promise<void> {
+    const handler = this.handler;
+    if (!handler?.flush || !this.member || this.toAssign || this.toRevoke.length > 0) return;
+    try {
+      const offsets = await handler.flush();
+      if (this.options.commitOffsets && offsets.length > 0) {
+        const { topic } = this.options;
+        await this.consumer.commitOffsets(offsets.map((o) => ({ topic, ...o })));
+      }
+    } catch {}
   }
 
   /** Disconnects a consumer and forgets it (the set stays as small as the consumers alive). */
@@ -379,6 +465,20 @@ export class KafkaSource {
       }
     }
   }
+}
+
+/**
+ * The keys of `run` by offset, looked up only for dead letters: the map is made on the first
+ * look-up, so a batch without one allocates nothing per message.
+ */
+function messageKeys(run: readonly ConsumedMessage[]): Pick<ReadonlyMap<string, Buffer | null>, 'get'> {
+  let byOffset: Map<string, Buffer | null> | undefined;
+  return {
+    get(offset: string) {
+      byOffset ??= new Map(run.map((m) => [m.offset, m.key]));
+      return byOffset.get(offset);
+    },
+  };
 }
 
 /**

@@ -47,6 +47,11 @@ export class CachedStore implements StateStore {
     return this.backing.keyError?.(key);
   }
 
+  /** The cap of the store underneath, if it has one: the cache itself makes room by evicting. */
+  freeKeys(): number {
+    return this.backing.freeKeys?.() ?? Number.POSITIVE_INFINITY;
+  }
+
   constructor(options: CachedStoreOptions) {
     this.backing = options.backing;
     this.slab = new StateSlab({

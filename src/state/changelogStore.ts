@@ -5,7 +5,7 @@ import { chunkMessages } from '../kafka/messageChunks.js';
 import type { ChangelogReader } from './changelogReader.js';
 import { decodeStateRecord, encodeStateRecord } from './recordCodec.js';
 import type { StagedChanges } from './stagedStore.js';
-import type { ReadInto, StateRecord, StateStore } from './types.js';
+import { type ReadInto, type StateRecord, type StateStore, UNREADABLE_STATE_FINGERPRINT } from './types.js';
 
 /** Keys under this prefix hold the store's own bookkeeping in the local store; entity keys may not use it. */
 export const RESERVED_KEY_PREFIX = '\u0000cellstream.';
@@ -31,6 +31,30 @@ export interface ChangelogStoreOptions {
   readonly producer?: KafkaSender;
 }
 
+/** A changelog record a restore could not apply as a state; the restore went on past it. */
+export interface UnreadableChangelogRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  /** The record's key; `''` when it has none. */
+  readonly key: string;
+  /**
+   * `undecodable`: the value is not a state record, and the key is marked unreadable;
+   * `unusable-key`: the key can never be held (reserved, too long, none), and the record is skipped.
+   */
+  readonly kind: 'undecodable' | 'unusable-key';
+  /** Why: the decode error, or why the key can never be held. */
+  readonly reason: string;
+}
+
+/** The warning to log for a record a restore could not apply. */
+export function unreadableMessage(record: UnreadableChangelogRecord): string {
+  const where = `${record.topic} partition ${record.partition} offset ${record.offset}`;
+  return record.kind === 'unusable-key'
+    ? `changelog record at ${where} skipped: ${record.reason}`
+    : `changelog record at ${where} (key '${record.key.slice(0, 40)}') does not decode: ${record.reason}; the key's events are refused (STATE_CORRUPT) or, under onModelMismatch reset, it starts afresh`;
+}
+
 /** How a restore went, per partition. */
 export interface RestoreReport {
   readonly partition: number;
@@ -38,6 +62,13 @@ export interface RestoreReport {
   readonly records: number;
   /** Whether the local state was discarded and rebuilt from the start of the changelog. */
   readonly rebuilt: boolean;
+  /**
+   * The key's latest records in the range read that could not be applied: one that does not
+   * decode leaves the key marked unreadable (`UNREADABLE_STATE_FINGERPRINT`), one whose key can
+   * never be held (reserved, too long, none) is skipped. Records a later one of their key
+   * replaced are not decoded, so not listed.
+   */
+  readonly unreadable: readonly UnreadableChangelogRecord[];
 }
 
 /**
@@ -59,6 +90,11 @@ export class ChangelogStore implements StateStore {
   private readonly partitionOfKey: (key: string) => number;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
+  /**
+   * The bytes each record was sent (or restored) as, until it reaches the local store: a store
+   * that takes encoded records (LMDB) gets them as they are, so no record is encoded twice.
+   */
+  private readonly bytesOf = new WeakMap<StateRecord, Uint8Array>();
 
   /** The key limit of the store underneath. */
   get maxKeyBytes(): number | undefined {
@@ -82,9 +118,9 @@ export class ChangelogStore implements StateStore {
   /** The changelog partition of `key`, whose latest record (if any) is `record`. */
   partitionOf(key: string, record?: StateRecord): number {
     const at = record?.lastApplied;
-    if (at?.kind === 'offset' && at.topic === this.sourceTopic && at.partition < this.partitions) {
-      return at.partition;
-    }
+    // A record that stands in for an unreadable one says where that one was: in the changelog.
+    const here = at?.kind === 'offset' && (at.topic === this.sourceTopic || at.topic === this.topic);
+    if (here && at.partition < this.partitions) return at.partition;
     return this.partitionOfKey(key);
   }
 
@@ -121,11 +157,11 @@ export class ChangelogStore implements StateStore {
     if (changes.puts.length === 0 && changes.deletes.length === 0) return new Map();
     const deleted = changes.deletes.length > 0 ? await this.local.getMany(changes.deletes) : [];
     const messages: Array<OutgoingMessage & { partition: number }> = [
-      ...changes.puts.map(([key, record]) => ({
-        key,
-        value: encodeStateRecord(record),
-        partition: this.partitionOf(key, record),
-      })),
+      ...changes.puts.map(([key, record]) => {
+        const value = encodeStateRecord(record);
+        this.bytesOf.set(record, value);
+        return { key, value, partition: this.partitionOf(key, record) };
+      }),
       ...changes.deletes.map((key, i) => ({
         key,
         value: null,
@@ -155,7 +191,12 @@ export class ChangelogStore implements StateStore {
     if (changes.deletes.length > 0) await this.local.deleteMany(changes.deletes);
     const marks = [...checkpoints].map(([p, next]) => this.checkpointEntry(p, next));
     const puts = [...changes.puts, ...marks];
-    if (puts.length > 0) await this.local.putMany(puts);
+    if (puts.length === 0) return;
+    const local = this.local as StateStore & Partial<EncodedPuts>;
+    if (local.putEncoded === undefined) return this.local.putMany(puts);
+    await local.putEncoded(
+      puts.map(([key, record]) => [key, this.bytesOf.get(record) ?? encodeStateRecord(record)] as const),
+    );
   }
 
   /** The changelog offset partition `p`'s local state includes everything before, if known. */
@@ -185,12 +226,13 @@ export class ChangelogStore implements StateStore {
       const rebuilt = mark === undefined || mark > b.high || mark < b.low;
       if (rebuilt) await this.dropPartition(partition);
       let records = 0;
+      const unreadable: UnreadableChangelogRecord[] = [];
       await reader.read(partition, rebuilt ? b.low : mark, b.high, async (entries, next) => {
         records += entries.length;
-        await this.applyEntries(partition, entries, next);
+        unreadable.push(...(await this.applyEntries(partition, entries, next)));
       });
       if (rebuilt || mark !== b.high) await this.local.putMany([this.checkpointEntry(partition, b.high)]);
-      reports.push({ partition, records, rebuilt });
+      reports.push({ partition, records, rebuilt, unreadable });
     }
     return reports;
   }
@@ -228,22 +270,61 @@ export class ChangelogStore implements StateStore {
     return p;
   }
 
+  /**
+   * Applies a run of changelog records to the local store and returns those it could not apply.
+   * A record must never stop a restore, or the partition would stall for good on every attempt:
+   * one that does not decode leaves its key a stand-in record saying where it was (the engine
+   * then refuses or resets the key, never silently starts it afresh), and one whose key the local
+   * store can never hold is skipped. Either way the checkpoint moves past it.
+   */
   private async applyEntries(
     partition: number,
     entries: readonly ChangelogEntryLike[],
     next: bigint,
-  ): Promise<void> {
+  ): Promise<UnreadableChangelogRecord[]> {
     // The last record of a key in the run wins, as compaction would keep it.
-    const latest = new Map<string, Buffer | null>();
+    const latest = new Map<string, ChangelogEntryLike>();
     for (const e of entries) {
       latest.delete(e.key);
-      latest.set(e.key, e.value);
+      latest.set(e.key, e);
     }
-    const deletes = [...latest].filter(([, v]) => v === null).map(([k]) => k);
-    const puts = [...latest]
-      .filter((entry): entry is [string, Buffer] => entry[1] !== null)
-      .map(([k, v]) => [k, decodeStateRecord(v, k)] as const);
+    const deletes: string[] = [];
+    const puts: Array<readonly [string, StateRecord]> = [];
+    const unreadable: UnreadableChangelogRecord[] = [];
+    for (const [key, { value, offset }] of latest) {
+      const refused = key === '' ? 'the record has no key' : this.keyError(key)?.message;
+      if (refused !== undefined) {
+        const at = { topic: this.topic, partition, offset: offset.toString() };
+        unreadable.push({ ...at, key, kind: 'unusable-key', reason: refused });
+      } else if (value === null) {
+        deletes.push(key);
+      } else {
+        try {
+          // Decoded to check it and to place it; kept as sent, so LMDB holds the changelog's bytes.
+          const record = decodeStateRecord(value, key);
+          this.bytesOf.set(record, value);
+          puts.push([key, record]);
+        } catch (err) {
+          if (!(err instanceof StateError)) throw err;
+          const at = { topic: this.topic, partition, offset: offset.toString() };
+          unreadable.push({ ...at, key, kind: 'undecodable', reason: err.message });
+          puts.push([key, this.unreadableEntry(partition, offset)]);
+        }
+      }
+    }
     await this.applyLocally({ puts, deletes }, new Map([[partition, next]]));
+    return unreadable;
+  }
+
+  /** The stand-in for a key whose changelog record at `offset` of `partition` does not decode. */
+  private unreadableEntry(partition: number, offset: bigint): StateRecord {
+    return {
+      seq: 0,
+      ts: 0,
+      state: new Float32Array(0),
+      lastApplied: { kind: 'offset', topic: this.topic, partition, offset: offset.toString() },
+      fingerprint: UNREADABLE_STATE_FINGERPRINT,
+    };
   }
 
   private async dropPartition(partition: number): Promise<void> {
@@ -268,9 +349,15 @@ export class ChangelogStore implements StateStore {
   }
 }
 
+/** A local store that takes records in the bytes of `encodeStateRecord` (LmdbStore). */
+interface EncodedPuts {
+  putEncoded(entries: ReadonlyArray<readonly [string, Uint8Array]>): Promise<void>;
+}
+
 interface ChangelogEntryLike {
   readonly key: string;
   readonly value: Buffer | null;
+  readonly offset: bigint;
 }
 
 function checkpointKey(partition: number): string {

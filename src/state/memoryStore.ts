@@ -8,7 +8,8 @@ export interface MemoryStoreOptions {
   /**
    * What a write of a new key does when `maxKeys` keys are held:
    * - `'refuse'` (default): the whole `putMany` throws `StateError` `STATE_FULL` and writes nothing,
-   *   because dropping a key's state would silently restart its sequence.
+   *   because dropping a key's state would silently restart its sequence. The engine asks
+   *   `freeKeys` first and refuses only the new keys' events, so it never gets there.
    * - `'evict-lru'`: the least recently read or written keys are dropped to make room, and
    *   `onEvict` is told which. Only for a cache in front of a store that keeps everything.
    */
@@ -50,6 +51,15 @@ export class MemoryStateStore implements StateStore {
     this.maxKeys = maxKeys;
     this.whenFull = options.whenFull ?? 'refuse';
     this.onEvict = options.onEvict;
+  }
+
+  /**
+   * Keys that can still be added: under `'refuse'` the keys left below `maxKeys`; under
+   * `'evict-lru'` as many as one write can hold, since it evicts others to make room for them.
+   */
+  freeKeys(): number {
+    this.checkOpen();
+    return this.whenFull === 'refuse' ? this.maxKeys - this.records.size : this.maxKeys;
   }
 
   // getMany and putMany answer at once (see StoreAnswer); their failures are still rejections.

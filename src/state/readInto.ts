@@ -43,7 +43,7 @@ export function readRecord(
 
 function arrayFor(src: Float32Array, into: Float32Array | undefined, fresh: boolean): Float32Array {
   if (into !== undefined && into.length === src.length) {
-    into.set(src);
+    if (into !== src) into.set(src);
     return into;
   }
   return fresh ? src : src.slice();

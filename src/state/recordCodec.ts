@@ -49,9 +49,23 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
+// Every record of a model carries the same fingerprint: its test and its bytes are worked out once.
+let lastFingerprint: string | undefined;
+let lastFingerprintBytes: Buffer | undefined;
+
+/** The 32 raw bytes of a sha-256 hex fingerprint, or undefined for any other string. */
+function fingerprintBytes(fingerprint: string): Buffer | undefined {
+  if (fingerprint !== lastFingerprint) {
+    lastFingerprintBytes = SHA256_HEX.test(fingerprint) ? Buffer.from(fingerprint, 'hex') : undefined;
+    lastFingerprint = fingerprint;
+  }
+  return lastFingerprintBytes;
+}
+
 /** Encodes `record`; the result is a fresh buffer the caller may keep. */
 export function encodeStateRecord(record: StateRecord): Buffer {
-  const rawFingerprint = SHA256_HEX.test(record.fingerprint);
+  const fingerprintRaw = fingerprintBytes(record.fingerprint);
+  const rawFingerprint = fingerprintRaw !== undefined;
   const pos = record.lastApplied;
   const offsetInt = pos.kind === 'offset' ? int64Offset(pos.offset) : undefined;
   const posKind =
@@ -92,9 +106,12 @@ export function encodeStateRecord(record: StateRecord): Buffer {
   out[at++] = posKind;
   at = out.writeDoubleLE(record.seq, at);
   at = out.writeDoubleLE(record.ts, at);
-  at = rawFingerprint
-    ? at + out.write(record.fingerprint, at, 'hex')
-    : writeString(out, at, record.fingerprint);
+  if (fingerprintRaw !== undefined) {
+    out.set(fingerprintRaw, at);
+    at += fingerprintRaw.length;
+  } else {
+    at = writeString(out, at, record.fingerprint);
+  }
   if (pos.kind === 'offset') {
     at = writeString(out, at, pos.topic);
     at = out.writeDoubleLE(pos.partition, at);

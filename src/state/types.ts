@@ -1,6 +1,21 @@
 import type { StateError } from '../errors.js';
 import type { Position } from '../events/types.js';
 
+/**
+ * The fingerprint of a stand-in record: a restore from the changelog found this key's record
+ * unreadable (it does not decode), so the key's state is unknown. Its `lastApplied` says where the
+ * bad record is (changelog topic, partition, offset). The engine treats the key as one whose state
+ * it cannot continue from (see `KeyedStepperOptions.onModelMismatch`), never as a new key.
+ */
+export const UNREADABLE_STATE_FINGERPRINT = 'cellstream:unreadable-changelog-record';
+
+/** Why the state of `key`, whose record is an unreadable-record stand-in, is unknown. */
+export function unreadableStateReason(key: string, record: StateRecord): string {
+  const at = record.lastApplied;
+  const where = at.kind === 'offset' ? ` (${at.topic} partition ${at.partition} offset ${at.offset})` : '';
+  return `state of key '${key}' is unknown: its changelog record${where} did not decode when the state was restored`;
+}
+
 /** One key's persisted recurrent state and what produced it. */
 export interface StateRecord {
   /** Steps applied in the key's current sequence. */
@@ -67,6 +82,15 @@ export interface StateStore {
    * of failing the write of a whole batch. Optional: a store that takes every key leaves it out.
    */
   keyError?(key: string): StateError | undefined;
+  /**
+   * How many keys the store can still add, for a store with a cap on its keys (the in-memory
+   * store under `whenFull: 'refuse'`). The engine asks once per batch, before it steps, and
+   * refuses the events of new keys beyond it (`STATE_FULL`), each as its own outcome, so a full
+   * store does not fail the writes of keys it holds. Optional: a store without a cap leaves it
+   * out; a store that grows with its file (LMDB) is full only when its disk is, which fails every
+   * write alike (see docs/state.md).
+   */
+  freeKeys?(): number;
   /**
    * Records for `keys`, `undefined` where a key has none; same order as `keys`. The caller owns
    * every array of the records returned. With `into`, the `state` of `keys[i]`'s record, when it

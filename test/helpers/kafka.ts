@@ -1,13 +1,21 @@
 // Helpers of the Kafka integration tests: a real broker at KAFKA_BROKERS (they fail, never skip,
 // without one), topics, events, the offline replay every prediction is checked against.
+
 import { randomUUID } from 'node:crypto';
 import { type Admin, type IHeaders, Kafka, type KafkaMessage, logLevel, Partitioners } from 'kafkajs';
 import { KeyedStepper } from '../../src/engine/keyedStepper.js';
 import type { Event, Prediction } from '../../src/events/types.js';
 import { loadModel } from '../../src/formats/load.js';
-import { KAFKA_CLIENTS, type KafkaClient, type KafkaClientName } from '../../src/kafka/adapter.js';
+import {
+  exactlyOnceUnsupported,
+  KAFKA_CLIENTS,
+  type KafkaAdmin,
+  type KafkaClient,
+  type KafkaClientName,
+} from '../../src/kafka/adapter.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { dropKafkajsNegativeTimerWarning } from '../../src/kafka/nodeWarnings.js';
+import { ensureTopics } from '../../src/kafka/topics.js';
 import type { Model } from '../../src/model/types.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
 
@@ -44,9 +52,57 @@ export const kafkaClientUnderTest: KafkaClientName = (() => {
   return name as KafkaClientName;
 })();
 
+/** A delivery mode a Kafka test runs in. */
+export interface DeliveryMode {
+  readonly mode: 'at-least-once' | 'exactly-once';
+  readonly exactlyOnce: boolean;
+}
+
+/**
+ * The delivery modes the client under test runs: both on kafkajs; at-least-once only on a client
+ * that refuses exactly-once (@platformatic/kafka, see `exactlyOnceUnsupported`), whose refusal has
+ * a test of its own. Tests parametrized over these run each mode the client supports, no more.
+ */
+export const deliveryModes: readonly DeliveryMode[] = [
+  { mode: 'at-least-once', exactlyOnce: false },
+  ...(exactlyOnceUnsupported(kafkaClientUnderTest) === undefined
+    ? [{ mode: 'exactly-once', exactlyOnce: true } as const]
+    : []),
+];
+
+/** The strongest delivery mode the client under test runs: exactly-once where it can. */
+export const strongestDeliveryMode: DeliveryMode = deliveryModes[deliveryModes.length - 1]!;
+
 /** cellstream's Kafka adapter on the client under test. */
 export function testClient(clientId = 'cellstream-test'): Promise<KafkaClient> {
   return createKafka({ brokers, clientId, client: kafkaClientUnderTest, logLevel: 'nothing' });
+}
+
+/**
+ * The arguments of `cellstream kafka` (after the bin) for the test model on `brokers` and the
+ * client under test, consuming
+ * `t`'s input topic into its output topic in its group; `extra` adds the rest (state, tuning).
+ */
+export function kafkaCommandArgs(
+  t: { readonly inputTopic: string; readonly outputTopic: string; readonly groupId: string },
+  extra: readonly string[] = [],
+): string[] {
+  return [
+    'kafka',
+    '--model',
+    MODEL_FILE,
+    '--kafka-brokers',
+    brokers.join(','),
+    '--kafka-client',
+    kafkaClientUnderTest,
+    '--input-topic',
+    t.inputTopic,
+    '--output-topic',
+    t.outputTopic,
+    '--group-id',
+    t.groupId,
+    ...extra,
+  ];
 }
 
 export function testKafka(clientId = 'cellstream-test'): Kafka {
@@ -98,13 +154,23 @@ export async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T>
   }
 }
 
+/**
+ * cellstream's admin adapter on kafkajs, for fixtures: they go through kafkajs whichever client is
+ * under test, as the tests' own producers and consumers do.
+ */
+export async function withFixtureAdmin<T>(fn: (admin: KafkaAdmin) => Promise<T>): Promise<T> {
+  const admin = (await createKafka({ brokers, client: 'kafkajs', logLevel: 'nothing' })).admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Creates `topic` as the pipeline creates its own: waiting until the broker knows it and its leaders. */
 export async function createTopic(topic: string, partitions: number): Promise<void> {
-  await withAdmin((admin) =>
-    admin.createTopics({
-      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
-      waitForLeaders: true,
-    }),
-  );
+  await withFixtureAdmin((admin) => ensureTopics(admin, [{ topic, partitions, replicationFactor: 1 }]));
 }
 
 /** Fresh topic names for one test (topicsFor), with the input topic created with `partitions` partitions. */
@@ -165,7 +231,7 @@ export const eventMessages = (events: readonly Event[]) =>
 export async function readTopic(
   topic: string,
   options: { readUncommitted?: boolean } = {},
-): Promise<Array<OutMessage & { headers: IHeaders }>> {
+): Promise<Array<OutMessage & { headers: IHeaders; bytes: Buffer | null }>> {
   const kafka = testKafka();
   const admin = kafka.admin();
   await admin.connect();
@@ -173,7 +239,7 @@ export async function readTopic(
   await admin.disconnect();
   const remaining = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
   const done = () => [...remaining.values()].every((v) => v <= 0n);
-  const out: Array<OutMessage & { headers: IHeaders }> = [];
+  const out: Array<OutMessage & { headers: IHeaders; bytes: Buffer | null }> = [];
   const ends_ = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
   const consumer = kafka.consumer({
     groupId: `reader-${randomUUID()}`,
@@ -203,6 +269,7 @@ export async function readTopic(
             offset: m.offset,
             timestamp: Number(m.timestamp),
             headers: m.headers ?? {},
+            bytes: m.value,
           });
         }
       },

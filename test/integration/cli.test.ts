@@ -307,6 +307,15 @@ describe('cellstream --version and help (child process)', () => {
     expect(help.stdout).toMatch(/--version <version> +the model's version/);
   });
 
+  it('prints only the help for kafka --help and -h: no lifecycle line, exit 0', async () => {
+    for (const flag of ['--help', '-h']) {
+      const run = await runBin(['kafka', flag]);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('--input-topic');
+      expect(run.stderr).toBe('');
+    }
+  });
+
   it('names every model format, Keras included, in each command’s --model help', async () => {
     for (const command of ['replay', 'inspect', 'convert', 'serve', 'kafka']) {
       const run = await runMain([command, '--help']);

@@ -84,6 +84,10 @@ describe('docker-compose.yml', () => {
     // Published on the host's loopback only, as a range, so --scale still gives each instance a port.
     expect(cellstream.ports).toEqual([expect.stringMatching(/^127\.0\.0\.1:8080-\d+:8080(\/tcp)?$/)]);
     expect(JSON.stringify(cellstream)).not.toMatch(/container_name/);
+    // The schema registry: the Apicurio version the tests run (scripts/registry), on the host's loopback.
+    const registry = services['registry']!;
+    expect(registry.image).toBe('apicurio/apicurio-registry:3.0.9');
+    expect(registry.ports).toEqual([expect.stringMatching(/^127\.0\.0\.1:28081:8080(\/tcp)?$/)]);
   });
 });
 

@@ -7,19 +7,20 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ensureTopics } from '../../src/kafka/topics.js';
 import { ensureBuilt, ROOT } from '../helpers/build.js';
 import {
-  brokers,
   createInputTopic,
   eventMessages,
-  kafkaClientUnderTest,
-  MODEL_FILE,
+  kafkaCommandArgs,
   makeEvents,
   produce,
   requireBroker,
   type Topics,
+  testKafka,
   waitForCatchUp,
   waitUntil,
+  withFixtureAdmin,
 } from '../helpers/kafka.js';
 import { child } from '../helpers/kafkaFaults.js';
 
@@ -35,25 +36,7 @@ async function stateDir(): Promise<string> {
 }
 
 function kafkaArgs(t: Topics, dir: string, extra: readonly string[] = []): string[] {
-  return [
-    join(ROOT, 'bin', 'cellstream.js'),
-    'kafka',
-    '--model',
-    MODEL_FILE,
-    '--kafka-brokers',
-    brokers.join(','),
-    '--kafka-client',
-    kafkaClientUnderTest,
-    '--input-topic',
-    t.inputTopic,
-    '--output-topic',
-    t.outputTopic,
-    '--group-id',
-    t.groupId,
-    '--state-dir',
-    dir,
-    ...extra,
-  ];
+  return [join(ROOT, 'bin', 'cellstream.js'), ...kafkaCommandArgs(t, ['--state-dir', dir, ...extra])];
 }
 
 describe('cellstream kafka: health and signals', () => {
@@ -61,6 +44,19 @@ describe('cellstream kafka: health and signals', () => {
     await requireBroker();
     ensureBuilt();
     const t = await createInputTopic('cli-health', 3);
+    // A changelog holding a record that does not decode: the restore goes past it, says so, counts it.
+    await withFixtureAdmin((admin) =>
+      ensureTopics(admin, [{ topic: t.changelogTopic, partitions: 3, compacted: true }]),
+    );
+    const producer = testKafka().producer();
+    await producer.connect();
+    const [garbage] = await producer
+      .send({
+        topic: t.changelogTopic,
+        acks: -1,
+        messages: [{ key: 'garbage', value: 'not a state record', partition: 0 }],
+      })
+      .finally(() => producer.disconnect());
     const instance = await child(t, await stateDir(), false);
     try {
       expect(instance.http).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -84,9 +80,25 @@ describe('cellstream kafka: health and signals', () => {
         /^cellstream_kafka_consumer_rejoins_total 0$/m,
         /^cellstream_predictions_out_total 600$/m,
         /^cellstream_events_in_total 600$/m,
+        /^cellstream_kafka_changelog_unreadable_records_total 1$/m,
       ]) {
         expect(metrics).toMatch(line);
       }
+      const warning = instance
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('"event":"changelog-record-unreadable"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(warning).toEqual([
+        expect.objectContaining({
+          level: 'warn',
+          topic: t.changelogTopic,
+          partition: 0,
+          offset: garbage!.baseOffset,
+          key: 'garbage',
+          kind: 'undecodable',
+        }),
+      ]);
       expect(metrics).toMatch(/# TYPE cellstream_kafka_consumer_crashes_total counter/);
       expect((await fetch(`${instance.http}/nope`)).status).toBe(404);
     } finally {

@@ -64,7 +64,9 @@ async function start(name: string, policy: { onConsumerCrash?: 'rejoin' | 'exit'
     onBatch: () => {
       if (blocked) return;
       blocked = true;
-      blockEventLoop(SESSION_TIMEOUT + 4000);
+      // Past the session timeout with a margin for the broker's session check and the last
+      // heartbeat (at most heartbeatInterval before the block).
+      blockEventLoop(SESSION_TIMEOUT + 2500);
     },
     onLost: (err) => lost.push(err),
   });

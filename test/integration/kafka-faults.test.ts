@@ -1,7 +1,7 @@
 // Fault tests of the Kafka pipeline against a real broker; each checks every prediction against
 // the offline replay. CI sizes by default; `npm run kafka:faults -- --events 100000` runs large ones.
-import { describe, expect, it } from 'vitest';
-import { requireBroker } from '../helpers/kafka.js';
+import { describe, it } from 'vitest';
+import { deliveryModes, requireBroker } from '../helpers/kafka.js';
 import { killScenario, lostLocalStateScenario, stopStartScenario } from '../helpers/kafkaFaults.js';
 
 const size = {
@@ -15,32 +15,50 @@ const report = (name: string, figures: object) =>
     `[kafka-faults] ${name} ${JSON.stringify(figures, (_, v) => (typeof v === 'bigint' ? Number(v) : v))}\n`,
   );
 
-describe.each([
-  { mode: 'at-least-once', exactlyOnce: false },
-  { mode: 'exactly-once', exactlyOnce: true },
-])('Kafka faults ($mode)', ({ mode, exactlyOnce }) => {
-  it('three instances stopped and started under load: every key complete, none double-stepped', async () => {
-    await requireBroker();
-    const r = await stopStartScenario({ ...size, instances: 3, exactlyOnce });
-    report(`stop/start ${mode}`, r);
-    expect(r).toMatchObject({ missing: 0, divergent: 0, lag: 0n, deadLetters: 0 });
-    if (exactlyOnce) expect(r.repeated).toBe(0);
-  }, 600_000);
+// The delivery modes the client under test runs (both on kafkajs).
+const modes = deliveryModes;
 
-  it('instances SIGKILLed mid-batch and restarted: 0 lost, 0 double-stepped', async () => {
-    await requireBroker();
-    const r = await killScenario({ ...size, instances: 2, exactlyOnce });
-    report(`SIGKILL ${mode}`, r);
-    expect(r).toMatchObject({ missing: 0, divergent: 0, lag: 0n, deadLetters: 0 });
-    // A read_committed consumer sees each prediction exactly once.
-    if (exactlyOnce) expect(r.repeated).toBe(0);
-  }, 600_000);
+// Each scenario runs in its delivery modes at once: on topics and groups of their own they share
+// nothing but the broker, and most of their time is waiting (session timeouts, rejoins, catch-up).
+describe('Kafka faults: stop/start under load', () => {
+  it.concurrent.for(modes)(
+    '$mode: three instances stopped and started under load: every key complete, none double-stepped',
+    { timeout: 600_000 },
+    async ({ mode, exactlyOnce }, { expect }) => {
+      await requireBroker();
+      const r = await stopStartScenario({ ...size, instances: 3, exactlyOnce });
+      report(`stop/start ${mode}`, r);
+      expect(r).toMatchObject({ missing: 0, divergent: 0, lag: 0n, deadLetters: 0 });
+      if (exactlyOnce) expect(r.repeated).toBe(0);
+    },
+  );
+});
 
-  it('local LMDB deleted between runs: state restored from the changelog, 0 divergence', async () => {
-    await requireBroker();
-    const r = await lostLocalStateScenario({ ...size, exactlyOnce });
-    report(`lost LMDB ${mode}`, r);
-    expect(r).toMatchObject({ missing: 0, divergent: 0, repeated: 0 });
-    expect(r.restored).toBeGreaterThanOrEqual(r.keysAfterHalf);
-  }, 600_000);
+describe('Kafka faults: SIGKILL under load', () => {
+  it.concurrent.for(modes)(
+    '$mode: instances SIGKILLed mid-batch and restarted: 0 lost, 0 double-stepped',
+    { timeout: 600_000 },
+    async ({ mode, exactlyOnce }, { expect }) => {
+      await requireBroker();
+      const r = await killScenario({ ...size, instances: 2, exactlyOnce });
+      report(`SIGKILL ${mode}`, r);
+      expect(r).toMatchObject({ missing: 0, divergent: 0, lag: 0n, deadLetters: 0 });
+      // A read_committed consumer sees each prediction exactly once.
+      if (exactlyOnce) expect(r.repeated).toBe(0);
+    },
+  );
+});
+
+describe('Kafka faults: local state lost', () => {
+  it.concurrent.for(modes)(
+    '$mode: local LMDB deleted between runs: state restored from the changelog, 0 divergence',
+    { timeout: 600_000 },
+    async ({ mode, exactlyOnce }, { expect }) => {
+      await requireBroker();
+      const r = await lostLocalStateScenario({ ...size, exactlyOnce });
+      report(`lost LMDB ${mode}`, r);
+      expect(r).toMatchObject({ missing: 0, divergent: 0, repeated: 0 });
+      expect(r.restored).toBeGreaterThanOrEqual(r.keysAfterHalf);
+    },
+  );
 });

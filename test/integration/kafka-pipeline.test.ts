@@ -11,6 +11,7 @@ import { DEAD_LETTER_HEADERS } from '../../src/sinks/kafkaSink.js';
 import {
   brokers,
   createInputTopic,
+  deliveryModes,
   eventMessages,
   groupLag,
   judge,
@@ -41,10 +42,7 @@ const POISON_CODES = [
   'EVENT_INVALID',
 ];
 
-describe.each([
-  { mode: 'at-least-once', exactlyOnce: false },
-  { mode: 'exactly-once', exactlyOnce: true },
-])('Kafka pipeline ($mode)', ({ exactlyOnce }) => {
+describe.each(deliveryModes)('Kafka pipeline ($mode)', ({ exactlyOnce }) => {
   const dirs: string[] = [];
   let pipeline: KafkaPipeline | undefined;
   afterAll(async () => {

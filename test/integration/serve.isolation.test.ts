@@ -6,7 +6,7 @@ import type { RunningServer } from '../../src/server/serve.js';
 import { LmdbStore } from '../../src/state/lmdbStore.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { tinyLstm } from '../helpers/models.js';
-import { connect, modelFile, nextMessages, startTestServer } from '../helpers/serve.js';
+import { connect, exchange, modelFile, nextMessages, startTestServer } from '../helpers/serve.js';
 
 let server: RunningServer | undefined;
 afterEach(async () => {
@@ -125,6 +125,31 @@ describe('serve: one client’s bad events do not touch another’s', () => {
     const [a, b] = await answers;
     expect((a!['error'] as { code: string }).code).toBe('STATE_CORRUPT');
     expect(b).toMatchObject({ key: 'fresh', seq: 1 });
+    ws.close();
+  });
+
+  it('answers the events of new keys STATE_FULL once the memory store is full, and goes on with the keys it holds', async () => {
+    const s = await startTestServer({
+      model: { path: await modelFile(tinyLstm()) },
+      state: { store: 'memory', maxKeys: 2 },
+      // One batch for each frame below.
+      engine: { maxBatch: 512, maxDelayMs: 50 },
+    });
+    server = s;
+    const ws = await connect(s.ws('/ingest'));
+    const now = Date.now();
+    const event = (key: string, i: number) => ({ key, ts: now + i, features: [i / 10, -0.5, 1] });
+    const first = await exchange(ws, [event('a', 0), event('b', 1)]);
+    expect(first.map((a) => [a['key'], a['seq']])).toEqual([
+      ['a', 1],
+      ['b', 1],
+    ]);
+    const answers = await exchange(ws, [event('c', 2), event('a', 3), event('b', 4), event('c', 5)]);
+    const codes = answers.map(
+      (a) => (a['error'] as { code?: string } | undefined)?.code ?? `${a['key']} ${a['seq']}`,
+    );
+    expect(codes).toEqual(['STATE_FULL', 'a 2', 'b 2', 'STATE_FULL']);
+    expect((answers[0]['error'] as { reason: string }).reason).toContain("'c'");
     ws.close();
   });
 });

@@ -1,4 +1,4 @@
-// The soak run, short: scripts/soak.mjs against the real bin for 30 s with one kill -9 and
+// The soak run, short: scripts/soak.mjs against the real bin for 20 s with one kill -9 and
 // restart; `npm run soak -- --minutes N` runs it long.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ describe('soak (short)', () => {
       (resolve) => {
         execFile(
           process.execPath,
-          [join(ROOT, 'scripts', 'soak.mjs'), '--seconds', '30', '--kills', '1'],
+          [join(ROOT, 'scripts', 'soak.mjs'), '--seconds', '20', '--kills', '1'],
           { cwd: ROOT, timeout: 240_000 },
           (err, out, errOut) =>
             resolve({ code: err ? Number(err.code ?? 1) : 0, stdout: out, stderr: errOut }),

@@ -4,11 +4,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { KeyedStepper } from '../../src/engine/keyedStepper.js';
+import type { Outcome } from '../../src/engine/types.js';
 import type { KafkaProducer } from '../../src/kafka/adapter.js';
+import { createState, modelFingerprint } from '../../src/model/index.js';
+import { referenceKernel } from '../../src/model/kernels/index.js';
 import { ChangelogReader } from '../../src/state/changelogReader.js';
-import { ChangelogStore } from '../../src/state/changelogStore.js';
+import { ChangelogStore, RESERVED_KEY_PREFIX } from '../../src/state/changelogStore.js';
 import { LmdbStore } from '../../src/state/lmdbStore.js';
+import { at } from '../helpers/envelopes.js';
 import { createTopic, requireBroker, testClient, topicsFor, withAdmin } from '../helpers/kafka.js';
+import { tinyLstm } from '../helpers/models.js';
 import { expectSameRecord, makeRecord } from './records.js';
 import { describeStateStoreContract } from './storeContract.js';
 
@@ -102,6 +108,111 @@ describe('ChangelogStore restore', () => {
       expect((await fresh.restore([0, 1, 2], reader)).reduce((n, r) => n + r.records, 0)).toBe(0);
       await writer.close();
       await fresh.close();
+    } finally {
+      await reader.stop();
+      await producer.disconnect();
+      for (const d of dirs) await rm(d, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('ChangelogStore restore past records it cannot apply', () => {
+  it('marks a key whose record does not decode, skips keys it cannot hold, and goes on to the end', async () => {
+    await requireBroker();
+    const { changelogTopic: topic } = topicsFor('restore-garbage');
+    await createTopic(topic, 1);
+    const kafka = await testClient();
+    const producer = kafka.producer();
+    await producer.connect();
+    const reader = new ChangelogReader(kafka, { topic });
+    const dirs: string[] = [];
+    const open = async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'cellstream-garbage-'));
+      dirs.push(dir);
+      return new ChangelogStore({
+        local: await LmdbStore.open({ path: dir }),
+        topic,
+        partitions: 1,
+        producer,
+      });
+    };
+    const model = tinyLstm();
+    const fingerprint = modelFingerprint(model);
+    const state = (i: number) => makeRecord(i, createState(model).length, { fingerprint });
+    try {
+      const writer = await open();
+      await writer.putMany([
+        ['good', state(1)],
+        ['bad', state(2)],
+      ]);
+      // Garbage under an entity key (its latest record), under the store's reserved prefix (it
+      // would overwrite the checkpoint), and without a key; then a good record after them all.
+      const [sent] = await producer.sendBatch({
+        acks: -1,
+        topicMessages: [
+          {
+            topic,
+            messages: [
+              { key: 'bad', value: Buffer.from('not a state record'), partition: 0 },
+              { key: `${RESERVED_KEY_PREFIX}changelog.0`, value: Buffer.from([1, 2, 3]), partition: 0 },
+              { key: null, value: Buffer.from([3]), partition: 0 },
+            ],
+          },
+        ],
+      });
+      await writer.putMany([['after', state(3)]]);
+      const badOffset = sent!.baseOffset!;
+
+      const fresh = await open();
+      const [report] = await fresh.restore([0], reader);
+      expect(report!.records).toBe(6);
+      expect(report!.unreadable.map((u) => [u.kind, u.key, u.offset])).toEqual([
+        ['undecodable', 'bad', badOffset],
+        ['unusable-key', `${RESERVED_KEY_PREFIX}changelog.0`, String(BigInt(badOffset) + 1n)],
+        ['unusable-key', '', String(BigInt(badOffset) + 2n)],
+      ]);
+      expect(report!.unreadable[0]).toMatchObject({
+        topic,
+        partition: 0,
+        reason: expect.stringContaining("'bad'"),
+      });
+      expectSameRecord((await fresh.getMany(['good']))[0]!, state(1));
+      expectSameRecord((await fresh.getMany(['after']))[0]!, state(3));
+      // The checkpoint is past the garbage: the next restore reads nothing, and does not stall.
+      expect(await fresh.checkpoint(0)).toBe(BigInt(badOffset) + 4n);
+      expect((await fresh.restore([0], reader))[0]!.records).toBe(0);
+
+      const events = [
+        at(1, { key: 'bad', ts: 1, features: [1, 0, 0] }),
+        at(2, { key: 'good', ts: 2, features: [0, 1, 0] }),
+      ];
+      const kinds = (outcomes: readonly Outcome[]) =>
+        outcomes.map((o) =>
+          o.kind === 'rejected'
+            ? o.code
+            : o.kind === 'prediction'
+              ? `${o.prediction.key} ${o.prediction.seq}`
+              : o.kind,
+        );
+      // Under 'refuse' the key's events are refused, its state unknown; the others go on.
+      const refusing = new KeyedStepper({ model, store: fresh, kernel: referenceKernel, emit: () => {} });
+      const refused = await refusing.process(events);
+      expect(kinds(refused)).toEqual(['STATE_CORRUPT', `good ${state(1).seq + 1}`]);
+      expect(refused[0]).toMatchObject({
+        reason: expect.stringContaining(`${topic} partition 0 offset ${badOffset}`),
+      });
+      // Under 'reset' the key starts afresh, reported, and its new state goes to the changelog.
+      const resetting = new KeyedStepper({
+        model,
+        store: fresh,
+        kernel: referenceKernel,
+        onModelMismatch: 'reset',
+      });
+      expect(kinds(await resetting.process(events.slice(0, 1)))).toEqual(['state-reset', 'bad 1']);
+      const rebuilt = await open();
+      await rebuilt.restore([0], reader);
+      expect((await rebuilt.getMany(['bad']))[0]).toMatchObject({ seq: 1, fingerprint });
+      for (const s of [writer, fresh, rebuilt]) await s.close();
     } finally {
       await reader.stop();
       await producer.disconnect();

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { StateError } from '../../src/errors.js';
 import { LmdbStore } from '../../src/state/lmdbStore.js';
 import { encodeStateRecord } from '../../src/state/recordCodec.js';
+import type { StateStore } from '../../src/state/types.js';
 import { expectSameRecord, makeRecord } from './records.js';
 import { describeStateStoreContract } from './storeContract.js';
 
@@ -97,6 +98,20 @@ describe('LmdbStore', () => {
     expect((err as StateError).code).toBe('STATE_CORRUPT');
     expect((err as StateError).message).toContain("'bad'");
     expectSameRecord((await again.getMany(['good']))[0]!, makeRecord(1));
+  });
+
+  it('has no key cap and outgrows its initial mapSize: it is full only when its disk is', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const store = await LmdbStore.open({ path: join(dir, 'state'), mapSize: 64 * 1024 });
+    stores.push(store);
+    expect((store as StateStore).freeKeys).toBeUndefined();
+    // 4000 records of 1 KB of state: about 4 MB, 64 times the map it was opened with.
+    for (let b = 0; b < 40; b++) {
+      await store.putMany(Array.from({ length: 100 }, (_, i) => [`k${b}-${i}`, makeRecord(i, 256)] as const));
+    }
+    expect(await store.size()).toBe(4000);
+    expect((await store.getMany(['k39-99']))[0]?.state.length).toBe(256);
   });
 
   it('stores exactly the codec bytes under the entity key', async () => {

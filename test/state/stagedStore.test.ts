@@ -43,3 +43,47 @@ describe('StagedStore reads into buffers', () => {
     await store.close();
   });
 });
+
+describe('StagedStore as a record cache grouped by partition', () => {
+  it('keeps one record per key, the latest, across writes until its group is cleared', async () => {
+    const base = new MemoryStateStore();
+    const store = new StagedStore(base);
+    store.group = 0;
+    for (let seq = 1; seq <= 5; seq++) await store.putMany([['a', makeRecord(seq, 4)]]);
+    store.group = 1;
+    await store.putMany([['b', makeRecord(7, 4)]]);
+    await store.deleteMany(['c']);
+
+    const zero = store.changes(0);
+    expect(zero.puts.map(([k, r]) => [k, r.seq])).toEqual([['a', makeRecord(5, 4).seq]]);
+    expect(zero.deletes).toEqual([]);
+    expect(store.changes(1).puts.map(([k]) => k)).toEqual(['b']);
+    expect(store.changes(1).deletes).toEqual(['c']);
+    expect(store.stagedKeys()).toBe(3);
+    expect(store.stagedKeys(1)).toBe(2);
+
+    // Clearing one group leaves the other's writes staged and readable.
+    store.clear(0);
+    expect(store.changes(0).puts).toEqual([]);
+    const [a, b] = await store.getMany(['a', 'b']);
+    expect(a).toBeUndefined();
+    expect(b?.seq).toBe(makeRecord(7, 4).seq);
+    expect(store.changes().puts.map(([k]) => k)).toEqual(['b']);
+    store.clear();
+    expect(store.stagedKeys()).toBe(0);
+    await store.close();
+  });
+
+  it('moves a key to the group that wrote it last', async () => {
+    const store = new StagedStore(new MemoryStateStore());
+    store.group = 3;
+    await store.putMany([['k', makeRecord(1, 2)]]);
+    store.group = 4;
+    await store.putMany([['k', makeRecord(2, 2)]]);
+    expect(store.changes(3).puts).toEqual([]);
+    expect(store.changes(4).puts.map(([k, r]) => [k, r.seq])).toEqual([['k', makeRecord(2, 2).seq]]);
+    store.clear(3);
+    expect((await store.getMany(['k']))[0]?.seq).toBe(makeRecord(2, 2).seq);
+    await store.close();
+  });
+});

@@ -61,6 +61,33 @@ describe('npm run bench -- --quick', () => {
         .filter((r: { impl: string }) => r.impl === 'cellstream-engine')
         .map((r: { batch: number }) => r.batch),
     ).toEqual([1, 256]);
+    // The kernel grid: LSTM and GRU at H=64 and 256, B=1 and 256, against ORT, each row with its
+    // GFLOP/s, its share of the FMA peak the addon measured, and its ratio to ORT.
+    type GridRow = { impl: string; kind: string; H: number; batch: number; gflops: number; agree: boolean };
+    const grid: GridRow[] = report.grid;
+    const shapes = (impl: string) =>
+      grid
+        .filter((g) => g.impl === impl)
+        .map((g) => `${g.kind} ${g.H} ${g.batch}`)
+        .sort();
+    const expected = ['gru', 'lstm'].flatMap((k) =>
+      [64, 256].flatMap((H) => [1, 256].map((B) => `${k} ${H} ${B}`)),
+    );
+    expect(shapes('onnxruntime-node')).toEqual(expected.sort());
+    for (const g of grid) {
+      expect(g.agree, `${g.impl} ${g.kind} H=${g.H} B=${g.batch}`).toBe(true);
+      expect(g.gflops).toBeGreaterThan(0);
+    }
+    if (nativeLoads) {
+      expect(shapes('cellstream-native')).toEqual(expected.sort());
+      expect(report.fmaPeakGflops).toBeGreaterThan(0);
+      expect(report.targets).toHaveLength(expected.length);
+      for (const t of report.targets) {
+        expect(t.vsOrt).toBeGreaterThan(0);
+        expect(t.pctPeak).toBeGreaterThan(0);
+        expect(typeof t.met).toBe('boolean');
+      }
+    }
     expect(Object.keys(report.ratios).sort()).toEqual(
       [
         'batchedVsOrt',

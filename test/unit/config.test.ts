@@ -168,6 +168,8 @@ describe('serve configuration: kafka', () => {
       exactlyOnce: false,
       client: 'kafkajs',
       maxBatch: 1000,
+      commitIntervalMs: 1000,
+      maxCachedKeys: 20000,
       maxWaitTimeInMs: 500,
       sessionTimeout: 30000,
       heartbeatInterval: 3000,

@@ -12,6 +12,7 @@ import {
 } from '../../src/events/limits.js';
 import { modelFeatures } from '../../src/features/modelFeatures.js';
 import { loadModel } from '../../src/formats/load.js';
+import { kafkaEnvelope } from '../../src/sources/kafkaEnvelope.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
 import { at } from '../helpers/envelopes.js';
 
@@ -126,5 +127,41 @@ describe('event time ahead of the clock', () => {
     expect(
       outcomes.filter((o) => o.kind === 'prediction').map((o) => o.kind === 'prediction' && o.prediction.seq),
     ).toEqual([1, 2, 3]);
+  });
+});
+
+describe('event limits at the Kafka edge (kafkaEnvelope)', () => {
+  const limits = eventLimits({ maxKeyBytes: 8, maxIdBytes: 4, maxTsAheadMs: 1000 });
+  const NOW = 1_700_000_000_000;
+  const envelope = (key: string | null, value: Record<string, unknown>) =>
+    kafkaEnvelope(
+      'in',
+      0,
+      { key: key === null ? null : Buffer.from(key), value: Buffer.from(JSON.stringify(value)), offset: '5' },
+      32,
+      limits,
+      NOW,
+    );
+  const codeOfEnvelope = (out: ReturnType<typeof kafkaEnvelope>) => ('kind' in out ? out.code : 'event');
+
+  it('rejects an event beyond the engine’s limits with the engine’s codes, keyed or not', () => {
+    const ok = { key: 'short', ts: NOW, features: [1] };
+    for (const messageKey of ['short', null]) {
+      expect(codeOfEnvelope(envelope(messageKey, ok))).toBe('event');
+      expect(codeOfEnvelope(envelope(messageKey, { ...ok, id: 'abcde' }))).toBe('EVENT_ID_TOO_LONG');
+      expect(codeOfEnvelope(envelope(messageKey, { ...ok, ts: NOW + 1001 }))).toBe('EVENT_TS_IN_FUTURE');
+      expect(codeOfEnvelope(envelope(messageKey, { ...ok, ts: NOW + 1000 }))).toBe('event');
+    }
+    const long = 'k'.repeat(9);
+    expect(codeOfEnvelope(envelope(null, { ...ok, key: long }))).toBe('EVENT_KEY_TOO_LONG');
+    expect(codeOfEnvelope(envelope(long, { ...ok, key: long }))).toBe('EVENT_KEY_TOO_LONG');
+    // The message key filled in for an event without one is bounded alike.
+    const { key: _, ...keyless } = ok;
+    expect(codeOfEnvelope(envelope(long, keyless))).toBe('EVENT_KEY_TOO_LONG');
+    const rejected = envelope(null, { ...ok, ts: NOW + 5000 });
+    expect(rejected).toMatchObject({
+      kind: 'rejected',
+      position: { kind: 'offset', topic: 'in', partition: 0, offset: '5' },
+    });
   });
 });

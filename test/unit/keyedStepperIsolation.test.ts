@@ -9,7 +9,9 @@ import { StateError } from '../../src/errors.js';
 import type { Position, Prediction } from '../../src/events/types.js';
 import { createState, modelFingerprint } from '../../src/model/index.js';
 import { referenceKernel } from '../../src/model/kernels/index.js';
+import { CachedStore } from '../../src/state/cachedStore.js';
 import { LmdbStore } from '../../src/state/lmdbStore.js';
+import { MemoryStateStore } from '../../src/state/memoryStore.js';
 import type { StateRecord } from '../../src/state/types.js';
 import { at, rawAt } from '../helpers/envelopes.js';
 import { tinyLstm } from '../helpers/models.js';
@@ -194,5 +196,75 @@ describe('KeyedStepper: per-event isolation on a real LMDB store', () => {
     await store.close();
     const err = (await s.process([good(2, 'a'), good(3, 'b')]).catch((e: unknown) => e)) as StateError;
     expect(err.code).toBe('STATE_CLOSED');
+  });
+});
+
+describe('KeyedStepper: a store with no room for new keys (STATE_FULL)', () => {
+  const codes = (outcomes: readonly Outcome[]) =>
+    outcomes.map((o) => (o.kind === 'rejected' ? o.code : o.kind));
+
+  it('refuses only the events of new keys beyond the cap; keys held and keys that fit go on', async () => {
+    const store = new MemoryStateStore({ maxKeys: 3 });
+    const s = new KeyedStepper({ model: tinyLstm(), store, kernel: referenceKernel });
+    await s.process([good(1, 'a'), good(2, 'b')]);
+    const outcomes = await s.process([
+      good(3, 'c'),
+      good(4, 'a'),
+      good(5, 'd'),
+      good(6, 'b'),
+      good(7, 'c'),
+      good(8, 'd'),
+    ]);
+    // 'c' takes the last free key; 'd' finds none, and each of its events is its own rejection.
+    expect(codes(outcomes)).toEqual([
+      'prediction',
+      'prediction',
+      'STATE_FULL',
+      'prediction',
+      'prediction',
+      'STATE_FULL',
+    ]);
+    expect(outcomes[2]).toMatchObject({ reason: expect.stringContaining("'d'") });
+    expect(predictions(outcomes).map((p) => [p.key, p.seq])).toEqual([
+      ['c', 1],
+      ['a', 2],
+      ['b', 2],
+      ['c', 2],
+    ]);
+    expect(await store.size()).toBe(3);
+    // Still full: the held keys go on, a new key is refused again.
+    expect(codes(await s.process([good(9, 'e'), good(10, 'a')]))).toEqual(['STATE_FULL', 'prediction']);
+  });
+
+  it('counts only new keys that are written: one whose events are all rejected takes no room', async () => {
+    const store = new MemoryStateStore({ maxKeys: 2 });
+    const s = new KeyedStepper({ model: tinyLstm(), store, kernel: referenceKernel });
+    await s.process([good(1, 'a')]);
+    const outcomes = await s.process([
+      at(2, { key: 'x', ts: 2, features: [1, 2] }),
+      good(3, 'y'),
+      good(4, 'z'),
+    ]);
+    expect(codes(outcomes)).toEqual(['EVENT_WRONG_SIZE', 'prediction', 'STATE_FULL']);
+  });
+
+  it('lets a store that evicts take as many new keys as one write holds, and a cache in front of LMDB any', async () => {
+    const lru = new MemoryStateStore({ maxKeys: 2, whenFull: 'evict-lru' });
+    const one = new KeyedStepper({ model: tinyLstm(), store: lru, kernel: referenceKernel });
+    expect(codes(await one.process([good(1, 'a'), good(2, 'b')]))).toEqual(['prediction', 'prediction']);
+    expect(codes(await one.process([good(3, 'c'), good(4, 'd'), good(5, 'e')]))).toEqual([
+      'prediction',
+      'prediction',
+      'STATE_FULL',
+    ]);
+    const { store } = await lmdb();
+    const cached = new CachedStore({ backing: store, maxKeys: 1, stateSize: createState(tinyLstm()).length });
+    const two = new KeyedStepper({ model: tinyLstm(), store: cached, kernel: referenceKernel });
+    expect(codes(await two.process([good(1, 'a'), good(2, 'b'), good(3, 'c')]))).toEqual([
+      'prediction',
+      'prediction',
+      'prediction',
+    ]);
+    expect(await store.size()).toBe(3);
   });
 });

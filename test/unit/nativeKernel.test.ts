@@ -83,6 +83,19 @@ const nativeCases: [string, () => Model][] = [
       };
     },
   ],
+  [
+    'LSTM with peepholes and input_forget, H=40, under a stacked plain LSTM',
+    () => {
+      const rnd = prng(52);
+      const H = 40;
+      const peephole = { i: randomArray(H, rnd), f: randomArray(H, rnd), o: randomArray(H, rnd) };
+      return single(
+        11,
+        [randomLstm(11, H, rnd, { peephole, inputForget: true }), randomLstm(H, 24, rnd)],
+        [],
+      );
+    },
+  ],
 ];
 
 describe('building the addon', () => {
@@ -95,6 +108,16 @@ describe('building the addon', () => {
   it('loads and reports itself available exactly where the CPU has AVX2 and FMA', () => {
     expect(addon instanceof Error).toBe(!cpuRunsIt);
   });
+
+  it.runIf(cpuRunsIt)(
+    'takes the AVX-512 tiles exactly where the CPU has AVX-512F, and measures an FMA peak',
+    () => {
+      const a = addon as NativeAddon;
+      const asked = process.env.CELLSTREAM_NATIVE_ISA === 'avx512';
+      expect(a.isa?.()).toBe(asked && /\bavx512f\b/.test(cpuinfo) ? 'avx512' : 'avx2');
+      expect(a.fmaPeak?.(20)).toBeGreaterThan(0);
+    },
+  );
 
   it('prints one line and exits 0 without a compiler, so the build goes on (1 with --strict)', () => {
     const out = join(dir, 'nocc');
@@ -120,11 +143,13 @@ describe('building the addon', () => {
 });
 
 describe.runIf(cpuRunsIt)('native kernel against the reference', () => {
-  it('runs the plain LSTM, the GRU with the reset after the product, heads and branches; not the rest', () => {
+  it('runs the LSTM (peepholes and input_forget too), the GRU with the reset after the product, heads and branches; not the rest', () => {
     const supported = cases.filter(([, build]) => nativeSupports(build())).map(([name]) => name);
     expect(supported).toEqual([
       'LSTM plain',
       'LSTM, H not a multiple of 4',
+      'LSTM with peepholes',
+      'LSTM with input_forget',
       'GRU, linearBeforeReset',
       'two branches into a relu, softmax head',
       'LSTM H=256',
@@ -147,7 +172,13 @@ describe.runIf(cpuRunsIt)('native kernel against the reference', () => {
 
   it('stays within 1e-6 of the reference at every step of 1000-step sequences', () => {
     const report: string[] = [];
-    for (const [name, build] of [nativeCases[0], nativeCases[2], nativeCases[5], nativeCases[6]]) {
+    for (const [name, build] of [
+      nativeCases[0],
+      nativeCases[2],
+      nativeCases[4],
+      nativeCases[7],
+      nativeCases[8],
+    ]) {
       const worst = Math.max(...compare(native, build(), 3, 1000, 7));
       report.push(`${name}: ${worst.toExponential(2)}`);
       expect(worst, name).toBeLessThanOrEqual(TOLERANCE);
@@ -188,7 +219,7 @@ describe.runIf(cpuRunsIt)('native kernel against the reference', () => {
       /bad descriptor/,
     );
     // One LSTM layer I=2, H=3 whose weights are one float short.
-    const desc = Int32Array.from([1, 0, 1, 1, 6, 3, 4, 2, 2, 0, 2, 3, 0, -1, 0, 3, 0, 3, 0]);
+    const desc = Int32Array.from([1, 0, 1, 1, 6, 3, 4, 2, 2, 0, 2, 3, 0, -1, 0, 3, 0, 0, 3, 0]);
     expect(() => a.create(desc, [f(5 * 32 - 1), f(32)], f(12), new Int32Array(4), f(12), [f(8)])).toThrow(
       /weights of the wrong size/,
     );
@@ -220,7 +251,7 @@ describe.runIf(cpuRunsIt)('native kernel: a key gets the same bits in any batch'
 
   const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
-  for (const index of [0, 5, 6]) {
+  for (const index of [0, 2, 3, 7, 8, 9]) {
     it(`${index === 0 ? 'plain LSTM H=64' : nativeCases[index][0]}: alone, in pairs, in 3s, in 17s, all 256, reversed`, () => {
       const model = nativeCases[index][1]();
       const rnd = prng(60 + index);
@@ -266,6 +297,66 @@ describe.runIf(cpuRunsIt)('native kernel: a key gets the same bits in any batch'
       });
     });
   }
+  // With CELLSTREAM_NATIVE_ISA=avx512 on a CPU with AVX-512F the default plan takes the 12-key zmm
+  // tiles; a plan made with isa 'avx2' never does. Their lanes do the same operations, so the bits agree.
+  it('gives the same bits on the AVX2 tiles as on the widest ones this CPU runs', () => {
+    const avx2 = createNativeKernel(addon as NativeAddon, { isa: 'avx2' });
+    const rnd = prng(71);
+    for (const model of [
+      single(16, [randomLstm(16, 128, rnd)], []),
+      single(7, [randomGru(7, 44, rnd)], []),
+    ]) {
+      const S = stateSize(model);
+      for (const n of [1, 12, 13, 30, 256]) {
+        const states = randomArray(n * S, rnd);
+        const inputs = randomInputs(model, n, rnd);
+        const mine = states.slice();
+        const theirs = states.slice();
+        const a = native.stepBatch(model, mine, inputs, n).slice();
+        const b = avx2.stepBatch(model, theirs, inputs, n);
+        expect(bits(a), `${n} keys`).toEqual(bits(b));
+        expect(bits(mine), `${n} keys`).toEqual(bits(theirs));
+      }
+    }
+  });
+
+  // Every tile shape the blocked product has (AVX-512: 12 keys; AVX2: 6, 5, 4, 3, 2, and a lone key
+  // two panels at a time), key blocks of 96 and their remainder, the k loop in chunks of 128 rows
+  // (H=256), GRU panels that straddle groups and a last panel of padding (H=19: 9 vectors).
+  it('steps each of 256 keys alone and in batches of 2, 3, 5, 6, 7, 11, 12, 13, 25, 97 and 200 to the same bits', () => {
+    const rnd = prng(70);
+    const models: Model[] = [
+      single(16, [randomLstm(16, 256, rnd)], []),
+      single(5, [randomGru(5, 19, rnd), randomGru(19, 40, rnd)], []),
+      single(9, [randomLstm(9, 33, rnd), randomGru(33, 64, rnd)], [dense(64, 3, { kind: 'softmax' }, rnd)]),
+    ];
+    for (const model of models) {
+      const S = stateSize(model);
+      const N = 256;
+      const states = randomArray(N * S, rnd);
+      const inputs = randomInputs(model, N, rnd);
+      const all = Array.from({ length: N }, (_, k) => k);
+      const whole = stepSome(model, states, inputs, all);
+      const O = whole.out.length / N;
+      for (const size of [1, 2, 3, 5, 6, 7, 11, 12, 13, 25, 97, 200]) {
+        // Keys in a scrambled order, cut into batches of `size` (the last one shorter).
+        const order = all.map((k) => (k * 37 + size) % N);
+        for (let start = 0; start < N; start += size) {
+          const batch = order.slice(start, start + size);
+          const got = stepSome(model, states, inputs, batch);
+          batch.forEach((k, b) => {
+            const where = `${model.branches[0].layers[0].kind} H=${model.branches[0].layers[0].hiddenSize}, key ${k} in a batch of ${batch.length}`;
+            expect(bits(got.batchStates.subarray(b * S, (b + 1) * S)), where).toEqual(
+              bits(whole.batchStates.subarray(k * S, (k + 1) * S)),
+            );
+            expect(bits(got.out.subarray(b * O, (b + 1) * O)), where).toEqual(
+              bits(whole.out.subarray(k * O, (k + 1) * O)),
+            );
+          });
+        }
+      }
+    }
+  }, 120_000);
 });
 
 describe('selecting the native kernel, and falling back without it', () => {

@@ -3,9 +3,10 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
+import { eventLimits } from '../../src/events/limits.js';
 import type { Principal } from '../../src/server/auth.js';
 import type { IngestTarget } from '../../src/server/ingestTarget.js';
-import { IngestConnection } from '../../src/server/wsIngest.js';
+import { IngestConnection, type IngestLimits } from '../../src/server/wsIngest.js';
 import { closed, connect, nextMessages } from '../helpers/serve.js';
 
 const LIMITS = {
@@ -28,12 +29,16 @@ afterEach(async () => {
  * A real WebSocket server on loopback whose connections are IngestConnections over `target`;
  * logic under test here is the connection's guard, so the engine is a stand-in.
  */
-async function serve(target: IngestTarget, errors: unknown[]): Promise<string> {
+async function serve(
+  target: IngestTarget,
+  errors: unknown[],
+  limits: IngestLimits = LIMITS,
+): Promise<string> {
   const http = createServer();
   const wss = new WebSocketServer({ server: http });
   wss.on(
     'connection',
-    (ws) => new IngestConnection(ws, ANYONE, target, LIMITS, { onError: (e) => errors.push(e) }),
+    (ws) => new IngestConnection(ws, ANYONE, target, limits, { onError: (e) => errors.push(e) }),
   );
   http.listen(0, '127.0.0.1');
   await once(http, 'listening');
@@ -87,5 +92,39 @@ describe('IngestConnection guard', () => {
     ws.send(JSON.stringify({ key: 'k', ts: 1, features: [1] }));
     expect((await closing).code).toBe(1011);
     expect(errors).toHaveLength(1);
+  });
+});
+
+describe('IngestConnection: the engine’s event limits at the edge', () => {
+  it('answers an event beyond a limit with the engine’s code at once, and never submits it', async () => {
+    const submitted: string[] = [];
+    const target: IngestTarget = {
+      submit(event, done) {
+        submitted.push(event.key);
+        done({ kind: 'accepted', key: event.key, topic: 't', partition: 0, offset: '1' });
+      },
+    };
+    const events = eventLimits({ maxKeyBytes: 8, maxIdBytes: 4, maxTsAheadMs: 60_000 });
+    const url = await serve(target, [], { ...LIMITS, events });
+    const ws = await connect(url);
+    const now = Date.now();
+    const answers = nextMessages(ws, 4);
+    ws.send(
+      JSON.stringify([
+        { key: 'k'.repeat(9), ts: now, features: [1] },
+        { key: 'fine', id: 'abcde', ts: now, features: [1] },
+        { key: 'fine', ts: now + 3_600_000, features: [1] },
+        { key: 'fine', id: 'abcd', ts: now, features: [1] },
+      ]),
+    );
+    const got = await answers;
+    expect(got.map((a) => (a['error'] as { code?: string } | undefined)?.code ?? 'accepted')).toEqual([
+      'EVENT_KEY_TOO_LONG',
+      'EVENT_ID_TOO_LONG',
+      'EVENT_TS_IN_FUTURE',
+      'accepted',
+    ]);
+    expect(submitted).toEqual(['fine']);
+    ws.close();
   });
 });

@@ -60,7 +60,7 @@ function ortFromEnv(): 'auto' | 'off' {
 
 /**
  * The kernel to step models with. Each kernel hands a model it does not run to the next one down
- * (native → wasm → reference: e.g. peepholes to wasm, softplus to the reference), so every model
+ * (native → wasm → reference: e.g. a clipped LSTM to wasm, softplus to the reference), so every model
  * runs on whatever is chosen; with `ort: 'auto'`, large batches go to ONNX Runtime where it is
  * installed.
  */

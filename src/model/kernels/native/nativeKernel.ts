@@ -12,7 +12,6 @@ import {
   slabStates,
 } from '../session.js';
 import type { Kernel, KernelSession } from '../types.js';
-import { chunkSize } from '../wasm/instance.js';
 import { describe, nativeSupports } from './pack.js';
 
 /** An opaque plan handle: the model's packed weights and scratch inside the addon. */
@@ -31,9 +30,15 @@ export interface NativeAddon {
     slots: Int32Array,
     out: Float32Array,
     inputs: readonly Float32Array[],
+    /** 'avx2': never the AVX-512 tiles (each ISA gives the same bits; the tests compare them). */
+    isa?: 'avx2',
   ): PlanHandle;
   /** Steps keys slots[0..n) of the slab, or, given `states`, n keys' states back to back there. */
   run(plan: PlanHandle, n: number, states?: Float32Array): void;
+  /** The widest code path `run` takes here: 'avx512' (AVX-512F tiles), 'avx2', or 'none'. */
+  isa?(): string;
+  /** One core's measured FMA throughput in GFLOP/s at that width, over about `ms` milliseconds. */
+  fmaPeak?(ms?: number): number;
 }
 
 /**
@@ -89,16 +94,23 @@ interface Instance {
   readonly inputs: readonly Float32Array[];
 }
 
-function instantiate(addon: NativeAddon, model: Model, capacity: number): Instance {
-  const maxK = Math.max(...model.branches.flatMap((b) => b.layers.map((l) => l.inputSize + l.hiddenSize)));
-  const chunk = chunkSize(maxK);
+/**
+ * Keys per run of the addon. Its scratch is allocated in C (not a wasm heap), so the chunk need not
+ * shrink as the layers grow; 256 keys give the blocked product enough key tiles per weight panel.
+ */
+const NATIVE_CHUNK = 256;
+
+function instantiate(addon: NativeAddon, model: Model, capacity: number, isa?: 'avx2'): Instance {
+  const chunk = NATIVE_CHUNK;
   const { desc, weights, S, O } = describe(model, chunk, capacity);
   const inputSizes = model.inputs.map((i) => i.size);
   const slab = new Float32Array(capacity * S);
   const slots = new Int32Array(chunk);
   const out = new Float32Array(chunk * O);
   const inputs = inputSizes.map((n) => new Float32Array(chunk * n));
-  const plan = addon.create(desc, weights, slab, slots, out, inputs);
+  const plan = isa
+    ? addon.create(desc, weights, slab, slots, out, inputs, isa)
+    : addon.create(desc, weights, slab, slots, out, inputs);
   return { plan, chunk, S, O, inputSizes, slab, slots, out, inputs };
 }
 
@@ -108,7 +120,7 @@ function instantiate(addon: NativeAddon, model: Model, capacity: number): Instan
  * keys' states in a slab the addon reads and writes in place. Like the wasm kernel, a key's
  * result bits do not depend on the batch it is stepped in.
  */
-export function createNativeKernel(addon: NativeAddon): Kernel {
+export function createNativeKernel(addon: NativeAddon, options: { isa?: 'avx2' } = {}): Kernel {
   const instances = new WeakMap<Model, Instance>();
   const kernel: Kernel = {
     name: 'native-avx2',
@@ -118,7 +130,7 @@ export function createNativeKernel(addon: NativeAddon): Kernel {
       if (!m) {
         checkBatch(model, states, inputs, batch);
         if (!nativeSupports(model)) throw new Error(`the native kernel does not run model ${model.name}`);
-        m = instantiate(addon, model, 1);
+        m = instantiate(addon, model, 1, options.isa);
         instances.set(model, m);
       }
       const { S, O, inputSizes, chunk } = m;
@@ -147,7 +159,7 @@ export function createNativeKernel(addon: NativeAddon): Kernel {
         1,
       );
       if (!nativeSupports(model)) throw new Error(`the native kernel does not run model ${model.name}`);
-      return nativeSession(addon, instantiate(addon, model, capacity), capacity);
+      return nativeSession(addon, instantiate(addon, model, capacity, options.isa), capacity);
     },
   };
   return kernel;

@@ -4,7 +4,6 @@
  */
 import { stateLayout } from '../../layout.js';
 import type { Activation, DenseLayer, GruLayer, HeadActivation, LstmLayer, Model } from '../../types.js';
-import { isPlainLstm } from '../wasm/layout.js';
 
 /** Head activation codes (the C enum). */
 const HEAD_CODES: Partial<Record<HeadActivation['kind'], number>> = {
@@ -27,16 +26,31 @@ function isPlainGruAfter(l: GruLayer): boolean {
   );
 }
 
+/** The LSTM the kernel runs: sigmoid/tanh/tanh, no clip; peepholes and coupled gates allowed. */
+function isNativeLstm(l: LstmLayer): boolean {
+  const { f, g, h } = l.activations;
+  return (
+    is(f, 'sigmoid') &&
+    is(g, 'tanh') &&
+    is(h, 'tanh') &&
+    (l.clip === undefined || l.clip === Number.POSITIVE_INFINITY)
+  );
+}
+
+/** Per-layer flags (the C enum): peepholes, coupled input and forget gates. */
+const F_PEEPHOLE = 1;
+const F_COUPLED = 2;
+
 /**
- * Whether the native kernel runs `model`: every layer a plain LSTM (sigmoid/tanh/tanh, no
- * peepholes, clip or coupling) or a GRU with the reset after the product (PyTorch, Keras
- * reset_after=True) and sigmoid/tanh, no clip; a head of linear, relu, sigmoid, tanh or softmax
- * layers. Multi-branch models too. Anything else goes to the wasm kernel.
+ * Whether the native kernel runs `model`: every layer an LSTM with sigmoid/tanh/tanh and no clip
+ * (peepholes and coupled input-forget gates included) or a GRU with the reset after the product
+ * (PyTorch, Keras reset_after=True) and sigmoid/tanh, no clip; a head of linear, relu, sigmoid,
+ * tanh or softmax layers. Multi-branch models too. Anything else goes to the wasm kernel.
  */
 export function nativeSupports(model: Model): boolean {
   return (
     model.branches.every((b) =>
-      b.layers.every((l) => (l.kind === 'lstm' ? isPlainLstm(l) : isPlainGruAfter(l))),
+      b.layers.every((l) => (l.kind === 'lstm' ? isNativeLstm(l) : isPlainGruAfter(l))),
     ) && model.head.every((d) => HEAD_CODES[d.activation.kind] !== undefined)
   );
 }
@@ -45,17 +59,23 @@ const groups8 = (n: number) => Math.ceil(n / 8);
 
 /**
  * LSTM: per group of 8 units, K = I + H rows of 32 floats (i, f, g, o × 8 units), rows < I from
- * W and the rest from R, so one pass over K fills the group's four gate vectors. Bias: 32 per group.
+ * W and the rest from R, so one pass over K fills the group's four gate vectors. Bias: 32 per
+ * group; with peepholes, then 24 per group (p_i, p_f, p_o × 8 units).
  */
 export function packLstm(l: LstmLayer): { w: Float32Array; b: Float32Array } {
   const { inputSize: I, hiddenSize: H, W, R, b: bias } = l;
   const G = groups8(H);
   const K = I + H;
   const w = new Float32Array(G * K * 32);
-  const b = new Float32Array(G * 32);
+  const b = new Float32Array(G * (l.peephole ? 56 : 32));
   for (let u = 0; u < H; u++) {
     const g = u >> 3;
     const lane = u & 7;
+    if (l.peephole) {
+      b[G * 32 + g * 24 + lane] = l.peephole.i[u];
+      b[G * 32 + g * 24 + 8 + lane] = l.peephole.f[u];
+      b[G * 32 + g * 24 + 16 + lane] = l.peephole.o[u];
+    }
     for (let gate = 0; gate < 4; gate++) {
       const row = gate * H + u;
       const base = g * K * 32 + gate * 8 + lane;
@@ -68,23 +88,26 @@ export function packLstm(l: LstmLayer): { w: Float32Array; b: Float32Array } {
 }
 
 /**
- * GRU: per group, K rows of 24 floats (z, r, n × 8 units). Bias per group: z and r summed
- * (bW + bR), then the candidate's bW and bR apart, as the reset gate needs them.
+ * GRU: the vectors z, r, n of group 0, then of group 1, … (3 per group of 8 units), in panels of
+ * 4 vectors: per panel K rows of 32 floats, the last panel's missing vectors zero. Bias per group:
+ * z and r summed (bW + bR), then the candidate's bW and bR apart, as the reset gate needs them.
  */
 export function packGru(l: GruLayer): { w: Float32Array; b: Float32Array } {
   const { inputSize: I, hiddenSize: H, W, R, bW, bR } = l;
   const G = groups8(H);
   const K = I + H;
-  const w = new Float32Array(G * K * 24);
+  const panels = Math.ceil((3 * G) / 4);
+  const w = new Float32Array(panels * K * 32);
   const b = new Float32Array(G * 32);
   for (let u = 0; u < H; u++) {
     const g = u >> 3;
     const lane = u & 7;
     for (let gate = 0; gate < 3; gate++) {
       const row = gate * H + u;
-      const base = g * K * 24 + gate * 8 + lane;
-      for (let k = 0; k < I; k++) w[base + k * 24] = W[row * I + k];
-      for (let k = 0; k < H; k++) w[base + (I + k) * 24] = R[row * H + k];
+      const v = 3 * g + gate;
+      const base = (v >> 2) * K * 32 + (v & 3) * 8 + lane;
+      for (let k = 0; k < I; k++) w[base + k * 32] = W[row * I + k];
+      for (let k = 0; k < H; k++) w[base + (I + k) * 32] = R[row * H + k];
     }
     b[g * 32 + lane] = bW[u] + bR[u];
     b[g * 32 + 8 + lane] = bW[H + u] + bR[H + u];
@@ -136,6 +159,7 @@ export function describe(
         xState,
         s.h,
         s.c,
+        layer.kind === 'lstm' ? (layer.peephole ? F_PEEPHOLE : 0) | (layer.inputForget ? F_COUPLED : 0) : 0,
       );
       const packed = layer.kind === 'lstm' ? packLstm(layer) : packGru(layer);
       weights.push(packed.w, packed.b);
