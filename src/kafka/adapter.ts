@@ -229,13 +229,6 @@ export interface KafkaConsumer {
 
 export interface KafkaClient {
   readonly name: KafkaClientName;
-  /**
-   * Whether a transaction's `sendOffsets` carries the consumer's group metadata (KIP-447). With it,
-   * one transactional producer serves every partition of an instance, since the group coordinator
-   * fences a member that lost its partitions; without it, each partition needs a producer of its
-   * own whose transactional id moves with the partition.
-   */
-  readonly groupMetadataInTransactions: boolean;
   admin(): KafkaAdmin;
   /** An idempotent producer (acks all, one request in flight per broker, so order holds). */
   producer(): KafkaProducer;

@@ -40,8 +40,6 @@ export function createKafkajsClient(options: KafkaClientOptions): KafkaClient {
   });
   return {
     name: 'kafkajs',
-    // kafkajs's sendOffsets sends the group id only (no generation or member id).
-    groupMetadataInTransactions: false,
     admin: () => kafkajsAdmin(kafka.admin()),
     producer: () => kafkajsProducer(kafka),
     transactionalProducer: (transactionalId) => kafkajsTransactionalProducer(kafka, transactionalId),

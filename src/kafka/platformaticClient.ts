@@ -57,12 +57,6 @@ export function createPlatformaticClient(options: KafkaClientOptions): KafkaClie
   };
   return {
     name: 'platformatic',
-    // The library sends the consumer's generation and member id with a transaction's offsets
-    // (KIP-447), but the instance-wide producer is not in use yet: with two instances the second
-    // one's partitions did not start in the broker-fault tests, and the generation sent is the one
-    // current at sendOffsets, not the one the batch was fetched under (docs/kafka.md). Until both
-    // are settled, exactly-once runs on per-partition producers here too.
-    groupMetadataInTransactions: false,
     admin: () => platformaticAdmin(common),
     producer: () => platformaticProducer(common),
     transactionalProducer: (transactionalId) => platformaticTransactionalProducer(common, transactionalId),

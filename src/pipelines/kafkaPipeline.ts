@@ -491,6 +491,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       await retryConcurrentTransactions(() =>
         txn.sendOffsets({
           consumerGroupId: options.groupId,
+          consumer: source.currentConsumer,
           topics: [{ topic: options.inputTopic, partitions: [{ partition, offset: h.nextOffset }] }],
         }),
       );
