@@ -17,7 +17,8 @@ scripts/kafka/with-kafka.sh scripts/registry/with-registry.sh npx vitest run --r
 
 # A whole run (no files named) runs the Kafka tests again with cellstream's Kafka code on the
 # second client library, @platformatic/kafka (kafka.client platformatic; the tests' own fixture
-# clients stay kafkajs). Its fault scenarios run smaller — 2 faults of each kind instead of 5, one
+# clients stay kafkajs), in at-least-once only: that client refuses exactly-once at start-up
+# (docs/kafka.md), and the tests take their modes from the client under test. Its fault scenarios run smaller — 2 faults of each kind instead of 5, one
 # broker outage per mode — so the suite stays near 10 minutes on 2 cores; at full size:
 # CELLSTREAM_TEST_KAFKA_CLIENT=platformatic npm run kafka:faults.
 if (($# == 0)); then
