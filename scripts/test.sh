@@ -25,7 +25,7 @@ if (($# == 0)); then
   echo "== the Kafka tests on @platformatic/kafka (CELLSTREAM_TEST_KAFKA_CLIENT=platformatic)"
   CELLSTREAM_TEST_KAFKA_CLIENT=platformatic KAFKA_FAULTS_FAULTS="${KAFKA_FAULTS_FAULTS:-2}" \
     KAFKA_BROKER_FAULTS_OUTAGES="${KAFKA_BROKER_FAULTS_OUTAGES:-1}" \
-    scripts/kafka/with-kafka.sh npx vitest run --reporter=default --reporter=json --outputFile="$second" \
+    scripts/kafka/with-kafka.sh scripts/registry/with-registry.sh npx vitest run --reporter=default --reporter=json --outputFile="$second" \
     test/integration/kafka- test/state/changelogStore.test.ts || status=$?
 fi
 
