@@ -51,12 +51,15 @@ function toMessages(topicMessages: TopicMessages[]) {
   return topicMessages.map((t) => ({ topic: t.topic, messages: t.messages as Message[] }));
 }
 
+// Idempotent, one request in flight (order kept across retries), kafkajs's default partitioner.
+const PRODUCER_OPTIONS = {
+  idempotent: true,
+  maxInFlightRequests: 1,
+  createPartitioner: Partitioners.DefaultPartitioner,
+} as const;
+
 function kafkajsProducer(kafka: Kafka): KafkaProducer {
-  const producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  });
+  const producer = kafka.producer(PRODUCER_OPTIONS);
   return {
     connect: () => producer.connect(),
     disconnect: () => producer.disconnect(),
@@ -66,12 +69,7 @@ function kafkajsProducer(kafka: Kafka): KafkaProducer {
 }
 
 function kafkajsTransactionalProducer(kafka: Kafka, transactionalId: string): TransactionalProducer {
-  const producer: Producer = kafka.producer({
-    transactionalId,
-    idempotent: true,
-    maxInFlightRequests: 1,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  });
+  const producer: Producer = kafka.producer({ ...PRODUCER_OPTIONS, transactionalId });
   return {
     connect: () => producer.connect(),
     disconnect: () => producer.disconnect(),
