@@ -79,18 +79,19 @@ export function testClient(clientId = 'cellstream-test'): Promise<KafkaClient> {
 }
 
 /**
- * The arguments of `cellstream kafka` (after the bin) for the test model on `brokers` and the
- * client under test, consuming
+ * The arguments of `cellstream kafka` (after the bin) for `model` (default the test model) on
+ * `brokers` and the client under test, consuming
  * `t`'s input topic into its output topic in its group; `extra` adds the rest (state, tuning).
  */
 export function kafkaCommandArgs(
   t: { readonly inputTopic: string; readonly outputTopic: string; readonly groupId: string },
   extra: readonly string[] = [],
+  model: string = MODEL_FILE,
 ): string[] {
   return [
     'kafka',
     '--model',
-    MODEL_FILE,
+    model,
     '--kafka-brokers',
     brokers.join(','),
     '--kafka-client',
