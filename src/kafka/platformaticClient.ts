@@ -128,7 +128,12 @@ function platformaticTransactionalProducer(common: Common, transactionalId: stri
     connect: async () => {},
     disconnect: () => producer.close(),
     // The first one registers the transactional id (InitProducerId): that fences a previous holder.
-    transaction: async () => platformaticTransaction(await producer.beginTransaction()),
+    // It must ask as a new producer, producer id and epoch -1: the library's default asks for id 0
+    // epoch 0, which the coordinator takes as a claim to be producer 0 and answers PRODUCER_FENCED
+    // for any id another producer already registered, so a partition taken over from another
+    // instance never got a transaction (multi-instance exactly-once stalled on this client).
+    transaction: async () =>
+      platformaticTransaction(await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })),
   };
 }
 
