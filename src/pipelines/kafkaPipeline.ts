@@ -1,18 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { KeyedStepper } from '../engine/keyedStepper.js';
 import type { Envelope, Rejected } from '../engine/types.js';
-import { ConfigError, EventError, FencedError, type KafkaConsumerLostError } from '../errors.js';
+import { EventError, FencedError, type KafkaConsumerLostError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
 import { type EventLimits, eventLimits } from '../events/limits.js';
 import type { Prediction } from '../events/types.js';
 import { modelFeatures } from '../features/modelFeatures.js';
-import {
-  exactlyOnceUnsupported,
-  type KafkaClient,
-  type KafkaClientName,
-  type KafkaLogLevel,
-  type KafkaProducer,
-  type KafkaTransaction,
+import type {
+  KafkaClient,
+  KafkaClientName,
+  KafkaLogLevel,
+  KafkaProducer,
+  KafkaTransaction,
 } from '../kafka/adapter.js';
 import { createKafka } from '../kafka/client.js';
 import { mapFenced, retryConcurrentTransactions } from '../kafka/kafkaErrors.js';
@@ -194,9 +193,6 @@ export { KAFKA_COMMIT_DEFAULTS };
  * records and its offset commit in one transaction, and LMDB follows the commit.
  */
 export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise<KafkaPipeline> {
-  // Before anything connects: the start is refused, not left to stall later (see exactlyOnceUnsupported).
-  const refused = options.exactlyOnce ? exactlyOnceUnsupported(options.client ?? 'kafkajs') : undefined;
-  if (refused !== undefined) throw new ConfigError(refused);
   const kafka: KafkaClient = await createKafka({
     brokers: options.brokers,
     clientId: options.clientId ?? `cellstream-${options.groupId}`,
