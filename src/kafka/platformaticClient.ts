@@ -464,6 +464,11 @@ class PlatformaticConsumer implements KafkaConsumer {
       if (leader < 0) continue;
       byLeader.set(leader, [...(byLeader.get(leader) ?? []), p]);
     }
+    // A join while the positions or the metadata were read cleared the positions (and may have
+    // moved the partitions): come round again with the new assignment. Fetching anyway sent no
+    // offset, which the library failed to encode (`Cannot mix BigInt and other types`) and
+    // retried to no avail, a failed fetch counted as a crash after a mere rebalance.
+    if (partitions.some((p) => !this.positions.has(p))) return [];
     const epochs = new Map(partitions.map((p) => [p, this.epochs.get(p) ?? 0]));
     const requested = new Map(partitions.map((p) => [p, this.positions.get(p)!]));
     const responses = await Promise.all(
