@@ -162,7 +162,7 @@ export const configSchema = z
     engine: z
       .strictObject({
         maxBatch: int(1, 65_536).default(256),
-        maxDelayMs: z.number().min(0).max(1000).default(2),
+        maxDelayMs: z.number().min(0).max(1000).default(0),
       })
       .prefault({}),
     server: z
