@@ -20,8 +20,14 @@ const { values: args } = parseArgs({
   },
 });
 const model = benchModel(16, 64);
-const impls = [cellstreamImpl('native'), engineImpl()].filter((i) => !args.only || i.impl.includes(args.only));
-console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+const impls = [cellstreamImpl('native'), engineImpl()].filter(
+  (i) => !args.only || i.impl.includes(args.only),
+);
+console.log(
+  `load average before: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
 const rows = new Map();
 for (let round = 0; round < Number(args.rounds); round++) {
   for (const batch of args.batch ? [Number(args.batch)] : [1, 256]) {
@@ -40,13 +46,21 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const per = {};
 for (const [key, runs] of rows) {
   per[key] = { wall: median(runs.map((r) => r.wall)), cpu: median(runs.map((r) => r.cpu)) };
-  console.log(`${key.padEnd(28)} µs per key-step: median wall ${per[key].wall.toFixed(3)}, CPU ${per[key].cpu.toFixed(3)}`);
+  console.log(
+    `${key.padEnd(28)} µs per key-step: median wall ${per[key].wall.toFixed(3)}, CPU ${per[key].cpu.toFixed(3)}`,
+  );
 }
 for (const b of [1, 256]) {
   const e = per[`cellstream-engine B=${b}`];
   const k = per[`cellstream-native B=${b}`];
   if (e && k) {
-    console.log(`engine / bare step, B=${b}: ${(e.wall / k.wall).toFixed(2)} (wall), ${(e.cpu / k.cpu).toFixed(2)} (CPU)`);
+    console.log(
+      `engine / bare step, B=${b}: ${(e.wall / k.wall).toFixed(2)} (wall), ${(e.cpu / k.cpu).toFixed(2)} (CPU)`,
+    );
   }
 }
-console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(
+  `load average after: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
