@@ -18,6 +18,11 @@ export interface PipelineHooks {
   onStateReset?(key: string, reason: string): void;
   /** The engine failed (a store error); the events in flight were answered `unavailable`. */
   onFailure?(err: unknown): void;
+  /**
+   * A submitter's `done` or a prediction listener threw. The pipeline goes on with the next
+   * callback: one connection's or subscriber's fault must not stop the answers of the others.
+   */
+  onCallbackError?(err: unknown): void;
 }
 
 export interface PipelineOptions {
@@ -135,7 +140,7 @@ export class EnginePipeline {
     this.settle(ticket, outcome, now);
     // A redelivery's prediction was published when the event was first applied.
     if (outcome.kind === 'prediction' && !outcome.redelivered) {
-      for (const listener of this.listeners) listener(outcome.prediction);
+      for (const listener of this.listeners) this.callSafely(listener, outcome.prediction);
     }
     this.notifyIdle();
   }
@@ -159,7 +164,20 @@ export class EnginePipeline {
 
   private settle(ticket: Ticket, result: Result, now: number): void {
     this.hooks.onResult?.(result, (now - ticket.submitted) / 1000);
-    ticket.done(result);
+    this.callSafely(ticket.done, result);
+  }
+
+  /** Runs a caller's callback so that its throw reaches `onCallbackError`, not the batch loop. */
+  private callSafely<T>(callback: (value: T) => void, value: T): void {
+    try {
+      callback(value);
+    } catch (err) {
+      try {
+        this.hooks.onCallbackError?.(err);
+      } catch {
+        // The hook is the last place to report to; nothing is left to tell.
+      }
+    }
   }
 
   private notifyIdle(): void {

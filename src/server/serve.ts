@@ -423,6 +423,8 @@ async function startEngine(
       onStateReset: (key, reason) => log.info({ key, reason }, 'key state discarded'),
       onFailure: (err) =>
         log.error({ err }, 'engine batch failed; its events were answered SERVER_UNAVAILABLE'),
+      onCallbackError: (err) =>
+        log.error({ err }, 'an answer or prediction callback threw; the other answers went on'),
     },
   });
   return { store, pipeline };

@@ -122,4 +122,28 @@ describe('EnginePipeline: group commit', () => {
     expect(after.kind === 'prediction' && after.prediction.seq).toBe(1);
     await pipeline.drain();
   });
+
+  it("goes on answering the others when one submitter's callback or a prediction listener throws", async () => {
+    const store = new MemoryStateStore();
+    const callbackErrors: unknown[] = [];
+    const pipeline = new EnginePipeline({
+      stepper: { model: tinyLstm(), store },
+      maxBatch: 256,
+      maxDelayMs: 0,
+      hooks: { onCallbackError: (err) => callbackErrors.push(err) },
+    });
+    const heard: string[] = [];
+    pipeline.onPrediction((p) => {
+      if (p.key === 'bad') throw new Error('subscriber broke');
+      heard.push(p.key);
+    });
+    pipeline.submit(event('bad', 0), () => {
+      throw new Error('connection broke');
+    });
+    const good = await new Promise<Result>((resolve) => pipeline.submit(event('good', 1), resolve));
+    expect(good.kind === 'prediction' && good.prediction.seq).toBe(1);
+    expect(heard).toEqual(['good']);
+    expect(callbackErrors.map((e) => (e as Error).message)).toEqual(['connection broke', 'subscriber broke']);
+    await pipeline.drain();
+  });
 });
