@@ -457,8 +457,11 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
       };
     },
   };
+  // During a rebalance a worker's last report may still list a partition another one now owns.
   const instancePartitions = () =>
-    members.flatMap((m) => (m.exited ? [] : (m.snapshot?.partitions ?? []))).sort((a, b) => a - b);
+    [...new Set(members.flatMap((m) => (m.exited ? [] : (m.snapshot?.partitions ?? []))))].sort(
+      (a, b) => a - b,
+    );
 
   return {
     stats,
