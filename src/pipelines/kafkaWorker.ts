@@ -23,6 +23,12 @@ let pipeline: KafkaPipeline | undefined;
 let stopRequested = false;
 let healthTimer: NodeJS.Timeout | undefined;
 
+/** An error as it crosses to the main thread: its class's name, message and code. */
+function described(err: unknown): { name: string; message: string; code?: string } {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return { name: e.name, message: e.message, ...(e instanceof CellstreamError ? { code: e.code } : {}) };
+}
+
 const pushHealth = () => {
   if (!pipeline) return;
   send({ t: 'health', snapshot: pipeline.health.snapshot(data.options.groupId), joined: pipeline.joined() });
@@ -50,13 +56,13 @@ port.on('message', (m: ToWorker) => {
   }
   const running = pipeline;
   if (!running) {
-    send({ t: 'reply', id: m.id, error: 'the Kafka worker is starting' });
+    send({ t: 'reply', id: m.id, error: described(new Error('the Kafka worker is starting')) });
     return;
   }
   const answer: Promise<unknown> = m.t === 'getMany' ? ownedRecords(running, m.keys) : running.store.size();
   answer.then(
     (value) => send({ t: 'reply', id: m.id, value }),
-    (err: unknown) => send({ t: 'reply', id: m.id, error: err instanceof Error ? err.message : String(err) }),
+    (err: unknown) => send({ t: 'reply', id: m.id, error: described(err) }),
   );
 });
 
@@ -87,13 +93,7 @@ try {
     onLost: (error) => send({ t: 'lost', message: error.message }),
   });
 } catch (err) {
-  const e = err instanceof Error ? err : new Error(String(err));
-  send({
-    t: 'failed',
-    name: e.name,
-    message: e.message,
-    ...(e instanceof CellstreamError ? { code: e.code } : {}),
-  });
+  send({ t: 'failed', ...described(err) });
   port.close();
 }
 

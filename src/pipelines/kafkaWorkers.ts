@@ -8,6 +8,7 @@ import {
   type ErrorCode,
   KafkaConsumerLostError,
   KafkaWorkerCrashedError,
+  StateError,
 } from '../errors.js';
 import type { RestoreReport } from '../state/changelogStore.js';
 import type { StateRecord, StateStore } from '../state/types.js';
@@ -157,7 +158,12 @@ export type FromWorker =
   | { readonly t: 'stall'; readonly message?: string }
   | { readonly t: 'rejoin'; readonly attempt: number; readonly message: string }
   | { readonly t: 'lost'; readonly message: string }
-  | { readonly t: 'reply'; readonly id: number; readonly value?: unknown; readonly error?: string }
+  | {
+      readonly t: 'reply';
+      readonly id: number;
+      readonly value?: unknown;
+      readonly error?: { readonly code?: string; readonly name: string; readonly message: string };
+    }
   | { readonly t: 'stopped'; readonly error?: string };
 
 /** The compiled worker script; under the TypeScript sources (tests), the built one in dist/. */
@@ -172,8 +178,13 @@ function workerScript(): URL {
 
 /** A worker's error, rebuilt on this thread with its code (a `ConfigError` stays `CONFIG_INVALID`). */
 function rebuilt(m: { code?: string; name: string; message: string }): Error {
+  // A state error stays one, so that /v1/keys answers a corrupt record as it does on one thread.
   const error: Error =
-    m.code === undefined ? new Error(m.message) : new CellstreamError(m.code as ErrorCode, m.message);
+    m.code === undefined
+      ? new Error(m.message)
+      : m.code.startsWith('STATE_')
+        ? new StateError(m.code as ErrorCode, m.message)
+        : new CellstreamError(m.code as ErrorCode, m.message);
   error.name = m.name;
   return error;
 }
@@ -335,7 +346,7 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
         case 'reply': {
           const p = member.pending.get(m.id);
           member.pending.delete(m.id);
-          if (m.error !== undefined) p?.reject(new Error(m.error));
+          if (m.error !== undefined) p?.reject(rebuilt(m.error));
           else p?.resolve(m.value);
           break;
         }
