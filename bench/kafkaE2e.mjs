@@ -70,11 +70,24 @@ export function modelEvents(model, n, keys) {
   });
 }
 
+/** Whether every member of `instance` owns partitions of its own, `partitions` in all. */
+function settled(instance, groupId, partitions) {
+  const members = instance.health.snapshot(groupId).workers;
+  if (members === undefined) return instance.partitions().length === partitions;
+  const owned = members.map((m) => m?.partitions ?? []);
+  return (
+    owned.every((ps) => ps.length > 0) &&
+    new Set(owned.flat()).size === owned.flat().length &&
+    owned.flat().length === partitions
+  );
+}
+
 /**
  * Produces `messages` to a fresh topic, then times one pipeline instance (`workers` group members,
  * on worker threads when above 1) from start until its group's lag is 0. `passthrough` runs the
  * no-inference baseline. Besides the whole run (group join and restores included), the `steady`
- * figures cover only the events from 10% to 90% committed, where every member is at work.
+ * figures start once every member owns partitions and 10% of the events are committed, and end at
+ * 90%: the rebalance a second member's join causes falls outside them.
  */
 export async function throughput(
   kafka,
@@ -150,15 +163,17 @@ export async function throughput(
     const left = await lag();
     const done = messages.length - left;
     const mark = { at: performance.now(), cpu: process.cpuUsage(cpu0), done };
-    if (from === undefined && done >= messages.length * 0.1) from = mark;
+    if (from === undefined && done >= messages.length * 0.1 && settled(pipeline, groupId, partitions))
+      from = mark;
     if (to === undefined && done >= messages.length * 0.9) to = mark;
     if (left <= 0) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  const steadyEvents = to.done - from.done;
-  const steadyCpu = to.cpu.user + to.cpu.system - from.cpu.user - from.cpu.system;
+  // A run whose members settled only after 90% has no steady window.
+  const steadyEvents = from && to && to.at > from.at ? to.done - from.done : 0;
+  const steadyCpu = steadyEvents > 0 ? to.cpu.user + to.cpu.system - from.cpu.user - from.cpu.system : 0;
   await hooks.finished?.();
   await pipeline.stop();
   const changelogRecords = passthrough
