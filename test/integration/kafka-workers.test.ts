@@ -131,7 +131,7 @@ describe.each(deliveryModes)('Kafka workers in one process ($mode)', ({ exactlyO
     } finally {
       if (!stopped) await instance.stop();
     }
-  }, 180_000);
+  }, 300_000);
 });
 
 describe('Kafka workers: graceful stop', () => {

@@ -103,5 +103,5 @@ describe('serve with Kafka workers', () => {
     }
     expect((await fetch(`${s.url}/v1/keys/never-seen`)).status).toBe(404);
     subscriber.close();
-  }, 180_000);
+  }, 300_000);
 });
