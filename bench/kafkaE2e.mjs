@@ -175,6 +175,7 @@ export async function throughput(
   const steadyEvents = from && to && to.at > from.at ? to.done - from.done : 0;
   const steadyCpu = steadyEvents > 0 ? to.cpu.user + to.cpu.system - from.cpu.user - from.cpu.system : 0;
   await hooks.finished?.();
+  const { rebalances } = pipeline.health.snapshot(groupId);
   await pipeline.stop();
   const changelogRecords = passthrough
     ? 0
@@ -193,6 +194,9 @@ export async function throughput(
     cpuSeconds: +((cpu.user + cpu.system) / 1e6).toFixed(2),
     cpuMicrosPerEvent: +((cpu.user + cpu.system) / messages.length).toFixed(1),
     changelogRecordsPerEvent: +(changelogRecords / messages.length).toFixed(3),
+    // Group joins summed over the members, and changelog records restores read: a rebalance's cost.
+    rebalances,
+    restoredRecords: pipeline.stats.restoredRecords,
     steadyEventsPerSecond: steadyEvents > 0 ? Math.round(steadyEvents / ((to.at - from.at) / 1000)) : null,
     steadyCpuMicrosPerEvent: steadyEvents > 0 ? +(steadyCpu / steadyEvents).toFixed(1) : null,
   };

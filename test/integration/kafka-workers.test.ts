@@ -179,6 +179,57 @@ describe('Kafka workers: graceful stop', () => {
   }, 300_000);
 });
 
+describe('Kafka workers: a partition back on a worker whose state is behind', () => {
+  it.each(deliveryModes)(
+    '$mode: the worker restores from its own checkpoint, never steps on its stale state',
+    async ({ exactlyOnce }) => {
+      await requireBroker();
+      ensureBuilt();
+      const model = await loadTestModel();
+      const t = await createInputTopic(exactlyOnce ? 'workers-stale-eos' : 'workers-stale', 4);
+      const events = makeEvents(6000, 120, 47);
+      const messages = eventMessages(events);
+      const dir = await stateDir();
+      const options = {
+        model,
+        brokers,
+        ...t,
+        exactlyOnce,
+        maxBatch: 200,
+        maxWaitTimeInMs: 100,
+        logLevel: 'nothing' as const,
+        client: kafkaClientUnderTest,
+      };
+      const third = messages.length / 3;
+      const run = async (part: typeof messages, start: () => Promise<{ stop(): Promise<void> }>) => {
+        const running = await start();
+        await produce(t.inputTopic, part);
+        await waitForCatchUp(t);
+        await running.stop();
+      };
+      // 1. Two workers: each keeps the state of its partitions in its own directory.
+      await run(messages.slice(0, third), () =>
+        startKafkaInstance({ ...options, stateDir: dir, workers: 2 }),
+      );
+      // 2. Worker 1's directory alone takes every partition on: worker 0's partitions move on
+      //    without it, so its directory falls behind the changelog.
+      await run(messages.slice(third, 2 * third), () =>
+        startKafkaInstance({ ...options, stateDir: join(dir, 'worker-1') }),
+      );
+      // 3. Two workers again: whatever worker 0 owns now, its own state of it is behind.
+      await run(messages.slice(2 * third), () =>
+        startKafkaInstance({ ...options, stateDir: dir, workers: 2 }),
+      );
+      const verdict = judge(await offlineReplay(model, events), await readTopic(t.outputTopic));
+      expect(verdict.missing).toBe(0);
+      expect(verdict.divergent).toBe(0);
+      expect(verdict.completeKeys).toBe(new Set(events.map((e) => e.key)).size);
+      if (exactlyOnce) expect(verdict.repeated).toBe(0);
+    },
+    300_000,
+  );
+});
+
 describe('cellstream kafka --workers 2', () => {
   it.each(deliveryModes)(
     '$mode: SIGKILL mid-stream and a restart keep the delivery rules; /metrics counts every worker',
