@@ -17,6 +17,7 @@ import { loadModel } from './formats/load.js';
 import { KAFKA_CLIENTS, type KafkaClientName } from './kafka/adapter.js';
 import { describeModel, modelFingerprint } from './model/index.js';
 import { PACKAGE_ROOT } from './paths.js';
+import { KAFKA_WORKERS } from './pipelines/commitDefaults.js';
 import { loadFormatsFile } from './records/formatsFile.js';
 import { parseDuration } from './time/duration.js';
 
@@ -262,6 +263,11 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     )
     .option('--batch <n>', 'events per engine batch', positiveInteger)
     .option(
+      '--workers <n>',
+      `consumer group members in this process, each on its own worker thread when above 1 (${KAFKA_WORKERS.min} to ${KAFKA_WORKERS.max}, default ${KAFKA_WORKERS.default}); about one per core`,
+      workerCount,
+    )
+    .option(
       '--commit-interval <ms>',
       'longest state is held in memory (each key written to the changelog once) before it is made durable and offsets commit, while events wait; 0: every batch (default 1000)',
       nonNegativeInteger,
@@ -322,6 +328,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       exactlyOnce?: boolean;
       kafkaClient?: KafkaClientName;
       batch?: number;
+      workers?: number;
       commitInterval?: number;
       maxCachedKeys?: number;
       sessionTimeout?: number;
@@ -385,6 +392,13 @@ function kafkaStateDir(opts: { state?: string; stateDir?: string }, stderr: Writ
   if (opts.state === undefined)
     throw new UsageError("kafka needs --state <dir>: this instance's LMDB state directory");
   return opts.state;
+}
+
+function workerCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < KAFKA_WORKERS.min || n > KAFKA_WORKERS.max)
+    throw new InvalidArgumentError(`expected an integer from ${KAFKA_WORKERS.min} to ${KAFKA_WORKERS.max}`);
+  return n;
 }
 
 function port(value: string): number {

@@ -5,7 +5,7 @@ import { DEFAULT_MAX_JSON_DEPTH } from '../events/jsonDepth.js';
 import { DEFAULT_MAX_ID_BYTES, DEFAULT_MAX_KEY_BYTES, KEY_BYTES_CEILING } from '../events/limits.js';
 import { exactlyOnceUnsupported, KAFKA_CLIENTS } from '../kafka/adapter.js';
 import { PACKAGE_ROOT } from '../paths.js';
-import { KAFKA_COMMIT_DEFAULTS } from '../pipelines/commitDefaults.js';
+import { KAFKA_COMMIT_DEFAULTS, KAFKA_WORKERS } from '../pipelines/commitDefaults.js';
 import { KAFKA_HEALTH_DEFAULTS } from '../pipelines/kafkaHealth.js';
 import { recordInputSchema, recordOutputSchema, registrySchema } from '../records/config.js';
 import { KAFKA_SOURCE_DEFAULTS } from '../sources/kafkaSource.js';
@@ -114,6 +114,8 @@ const kafkaSchema = z.strictObject({
   onConsumerCrash: z.enum(['rejoin', 'exit']).default(KAFKA_SOURCE_DEFAULTS.onConsumerCrash),
   maxRejoins: int(0, 1000).default(KAFKA_SOURCE_DEFAULTS.maxRejoins),
   stallTimeoutMs: int(1000, 86_400_000).default(KAFKA_HEALTH_DEFAULTS.stallTimeoutMs),
+  /** Consumer group members in this process, each on a worker thread when above 1 (docs/kafka.md, Workers). */
+  workers: int(KAFKA_WORKERS.min, KAFKA_WORKERS.max).default(KAFKA_WORKERS.default),
   /** A Confluent-compatible schema registry, for the Avro, JSON Schema and Protobuf formats. */
   registry: registrySchema.optional(),
   /** How input records are written and which fields make an event (src/records). */

@@ -54,6 +54,8 @@ export interface KafkaHealthSnapshot {
   readonly resyncs: number;
   /** The last restore's duration. */
   readonly lastRestoreSeconds: number | null;
+  /** With `kafka.workers` above 1: each worker's own health (null until it reported), the rest being summed. */
+  readonly workers?: readonly (KafkaHealthSnapshot | null)[];
 }
 
 export class KafkaHealth {
@@ -244,3 +246,9 @@ export class KafkaHealth {
     );
   }
 }
+
+/** What `/readyz`, the Kafka metrics and the dashboard read: one pipeline's health, or an instance's over its workers. */
+export type KafkaHealthView = Pick<
+  KafkaHealth,
+  'snapshot' | 'notReadyReason' | 'secondsSinceLastCommit' | 'stalled' | 'brokerConnected'
+>;

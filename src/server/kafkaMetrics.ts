@@ -1,12 +1,12 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { KafkaHealth, KafkaHealthObserver } from '../pipelines/kafkaHealth.js';
+import type { KafkaHealthObserver, KafkaHealthView } from '../pipelines/kafkaHealth.js';
 
 /** The Kafka metrics of one instance: `observer` goes to the pipeline, `attach` once it runs. */
 export interface KafkaMetrics {
   /** Counts rebalances, crashes, rejoins, restores and resyncs (pass as `healthObserver`). */
   readonly observer: KafkaHealthObserver;
   /** The running pipeline's health, which the gauges read at scrape time (zero before). */
-  attach(health: KafkaHealth): void;
+  attach(health: KafkaHealthView): void;
 }
 
 /**
@@ -16,7 +16,7 @@ export interface KafkaMetrics {
  */
 export function registerKafkaMetrics(registry: Registry, groupId: string): KafkaMetrics {
   const registers = [registry];
-  let health: KafkaHealth | undefined;
+  let health: KafkaHealthView | undefined;
   new Gauge({
     name: 'cellstream_kafka_consumer_lag',
     help: 'Messages behind the end of each owned input partition, as of its last fetch',

@@ -9,6 +9,7 @@ import { loadModel } from '../formats/load.js';
 import { outputSize, stateSize } from '../model/index.js';
 import { loadNative } from '../model/kernels/index.js';
 import type { Model } from '../model/types.js';
+import { instanceStore } from '../pipelines/kafkaWorkers.js';
 import { CachedStore } from '../state/cachedStore.js';
 import { unreadableMessage } from '../state/changelogStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
@@ -278,6 +279,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
           if (message) log.error({ kafka: 'stalled' }, message);
           else log.info({ kafka: 'resumed' }, 'the Kafka pipeline is committing batches again');
         },
+        onWorkerCrash: (error) => log.error({ kafka: 'worker-crashed' }, error.message),
         onRejoin: (attempt, error) =>
           log.warn(
             { attempt, err: error.message },
@@ -285,7 +287,8 @@ export async function startServer(config: Config, options: ServeOptions): Promis
           ),
       });
       kafkaMetrics?.attach(kafka.pipeline.health);
-      store = kafka.pipeline.store;
+      // One member on this thread: its LMDB store; with workers, their states behind one read-only store.
+      store = kafka.pipeline.store ?? instanceStore(kafka.pipeline);
       target = kafka.target;
       modelLabel = kafka.pipeline.modelLabel;
     } else {

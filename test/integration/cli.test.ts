@@ -424,6 +424,16 @@ describe('cellstream kafka --state', () => {
     expect(help.stdout).not.toContain('--state-dir');
   });
 
+  it('takes --workers from 1 to 64 only, refused before anything starts, exit 1', async () => {
+    for (const bad of ['0', '65', '1.5', 'two']) {
+      const run = await runMain([...base(), '--state', join(dir, 'kw'), '--workers', bad]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/--workers <n>.*expected an integer from 1 to 64/);
+    }
+    const help = await runMain(['kafka', '--help']);
+    expect(help.stdout).toMatch(/--workers <n>/);
+  });
+
   it('takes --state, and the deprecated --state-dir with a warning, against a real broker', async () => {
     await requireBroker();
     for (const flag of ['--state', '--state-dir']) {

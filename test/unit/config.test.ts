@@ -176,7 +176,25 @@ describe('serve configuration: kafka', () => {
       onConsumerCrash: 'rejoin',
       maxRejoins: 5,
       stallTimeoutMs: 60000,
+      workers: 1,
     });
+  });
+
+  it('kafka.workers is an integer from 1 to 64 (file or CELLSTREAM_KAFKA_WORKERS)', async () => {
+    const file = await yamlFile(kafkaYaml);
+    expect((await loadConfig({ file, env: { CELLSTREAM_KAFKA_WORKERS: '2' } })).kafka?.workers).toBe(2);
+    expect((await loadConfig({ file: await yamlFile(`${kafkaYaml}  workers: 64\n`) })).kafka?.workers).toBe(
+      64,
+    );
+    for (const bad of ['0', '65', '1.5', '-1']) {
+      const message = await configError(
+        loadConfig({ file: await yamlFile(`${kafkaYaml}  workers: ${bad}\n`) }),
+      );
+      expect(message).toMatch(/kafka\.workers/);
+    }
+    expect(await configError(loadConfig({ file, env: { CELLSTREAM_KAFKA_WORKERS: 'two' } }))).toMatch(
+      /CELLSTREAM_KAFKA_WORKERS/,
+    );
   });
 
   it('layers file < environment < flags, key by key', async () => {
