@@ -22,8 +22,17 @@ export interface PipelineHooks {
   onFailure?(err: unknown): void;
 }
 
+/** What the pipeline steps events with: a `KeyedStepper`, or several models' `RolloutStepper`. */
+export interface StepEngine {
+  process(batch: readonly Envelope[]): Promise<Outcome[]>;
+  close(): Promise<void>;
+  /** The label of the model whose predictions answer events. */
+  readonly modelLabel: string;
+}
+
 export interface PipelineOptions {
-  readonly stepper: KeyedStepperOptions;
+  /** A `KeyedStepper` is built from these options, unless `engine` is given. */
+  readonly stepper: KeyedStepperOptions | StepEngine;
   readonly maxBatch: number;
   readonly maxDelayMs: number;
   readonly hooks?: PipelineHooks;
@@ -41,7 +50,7 @@ interface Ticket {
  * in submission order, so results are routed back by a queue of tickets kept in the same order.
  */
 export class EnginePipeline {
-  readonly stepper: KeyedStepper;
+  readonly stepper: StepEngine;
   private readonly input = new Subject<Envelope>();
   private readonly tickets = new Fifo<Ticket>();
   private readonly listeners = new Set<(prediction: Prediction) => void>();
@@ -53,7 +62,9 @@ export class EnginePipeline {
   constructor(private readonly options: PipelineOptions) {
     this.hooks = options.hooks ?? {};
     const onBatch = this.hooks.onBatch;
-    this.stepper = onBatch ? new TimedStepper(options.stepper, onBatch) : new KeyedStepper(options.stepper);
+    const given = options.stepper;
+    if ('process' in given) this.stepper = onBatch ? timed(given, onBatch) : given;
+    else this.stepper = onBatch ? new TimedStepper(given, onBatch) : new KeyedStepper(given);
     this.start();
   }
 
@@ -157,4 +168,20 @@ class TimedStepper extends KeyedStepper {
     this.onBatch(batch.length, (performance.now() - start) / 1000);
     return outcomes;
   }
+}
+
+/** An engine that reports each batch's size and duration, for the metrics. */
+function timed(engine: StepEngine, onBatch: (size: number, seconds: number) => void): StepEngine {
+  return {
+    async process(batch) {
+      const start = performance.now();
+      const outcomes = await engine.process(batch);
+      onBatch(batch.length, (performance.now() - start) / 1000);
+      return outcomes;
+    },
+    close: () => engine.close(),
+    get modelLabel() {
+      return engine.modelLabel;
+    },
+  };
 }
