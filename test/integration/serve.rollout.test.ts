@@ -95,11 +95,11 @@ describe('serve with a shadow model (LMDB, WebSocket)', () => {
     const got = await answers;
     const [outA, outB] = [await offline(A, events), await offline(B, events)];
     expect(got.map((p) => p['model'])).toEqual(events.map(() => 'tiny@1'));
-    got.forEach((p, i) => expect(p['output']).toEqual(outA.get(events[i].id)));
+    expect(got.map((p) => p['output'])).toEqual(events.map((e) => outA.get(e.id)));
     await waitFor(() => primarySeen.all.length >= 120 && shadowSeen.all.length >= 120);
     expect(primarySeen.all.map((p) => p['model'])).toEqual(events.map(() => 'tiny@1'));
     expect(shadowSeen.all.map((p) => p['model'])).toEqual(events.map(() => 'tiny@2'));
-    shadowSeen.all.forEach((p, i) => expect(p['output']).toEqual(outB.get(events[i].id)));
+    expect(shadowSeen.all.map((p) => p['output'])).toEqual(events.map((e) => outB.get(e.id)));
 
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     expect(metrics).toMatch(/cellstream_shadow_compared_events\{primary="tiny@1",shadow="tiny@2"\} 120/);
