@@ -97,13 +97,17 @@ describe('serve with a shadow under kill -9 in the middle of promotes', () => {
         from += frame.length;
         frames++;
         if (frames === promoteAfter) {
-          const delay = Math.floor(rnd() * 15);
+          // Half the kills come a moment after the switch was acknowledged (durable), half a
+          // random moment after it was asked for (it may or may not have become durable).
+          const afterAck = kills % 2 === 1;
+          const delay = Math.floor(rnd() * (afterAck ? 20 : 60));
           killDelays.push(delay);
-          fetch(`${url}/admin/promote`, { method: 'POST' })
+          const asked = fetch(`${url}/admin/promote`, { method: 'POST' })
             .then((r) => {
               if (r.ok) promotesAnswered++;
             })
             .catch(() => {});
+          if (afterAck) await asked;
           await new Promise((r) => setTimeout(r, delay));
           child.kill('SIGKILL');
           kills++;
