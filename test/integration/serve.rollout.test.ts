@@ -158,12 +158,16 @@ describe('serve with a shadow model (LMDB, WebSocket)', () => {
     });
     // Switch while the three connections are sending: promote, then roll back.
     await waitFor(() => s.rollout!.rollout.record.events > 600);
+    let t0 = performance.now();
     const promoted = (await (await post(s, '/admin/promote', ADMIN)).json()) as { at: number };
+    const promoteMs = performance.now() - t0;
     await waitFor(() => s.rollout!.rollout.record.events > promoted.at + 900);
+    t0 = performance.now();
     const rolledBack = (await (await post(s, '/admin/rollback', ADMIN)).json()) as {
       at: number;
       primary: string;
     };
+    const rollbackMs = performance.now() - t0;
     expect(rolledBack.primary).toBe('tiny@1');
     await Promise.all(sending);
     const got = await Promise.all(answered);
@@ -187,6 +191,9 @@ describe('serve with a shadow model (LMDB, WebSocket)', () => {
     await waitFor(() => subSeen.all.length >= flat.length);
     expect(subSeen.all).toHaveLength(flat.length);
     expect(subSeen.all.filter((p) => p['model'] === 'tiny@2')).toHaveLength(byB);
+    const stats = (await (await fetch(`${s.url}/v1/stats`)).json()) as { models: unknown };
+    // Figures for docs/rollout.md: the switch round trips under load, divergence and step times.
+    console.log(JSON.stringify({ promoteMs, rollbackMs, promoted, rolledBack, models: stats.models }));
     for (const w of [...sockets, sub]) w.close();
   });
 
