@@ -5,6 +5,7 @@ import { perEvent } from '../../src/engine/rollout.js';
 import type { Model } from '../../src/model/types.js';
 import type { RunningServer } from '../../src/server/serve.js';
 import { MemoryStateStore } from '../../src/state/memoryStore.js';
+import { runMain } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { prng, tinyLstm } from '../helpers/models.js';
 import { connect, modelFile, nextMessages, startTestServer } from '../helpers/serve.js';
@@ -138,6 +139,51 @@ describe('serve with a shadow model (LMDB, WebSocket)', () => {
       { name: 'tiny@2', label: 'tiny@2', role: 'primary' },
       { name: 'tiny@1', label: 'tiny@1', role: 'shadow' },
     ]);
+  });
+
+  it('cellstream promote and rollback switch a running server with a token from the environment', async () => {
+    const s = await startRollout();
+    const withoutToken = await runMain([
+      'promote',
+      '--url',
+      s.url,
+      '--token-env',
+      'CELLSTREAM_TEST_NO_SUCH_VAR',
+    ]);
+    expect(withoutToken.code).toBe(1);
+    expect(withoutToken.stderr).toMatch(/401/);
+    process.env['CELLSTREAM_TEST_ADMIN_TOKEN'] = ADMIN;
+    try {
+      const promoted = await runMain([
+        'promote',
+        '--url',
+        s.url,
+        '--token-env',
+        'CELLSTREAM_TEST_ADMIN_TOKEN',
+      ]);
+      expect(promoted.code).toBe(0);
+      expect(JSON.parse(promoted.stdout)).toMatchObject({
+        primary: 'tiny@2',
+        previous: 'tiny@1',
+        switched: true,
+      });
+      expect(s.rollout!.rollout.primary).toBe('tiny@2');
+      const back = await runMain(['rollback', '--url', s.url, '--token-env', 'CELLSTREAM_TEST_ADMIN_TOKEN']);
+      expect(back.code).toBe(0);
+      expect(JSON.parse(back.stdout)).toMatchObject({ primary: 'tiny@1', previous: 'tiny@2' });
+      const named = await runMain([
+        'promote',
+        '--url',
+        s.url,
+        '--token-env',
+        'CELLSTREAM_TEST_ADMIN_TOKEN',
+        '--model',
+        'tiny@1',
+      ]);
+      expect(JSON.parse(named.stdout)).toMatchObject({ primary: 'tiny@1', switched: false });
+    } finally {
+      delete process.env['CELLSTREAM_TEST_ADMIN_TOKEN'];
+    }
   });
 
   it('promote and rollback under load: each event answered once, by the model primary at its position, bit for bit', async () => {
