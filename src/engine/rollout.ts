@@ -169,7 +169,8 @@ export class RolloutStepper {
     return run;
   }
 
-  private async apply(batch: readonly Envelope[]): Promise<Outcome[]> {
+  private async apply(given: readonly Envelope[]): Promise<Outcome[]> {
+    let batch = given;
     const switching = this.pending;
     this.pending = [];
     const before = this.meta;
@@ -187,6 +188,7 @@ export class RolloutStepper {
       }
     }
     const next: RolloutMeta = { primary, events: before.events + batch.length, switches };
+    batch = withPositions(batch, before.events);
     try {
       this.states.stage();
       const main = this.models.get(primary)!;
@@ -205,6 +207,7 @@ export class RolloutStepper {
           this.hooks.onShadowFailure?.(m.name, err);
         }
       }
+      const answers = await this.repeatsByTheirModel(outcomes, primary, shadows, next);
       await this.states.commit(next);
       this.meta = next;
       for (const s of switching) {
@@ -215,7 +218,7 @@ export class RolloutStepper {
         const answered = perEvent(outcomes);
         for (const [name, out] of shadows) this.hooks.onShadow(name, perEvent(out), primary, answered);
       }
-      return outcomes;
+      return answers;
     } catch (err) {
       // Nothing of the batch was written; the switch waits for the batch that carries it.
       this.pending = [...switching, ...this.pending];
@@ -224,10 +227,77 @@ export class RolloutStepper {
     }
   }
 
+  /**
+   * A repeated prediction (a resent event the key had applied last) comes from the stored output of
+   * the model that answers now; if a switch came between the event and its resend, the answer
+   * belongs to the model that was primary at the event's position, which stepped it too: its
+   * repeat is taken instead. The position is the key's record's (`lastApplied`), read before this
+   * batch's writes; a repeat of an event stepped earlier in this batch is the current primary's.
+   */
+  private async repeatsByTheirModel(
+    outcomes: Outcome[],
+    primary: string,
+    shadows: ReadonlyArray<[string, Outcome[]]>,
+    meta: RolloutMeta,
+  ): Promise<Outcome[]> {
+    if (meta.switches.length === 0 || shadows.length === 0) return outcomes;
+    const answered = perEvent(outcomes);
+    const repeats: number[] = [];
+    const stepped = new Set<string>();
+    for (let i = 0; i < answered.length; i++) {
+      const o = answered[i];
+      if (o.kind !== 'prediction') continue;
+      if (!o.redelivered) stepped.add(o.prediction.key);
+      else if (!stepped.has(o.prediction.key)) repeats.push(i);
+    }
+    if (repeats.length === 0) return outcomes;
+    const keys = repeats.map((i) => (answered[i] as Extract<Outcome, { kind: 'prediction' }>).prediction.key);
+    const records = await this.states.store(primary).getMany(keys);
+    const byShadow = new Map(shadows.map(([name, out]) => [name, perEvent(out)]));
+    const replaced = new Map<Outcome, Outcome>();
+    repeats.forEach((i, r) => {
+      const at = records[r]?.lastApplied;
+      if (at?.kind !== 'line' || at.file !== POSITION_FILE) return;
+      const owner = primaryAt(meta, at.line);
+      const theirs = owner === primary ? undefined : byShadow.get(owner)?.[i];
+      if (theirs?.kind === 'prediction' && theirs.redelivered) replaced.set(answered[i], theirs);
+    });
+    return replaced.size === 0 ? outcomes : outcomes.map((o) => replaced.get(o) ?? o);
+  }
+
   private onlyShadow(): string | undefined {
     const shadows = [...this.models.keys()].filter((n) => n !== this.meta.primary);
     return shadows.length === 1 ? shadows[0] : undefined;
   }
+}
+
+/**
+ * The file name of the positions a `RolloutStepper` gives events that come without one (`serve`'s
+ * WebSocket events): line N is the event stepped after N others, over every run. Recorded as each
+ * key's `lastApplied`, it says which model was primary when the key's last event was applied.
+ */
+export const POSITION_FILE = 'cellstream:serve-events';
+
+function withPositions(batch: readonly Envelope[], first: number): readonly Envelope[] {
+  if (!batch.some((e) => e.position.kind === 'none')) return batch;
+  return batch.map((e, i) =>
+    e.position.kind === 'none'
+      ? ({ ...e, position: { kind: 'line', file: POSITION_FILE, line: first + i } } as Envelope)
+      : e,
+  );
+}
+
+/** The model the switch record names primary at event position `at`. */
+export function primaryAt(meta: RolloutMeta, at: number): string {
+  let primary: string | undefined;
+  for (const s of meta.switches) {
+    if (s.at <= at) primary = s.primary;
+    else {
+      primary ??= s.previous;
+      break;
+    }
+  }
+  return primary ?? meta.primary;
 }
 
 /** An engine's outcomes without its reports about stored state: one per event, in batch order. */

@@ -61,9 +61,15 @@ describe('serve with a shadow under kill -9 in the middle of promotes', () => {
     let kills = 0;
     let promotesAnswered = 0;
     const killDelays: number[] = [];
+    // Where each event was sent: the run and the server position it would take there; it was
+    // applied in that run if the position is below the next run's starting position.
+    const sends = new Map<number, Array<{ run: number; position: number }>>();
+    const runStarts: number[] = [];
     while (next < total) {
       const { child, url } = await serveBin(args);
       const start = await models(url);
+      const run = runStarts.length;
+      runStarts.push(start.events);
       const ws = await connect(`${url.replace('http', 'ws')}/ingest`);
       // This run's answers arrive in send order; answer j is the event at server position start + j.
       let sentThisRun = 0;
@@ -91,7 +97,13 @@ describe('serve with a shadow under kill -9 in the middle of promotes', () => {
           continue;
         }
         const frame = events.slice(from, from + 20);
-        for (let i = 0; i < frame.length; i++) order.push(from + i);
+        for (let i = 0; i < frame.length; i++) {
+          sends.set(from + i, [
+            ...(sends.get(from + i) ?? []),
+            { run, position: start.events + order.length },
+          ]);
+          order.push(from + i);
+        }
         ws.send(JSON.stringify(frame));
         sentThisRun += frame.length;
         from += frame.length;
@@ -161,6 +173,12 @@ describe('serve with a shadow under kill -9 in the middle of promotes', () => {
       expect(body['output'], `event ${index}`).toEqual(outputs[model][index]);
       if (body['redelivered']) {
         repeated++;
+        // A repeat is answered by the model that was primary where the event was first applied.
+        const applied = (sends.get(index) ?? []).find((x) => x.position < (runStarts[x.run + 1] ?? Infinity));
+        expect(applied, `event ${index} was applied somewhere`).toBeDefined();
+        expect(model, `repeat of event ${index} applied at ${applied!.position}`).toBe(
+          primaryAt(applied!.position),
+        );
         continue;
       }
       fresh++;
