@@ -120,6 +120,27 @@ describe('RolloutStepper on LMDB', () => {
     await states.close();
   });
 
+  it('repeats a resent event from the model that was primary where it was applied, across a switch', async () => {
+    const states = new LmdbModelStates(await tempDir('rollout-repeat'));
+    const r = rollout(states);
+    const all = events(30, 3, 11);
+    const first = predictions(await r.process(all.slice(0, 20)));
+    await r.promote();
+    // The last event of each key in the first batch, sent again, and a new event.
+    const resent = [...new Map(all.slice(0, 20).map((e, i) => [e.event!.key, i])).values()];
+    const again = perEvent(await r.process([...resent.map((i) => all[i]), all[20]]));
+    expect(
+      again
+        .slice(0, resent.length)
+        .map((o) =>
+          o.kind === 'prediction' ? [o.prediction.model, o.prediction.output, o.redelivered] : o.kind,
+        ),
+    ).toEqual(resent.map((i) => ['tiny@1', first[i].output, true]));
+    expect(predictions(again.slice(-1))[0].model).toBe('tiny@2');
+    await r.close();
+    await states.close();
+  });
+
   it("a shadow's failure fails nothing of the primary's and writes none of the shadow's state", async () => {
     const dir = await tempDir('rollout-fail');
     const states = new LmdbModelStates(dir);
