@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { type AdminFlags, runAdmin } from './commands/admin.js';
 import { runConvert } from './commands/convert.js';
 import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
@@ -162,6 +163,10 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     )
     .option('--config <file>', 'YAML configuration file (env CELLSTREAM_CONFIG); see docs/configuration.md')
     .option('--model <file>', `${MODEL_HELP} (env CELLSTREAM_MODEL; default: the demo model)`)
+    .option(
+      '--shadow <file>',
+      'a second model stepped beside --model as a shadow, to compare and promote (env CELLSTREAM_SHADOW); see docs/rollout.md',
+    )
     .option('--host <host>', 'address to bind (env CELLSTREAM_HOST; default 127.0.0.1)')
     .option('--port <port>', 'port, 0 for any free one (env CELLSTREAM_PORT; default 8080)', port)
     .option('--state <dir>', 'LMDB state directory (env CELLSTREAM_STATE; default ./.data/state)')
@@ -200,6 +205,37 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     )
     .action(async (opts: ServeFlags) => {
       await runServe(opts);
+    });
+
+  program
+    .command('promote')
+    .description(
+      "make a running serve's shadow model primary (POST /admin/promote); the old primary keeps stepping as the shadow",
+    )
+    .option('--url <url>', 'the server', 'http://127.0.0.1:8080')
+    .option(
+      '--token-env <name>',
+      'environment variable holding a token with the admin scope',
+      'CELLSTREAM_ADMIN_TOKEN',
+    )
+    .option('--model <name>', 'the model to promote (default: the only shadow)')
+    .action(async (opts: AdminFlags) => {
+      status = await runAdmin('promote', opts, io);
+    });
+
+  program
+    .command('rollback')
+    .description(
+      'switch a running serve back to the model that was primary before the last switch (POST /admin/rollback)',
+    )
+    .option('--url <url>', 'the server', 'http://127.0.0.1:8080')
+    .option(
+      '--token-env <name>',
+      'environment variable holding a token with the admin scope',
+      'CELLSTREAM_ADMIN_TOKEN',
+    )
+    .action(async (opts: AdminFlags) => {
+      status = await runAdmin('rollback', opts, io);
     });
 
   program

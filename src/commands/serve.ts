@@ -7,6 +7,7 @@ import { shutdownSignal } from './shutdownSignals.js';
 export interface ServeFlags {
   readonly config?: string;
   readonly model?: string;
+  readonly shadow?: string;
   readonly host?: string;
   readonly port?: number;
   readonly state?: string;
@@ -34,6 +35,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     env: process.env,
     flags: {
       'model.path': flags.model,
+      'model.shadow': flags.shadow,
       'server.host': flags.host,
       'server.port': flags.port,
       'state.path': flags.state,

@@ -35,6 +35,7 @@ const json: Parse = (v, name) => {
 export const ENV_VARIABLES: ReadonlyArray<{ name: string; path: string; parse: Parse }> = [
   { name: 'CELLSTREAM_MODEL', path: 'model.path', parse: text },
   { name: 'CELLSTREAM_MODEL_LABEL', path: 'model.label', parse: text },
+  { name: 'CELLSTREAM_SHADOW', path: 'model.shadow', parse: text },
   { name: 'CELLSTREAM_ON_MODEL_MISMATCH', path: 'model.onMismatch', parse: text },
   { name: 'CELLSTREAM_STATE', path: 'state.path', parse: text },
   { name: 'CELLSTREAM_STATE_STORE', path: 'state.store', parse: text },

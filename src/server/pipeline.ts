@@ -25,8 +25,17 @@ export interface PipelineHooks {
   onCallbackError?(err: unknown): void;
 }
 
+/** What the pipeline steps events with: a `KeyedStepper`, or several models' `RolloutStepper`. */
+export interface StepEngine {
+  process(batch: readonly Envelope[]): Promise<Outcome[]>;
+  close(): Promise<void>;
+  /** The label of the model whose predictions answer events. */
+  readonly modelLabel: string;
+}
+
 export interface PipelineOptions {
-  readonly stepper: KeyedStepperOptions;
+  /** A `KeyedStepper` is built from these options, unless a `StepEngine` is given. */
+  readonly stepper: KeyedStepperOptions | StepEngine;
   /** Most events per micro-batch. */
   readonly maxBatch: number;
   /**
@@ -55,7 +64,7 @@ interface Ticket {
  * under load one flush serves many events.
  */
 export class EnginePipeline {
-  readonly stepper: KeyedStepper;
+  readonly stepper: StepEngine;
   private readonly tickets = new Fifo<Ticket>();
   /** Events submitted and not yet in a batch, in submission order. */
   private readonly waiting = new Fifo<Envelope>();
@@ -69,7 +78,9 @@ export class EnginePipeline {
   constructor(private readonly options: PipelineOptions) {
     this.hooks = options.hooks ?? {};
     const onBatch = this.hooks.onBatch;
-    this.stepper = onBatch ? new TimedStepper(options.stepper, onBatch) : new KeyedStepper(options.stepper);
+    const given = options.stepper;
+    if ('process' in given) this.stepper = onBatch ? timed(given, onBatch) : given;
+    else this.stepper = onBatch ? new TimedStepper(given, onBatch) : new KeyedStepper(given);
   }
 
   /** Events submitted and not yet answered. */
@@ -205,4 +216,20 @@ class TimedStepper extends KeyedStepper {
     this.onBatch(batch.length, (performance.now() - start) / 1000);
     return outcomes;
   }
+}
+
+/** An engine that reports each batch's size and duration, for the metrics. */
+function timed(engine: StepEngine, onBatch: (size: number, seconds: number) => void): StepEngine {
+  return {
+    async process(batch) {
+      const start = performance.now();
+      const outcomes = await engine.process(batch);
+      onBatch(batch.length, (performance.now() - start) / 1000);
+      return outcomes;
+    },
+    close: () => engine.close(),
+    get modelLabel() {
+      return engine.modelLabel;
+    },
+  };
 }

@@ -109,11 +109,11 @@ describe('serve configuration', () => {
   });
 
   it('checks tokens: one secret each, known scopes, JSON from CELLSTREAM_TOKENS', async () => {
-    const tokens = JSON.stringify([{ name: 'a', token: 'short', sha256: 'ab', scopes: ['admin'] }]);
+    const tokens = JSON.stringify([{ name: 'a', token: 'short', sha256: 'ab', scopes: ['superuser'] }]);
     const message = await configError(loadConfig({ env: { CELLSTREAM_TOKENS: tokens } }));
     expect(message).toMatch(/auth\.tokens\.0\.token .*at least 16 characters/);
     expect(message).toMatch(/auth\.tokens\.0\.sha256 .*64 hex digits/);
-    expect(message).toMatch(/auth\.tokens\.0\.scopes\.0 .*"ingest"\|"subscribe"\|"read"/);
+    expect(message).toMatch(/auth\.tokens\.0\.scopes\.0 .*"ingest"\|"subscribe"\|"read"\|"admin"/);
     const ok = await loadConfig({
       env: {
         CELLSTREAM_TOKENS: JSON.stringify([{ name: 'a', env: 'X', scopes: ['ingest'], keyPrefix: 'a-' }]),
