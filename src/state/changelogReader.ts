@@ -20,7 +20,16 @@ interface ReadJob {
   readonly apply: (entries: ChangelogEntry[], next: bigint) => Promise<void>;
   readonly done: () => void;
   readonly fail: (err: unknown) => void;
+  /** The `apply` call in progress, which `cancel` waits for. */
+  applying?: Promise<void>;
+  /** Set by `cancel`: no `apply` call starts after it. */
+  cancelled?: boolean;
+  /** Its partition was resumed (so `cancel` pauses it again). */
+  resumed?: boolean;
 }
+
+/** The end of a `follow`: beyond any offset a partition can reach. */
+const FOREVER = 2n ** 63n;
 
 export interface ChangelogReaderOptions {
   readonly topic: string;
@@ -132,7 +141,7 @@ export class ChangelogReader {
         autoResolve: true,
         eachBatch: async ({ batch }) => {
           const job = this.jobs.get(batch.partition);
-          if (!job) return;
+          if (!job || job.cancelled) return;
           const entries: ChangelogEntry[] = [];
           for (const m of batch.messages) {
             const offset = BigInt(m.offset);
@@ -142,11 +151,18 @@ export class ChangelogReader {
           }
           const next = BigInt(batch.lastOffset()) + 1n;
           try {
-            if (entries.length > 0) await job.apply(entries, next < job.to ? next : job.to);
+            // Started in the same tick as the job was looked up, so `cancel` either sees it in
+            // `applying` and waits for it, or has removed the job before it was looked up.
+            if (entries.length > 0) {
+              job.applying = job.apply(entries, next < job.to ? next : job.to);
+              await job.applying;
+            }
             this.advance(batch.partition, next);
           } catch (err) {
-            this.jobs.delete(batch.partition);
+            if (this.jobs.get(batch.partition) === job) this.jobs.delete(batch.partition);
             job.fail(err);
+          } finally {
+            job.applying = undefined;
           }
         },
       });
@@ -192,6 +208,67 @@ export class ChangelogReader {
     } finally {
       await this.whileRunning(() => this.consumer.pause({ topic: this.topic, partitions: [partition] }));
     }
+  }
+
+  /**
+   * Reads `partition` from offset `from` on, with no end: `apply` is called with each run of
+   * entries as they are committed, in offset order, until `cancel(partition)`. The job is
+   * registered before this returns to its caller's next tick, so a `cancel` right after finds it.
+   * Resolves once cancelled; rejects when `apply` throws or the consumer is lost.
+   */
+  follow(
+    partition: number,
+    from: bigint,
+    apply: (entries: ChangelogEntry[], next: bigint) => Promise<void>,
+  ): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error('the changelog reader was stopped'));
+    if (this.jobs.has(partition)) {
+      return Promise.reject(new Error(`changelog partition ${partition} is already being read`));
+    }
+    let job!: ReadJob;
+    const finished = new Promise<void>((done, fail) => {
+      job = { next: from, to: FOREVER, apply, done, fail };
+    });
+    this.jobs.set(partition, job);
+    void (async () => {
+      try {
+        await this.start();
+        // Cancelled while starting: resuming now would fetch a partition nobody reads.
+        if (job.cancelled || this.jobs.get(partition) !== job) return;
+        await this.whileRunning(() => {
+          this.consumer.seek({ topic: this.topic, partition, offset: from.toString() });
+          this.consumer.resume({ topic: this.topic, partitions: [partition] });
+        });
+        job.resumed = true;
+      } catch (err) {
+        if (this.jobs.get(partition) === job) this.jobs.delete(partition);
+        job.fail(err);
+      }
+    })();
+    return finished;
+  }
+
+  /**
+   * Ends a `read` or `follow` of `partition`: no `apply` of it starts after this is called, and
+   * this resolves once the one in progress (if any) has finished and the partition is paused.
+   * The job's promise resolves (a `read` cut short resolves too: its caller asked for the end).
+   */
+  async cancel(partition: number): Promise<void> {
+    const job = this.jobs.get(partition);
+    if (!job) return;
+    job.cancelled = true;
+    this.jobs.delete(partition);
+    try {
+      await job.applying;
+    } catch {
+      // The failure went to the job's promise.
+    }
+    if (job.resumed && !this.stopped) {
+      await this.whileRunning(() =>
+        this.consumer.pause({ topic: this.topic, partitions: [partition] }),
+      ).catch(() => {});
+    }
+    job.done();
   }
 
   /**
