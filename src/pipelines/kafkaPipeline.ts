@@ -370,11 +370,24 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     ? new ChangelogFollower(changelog, standbyReader, {
         onApplied: (_p, n) => {
           stats.standbyRecords += n;
+          health.standbyApplied(n);
         },
         ...(options.onStandbyUnreadable ? { onUnreadable: options.onStandbyUnreadable } : {}),
         ...(options.onStandbyError ? { onError: options.onStandbyError } : {}),
       })
     : undefined;
+  if (follower) {
+    const f = follower;
+    health.standbyFrom({
+      get partitions() {
+        return f.partitions;
+      },
+      lag: () => f.lag(),
+      get records() {
+        return stats.standbyRecords;
+      },
+    });
+  }
   const allPartitions = Array.from({ length: partitions }, (_, p) => p);
   // Before the first join: by the time the group has assigned partitions, much of the changelog
   // may be local already, and the first restore reads less.

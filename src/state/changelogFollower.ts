@@ -47,6 +47,21 @@ export class ChangelogFollower {
     return [...this.wanted].sort((a, b) => a - b);
   }
 
+  /**
+   * Records each followed partition's local copy is behind the changelog's end as last fetched
+   * (0: caught up). A partition not being read right now (starting, or waiting to try again
+   * after a failure) is left out.
+   */
+  lag(): Map<number, bigint> {
+    const lag = new Map<number, bigint>();
+    for (const p of this.partitions) {
+      const at = this.reader.progress(p);
+      if (at?.high === undefined) continue;
+      lag.set(p, at.high > at.next ? at.high - at.next : 0n);
+    }
+    return lag;
+  }
+
   /** Starts following each of `partitions` not followed yet, from its local checkpoint. */
   follow(partitions: readonly number[]): void {
     if (this.stopped) return;
@@ -99,11 +114,16 @@ export class ChangelogFollower {
         // Checked in the same tick as `follow` registers the read, so an `unfollow` either came
         // before (and nothing is read) or finds the read to cancel.
         if (!this.wanted.has(partition)) return;
-        await this.reader.follow(partition, from, async (entries, next) => {
-          const unreadable = await this.store.applyChangelog(partition, entries, next);
-          this.options.onApplied?.(partition, entries.length);
-          if (unreadable.length > 0) this.options.onUnreadable?.(unreadable);
-        });
+        await this.reader.follow(
+          partition,
+          from,
+          async (entries, next) => {
+            const unreadable = await this.store.applyChangelog(partition, entries, next);
+            this.options.onApplied?.(partition, entries.length);
+            if (unreadable.length > 0) this.options.onUnreadable?.(unreadable);
+          },
+          bounds.high,
+        );
       } catch (err) {
         if (!this.wanted.has(partition) || this.stopped) return;
         this.options.onError?.(partition, err instanceof Error ? err : new Error(String(err)));

@@ -26,6 +26,8 @@ interface ReadJob {
   cancelled?: boolean;
   /** Its partition was resumed (so `cancel` pauses it again). */
   resumed?: boolean;
+  /** The partition's end as last seen (a fetch's high watermark, or the bounds a follow began at). */
+  high?: bigint;
 }
 
 /** The end of a `follow`: beyond any offset a partition can reach. */
@@ -142,6 +144,8 @@ export class ChangelogReader {
         eachBatch: async ({ batch }) => {
           const job = this.jobs.get(batch.partition);
           if (!job || job.cancelled) return;
+          const high = BigInt(batch.highWatermark);
+          if (job.high === undefined || high > job.high) job.high = high;
           const entries: ChangelogEntry[] = [];
           for (const m of batch.messages) {
             const offset = BigInt(m.offset);
@@ -220,6 +224,7 @@ export class ChangelogReader {
     partition: number,
     from: bigint,
     apply: (entries: ChangelogEntry[], next: bigint) => Promise<void>,
+    high?: bigint,
   ): Promise<void> {
     if (this.stopped) return Promise.reject(new Error('the changelog reader was stopped'));
     if (this.jobs.has(partition)) {
@@ -227,7 +232,7 @@ export class ChangelogReader {
     }
     let job!: ReadJob;
     const finished = new Promise<void>((done, fail) => {
-      job = { next: from, to: FOREVER, apply, done, fail };
+      job = { next: from, to: FOREVER, apply, done, fail, ...(high === undefined ? {} : { high }) };
     });
     this.jobs.set(partition, job);
     void (async () => {
@@ -246,6 +251,15 @@ export class ChangelogReader {
       }
     })();
     return finished;
+  }
+
+  /**
+   * How far the read of `partition` has come: the offset it continues from, and the partition's
+   * end as last seen (undefined before the first fetch). Undefined when it is not being read.
+   */
+  progress(partition: number): { readonly next: bigint; readonly high: bigint | undefined } | undefined {
+    const job = this.jobs.get(partition);
+    return job && { next: job.next, high: job.high };
   }
 
   /**
