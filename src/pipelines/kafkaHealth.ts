@@ -60,6 +60,8 @@ export interface KafkaHealthSnapshot {
   readonly standbyPartitions: readonly number[];
   /** Records each standby partition's local copy is behind the changelog, as of its last fetch (absent: not read right now). */
   readonly standbyLag: Readonly<Record<string, number>>;
+  /** The changelog offset each standby partition's local copy goes up to (exclusive), where known. */
+  readonly standbyOffsets: Readonly<Record<string, string>>;
   /** Changelog records standbys wrote into the local store since start. */
   readonly standbyRecords: number;
 }
@@ -68,6 +70,7 @@ export interface KafkaHealthSnapshot {
 export interface StandbyView {
   readonly partitions: readonly number[];
   lag(): ReadonlyMap<number, bigint>;
+  positions(): ReadonlyMap<number, { readonly next: bigint }>;
   readonly records: number;
 }
 
@@ -260,6 +263,12 @@ export class KafkaHealth {
       standbyPartitions: this.standby?.partitions ?? [],
       standbyLag: Object.fromEntries(
         [...(this.standby?.lag() ?? new Map<number, bigint>())].map(([p, n]) => [String(p), Number(n)]),
+      ),
+      standbyOffsets: Object.fromEntries(
+        [...(this.standby?.positions() ?? new Map<number, { next: bigint }>())].map(([p, at]) => [
+          String(p),
+          at.next.toString(),
+        ]),
       ),
       standbyRecords: this.standby?.records ?? 0,
     };

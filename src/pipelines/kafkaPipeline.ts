@@ -383,6 +383,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
         return f.partitions;
       },
       lag: () => f.lag(),
+      positions: () => f.positions(),
       get records() {
         return stats.standbyRecords;
       },

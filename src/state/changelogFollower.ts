@@ -54,12 +54,24 @@ export class ChangelogFollower {
    */
   lag(): Map<number, bigint> {
     const lag = new Map<number, bigint>();
-    for (const p of this.partitions) {
-      const at = this.reader.progress(p);
-      if (at?.high === undefined) continue;
+    for (const [p, at] of this.positions()) {
+      if (at.high === undefined) continue;
       lag.set(p, at.high > at.next ? at.high - at.next : 0n);
     }
     return lag;
+  }
+
+  /**
+   * Each followed partition being read now: the changelog offset its local copy goes up to
+   * (exclusive), and the partition's end as last fetched.
+   */
+  positions(): Map<number, { readonly next: bigint; readonly high: bigint | undefined }> {
+    const positions = new Map<number, { next: bigint; high: bigint | undefined }>();
+    for (const p of this.partitions) {
+      const at = this.reader.progress(p);
+      if (at) positions.set(p, at);
+    }
+    return positions;
   }
 
   /** Starts following each of `partitions` not followed yet, from its local checkpoint. */

@@ -1,0 +1,193 @@
+// Standby state (kafka.standbys) against a real broker: a standby's copy of the partitions it does
+// not own converges on the owner's state; after a SIGKILL of the owner the standby takes its
+// partitions over restoring only the changelog's tail, and every prediction still matches the
+// offline replay.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { keyPartitioner } from '../../src/kafka/keyPartitioner.js';
+import type { KafkaHealthSnapshot } from '../../src/pipelines/kafkaHealth.js';
+import { type KafkaPipeline, startKafkaPipeline } from '../../src/pipelines/kafkaPipeline.js';
+import { encodeStateRecord } from '../../src/state/recordCodec.js';
+import {
+  brokers,
+  createInputTopic,
+  deliveryModes,
+  eventMessages,
+  judge,
+  kafkaClientUnderTest,
+  loadTestModel,
+  makeEvents,
+  offlineReplay,
+  produce,
+  readTopic,
+  requireBroker,
+  type Topics,
+  waitForCatchUp,
+  waitUntil,
+  withAdmin,
+} from '../helpers/kafka.js';
+import { type ChildInstance, child } from '../helpers/kafkaFaults.js';
+
+const PARTITIONS = 4;
+const SESSION = { sessionTimeout: 6000, heartbeatInterval: 500 };
+
+/** The changelog's end offset of each partition now. */
+async function changelogEnds(t: Topics): Promise<Map<number, bigint>> {
+  return withAdmin(async (admin) => {
+    const offsets = await admin.fetchTopicOffsets(t.changelogTopic);
+    return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+  });
+}
+
+/**
+ * Whether `snapshot`'s instance follows every partition it does not own (and none it owns), each
+ * up to the changelog's end in `ends`.
+ */
+function standbyCaughtUp(snapshot: KafkaHealthSnapshot, ends: Map<number, bigint>): boolean {
+  const owned = new Set(snapshot.partitions);
+  const followed = new Set(snapshot.standbyPartitions);
+  for (let p = 0; p < PARTITIONS; p++) {
+    if (owned.has(p) === followed.has(p)) return false;
+    if (!followed.has(p)) continue;
+    const at = snapshot.standbyOffsets[String(p)];
+    if (at === undefined || BigInt(at) < (ends.get(p) ?? 0n)) return false;
+  }
+  return true;
+}
+
+describe.each(deliveryModes)('Kafka standby state ($mode)', ({ mode, exactlyOnce }) => {
+  const dirs: string[] = [];
+  const pipelines: KafkaPipeline[] = [];
+  const children: ChildInstance[] = [];
+  afterAll(async () => {
+    for (const p of pipelines) await p.stop().catch(() => {});
+    for (const c of children) if (c.exitCode() === undefined) await c.kill();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+  const dir = async () => {
+    const d = await mkdtemp(join(tmpdir(), 'cellstream-standby-'));
+    dirs.push(d);
+    return d;
+  };
+
+  it("a standby's copy of the partitions it does not own becomes the owner's state", {
+    timeout: 300_000,
+  }, async () => {
+    await requireBroker();
+    const model = await loadTestModel();
+    const t = await createInputTopic(`standby-${mode}`, PARTITIONS);
+    const events = makeEvents(4000, 600, 31);
+    const messages = eventMessages(events);
+    const start = async () => {
+      const p = await startKafkaPipeline({
+        model,
+        brokers,
+        ...t,
+        stateDir: await dir(),
+        exactlyOnce,
+        standbys: 1,
+        maxBatch: 200,
+        maxWaitTimeInMs: 100,
+        ...SESSION,
+        logLevel: 'nothing',
+        client: kafkaClientUnderTest,
+      });
+      pipelines.push(p);
+      return p;
+    };
+    const a = await start();
+    await produce(t.inputTopic, messages.slice(0, 2000));
+    const b = await start();
+    await produce(t.inputTopic, messages.slice(2000));
+    await waitForCatchUp(t, 240_000);
+    // The group settled with both, and each follows the other's partitions to the changelog's end.
+    await waitUntil(
+      async () => {
+        const ends = await changelogEnds(t);
+        return [a, b].every(
+          (p) =>
+            p.joined() && p.partitions().length > 0 && standbyCaughtUp(p.health.snapshot(t.groupId), ends),
+        );
+      },
+      'both standbys to reach the changelog end',
+      120_000,
+    );
+    const keys = [...new Set(events.map((e) => e.key))];
+    const [fromA, fromB] = await Promise.all([a.store.getMany(keys), b.store.getMany(keys)]);
+    const bytes = (r: (typeof fromA)[number]) =>
+      r ? Buffer.from(encodeStateRecord(r)).toString('hex') : 'none';
+    const differ = keys.filter((_, i) => bytes(fromA[i]) !== bytes(fromB[i]));
+    expect(differ).toEqual([]);
+    // Every key is held by both: by its owner, and by the other as a standby.
+    expect(fromA.filter((r) => r === undefined)).toHaveLength(0);
+    expect(a.stats.standbyRecords + b.stats.standbyRecords).toBeGreaterThan(0);
+    for (const p of [a, b]) await p.stop();
+    const verdict = judge(await offlineReplay(model, events), await readTopic(t.outputTopic));
+    expect(verdict).toMatchObject({ missing: 0, divergent: 0 });
+    if (exactlyOnce) expect(verdict.repeated).toBe(0);
+  });
+
+  it('the owner SIGKILLed under load: the standby takes over restoring only the tail, 0 missing, 0 divergent', {
+    timeout: 300_000,
+  }, async () => {
+    await requireBroker();
+    const model = await loadTestModel();
+    const t = await createInputTopic(`standby-kill-${mode}`, PARTITIONS);
+    const keyCount = 2000;
+    const events = makeEvents(6000, keyCount, 37);
+    const messages = eventMessages(events);
+    const options = { ...SESSION, args: ['--standbys', '1'] };
+    const a = await child(t, await dir(), exactlyOnce, options);
+    children.push(a);
+    const b = await child(t, await dir(), exactlyOnce, options);
+    children.push(b);
+    const snapshot = async (c: ChildInstance) =>
+      (await (await fetch(`${c.http}/v1/kafka`)).json()) as KafkaHealthSnapshot;
+    await produce(t.inputTopic, messages.slice(0, 4000));
+    await waitForCatchUp(t, 240_000);
+    await waitUntil(
+      async () => {
+        const ends = await changelogEnds(t);
+        const both = [await snapshot(a), await snapshot(b)];
+        return both.every((s) => s.partitions.length > 0 && standbyCaughtUp(s, ends));
+      },
+      'both standbys to reach the changelog end',
+      120_000,
+    );
+    const taken = (await snapshot(a)).partitions;
+    const partitionOf = keyPartitioner(t.inputTopic, PARTITIONS);
+    const takenKeys = new Set(events.map((e) => e.key).filter((k) => taken.includes(partitionOf(k)))).size;
+    const before = await snapshot(b);
+    // The standby copied the partitions it was to take over.
+    expect(before.standbyRecords).toBeGreaterThanOrEqual(takenKeys);
+    const logBefore = b.log().length;
+
+    // Under load: part of the last third processed, then the owner of the other half dies.
+    await produce(t.inputTopic, messages.slice(4000));
+    await waitUntil(async () => (await readTopic(t.outputTopic)).length > 4200, 'progress on the last third');
+    await a.kill();
+    await waitForCatchUp(t, 240_000);
+    const after = await snapshot(b);
+    expect([...after.partitions].sort()).toEqual([...Array(PARTITIONS).keys()]);
+    await b.stop();
+
+    const restores = b
+      .log()
+      .slice(logBefore)
+      .split('\n')
+      .filter((l) => l.includes('"event":"restored"'))
+      .map((l) => JSON.parse(l) as { records: number });
+    expect(restores.length).toBeGreaterThan(0);
+    const restored = restores.reduce((n, r) => n + r.records, 0);
+    // A restore without the standby reads every key of the partitions taken over (at least).
+    expect(takenKeys).toBeGreaterThan(keyCount / 4);
+    expect(restored).toBeLessThan(takenKeys / 10);
+
+    const verdict = judge(await offlineReplay(model, events), await readTopic(t.outputTopic));
+    expect(verdict).toMatchObject({ missing: 0, divergent: 0 });
+    if (exactlyOnce) expect(verdict.repeated).toBe(0);
+    expect(await readTopic(t.deadLetterTopic)).toHaveLength(0);
+  });
+});
