@@ -31,6 +31,8 @@ const { values: args } = parseArgs({
     standbys: { type: 'string', default: '0,1' },
     model: { type: 'string', default: 'demo/visits.cellstream.json' },
     client: { type: 'string', default: 'kafkajs' },
+    // A changelog topic seeded by an earlier run, kept (seeding 1M keys takes a minute or more).
+    changelog: { type: 'string' },
   },
 });
 const KEYS = Number(args.keys);
@@ -44,7 +46,7 @@ const kafka = kafkaClient();
 const admin = kafka.admin();
 await admin.connect();
 const id = `failover-${randomUUID().slice(0, 8)}`;
-const changelog = `${id}-changelog`;
+const changelog = args.changelog ?? `${id}-changelog`;
 const log = (what, detail = {}) =>
   console.error(JSON.stringify({ at: new Date().toISOString(), what, ...detail }));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -59,6 +61,11 @@ async function until(condition, what, limitMs = 900_000) {
 
 /** One state record per key, each in the partition of its key, as the pipeline places them. */
 async function seed() {
+  if ((await admin.listTopics()).includes(changelog)) {
+    const records = (await admin.fetchTopicOffsets(changelog)).reduce((n, o) => n + Number(o.high), 0);
+    if (records >= KEYS) return { records, reused: changelog };
+    throw new Error(`${changelog} holds ${records} records, fewer than --keys ${KEYS}`);
+  }
   await admin.createTopics({
     topics: [
       {
@@ -151,7 +158,23 @@ async function instance(t, stateDir, standbys) {
   return {
     proc,
     log: () => text,
-    snapshot: async () => (await fetch(`${http}/v1/kafka`)).json(),
+    // A busy instance (restoring a million records) may drop a request: asked again by the poll.
+    snapshot: async () => {
+      if (proc.exitCode !== null)
+        throw new Error(`instance exited with ${proc.exitCode}:\n${text.slice(-3000)}`);
+      try {
+        return await (await fetch(`${http}/v1/kafka`)).json();
+      } catch {
+        return {
+          ready: false,
+          partitions: [],
+          standbyPartitions: [],
+          standbyOffsets: {},
+          restores: 0,
+          totalLag: 0,
+        };
+      }
+    },
     kill: async () => {
       proc.kill('SIGKILL');
       await exited;
@@ -321,6 +344,6 @@ try {
   console.log(JSON.stringify({ seeded }));
   for (const s of args.standbys.split(',').map(Number)) console.log(JSON.stringify(await variant(s)));
 } finally {
-  await admin.deleteTopics({ topics: [changelog] }).catch(() => {});
+  if (args.changelog === undefined) await admin.deleteTopics({ topics: [changelog] }).catch(() => {});
   await admin.disconnect();
 }

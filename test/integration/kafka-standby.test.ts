@@ -8,10 +8,16 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { KafkaHealthSnapshot } from '../../src/pipelines/kafkaHealth.js';
 import { type KafkaPipeline, startKafkaPipeline } from '../../src/pipelines/kafkaPipeline.js';
+import { ChangelogFollower } from '../../src/state/changelogFollower.js';
+import { ChangelogReader } from '../../src/state/changelogReader.js';
+import { ChangelogStore } from '../../src/state/changelogStore.js';
+import { LmdbStore } from '../../src/state/lmdbStore.js';
 import { encodeStateRecord } from '../../src/state/recordCodec.js';
+import type { StateRecord } from '../../src/state/types.js';
 import {
   brokers,
   createInputTopic,
+  createTopic,
   deliveryModes,
   eventMessages,
   judge,
@@ -23,6 +29,8 @@ import {
   readTopic,
   requireBroker,
   type Topics,
+  testClient,
+  testKafka,
   waitForCatchUp,
   waitUntil,
   withAdmin,
@@ -55,6 +63,105 @@ function standbyCaughtUp(snapshot: KafkaHealthSnapshot, ends: Map<number, bigint
   }
   return true;
 }
+
+/** A state record whose every float is `value`. */
+const record = (seq: number, value: number): StateRecord => ({
+  seq,
+  ts: 1_700_000_000_000 + seq,
+  state: new Float32Array(8).fill(value),
+  lastApplied: { kind: 'none' },
+  fingerprint: 'standby-test',
+});
+
+describe('ChangelogFollower', () => {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it('applies puts and tombstones in offset order, never an aborted transaction, and stops writing a partition once unfollowed', {
+    timeout: 120_000,
+  }, async () => {
+    await requireBroker();
+    const topic = `standby-follower-${Math.random().toString(36).slice(2, 10)}`;
+    await createTopic(topic, 2);
+    const client = await testClient();
+    const producer = client.producer();
+    await producer.connect();
+    const open = async () => {
+      const path = await mkdtemp(join(tmpdir(), 'cellstream-follower-'));
+      dirs.push(path);
+      return LmdbStore.open({ path });
+    };
+    const owner = new ChangelogStore({ local: await open(), topic, partitions: 2, producer });
+    const standby = new ChangelogStore({ local: await open(), topic, partitions: 2 });
+    const reader = new ChangelogReader(client, { topic });
+    const follower = new ChangelogFollower(standby, reader);
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    const same = async () => {
+      const [a, b] = [await owner.getMany(keys), await standby.getMany(keys)];
+      const hex = (r: StateRecord | undefined) =>
+        r ? Buffer.from(encodeStateRecord(r)).toString('hex') : '-';
+      return keys.filter((_, i) => hex(a[i]) !== hex(b[i]));
+    };
+    const caughtUp = async (partitions: readonly number[]) => {
+      const ends = await withAdmin(async (admin) => admin.fetchTopicOffsets(topic));
+      const at = follower.positions();
+      return partitions.every((p) => {
+        const end = BigInt(ends.find((e) => e.partition === p)?.high ?? 0);
+        return (at.get(p)?.next ?? -1n) >= end;
+      });
+    };
+    try {
+      // Several versions of each key, then deletes: only the last of each may remain.
+      for (let v = 1; v <= 3; v++) await owner.putMany(keys.map((k, i) => [k, record(v, i + v / 10)]));
+      await owner.deleteMany(keys.slice(0, 20));
+      // A transaction that aborts, written straight with kafkajs: its records must never apply.
+      const txProducer = testKafka().producer({
+        transactionalId: `${topic}-tx`,
+        idempotent: true,
+        maxInFlightRequests: 1,
+      });
+      await txProducer.connect();
+      const txn = await txProducer.transaction();
+      await txn.send({
+        topic,
+        messages: keys
+          .slice(20, 40)
+          .map((k) => ({ key: k, value: Buffer.from(encodeStateRecord(record(99, -1))) })),
+      });
+      await txn.send({ topic, messages: keys.slice(40, 60).map((k) => ({ key: k, value: null })) });
+      await txn.abort();
+      await txProducer.disconnect();
+      follower.follow([0, 1]);
+      await waitUntil(() => caughtUp([0, 1]), 'the follower to reach the changelog end');
+      expect(await same()).toEqual([]);
+      expect((await standby.getMany(keys.slice(0, 20))).every((r) => r === undefined)).toBe(true);
+      expect((await standby.getMany(['k30']))[0]?.seq).toBe(3);
+
+      // Unfollowed: partition 0's copy stays as it was while partition 1's goes on.
+      await follower.unfollow([0]);
+      const mark = await standby.checkpoint(0);
+      const inZero = keys.filter((k) => owner.partitionOf(k) === 0);
+      const before = await standby.getMany(inZero);
+      await owner.putMany(keys.map((k, i) => [k, record(4, i)]));
+      await waitUntil(() => caughtUp([1]), 'partition 1 to be followed on');
+      expect(await standby.checkpoint(0)).toBe(mark);
+      expect(await standby.getMany(inZero)).toEqual(before);
+
+      // Followed again from its checkpoint: the copy catches up with the owner.
+      follower.follow([0]);
+      await waitUntil(() => caughtUp([0, 1]), 'partition 0 to be followed again');
+      expect(await same()).toEqual([]);
+    } finally {
+      await follower.stop();
+      await reader.stop();
+      await producer.disconnect();
+      await owner.close();
+      await standby.close();
+    }
+  });
+});
 
 describe.each(deliveryModes)('Kafka standby state ($mode)', ({ mode, exactlyOnce }) => {
   const dirs: string[] = [];
