@@ -141,9 +141,11 @@ export class ChangelogReader {
       });
       await consumer.run({
         autoResolve: true,
-        eachBatch: async ({ batch }) => {
+        eachBatch: async ({ batch, isStale }) => {
           const job = this.jobs.get(batch.partition);
-          if (!job || job.cancelled) return;
+          // A batch fetched before the partition was last sought may lie anywhere, even past the
+          // new start (a follow sought back to a checkpoint): only the seek's own fetches count.
+          if (!job || job.cancelled || isStale()) return;
           const high = BigInt(batch.highWatermark);
           if (job.high === undefined || high > job.high) job.high = high;
           const entries: ChangelogEntry[] = [];
@@ -245,6 +247,10 @@ export class ChangelogReader {
           this.consumer.resume({ topic: this.topic, partitions: [partition] });
         });
         job.resumed = true;
+        // Cancelled while resuming (the group being rebuilt): `cancel` could not pause it.
+        if (job.cancelled) {
+          await this.whileRunning(() => this.consumer.pause({ topic: this.topic, partitions: [partition] }));
+        }
       } catch (err) {
         if (this.jobs.get(partition) === job) this.jobs.delete(partition);
         job.fail(err);
