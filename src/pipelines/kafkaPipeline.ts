@@ -353,7 +353,9 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   };
   const standbys = options.standbys ?? 0;
   if (!Number.isInteger(standbys) || standbys < 0 || standbys > 1)
-    throw new RangeError(`standbys must be 0 or 1, not ${standbys}`);
+    throw new ConfigError(
+      `kafka.standbys must be 0 or 1, not ${standbys}: 1 follows every changelog partition not owned (fewer copies cannot be placed yet)`,
+    );
   // Its own reader: a restore must not wait behind the follower's fetches, nor the follower's
   // partitions be paused by a restore's.
   const standbyReader =
