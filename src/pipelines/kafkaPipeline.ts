@@ -216,6 +216,11 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   // Before anything connects: the start is refused, not left to stall later (see exactlyOnceUnsupported).
   const refused = options.exactlyOnce ? exactlyOnceUnsupported(options.client ?? 'kafkajs') : undefined;
   if (refused !== undefined) throw new ConfigError(refused);
+  const standbys = options.standbys ?? 0;
+  if (!Number.isInteger(standbys) || standbys < 0 || standbys > 1)
+    throw new ConfigError(
+      `kafka.standbys must be 0 or 1, not ${standbys}: 1 follows every changelog partition not owned (fewer copies cannot be placed yet)`,
+    );
   const kafka: KafkaClient = await createKafka({
     brokers: options.brokers,
     clientId: options.clientId ?? `cellstream-${options.groupId}`,
@@ -351,11 +356,6 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     restoredRecords: 0,
     standbyRecords: 0,
   };
-  const standbys = options.standbys ?? 0;
-  if (!Number.isInteger(standbys) || standbys < 0 || standbys > 1)
-    throw new ConfigError(
-      `kafka.standbys must be 0 or 1, not ${standbys}: 1 follows every changelog partition not owned (fewer copies cannot be placed yet)`,
-    );
   // Its own reader: a restore must not wait behind the follower's fetches, nor the follower's
   // partitions be paused by a restore's.
   const standbyReader =
