@@ -203,6 +203,12 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
         'Kafka mode: client library (env CELLSTREAM_KAFKA_CLIENT; default kafkajs); see docs/kafka.md',
       ).choices(KAFKA_CLIENTS),
     )
+    .addOption(
+      new Option(
+        '--standbys <n>',
+        'Kafka mode: 1 keeps standby state for every partition not owned, for fast failover (env CELLSTREAM_KAFKA_STANDBYS; default 0)',
+      ).choices(['0', '1']),
+    )
     .action(async (opts: ServeFlags) => {
       await runServe(opts);
     });
@@ -304,6 +310,11 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       workerCount,
     )
     .option(
+      '--standbys <n>',
+      'standby state: 1 follows the changelog of every partition this instance does not own, so a takeover restores only the tail (default 0)',
+      standbyCount,
+    )
+    .option(
       '--commit-interval <ms>',
       'longest state is held in memory (each key written to the changelog once) before it is made durable and offsets commit, while events wait; 0: every batch (default 1000)',
       nonNegativeInteger,
@@ -363,6 +374,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       changelogTopic?: string;
       exactlyOnce?: boolean;
       kafkaClient?: KafkaClientName;
+      standbys?: number;
       batch?: number;
       workers?: number;
       commitInterval?: number;
@@ -480,6 +492,13 @@ function nonNegativeInteger(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number, 0 or more');
   return n;
+}
+
+/** `--standbys`: 0 or 1 (every partition not owned; no placement of fewer copies yet). */
+function standbyCount(value: string): number {
+  if (value !== '0' && value !== '1')
+    throw new InvalidArgumentError('expected 0 or 1 (1: follow every changelog partition not owned)');
+  return Number(value);
 }
 
 function positiveInteger(value: string): number {

@@ -24,6 +24,8 @@ export interface KafkaCommandOptions extends RecordFormatOptions {
   readonly exactlyOnce?: boolean | undefined;
   /** Which Kafka client library; default `kafkajs`. */
   readonly client?: KafkaClientName | undefined;
+  /** 1: follow the changelog of every partition not owned (standby state); default 0. */
+  readonly standbys?: number | undefined;
   readonly appId?: string | undefined;
   readonly inputPartitions?: number | undefined;
   readonly maxBatch?: number | undefined;
@@ -60,6 +62,7 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
     stateDir: o.stateDir,
     exactlyOnce: o.exactlyOnce ?? false,
     ...(o.client === undefined ? {} : { client: o.client }),
+    ...(o.standbys === undefined ? {} : { standbys: o.standbys }),
     ...(o.appId === undefined ? {} : { appId: o.appId }),
     ...(o.inputPartitions === undefined ? {} : { inputPartitions: o.inputPartitions }),
     ...(o.maxBatch === undefined ? {} : { maxBatch: o.maxBatch }),
@@ -143,6 +146,18 @@ export async function runKafka(
           records: reports.reduce((n, r) => n + r.records, 0),
           reports: reports.map(({ unreadable, ...r }) => ({ ...r, unreadable: unreadable.length })),
         });
+      },
+      onStandbyError: (partition, error) =>
+        say('standby-error', {
+          level: 'warn',
+          partition,
+          error: error.message,
+          message: `following changelog partition ${partition} as a standby failed; trying again in a second`,
+        }),
+      onStandbyUnreadable: (records) => {
+        for (const bad of records) {
+          say('changelog-record-unreadable', { level: 'warn', ...bad, message: unreadableMessage(bad) });
+        }
       },
       onStall: (message) => say('stalled', { level: 'error', message }),
       onStallEnd: () => say('resumed'),

@@ -21,6 +21,7 @@ export interface ServeFlags {
   readonly changelogTopic?: string;
   readonly exactlyOnce?: boolean;
   readonly kafkaClient?: string;
+  readonly standbys?: string;
 }
 
 /**
@@ -49,6 +50,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       'kafka.changelogTopic': flags.changelogTopic,
       'kafka.exactlyOnce': flags.exactlyOnce,
       'kafka.client': flags.kafkaClient,
+      'kafka.standbys': flags.standbys === undefined ? undefined : Number(flags.standbys),
     },
   });
   const logger = createLogger(config.log.level);

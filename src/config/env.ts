@@ -61,6 +61,7 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; path: string; parse: P
   { name: 'CELLSTREAM_KAFKA_MAX_CACHED_KEYS', path: 'kafka.maxCachedKeys', parse: integer },
   { name: 'CELLSTREAM_KAFKA_CLIENT', path: 'kafka.client', parse: text },
   { name: 'CELLSTREAM_KAFKA_WORKERS', path: 'kafka.workers', parse: integer },
+  { name: 'CELLSTREAM_KAFKA_STANDBYS', path: 'kafka.standbys', parse: integer },
 ];
 
 /** The configuration layer the environment gives, and which variable set each key. */

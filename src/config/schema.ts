@@ -108,6 +108,8 @@ const kafkaSchema = z.strictObject({
   appId: z.string().min(1).optional(),
   exactlyOnce: z.boolean().default(false),
   client: z.enum(KAFKA_CLIENTS).default('kafkajs'),
+  /** 1: standby state for every partition not owned (docs/state.md); 0: none. */
+  standbys: int(0, 1).default(0),
   inputPartitions: int(1, 100_000).optional(),
   maxBatch: int(1, 100_000).default(KAFKA_SOURCE_DEFAULTS.maxBatch),
   commitIntervalMs: int(0, 600_000).default(KAFKA_COMMIT_DEFAULTS.commitIntervalMs),

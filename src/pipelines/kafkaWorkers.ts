@@ -226,6 +226,7 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
     duplicates: 0,
     batches: 0,
     restoredRecords: 0,
+    standbyRecords: 0,
   };
   const groupId = options.groupId;
   const clientId = options.clientId ?? `cellstream-${groupId}`;
@@ -301,6 +302,7 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
           member.snapshot = m.snapshot;
           member.joined = m.joined;
           member.at = Date.now();
+          stats.standbyRecords = members.reduce((n, w) => n + (w.snapshot?.standbyRecords ?? 0), 0);
           break;
         case 'batch': {
           const r = m.report;
@@ -464,6 +466,7 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
         restores: sum((s) => s.restores),
         resyncs: sum((s) => s.resyncs),
         lastRestoreSeconds: restoreSeconds.length === 0 ? null : Math.max(...restoreSeconds),
+        ...standbyOfInstance(snapshots, instancePartitions()),
         workers: members.map((m) => m.snapshot ?? null),
       };
     },
@@ -499,6 +502,36 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
       );
     },
     stop,
+  };
+}
+
+/**
+ * The instance's standby view from its workers': each worker follows every partition it does not
+ * own, its siblings' included, so the instance's standby partitions are those no worker owns, and
+ * for each the worst worker's copy is reported (the partition may land on any of them).
+ */
+export function standbyOfInstance(snapshots: readonly KafkaHealthSnapshot[], owned: readonly number[]) {
+  const ownedSet = new Set(owned);
+  const followed = new Set<number>();
+  const standbyLag: Record<string, number> = {};
+  const standbyOffsets: Record<string, string> = {};
+  for (const s of snapshots) {
+    for (const p of s.standbyPartitions) if (!ownedSet.has(p)) followed.add(p);
+  }
+  for (const s of snapshots) {
+    for (const [p, lag] of Object.entries(s.standbyLag)) {
+      if (followed.has(Number(p))) standbyLag[p] = Math.max(standbyLag[p] ?? 0, lag);
+    }
+    for (const [p, next] of Object.entries(s.standbyOffsets)) {
+      const known = standbyOffsets[p];
+      if (followed.has(Number(p)) && (known === undefined || BigInt(next) < BigInt(known))) standbyOffsets[p] = next;
+    }
+  }
+  return {
+    standbyPartitions: [...followed].sort((a, b) => a - b),
+    standbyLag,
+    standbyOffsets,
+    standbyRecords: snapshots.reduce((n, s) => n + s.standbyRecords, 0),
   };
 }
 

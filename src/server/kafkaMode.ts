@@ -8,7 +8,7 @@ import type { KafkaHealthObserver } from '../pipelines/kafkaHealth.js';
 import type { KafkaBatchReport } from '../pipelines/kafkaPipeline.js';
 import { type KafkaInstance, startKafkaInstance } from '../pipelines/kafkaWorkers.js';
 import { KafkaForwarder } from '../sinks/kafkaForwarder.js';
-import type { RestoreReport } from '../state/changelogStore.js';
+import type { RestoreReport, UnreadableChangelogRecord } from '../state/changelogStore.js';
 import type { StateStore } from '../state/types.js';
 import type { IngestTarget } from './ingestTarget.js';
 
@@ -16,6 +16,10 @@ export interface KafkaModeHooks {
   /** A batch's results are durable in Kafka (see `KafkaPipelineOptions.onBatch`). */
   onBatch(report: KafkaBatchReport): void;
   onRestore?(reports: readonly RestoreReport[], ms: number): void;
+  /** Following a changelog partition as a standby failed (it is tried again). */
+  onStandbyError?(partition: number, error: Error): void;
+  /** Changelog records a standby could not apply as states. */
+  onStandbyUnreadable?(records: readonly UnreadableChangelogRecord[]): void;
   /** An event was forwarded into the input topic and acknowledged. */
   onForwarded?(): void;
   /** Counts rebalances, crashes, rejoins, restores (the Kafka metrics' observer). */
@@ -72,6 +76,8 @@ export async function startKafkaMode(
       ? { onStall: (m: string) => hooks.onStall?.(m), onStallEnd: () => hooks.onStall?.(undefined) }
       : {}),
     ...(hooks.onRejoin ? { onRejoin: hooks.onRejoin } : {}),
+    ...(hooks.onStandbyError ? { onStandbyError: hooks.onStandbyError } : {}),
+    ...(hooks.onStandbyUnreadable ? { onStandbyUnreadable: hooks.onStandbyUnreadable } : {}),
   });
   let forwarder: KafkaForwarder;
   try {

@@ -298,6 +298,14 @@ export async function startServer(config: Config, options: ServeOptions): Promis
             'state restored from the changelog',
           );
         },
+        onStandbyError: (partition, error) =>
+          log.warn(
+            { partition, err: error.message },
+            'following a changelog partition as a standby failed; trying again in a second',
+          ),
+        onStandbyUnreadable: (records) => {
+          for (const bad of records) log.warn({ changelog: bad }, unreadableMessage(bad));
+        },
         onForwarded: () => metrics.eventsForwarded.inc(),
         ...(kafkaMetrics ? { healthObserver: kafkaMetrics.observer } : {}),
         onStall: (message) => {

@@ -239,6 +239,28 @@ describe('main (in process)', () => {
     );
   });
 
+  it('kafka: --standbys other than 0 or 1 is a usage error naming what it takes', async () => {
+    const run = await runMain([
+      'kafka',
+      '--model',
+      join(ROOT, 'test/golden/fixtures/onnx-torch-lstm1-seqfirst/model.onnx'),
+      '--kafka-brokers',
+      '127.0.0.1:1',
+      '--input-topic',
+      'events',
+      '--output-topic',
+      'predictions',
+      '--group-id',
+      'scoring',
+      '--state',
+      join(dir, 'standbys-refused'),
+      '--standbys',
+      '2',
+    ]);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/--standbys.*expected 0 or 1/);
+  });
+
   it('documents the exit codes in --help, exit 0', async () => {
     const run = await runMain(['replay', '--help']);
     expect(run.code).toBe(0);

@@ -167,6 +167,7 @@ describe('serve configuration: kafka', () => {
       groupId: 'file-group',
       exactlyOnce: false,
       client: 'kafkajs',
+      standbys: 0,
       maxBatch: 1000,
       commitIntervalMs: 1000,
       maxCachedKeys: 20000,
@@ -195,6 +196,13 @@ describe('serve configuration: kafka', () => {
     expect(await configError(loadConfig({ file, env: { CELLSTREAM_KAFKA_WORKERS: 'two' } }))).toMatch(
       /CELLSTREAM_KAFKA_WORKERS/,
     );
+  });
+
+  it('takes kafka.standbys 0 or 1 (from CELLSTREAM_KAFKA_STANDBYS too) and refuses more', async () => {
+    const file = await yamlFile(kafkaYaml);
+    expect((await loadConfig({ file, env: { CELLSTREAM_KAFKA_STANDBYS: '1' } })).kafka?.standbys).toBe(1);
+    const message = await configError(loadConfig({ file, flags: { 'kafka.standbys': 2 } }));
+    expect(message).toMatch(/kafka\.standbys/);
   });
 
   it('layers file < environment < flags, key by key', async () => {
