@@ -524,7 +524,8 @@ export function standbyOfInstance(snapshots: readonly KafkaHealthSnapshot[], own
     }
     for (const [p, next] of Object.entries(s.standbyOffsets)) {
       const known = standbyOffsets[p];
-      if (followed.has(Number(p)) && (known === undefined || BigInt(next) < BigInt(known))) standbyOffsets[p] = next;
+      if (followed.has(Number(p)) && (known === undefined || BigInt(next) < BigInt(known)))
+        standbyOffsets[p] = next;
     }
   }
   return {

@@ -20,7 +20,8 @@ describe('kafka workers', () => {
       standbyLag: Record<string, number>,
       standbyOffsets: Record<string, string>,
       standbyRecords: number,
-    ) => ({ standbyPartitions, standbyLag, standbyOffsets, standbyRecords }) as unknown as KafkaHealthSnapshot;
+    ) =>
+      ({ standbyPartitions, standbyLag, standbyOffsets, standbyRecords }) as unknown as KafkaHealthSnapshot;
     // Worker 0 owns 0 and 1, worker 1 owns 2; each follows the rest, its sibling's included.
     const view = standbyOfInstance(
       [
