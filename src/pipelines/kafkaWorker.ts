@@ -90,6 +90,8 @@ try {
     onStall: (message) => send({ t: 'stall', message }),
     onStallEnd: () => send({ t: 'stall' }),
     onRejoin: (attempt, error) => send({ t: 'rejoin', attempt, message: error.message }),
+    onStandbyError: (partition, error) => send({ t: 'standby-error', partition, message: error.message }),
+    onStandbyUnreadable: (records) => send({ t: 'standby-unreadable', records }),
     onLost: (error) => send({ t: 'lost', message: error.message }),
   });
 } catch (err) {

@@ -10,7 +10,7 @@ import {
   KafkaWorkerCrashedError,
   StateError,
 } from '../errors.js';
-import type { RestoreReport } from '../state/changelogStore.js';
+import type { RestoreReport, UnreadableChangelogRecord } from '../state/changelogStore.js';
 import type { StateRecord, StateStore } from '../state/types.js';
 import { KAFKA_WORKERS } from './commitDefaults.js';
 import type { KafkaHealthSnapshot, KafkaHealthView } from './kafkaHealth.js';
@@ -120,6 +120,8 @@ export type WorkerPipelineOptions = Omit<
   | 'onLost'
   | 'onRestore'
   | 'onBatch'
+  | 'onStandbyError'
+  | 'onStandbyUnreadable'
   | 'onModelMismatch'
 > & { readonly onModelMismatch?: 'reset' | 'refuse' };
 
@@ -158,6 +160,8 @@ export type FromWorker =
   | { readonly t: 'stall'; readonly message?: string }
   | { readonly t: 'rejoin'; readonly attempt: number; readonly message: string }
   | { readonly t: 'lost'; readonly message: string }
+  | { readonly t: 'standby-error'; readonly partition: number; readonly message: string }
+  | { readonly t: 'standby-unreadable'; readonly records: readonly UnreadableChangelogRecord[] }
   | {
       readonly t: 'reply';
       readonly id: number;
@@ -216,6 +220,8 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
     onLost,
     onRestore,
     onBatch,
+    onStandbyError,
+    onStandbyUnreadable,
     onWorkerCrash,
     workers: _workers,
     ...data
@@ -332,6 +338,12 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
             stalledWorkers.delete(index);
             if (stalledWorkers.size === 0) onStallEnd?.();
           }
+          break;
+        case 'standby-error':
+          onStandbyError?.(m.partition, new Error(`worker ${index}: ${m.message}`));
+          break;
+        case 'standby-unreadable':
+          onStandbyUnreadable?.(m.records);
           break;
         case 'rejoin':
           onRejoin?.(m.attempt, new Error(`worker ${index}: ${m.message}`));

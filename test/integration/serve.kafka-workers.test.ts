@@ -54,7 +54,9 @@ describe('serve with Kafka workers', () => {
     const s = await startTestServer({
       model: { path: MODEL_FILE },
       state: { store: 'lmdb', path: join(await tempDir('serve-workers'), 'state') },
-      kafka: { brokers, ...t, maxBatch: 200, maxWaitTimeInMs: 100, workers: 2 },
+      // Standby state on: each worker follows its sibling's partitions in its own directory, and the
+      // look-ups below must still come from the owner.
+      kafka: { brokers, ...t, maxBatch: 200, maxWaitTimeInMs: 100, workers: 2, standbys: 1 },
     });
     server = s;
     // Both members joined and each owns partitions before the events come (see kafka-workers.test.ts).
@@ -102,6 +104,18 @@ describe('serve with Kafka workers', () => {
       expect(body.prediction?.seq).toBe(body.seq);
     }
     expect((await fetch(`${s.url}/v1/keys/never-seen`)).status).toBe(404);
+
+    // Each worker is a standby for what its sibling owns; the instance owns every partition, so
+    // none is a standby of the instance's.
+    const health = (await statsOf(s)).kafka as unknown as {
+      standbyPartitions: number[];
+      workers: Array<{ partitions: number[]; standbyPartitions: number[] }>;
+    };
+    expect(health.standbyPartitions).toEqual([]);
+    for (const [i, w] of health.workers.entries()) {
+      const sibling = health.workers[1 - i]!;
+      expect(w.standbyPartitions, `worker ${i}`).toEqual([...sibling.partitions].sort((a, b) => a - b));
+    }
     subscriber.close();
   }, 300_000);
 });
