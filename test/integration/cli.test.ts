@@ -268,7 +268,7 @@ describe('main (in process)', () => {
   });
 });
 
-describe('cellstream warm (child process)', () => {
+describe('cellstream warm (the bin, then in process)', () => {
   it('warms the state replay then continues from, dead-letters bad lines, exits 2, says how fast', async () => {
     const state = join(dir, 'warm-state');
     const run = await runBin(['warm', '--model', model, '--input', events, '--state', state]);
@@ -288,7 +288,7 @@ describe('cellstream warm (child process)', () => {
 
     // Run again over the same archive: nothing is stepped twice. Line 5 (key a) lies before a's
     // last applied line now, so it counts as applied, as replay --state counts it; line 3 has no key.
-    const again = await runBin(['warm', '--model', model, '--input', events, '--state', state]);
+    const again = await runMain(['warm', '--model', model, '--input', events, '--state', state]);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(
       /warmed 0 keys from 6 events: 0 stepped, 1 rejected, 5 already applied and skipped;/,
@@ -298,10 +298,10 @@ describe('cellstream warm (child process)', () => {
     // of the whole history and that event predicts it.
     const next = '{"key":"a","ts":7000,"features":[0.3,-0.2,0.9]}';
     const after = await writeLines(join(dir, 'warm-next.ndjson'), [next]);
-    const served = await runBin(['replay', '--model', model, '--input', after, '--state', state]);
+    const served = await runMain(['replay', '--model', model, '--input', after, '--state', state]);
     expect(served.code).toBe(0);
     const whole = await writeLines(join(dir, 'warm-whole.ndjson'), [...REPLAY_LINES, next]);
-    const reference = await runBin(['replay', '--model', model, '--input', whole]);
+    const reference = await runMain(['replay', '--model', model, '--input', whole]);
     const [warmed] = parseNdjson(served.stdout);
     const expected = parseNdjson(reference.stdout).at(-1);
     expect(warmed).toEqual(expected);
