@@ -1,4 +1,5 @@
-import { access } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { checkStoreModel } from '../engine/modelCheck.js';
@@ -46,11 +47,16 @@ export interface WarmCommandOptions {
  * end it by throwing.
  */
 export async function runWarm(options: WarmCommandOptions): Promise<WarmSummary> {
-  await access(options.input).catch((err: NodeJS.ErrnoException) => {
+  await access(options.input, constants.R_OK).catch((err: NodeJS.ErrnoException) => {
     throw new UsageError(
       `cannot read the archive '${options.input}' (${err.code}): give --input an NDJSON file of past events`,
     );
   });
+  if (!(await stat(options.input)).isFile()) {
+    throw new UsageError(
+      `the archive '${options.input}' is not a file: give --input an NDJSON file of past events`,
+    );
+  }
   const store = await LmdbStore.open({ path: options.state });
   let deadLetters: DeadLetterSink | undefined;
   let summary: WarmSummary | undefined;

@@ -259,6 +259,17 @@ describe('main (in process)', () => {
     expect(run.stderr).toMatch(
       /^cellstream: cannot read the archive '.*nope\.ndjson' \(ENOENT\): give --input/,
     );
+    const directory = await runMain([
+      'warm',
+      '--model',
+      model,
+      '--input',
+      dir,
+      '--state',
+      join(dir, 'warm-dir'),
+    ]);
+    expect(directory.code).toBe(1);
+    expect(directory.stderr).toMatch(/^cellstream: the archive '.*' is not a file: give --input/);
     const help = await runMain(['warm', '--help']);
     expect(help.code).toBe(0);
     for (const flag of ['--model', '--input', '--state', '--dead-letter', '--batch', '--max-staged-keys']) {
