@@ -32,10 +32,10 @@ interface WarmFixture {
 
 const fixtures = readdirSync(FIXTURES, { withFileTypes: true })
   .filter((d) => d.isDirectory())
-  .map((d) => join(FIXTURES, d.name))
+  .map((d) => [d.name, join(FIXTURES, d.name)] as const)
   .sort();
 
-describe.each(fixtures)('warm start golden %s', (dir) => {
+describe.each(fixtures)('warm start golden %s', (_name, dir) => {
   const meta = JSON.parse(readFileSync(join(dir, 'fixture.json'), 'utf8')) as WarmFixture;
 
   it(`equals ${meta.producer} over each key's whole history, state and next prediction`, async () => {
