@@ -8,6 +8,7 @@ import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
 import { runServe, type ServeFlags } from './commands/serve.js';
 import { shutdownSignal } from './commands/shutdownSignals.js';
+import { runWarm, WARM_DEAD_LETTER_FILE } from './commands/warm.js';
 import { UsageError } from './errors.js';
 import { DEFAULT_MAX_JSON_DEPTH } from './events/jsonDepth.js';
 import { parseMaxTsAhead } from './events/limits.js';
@@ -43,14 +44,14 @@ function packageVersion(): string {
 export const EXIT_OK = 0;
 /** Exit status: a fatal error (bad model, unreadable file, usage) stopped the command. */
 export const EXIT_FATAL = 1;
-/** Exit status: `replay` ran to the end but rejected some lines (reported on stderr). */
+/** Exit status: `replay` or `warm` ran to the end but rejected some lines (reported on stderr). */
 export const EXIT_REJECTED = 2;
 
 const EXIT_HELP = `
 Exit status:
   0  every event was applied, or replay stopped because the reader of its stdout closed it ('| head')
   1  a fatal error: the command did not run to the end (set CELLSTREAM_DEBUG=1 for a stack trace)
-  2  replay ran to the end, but some lines were rejected (reported on stderr as "line N: reason")`;
+  2  replay or warm ran to the end, but some lines were rejected (reported on stderr as "line N: reason")`;
 
 /**
  * Runs the `cellstream` command line (`argv` as in `process.argv`) and resolves with the exit
@@ -151,6 +152,78 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
         },
         idWindow: opts.idWindow,
         stdout: io.stdout,
+        stderr: io.stderr,
+      });
+      status = summary.rejected > 0 ? EXIT_REJECTED : EXIT_OK;
+    });
+
+  const warm = program
+    .command('warm')
+    .description(
+      "compute a model's per-key state from an NDJSON archive of past events, so it serves those keys from their whole history",
+    )
+    .requiredOption('--model <file>', `the model to warm (only it is stepped); ${MODEL_HELP}`)
+    .requiredOption(
+      '--input <file>',
+      'the archive: past events, one JSON object per line, oldest first per key',
+    )
+    .requiredOption(
+      '--state <dir>',
+      'the LMDB state directory the model will serve from; run again, it steps only what it has not applied',
+    )
+    .option(
+      '--namespace <name>',
+      "write the model's namespace (e.g. visits@2) in the state of serve with several models, --state being serve's state.path (docs/rollout.md)",
+    )
+    .option('--spec <file>', "feature spec JSON for events with named values (instead of the model's own)")
+    .option(
+      '--dead-letter <file>',
+      `append rejected lines here, as NDJSON with line, code, reason and raw text (default <state>/${WARM_DEAD_LETTER_FILE})`,
+    )
+    .option('--batch <n>', 'events stepped together (default 1024)', positiveInteger)
+    .option(
+      '--max-staged-keys <n>',
+      'keys whose state is held in memory before it is written to --state (default 20000)',
+      positiveInteger,
+    )
+    .addOption(
+      new Option(
+        '--on-model-mismatch <policy>',
+        'state written by another model: refuse to start, or replace those keys’ state',
+      )
+        .choices(['refuse', 'reset'])
+        .default('refuse'),
+    )
+    .option(
+      '--source-name <name>',
+      'the name --state remembers the archive by (default: its absolute path, so a moved file counts as new)',
+    )
+    .option(
+      '--max-json-depth <n>',
+      'reject lines nesting arrays and objects deeper than this (EVENT_TOO_DEEP)',
+      positiveInteger,
+      DEFAULT_MAX_JSON_DEPTH,
+    );
+  withEventLimitOptions(warm)
+    .addHelpText('after', EXIT_HELP)
+    .action(async (opts: WarmFlags) => {
+      const summary = await runWarm({
+        model: await loadModel(opts.model),
+        spec: opts.spec === undefined ? undefined : await loadSidecarSpec(opts.spec),
+        input: opts.input,
+        state: opts.state,
+        namespace: opts.namespace,
+        deadLetter: opts.deadLetter,
+        maxBatch: opts.batch,
+        maxStagedKeys: opts.maxStagedKeys,
+        onModelMismatch: opts.onModelMismatch,
+        sourceName: opts.sourceName,
+        maxJsonDepth: opts.maxJsonDepth,
+        limits: {
+          ...(opts.maxKeyBytes === undefined ? {} : { maxKeyBytes: opts.maxKeyBytes }),
+          ...(opts.maxIdBytes === undefined ? {} : { maxIdBytes: opts.maxIdBytes }),
+        },
+        idWindow: opts.idWindow,
         stderr: io.stderr,
       });
       status = summary.rejected > 0 ? EXIT_REJECTED : EXIT_OK;
@@ -476,7 +549,24 @@ interface ReplayFlags {
   idWindow?: number;
 }
 
-/** The per-event limits `replay` and `kafka` share (serve takes them from its config). */
+interface WarmFlags {
+  model: string;
+  input: string;
+  state: string;
+  namespace?: string;
+  spec?: string;
+  deadLetter?: string;
+  batch?: number;
+  maxStagedKeys?: number;
+  onModelMismatch: 'refuse' | 'reset';
+  sourceName?: string;
+  maxJsonDepth: number;
+  maxKeyBytes?: number;
+  maxIdBytes?: number;
+  idWindow?: number;
+}
+
+/** The per-event limits `replay`, `warm` and `kafka` share (serve takes them from its config). */
 function withEventLimitOptions(command: Command): Command {
   return command
     .option('--max-key-bytes <n>', 'longest key in UTF-8 bytes (default 512, at most 1977)', positiveInteger)

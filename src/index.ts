@@ -45,6 +45,13 @@ export {
   referenceKernel,
   selectKernel,
 } from './model/kernels/index.js';
+export {
+  DEFAULT_WARM_BATCH,
+  DEFAULT_WARM_STAGED_KEYS,
+  type WarmOptions,
+  type WarmSummary,
+  warmKeys,
+} from './rollout/warm.js';
 export { type RunningServer, type ServeOptions, startServer } from './server/serve.js';
 export { CachedStore, type CachedStoreOptions } from './state/cachedStore.js';
 export { LmdbStore, type LmdbStoreOptions } from './state/lmdbStore.js';

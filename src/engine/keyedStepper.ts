@@ -99,6 +99,8 @@ interface Lane {
   /** The state the lane starts from: the stored one (in the read buffer, as a rule) or zeros. */
   initial: Float32Array;
   seq: number;
+  /** The stored `warmedFrom`, carried while the warmed sequence goes on; cleared by a reset. */
+  warmedFrom: number | undefined;
 }
 
 /** What one batch collects on its way besides its envelopes' outcomes. */
@@ -519,6 +521,7 @@ export class KeyedStepper {
       earlierIds: applied.earlierIds,
       initial: record?.state ?? this.zeroState,
       seq: record?.seq ?? 0,
+      warmedFrom: record?.warmedFrom,
     };
   }
 
@@ -718,6 +721,7 @@ export class KeyedStepper {
         if (events[i]!.reset) {
           buffer.set(this.zeroState, j * S);
           lane.seq = 0;
+          lane.warmedFrom = undefined;
         }
         const x = encoded[i];
         for (let m = 0; m < sizes.length; m++) copyInto(inputs[m], j * sizes[m], x[m]);
@@ -769,6 +773,7 @@ export class KeyedStepper {
       if (event.id !== undefined) record.lastId = event.id;
       if (lane.earlierIds !== undefined) record.earlierIds = lane.earlierIds;
       record.lastOutput = outputViews[j];
+      if (lane.warmedFrom !== undefined) record.warmedFrom = lane.warmedFrom;
       written[j] = [lane.key, record];
     }
     return written;

@@ -122,7 +122,10 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
   json(res, 404, { error: { code: 'NOT_FOUND', reason: `no route ${path}` } });
 }
 
-/** `GET /v1/keys/:key[?state=1]`: the key's seq and last event time, its last prediction if kept. */
+/**
+ * `GET /v1/keys/:key[?state=1]`: the key's seq and last event time, how many events a warm start
+ * derived its state from (when it was warmed), its last prediction if kept.
+ */
 async function keyLookup(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   let key: string;
   try {
@@ -172,6 +175,8 @@ async function keyLookup(deps: HttpDeps, req: IncomingMessage, res: ServerRespon
     key,
     seq: record.seq,
     ts: record.ts,
+    // A warmed key's state was computed from this many past events (`cellstream warm`).
+    ...(record.warmedFrom !== undefined ? { warmedFrom: record.warmedFrom } : {}),
     ...(last && last.seq === record.seq && last.ts === record.ts ? { prediction: last } : {}),
     ...(url.searchParams.get('state') === '1' ? { state: Array.from(record.state) } : {}),
   });

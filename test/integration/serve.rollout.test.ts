@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { KeyedStepper } from '../../src/engine/keyedStepper.js';
@@ -275,3 +277,50 @@ async function waitFor(done: () => boolean, timeoutMs = 30_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+describe('warm start into the namespaces of serve with several models', () => {
+  it('cellstream warm --namespace fills each model from an archive; serve then goes on as a whole-history replay', async () => {
+    const events = connectionEvents(0, 200, 6);
+    const [history, live] = [events.slice(0, 150), events.slice(150)];
+    const dir = await tempDir('serve-rollout-warm');
+    const archive = join(dir, 'archive.ndjson');
+    await writeFile(archive, history.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    const state = join(dir, 'state');
+    const [a, b] = [await modelFile(A), await modelFile(B)];
+    for (const [file, name] of [
+      [a, 'tiny@1'],
+      [b, 'tiny@2'],
+    ] as const) {
+      const run = await runMain([
+        'warm',
+        '--model',
+        file,
+        '--input',
+        archive,
+        '--state',
+        state,
+        '--namespace',
+        name,
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(/warmed 6 keys from 150 events/);
+    }
+
+    const s = await startTestServer({ model: { path: a, shadow: b }, state: { store: 'lmdb', path: state } });
+    server = s;
+    const shadowSeen = collect(await connect(s.ws('/subscribe?model=tiny@2')));
+    const ws = await connect(s.ws('/ingest'));
+    const answers = nextMessages(ws, live.length);
+    ws.send(JSON.stringify(live));
+    const got = await answers;
+    const [outA, outB] = [await offline(A, events), await offline(B, events)];
+    // Both models continue each key's whole history: the primary answers, the shadow is published.
+    expect(got.map((p) => p['output'])).toEqual(live.map((e) => outA.get(e.id)));
+    await waitFor(() => shadowSeen.all.length >= live.length);
+    expect(shadowSeen.all.map((p) => p['output'])).toEqual(live.map((e) => outB.get(e.id)));
+    const key = live[0].key;
+    const look = (await (await fetch(`${s.url}/v1/keys/${key}`)).json()) as { warmedFrom?: number };
+    expect(look.warmedFrom).toBe(history.filter((e) => e.key === key).length);
+    ws.close();
+  }, 120_000);
+});
