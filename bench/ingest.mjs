@@ -1,11 +1,12 @@
-// Events per second through WebSocket /ingest on 1 connection and on 10, and the server memory a
-// slow subscriber costs. Runs the built server (npm run bench:ingest builds it if needed) in this
+// Events per second through WebSocket /ingest on 1 connection and on 10, with the CPU each event
+// costs; a lone event's round trip (one client, one event at a time); and the server memory a
+// slow subscriber costs. Runs the built server (npm run bench:ingest builds it if needed) in a
 // worker thread, with real ws clients over loopback in the main thread.
-//   node bench/ingest.mjs [--model FILE] [--events N] [--store lmdb|memory]
+//   node bench/ingest.mjs [--model FILE] [--events N] [--store lmdb|memory] [--lone N] [--no-slow]
 
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
@@ -19,6 +20,8 @@ const { values: args } = parseArgs({
     model: { type: 'string' },
     events: { type: 'string', default: '200000' },
     store: { type: 'string', default: 'lmdb' },
+    lone: { type: 'string', default: '2000' },
+    'no-slow': { type: 'boolean', default: false },
   },
 });
 const EVENTS = Number(args.events);
@@ -42,7 +45,8 @@ async function start(modelPath, overrides = {}) {
       state: { store: args.store, path: join(tmp, `state-${Math.random().toString(36).slice(2)}`) },
       server: { port: 0 },
       sources: { websocket: { eventsPerSecond: 1e9, burst: 1e7, maxPayload: 1 << 20, maxInFlight: 1 << 16 } },
-      engine: { maxBatch: 1024, maxDelayMs: 2 },
+      // engine.maxDelayMs stays the server's default (2 ms before group commit, 0 since).
+      engine: { maxBatch: 1024 },
       log: { level: 'silent' },
       ...overrides,
     },
@@ -53,7 +57,7 @@ async function start(modelPath, overrides = {}) {
     const [reply] = await once(worker, 'message');
     return reply;
   };
-  return { url, stats: () => ask('stats'), close: () => ask('close') };
+  return { url, stats: () => ask('stats'), busy: () => ask('busy'), close: () => ask('close') };
 }
 
 function open(url) {
@@ -98,12 +102,44 @@ async function throughput(modelPath, connections, inputSize) {
   await Promise.all(sockets.map((ws, c) => pump(ws, 2000, `warm${c}-`, features)));
   for (const ws of sockets) ws.removeAllListeners('message');
   const per = Math.floor(EVENTS / connections);
+  const n = per * connections;
+  const busy0 = await server.busy();
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(sockets.map((ws, c) => pump(ws, per, `c${c}-`, features)));
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const busy = (await server.busy()) - busy0;
   for (const ws of sockets) ws.close();
   await server.close();
-  return (per * connections) / seconds;
+  return {
+    eventsPerS: n / seconds,
+    // Every thread of the process: the clients, the server's thread, lmdb's and V8's helpers.
+    cpuUsPerEvent: (cpu.user + cpu.system) / n,
+    // The server thread's event loop busy time (not idle, not waiting for I/O or fsync).
+    serverBusyUsPerEvent: (busy * 1000) / n,
+  };
+}
+
+/** One client, one event at a time: each sent when the previous one's answer arrived. Round trips in µs. */
+async function loneRoundTrips(modelPath, count, inputSize) {
+  const server = await start(modelPath);
+  const ws = await open(`${server.url.replace('http', 'ws')}/ingest`);
+  const features = Array.from({ length: inputSize }, (_, i) => (i % 3) - 1);
+  const times = [];
+  const one = (i) =>
+    new Promise((resolve) => {
+      const t = performance.now();
+      ws.once('message', () => resolve(performance.now() - t));
+      ws.send(JSON.stringify({ key: `lone-${i % 100}`, ts: i, features }));
+    });
+  for (let i = 0; i < 200; i++) await one(i);
+  for (let i = 0; i < count; i++) times.push(await one(i));
+  ws.close();
+  await server.close();
+  times.sort((a, b) => a - b);
+  const at = (q) => times[Math.min(times.length - 1, Math.floor(q * times.length))] * 1000;
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
 }
 
 async function slowSubscriber(modelPath, inputSize) {
@@ -146,10 +182,36 @@ console.log(`model: ${describeModel(model).split('\n')[0]}`);
 console.log(
   `store: ${args.store}; ${EVENTS} events per run in frames of ${FRAME}, ${WINDOW} frames in flight per connection`,
 );
+console.log(
+  `load average before: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
+const rate = (r) =>
+  `${Math.round(r.eventsPerS).toLocaleString('en')} events/s; CPU ${r.cpuUsPerEvent.toFixed(1)} µs/event ` +
+  `(all threads), server loop busy ${r.serverBusyUsPerEvent.toFixed(1)} µs/event`;
 const one = await throughput(modelPath, 1, inputSize);
-console.log(`1 connection:   ${Math.round(one).toLocaleString('en')} events/s`);
+console.log(`1 connection:   ${rate(one)}`);
 const ten = await throughput(modelPath, 10, inputSize);
-console.log(`10 connections: ${Math.round(ten).toLocaleString('en')} events/s`);
+console.log(`10 connections: ${rate(ten)}`);
+const LONE = Number(args.lone);
+if (LONE > 0) {
+  const rt = await loneRoundTrips(modelPath, LONE, inputSize);
+  const ms = (us) => `${(us / 1000).toFixed(2)} ms`;
+  console.log(
+    `lone event round trip (${LONE} events, one at a time): p50 ${ms(rt.p50)}, p90 ${ms(rt.p90)}, ` +
+      `p99 ${ms(rt.p99)}, max ${ms(rt.max)}`,
+  );
+}
+console.log(
+  `load average after: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
+if (args['no-slow']) {
+  rmSync(tmp, { recursive: true, force: true });
+  process.exit(0);
+}
 const s = await slowSubscriber(modelPath, inputSize);
 const mb = (b) => `${(b / 1048576).toFixed(2)} MiB`;
 console.log(

@@ -18,6 +18,10 @@ parentPort.on('message', async (msg) => {
       dropped,
       heapUsed: process.memoryUsage().heapUsed,
     });
+  } else if (msg === 'busy') {
+    // This thread's event loop time spent not idle, ms since it started.
+    const { active } = performance.eventLoopUtilization();
+    parentPort.postMessage(active);
   } else if (msg === 'close') {
     await server.close();
     parentPort.postMessage({ closed: true });

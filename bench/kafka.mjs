@@ -6,7 +6,10 @@
 // the time to restore N keys from the changelog into an empty LMDB.
 //   npm run bench:kafka -- [--events 100000] [--keys 10000] [--restore-keys 100000] [--partitions 6]
 //                          [--model demo/visits.cellstream.json] [--clients kafkajs,platformatic]
-//                          [--rounds 1] [--format-rounds 2] [--only formats]
+//                          [--rounds 1] [--format-rounds 2] [--only formats|throughput]
+//                          [--workers 1,2] [--modes passthrough,at-least-once,exactly-once]
+// --workers runs each mode with each count of group members in the one instance (kafka.workers),
+// interleaved with the rest; --only throughput skips the formats and restore parts.
 // With several clients and rounds, the runs interleave (client A, client B, A, B …) so a noisy
 // machine weighs on each alike; each line is one run.
 // The default model is the demo (an LSTM of 32 units over a feature spec: each event's `values`
@@ -37,6 +40,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '1' },
     'format-rounds': { type: 'string', default: '2' },
     only: { type: 'string' },
+    workers: { type: 'string', default: '1' },
+    modes: { type: 'string', default: 'passthrough,at-least-once,exactly-once' },
   },
 });
 const kafka = kafkaClient();
@@ -117,8 +122,9 @@ async function restore() {
 
 // The same timed run as `npm run bench`'s Kafka row (bench/kafkaE2e.mjs), over this script's events.
 const messages = modelEvents(model, Number(args.events), Number(args.keys));
-const run = (client, mode) =>
+const run = (client, mode, workers) =>
   throughput(kafka, {
+    workers,
     model,
     messages,
     partitions: PARTITIONS,
@@ -202,44 +208,68 @@ async function formats() {
   };
 }
 
-if (args.only === undefined) {
+const workerCounts = args.workers.split(',').map(Number);
+const modes = args.modes.split(',').map((m) => m.trim());
+if (args.only === undefined || args.only === 'throughput') {
   const rows = [];
   for (let round = 0; round < Number(args.rounds); round++) {
-    for (const mode of ['passthrough', 'at-least-once', 'exactly-once']) {
+    for (const mode of modes) {
       for (const client of clients) {
-        const r = await run(client, mode);
-        r.cpuMicrosPerEvent = +((r.cpuSeconds * 1e6) / r.events).toFixed(1);
-        rows.push(r);
-        console.log(JSON.stringify({ throughput: r }));
+        for (const workers of workerCounts) {
+          const r = await run(client, mode, workers);
+          r.cpuMicrosPerEvent = +((r.cpuSeconds * 1e6) / r.events).toFixed(1);
+          rows.push(r);
+          console.log(JSON.stringify({ throughput: r }));
+        }
       }
     }
   }
-  // Medians per client and mode, and end to end over the passthrough through the same client.
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  for (const client of clients) {
-    const of = (mode, f) => median(rows.filter((r) => r.client === client && r.mode === mode).map(f));
-    const eps = (mode) => of(mode, (r) => r.eventsPerSecond);
-    const cpu = (mode) => of(mode, (r) => r.cpuMicrosPerEvent);
-    console.log(
-      JSON.stringify({
-        summary: {
-          client,
-          eventsPerSecond: {
-            passthrough: eps('passthrough'),
-            atLeastOnce: eps('at-least-once'),
-            exactlyOnce: eps('exactly-once'),
+  // Medians per client, worker count and mode, and end to end over the passthrough through the same client.
+  const median = (xs) => {
+    const known = xs.filter((x) => x !== null && x !== undefined).sort((a, b) => a - b);
+    return known.length === 0 ? null : known[Math.floor(known.length / 2)];
+  };
+  for (const client of clients)
+    for (const workers of workerCounts) {
+      const of = (mode, f) =>
+        median(rows.filter((r) => r.client === client && r.mode === mode && r.workers === workers).map(f));
+      const eps = (mode) => of(mode, (r) => r.eventsPerSecond);
+      const cpu = (mode) => of(mode, (r) => r.cpuMicrosPerEvent);
+      console.log(
+        JSON.stringify({
+          summary: {
+            client,
+            workers,
+            steadyEventsPerSecond: {
+              passthrough: of('passthrough', (r) => r.steadyEventsPerSecond),
+              atLeastOnce: of('at-least-once', (r) => r.steadyEventsPerSecond),
+              exactlyOnce: of('exactly-once', (r) => r.steadyEventsPerSecond),
+            },
+            steadyCpuMicrosPerEvent: {
+              passthrough: of('passthrough', (r) => r.steadyCpuMicrosPerEvent),
+              atLeastOnce: of('at-least-once', (r) => r.steadyCpuMicrosPerEvent),
+              exactlyOnce: of('exactly-once', (r) => r.steadyCpuMicrosPerEvent),
+            },
+            eventsPerSecond: {
+              passthrough: eps('passthrough'),
+              atLeastOnce: eps('at-least-once'),
+              exactlyOnce: eps('exactly-once'),
+            },
+            cpuMicrosPerEvent: {
+              passthrough: cpu('passthrough'),
+              atLeastOnce: cpu('at-least-once'),
+              exactlyOnce: cpu('exactly-once'),
+            },
+            ...(eps('passthrough') && eps('at-least-once')
+              ? { atLeastOnceVsPassthrough: +(eps('at-least-once') / eps('passthrough')).toFixed(2) }
+              : {}),
+            ...(eps('passthrough') && eps('exactly-once')
+              ? { exactlyOnceVsPassthrough: +(eps('exactly-once') / eps('passthrough')).toFixed(2) }
+              : {}),
           },
-          cpuMicrosPerEvent: {
-            passthrough: cpu('passthrough'),
-            atLeastOnce: cpu('at-least-once'),
-            exactlyOnce: cpu('exactly-once'),
-          },
-          atLeastOnceVsPassthrough: +(eps('at-least-once') / eps('passthrough')).toFixed(2),
-          exactlyOnceVsPassthrough: +(eps('exactly-once') / eps('passthrough')).toFixed(2),
-        },
-      }),
-    );
-  }
+        }),
+      );
+    }
 }
 if (args.only === undefined || args.only === 'formats')
   console.log(JSON.stringify({ formats: await formats() }));

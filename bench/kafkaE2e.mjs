@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import { startKafkaPipeline } from '../dist/pipelines/kafkaPipeline.js';
+import { startKafkaInstance } from '../dist/pipelines/kafkaWorkers.js';
 
 export const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
 
@@ -70,9 +70,24 @@ export function modelEvents(model, n, keys) {
   });
 }
 
+/** Whether every member of `instance` owns partitions of its own, `partitions` in all. */
+function settled(instance, groupId, partitions) {
+  const members = instance.health.snapshot(groupId).workers;
+  if (members === undefined) return instance.partitions().length === partitions;
+  const owned = members.map((m) => m?.partitions ?? []);
+  return (
+    owned.every((ps) => ps.length > 0) &&
+    new Set(owned.flat()).size === owned.flat().length &&
+    owned.flat().length === partitions
+  );
+}
+
 /**
- * Produces `messages` to a fresh topic, then times one pipeline from start until its group's lag
- * is 0. `passthrough` runs the no-inference baseline.
+ * Produces `messages` to a fresh topic, then times one pipeline instance (`workers` group members,
+ * on worker threads when above 1) from start until its group's lag is 0. `passthrough` runs the
+ * no-inference baseline. Besides the whole run (group join and restores included), the `steady`
+ * figures start once every member owns partitions and 10% of the events are committed, and end at
+ * 90%: the rebalance a second member's join causes falls outside them.
  */
 export async function throughput(
   kafka,
@@ -87,6 +102,7 @@ export async function throughput(
     hooks = {},
     formats = {},
     client = 'kafkajs',
+    workers = 1,
   },
 ) {
   const admin = kafka.admin();
@@ -120,7 +136,8 @@ export async function throughput(
   await hooks.started?.();
   const cpu0 = process.cpuUsage();
   const started = performance.now();
-  const pipeline = await startKafkaPipeline({
+  const pipeline = await startKafkaInstance({
+    workers,
     model,
     brokers,
     inputTopic,
@@ -139,10 +156,26 @@ export async function throughput(
     // kafka.input / kafka.output / kafka.registry (src/records): e.g. Avro in and out.
     ...formats,
   });
-  while ((await lag()) > 0) await new Promise((r) => setTimeout(r, 50));
+  // process.cpuUsage() is the whole process's (getrusage), worker threads included.
+  let from;
+  let to;
+  for (;;) {
+    const left = await lag();
+    const done = messages.length - left;
+    const mark = { at: performance.now(), cpu: process.cpuUsage(cpu0), done };
+    if (from === undefined && done >= messages.length * 0.1 && settled(pipeline, groupId, partitions))
+      from = mark;
+    if (to === undefined && done >= messages.length * 0.9) to = mark;
+    if (left <= 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  // A run whose members settled only after 90% has no steady window.
+  const steadyEvents = from && to && to.at > from.at ? to.done - from.done : 0;
+  const steadyCpu = steadyEvents > 0 ? to.cpu.user + to.cpu.system - from.cpu.user - from.cpu.system : 0;
   await hooks.finished?.();
+  const { rebalances } = pipeline.health.snapshot(groupId);
   await pipeline.stop();
   const changelogRecords = passthrough
     ? 0
@@ -152,6 +185,7 @@ export async function throughput(
   return {
     client,
     mode: passthrough ? 'passthrough' : exactlyOnce ? 'exactly-once' : 'at-least-once',
+    workers,
     events: messages.length,
     predictions: pipeline.stats.predictions,
     rejected: pipeline.stats.rejected,
@@ -160,5 +194,10 @@ export async function throughput(
     cpuSeconds: +((cpu.user + cpu.system) / 1e6).toFixed(2),
     cpuMicrosPerEvent: +((cpu.user + cpu.system) / messages.length).toFixed(1),
     changelogRecordsPerEvent: +(changelogRecords / messages.length).toFixed(3),
+    // Group joins summed over the members, and changelog records restores read: a rebalance's cost.
+    rebalances,
+    restoredRecords: pipeline.stats.restoredRecords,
+    steadyEventsPerSecond: steadyEvents > 0 ? Math.round(steadyEvents / ((to.at - from.at) / 1000)) : null,
+    steadyCpuMicrosPerEvent: steadyEvents > 0 ? +(steadyCpu / steadyEvents).toFixed(1) : null,
   };
 }

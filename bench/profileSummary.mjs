@@ -1,7 +1,8 @@
-// Where a V8 CPU profile's samples fell, by component of the Kafka pipeline: each sample goes to
-// the innermost frame's script, except that a frame of a dependency called from cellstream's
-// code counts for the dependency (kafkajs's encoding is kafkajs's, whoever called it).
-//   node bench/profileSummary.mjs FILE.cpuprofile [...]
+// Where a V8 CPU profile's samples fell, by component of the Kafka pipeline or the server: each
+// sample goes to the innermost frame's script, except that a frame of a dependency called from
+// cellstream's code counts for the dependency (kafkajs's encoding is kafkajs's, whoever called it).
+// With --functions N, also the N functions with the most samples of their own (self time).
+//   node bench/profileSummary.mjs [--functions N] FILE.cpuprofile [...]
 import { readFile } from 'node:fs/promises';
 
 /** Components in the order they are tried against a script URL. */
@@ -9,6 +10,8 @@ const COMPONENTS = [
   ['kafkajs', /node_modules\/kafkajs\//],
   ['lmdb', /node_modules\/(lmdb|msgpackr|ordered-binary)\//],
   ['rxjs', /node_modules\/rxjs\//],
+  ['ws', /node_modules\/ws\//],
+  ['server (ingest, engine pipeline)', /dist\/server\//],
   ['changelog and state', /dist\/state\//],
   ['pipeline, source and sinks', /dist\/(pipelines|sources|sinks|kafka)\//],
   ['engine', /dist\/engine\//],
@@ -64,9 +67,33 @@ export function summarise(profile) {
     .join('\n');
 }
 
+/** Lines "share%  function (script:line)" of the `n` functions with the most self samples. */
+export function topFunctions(profile, n) {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const counts = new Map();
+  let total = 0;
+  for (const id of profile.samples) {
+    const { functionName, url, lineNumber } = byId.get(id).callFrame;
+    if (functionName === '(idle)') continue;
+    const name = `${functionName || '(anonymous)'} (${url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${lineNumber + 1})`;
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+    total++;
+  }
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([name, k]) => `${((100 * k) / total).toFixed(1).padStart(5)}%  ${name}`)
+    .join('\n');
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const file of process.argv.slice(2)) {
+  const argv = process.argv.slice(2);
+  const at = argv.indexOf('--functions');
+  const functions = at === -1 ? 0 : Number(argv.splice(at, 2)[1]);
+  for (const file of argv) {
     console.log(file);
-    console.log(summarise(JSON.parse(await readFile(file, 'utf8'))));
+    const profile = JSON.parse(await readFile(file, 'utf8'));
+    console.log(summarise(profile));
+    if (functions > 0) console.log(topFunctions(profile, functions));
   }
 }

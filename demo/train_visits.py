@@ -1,6 +1,12 @@
 """The demo model: the seed's customer-visit recipe, trained for streaming.
 
-    KERAS_BACKEND=torch /root/fxenv/bin/python demo/train_visits.py
+    KERAS_BACKEND=torch /root/fxenv/bin/python demo/train_visits.py              # version 1
+    KERAS_BACKEND=torch /root/fxenv/bin/python demo/train_visits.py --version 2  # the retrain
+
+`--version 2` retrains the regression model as the rollout demo's second version (docs/rollout.md):
+the same customers, scalers and demo events (the data seed is fixed), another training seed and
+more epochs (`--seed`, `--epochs` override them). It writes visits-v2.keras, its spec and expected
+outputs, adds its figures to train_visits.json under `visits-v2` and leaves version 1's files alone.
 
 Synthetic customers visit at their own typical interval, with noise, a slow drift and occasional
 long gaps; each visit has a basket (spend) and a channel (store, app, web). On every visit the
@@ -26,6 +32,7 @@ models reloaded from their files), the training figures and versions (train_visi
 finally runs `npm run demo:convert` to make the cellstream files. Everything is seeded.
 """
 
+import argparse
 import json
 import os
 import platform
@@ -50,6 +57,9 @@ BINS = ['0-20 days', '20-40 days', '40-60 days', '60-80 days', '80-100 days']
 HIDDEN = 32
 MAX_VISITS = 32
 EPOCHS = 60
+# Version 2's training: another seed (initial weights, dropout, shuffling) and more epochs.
+V2_SEED = SEED + 1000
+V2_EPOCHS = 90
 
 
 def customer(rng: np.random.Generator, visits: int) -> dict:
@@ -151,7 +161,7 @@ def build(kind: str, sequences: bool) -> keras.Model:
     return keras.Model(inp, out, name='visits' if kind == 'regression' else 'visits_classes')
 
 
-def train(kind: str, train_set, val_set, scalers: Scalers) -> tuple:
+def train(kind: str, train_set, val_set, scalers: Scalers, epochs: int = EPOCHS) -> tuple:
     x, days, w = train_set
     vx, vdays, vw = val_set
     lo, hi = scalers.target
@@ -165,12 +175,12 @@ def train(kind: str, train_set, val_set, scalers: Scalers) -> tuple:
     model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=5e-3), loss=loss)
     hist = model.fit(
         x, y.astype('float32'), sample_weight=w, validation_data=(vx, vy.astype('float32'), vw),
-        epochs=EPOCHS, batch_size=64, shuffle=True, verbose=2,
+        epochs=epochs, batch_size=64, shuffle=True, verbose=2,
     )
     pred = np.asarray(model.predict(vx, verbose=0), dtype='float64')
     real = vw > 0
     figures = {
-        'epochs': EPOCHS,
+        'epochs': epochs,
         'train_loss': float(hist.history['loss'][-1]),
         'val_loss': float(hist.history['val_loss'][-1]),
     }
@@ -239,11 +249,32 @@ def write_json(path: Path, value) -> None:
     path.write_text(json.dumps(value, indent=2) + '\n')
 
 
+def versions() -> dict:
+    import torch
+
+    return {
+        'python': platform.python_version(),
+        'numpy': np.__version__,
+        'keras': keras.__version__,
+        'backend': f'{keras.backend.backend()} {torch.__version__}',
+    }
+
+
 def main() -> None:
-    keras.utils.set_random_seed(SEED)
+    parser = argparse.ArgumentParser(description='Train the demo visit-interval models.')
+    parser.add_argument('--version', type=int, choices=[1, 2], default=1, help='1: both demo models; 2: the retrained regression model')
+    parser.add_argument('--seed', type=int, help=f'training seed (default {SEED} for version 1, {V2_SEED} for 2)')
+    parser.add_argument('--epochs', type=int, help=f'epochs (default {EPOCHS} for version 1, {V2_EPOCHS} for 2)')
+    args = parser.parse_args()
+    v2 = args.version == 2
+    train_seed = args.seed if args.seed is not None else (V2_SEED if v2 else SEED)
+    epochs = args.epochs if args.epochs is not None else (V2_EPOCHS if v2 else EPOCHS)
+
+    keras.utils.set_random_seed(train_seed)
     import torch
 
     torch.use_deterministic_algorithms(True)
+    # The data always comes from SEED, so every version sees the same customers and scalers.
     rng = np.random.default_rng(SEED)
     population = [customer(rng, int(rng.integers(8, MAX_VISITS + 1))) for _ in range(750)]
     train_customers, val_customers = population[:600], population[600:]
@@ -251,11 +282,15 @@ def main() -> None:
     train_set, val_set = batch(train_customers, scalers), batch(val_customers, scalers)
 
     lo, hi = scalers.target
+    regression = {'kind': 'regression', 'name': 'next_interval_days', 'inverse': {'minmax': {'min': lo, 'max': hi}}}
+    customers, events = demo_events(np.random.default_rng(SEED + 1))
+    if v2:
+        train_version_2(train_set, val_set, scalers, regression, customers, events, train_seed, epochs)
+        return
     variants = {
-        'visits': ('regression', {'kind': 'regression', 'name': 'next_interval_days', 'inverse': {'minmax': {'min': lo, 'max': hi}}}),
+        'visits': ('regression', regression),
         'visits-classes': ('classes', {'kind': 'classes', 'labels': BINS}),
     }
-    customers, events = demo_events(np.random.default_rng(SEED + 1))
     write_ndjson(DEMO / 'visits.ndjson', [e for _, _, e in events])
     figures = {}
     for stem, (kind, output) in variants.items():
@@ -272,14 +307,23 @@ def main() -> None:
             'customers': {'train': len(train_customers), 'validation': len(val_customers), 'demo': len(customers)},
             'demo_events': len(events),
             'figures': figures,
-            'versions': {
-                'python': platform.python_version(),
-                'numpy': np.__version__,
-                'keras': keras.__version__,
-                'backend': f'{keras.backend.backend()} {torch.__version__}',
-            },
+            'versions': versions(),
         },
     )
+    subprocess.run(['npm', 'run', '--silent', 'demo:convert'], cwd=ROOT, check=True, stdout=sys.stdout)
+
+
+def train_version_2(train_set, val_set, scalers: Scalers, regression: dict, customers: dict, events: list, seed: int, epochs: int) -> None:
+    """visits-v2: the regression model retrained; version 1's files and figures are kept as they are."""
+    model, figures = train('regression', train_set, val_set, scalers, epochs)
+    model.save(DEMO / 'visits-v2.keras')
+    write_json(DEMO / 'visits-v2.spec.json', scalers.spec(regression))
+    write_ndjson(DEMO / 'visits-v2.expected.ndjson', expected_outputs(DEMO / 'visits-v2.keras', customers, events, scalers))
+    print('visits-v2', json.dumps(figures))
+    record_path = DEMO / 'train_visits.json'
+    record = json.loads(record_path.read_text())
+    record['visits-v2'] = {'training_seed': seed, 'figures': figures, 'versions': versions()}
+    write_json(record_path, record)
     subprocess.run(['npm', 'run', '--silent', 'demo:convert'], cwd=ROOT, check=True, stdout=sys.stdout)
 
 

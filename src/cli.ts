@@ -2,11 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { type AdminFlags, runAdmin } from './commands/admin.js';
 import { runConvert } from './commands/convert.js';
 import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
 import { runServe, type ServeFlags } from './commands/serve.js';
 import { shutdownSignal } from './commands/shutdownSignals.js';
+import { runWarm, WARM_DEAD_LETTER_FILE } from './commands/warm.js';
 import { UsageError } from './errors.js';
 import { DEFAULT_MAX_JSON_DEPTH } from './events/jsonDepth.js';
 import { parseMaxTsAhead } from './events/limits.js';
@@ -17,6 +19,7 @@ import { loadModel } from './formats/load.js';
 import { KAFKA_CLIENTS, type KafkaClientName } from './kafka/adapter.js';
 import { describeModel, modelFingerprint } from './model/index.js';
 import { PACKAGE_ROOT } from './paths.js';
+import { KAFKA_WORKERS } from './pipelines/commitDefaults.js';
 import { loadFormatsFile } from './records/formatsFile.js';
 import { parseDuration } from './time/duration.js';
 
@@ -41,14 +44,14 @@ function packageVersion(): string {
 export const EXIT_OK = 0;
 /** Exit status: a fatal error (bad model, unreadable file, usage) stopped the command. */
 export const EXIT_FATAL = 1;
-/** Exit status: `replay` ran to the end but rejected some lines (reported on stderr). */
+/** Exit status: `replay` or `warm` ran to the end but rejected some lines (reported on stderr). */
 export const EXIT_REJECTED = 2;
 
 const EXIT_HELP = `
 Exit status:
   0  every event was applied, or replay stopped because the reader of its stdout closed it ('| head')
   1  a fatal error: the command did not run to the end (set CELLSTREAM_DEBUG=1 for a stack trace)
-  2  replay ran to the end, but some lines were rejected (reported on stderr as "line N: reason")`;
+  2  replay or warm ran to the end, but some lines were rejected (reported on stderr as "line N: reason")`;
 
 /**
  * Runs the `cellstream` command line (`argv` as in `process.argv`) and resolves with the exit
@@ -154,6 +157,78 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       status = summary.rejected > 0 ? EXIT_REJECTED : EXIT_OK;
     });
 
+  const warm = program
+    .command('warm')
+    .description(
+      "compute a model's per-key state from an NDJSON archive of past events, so it serves those keys from their whole history",
+    )
+    .requiredOption('--model <file>', `the model to warm (only it is stepped); ${MODEL_HELP}`)
+    .requiredOption(
+      '--input <file>',
+      'the archive: past events, one JSON object per line, oldest first per key',
+    )
+    .requiredOption(
+      '--state <dir>',
+      'the LMDB state directory the model will serve from; run again, it steps only what it has not applied',
+    )
+    .option(
+      '--namespace <name>',
+      "write the model's namespace (e.g. visits@2) in the state of serve with several models, --state being serve's state.path (docs/rollout.md)",
+    )
+    .option('--spec <file>', "feature spec JSON for events with named values (instead of the model's own)")
+    .option(
+      '--dead-letter <file>',
+      `append rejected lines here, as NDJSON with line, code, reason and raw text (default <state>/${WARM_DEAD_LETTER_FILE})`,
+    )
+    .option('--batch <n>', 'events stepped together (default 1024)', positiveInteger)
+    .option(
+      '--max-staged-keys <n>',
+      'keys whose state is held in memory before it is written to --state (default 20000)',
+      positiveInteger,
+    )
+    .addOption(
+      new Option(
+        '--on-model-mismatch <policy>',
+        'state written by another model: refuse to start, or replace those keys’ state',
+      )
+        .choices(['refuse', 'reset'])
+        .default('refuse'),
+    )
+    .option(
+      '--source-name <name>',
+      'the name --state remembers the archive by (default: its absolute path, so a moved file counts as new)',
+    )
+    .option(
+      '--max-json-depth <n>',
+      'reject lines nesting arrays and objects deeper than this (EVENT_TOO_DEEP)',
+      positiveInteger,
+      DEFAULT_MAX_JSON_DEPTH,
+    );
+  withEventLimitOptions(warm)
+    .addHelpText('after', EXIT_HELP)
+    .action(async (opts: WarmFlags) => {
+      const summary = await runWarm({
+        model: await loadModel(opts.model),
+        spec: opts.spec === undefined ? undefined : await loadSidecarSpec(opts.spec),
+        input: opts.input,
+        state: opts.state,
+        namespace: opts.namespace,
+        deadLetter: opts.deadLetter,
+        maxBatch: opts.batch,
+        maxStagedKeys: opts.maxStagedKeys,
+        onModelMismatch: opts.onModelMismatch,
+        sourceName: opts.sourceName,
+        maxJsonDepth: opts.maxJsonDepth,
+        limits: {
+          ...(opts.maxKeyBytes === undefined ? {} : { maxKeyBytes: opts.maxKeyBytes }),
+          ...(opts.maxIdBytes === undefined ? {} : { maxIdBytes: opts.maxIdBytes }),
+        },
+        idWindow: opts.idWindow,
+        stderr: io.stderr,
+      });
+      status = summary.rejected > 0 ? EXIT_REJECTED : EXIT_OK;
+    });
+
   program
     .command('serve')
     .description(
@@ -161,6 +236,10 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     )
     .option('--config <file>', 'YAML configuration file (env CELLSTREAM_CONFIG); see docs/configuration.md')
     .option('--model <file>', `${MODEL_HELP} (env CELLSTREAM_MODEL; default: the demo model)`)
+    .option(
+      '--shadow <file>',
+      'a second model stepped beside --model as a shadow, to compare and promote (env CELLSTREAM_SHADOW); see docs/rollout.md',
+    )
     .option('--host <host>', 'address to bind (env CELLSTREAM_HOST; default 127.0.0.1)')
     .option('--port <port>', 'port, 0 for any free one (env CELLSTREAM_PORT; default 8080)', port)
     .option('--state <dir>', 'LMDB state directory (env CELLSTREAM_STATE; default ./.data/state)')
@@ -197,8 +276,45 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
         'Kafka mode: client library (env CELLSTREAM_KAFKA_CLIENT; default kafkajs); see docs/kafka.md',
       ).choices(KAFKA_CLIENTS),
     )
+    .addOption(
+      new Option(
+        '--standbys <n>',
+        'Kafka mode: 1 keeps standby state for every partition not owned, for fast failover (env CELLSTREAM_KAFKA_STANDBYS; default 0)',
+      ).choices(['0', '1']),
+    )
     .action(async (opts: ServeFlags) => {
       await runServe(opts);
+    });
+
+  program
+    .command('promote')
+    .description(
+      "make a running serve's shadow model primary (POST /admin/promote); the old primary keeps stepping as the shadow",
+    )
+    .option('--url <url>', 'the server', 'http://127.0.0.1:8080')
+    .option(
+      '--token-env <name>',
+      'environment variable holding a token with the admin scope',
+      'CELLSTREAM_ADMIN_TOKEN',
+    )
+    .option('--model <name>', 'the model to promote (default: the only shadow)')
+    .action(async (opts: AdminFlags) => {
+      status = await runAdmin('promote', opts, io);
+    });
+
+  program
+    .command('rollback')
+    .description(
+      'switch a running serve back to the model that was primary before the last switch (POST /admin/rollback)',
+    )
+    .option('--url <url>', 'the server', 'http://127.0.0.1:8080')
+    .option(
+      '--token-env <name>',
+      'environment variable holding a token with the admin scope',
+      'CELLSTREAM_ADMIN_TOKEN',
+    )
+    .action(async (opts: AdminFlags) => {
+      status = await runAdmin('rollback', opts, io);
     });
 
   program
@@ -262,6 +378,16 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     )
     .option('--batch <n>', 'events per engine batch', positiveInteger)
     .option(
+      '--workers <n>',
+      `consumer group members in this process, each on its own worker thread when above 1 (${KAFKA_WORKERS.min} to ${KAFKA_WORKERS.max}, default ${KAFKA_WORKERS.default}); about one per core`,
+      workerCount,
+    )
+    .option(
+      '--standbys <n>',
+      'standby state: 1 follows the changelog of every partition this instance does not own, so a takeover restores only the tail (default 0)',
+      standbyCount,
+    )
+    .option(
       '--commit-interval <ms>',
       'longest state is held in memory (each key written to the changelog once) before it is made durable and offsets commit, while events wait; 0: every batch (default 1000)',
       nonNegativeInteger,
@@ -321,7 +447,9 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       changelogTopic?: string;
       exactlyOnce?: boolean;
       kafkaClient?: KafkaClientName;
+      standbys?: number;
       batch?: number;
+      workers?: number;
       commitInterval?: number;
       maxCachedKeys?: number;
       sessionTimeout?: number;
@@ -387,6 +515,13 @@ function kafkaStateDir(opts: { state?: string; stateDir?: string }, stderr: Writ
   return opts.state;
 }
 
+function workerCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < KAFKA_WORKERS.min || n > KAFKA_WORKERS.max)
+    throw new InvalidArgumentError(`expected an integer from ${KAFKA_WORKERS.min} to ${KAFKA_WORKERS.max}`);
+  return n;
+}
+
 function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65_535)
@@ -414,7 +549,24 @@ interface ReplayFlags {
   idWindow?: number;
 }
 
-/** The per-event limits `replay` and `kafka` share (serve takes them from its config). */
+interface WarmFlags {
+  model: string;
+  input: string;
+  state: string;
+  namespace?: string;
+  spec?: string;
+  deadLetter?: string;
+  batch?: number;
+  maxStagedKeys?: number;
+  onModelMismatch: 'refuse' | 'reset';
+  sourceName?: string;
+  maxJsonDepth: number;
+  maxKeyBytes?: number;
+  maxIdBytes?: number;
+  idWindow?: number;
+}
+
+/** The per-event limits `replay`, `warm` and `kafka` share (serve takes them from its config). */
 function withEventLimitOptions(command: Command): Command {
   return command
     .option('--max-key-bytes <n>', 'longest key in UTF-8 bytes (default 512, at most 1977)', positiveInteger)
@@ -430,6 +582,13 @@ function nonNegativeInteger(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number, 0 or more');
   return n;
+}
+
+/** `--standbys`: 0 or 1 (every partition not owned; no placement of fewer copies yet). */
+function standbyCount(value: string): number {
+  if (value !== '0' && value !== '1')
+    throw new InvalidArgumentError('expected 0 or 1 (1: follow every changelog partition not owned)');
+  return Number(value);
 }
 
 function positiveInteger(value: string): number {

@@ -38,6 +38,7 @@ export type ErrorCode =
   // Kafka
   | 'KAFKA_FENCED'
   | 'KAFKA_CONSUMER_LOST'
+  | 'KAFKA_WORKER_CRASHED'
   | 'REGISTRY_UNAVAILABLE'
   // kernels
   | 'KERNEL_UNAVAILABLE'
@@ -288,6 +289,16 @@ export class FencedError extends CellstreamError {
 export class KafkaConsumerLostError extends CellstreamError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('KAFKA_CONSUMER_LOST', message, options);
+  }
+}
+
+/**
+ * One of an instance's Kafka worker threads (`kafka.workers` > 1) ended on an uncaught error. The
+ * instance stops its other workers gracefully and ends, so that its supervisor restarts it whole.
+ */
+export class KafkaWorkerCrashedError extends CellstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('KAFKA_WORKER_CRASHED', message, options);
   }
 }
 

@@ -7,6 +7,7 @@ export { type Config, configSchema } from './config/schema.js';
 export { lastPositions } from './engine/commitPositions.js';
 export type { ExpiryOptions } from './engine/expiry.js';
 export { KeyedStepper, type KeyedStepperOptions, type StepperCounts } from './engine/keyedStepper.js';
+export { Divergence, RolloutStepper, type SwitchResult } from './engine/rollout.js';
 export { type StepByKeyOptions, type StepInput, stepByKey } from './engine/stepByKey.js';
 export type { Envelope, Outcome, Rejected } from './engine/types.js';
 export * from './errors.js';
@@ -44,8 +45,22 @@ export {
   referenceKernel,
   selectKernel,
 } from './model/kernels/index.js';
+export {
+  DEFAULT_WARM_BATCH,
+  DEFAULT_WARM_STAGED_KEYS,
+  type WarmOptions,
+  type WarmSummary,
+  warmKeys,
+} from './rollout/warm.js';
 export { type RunningServer, type ServeOptions, startServer } from './server/serve.js';
 export { CachedStore, type CachedStoreOptions } from './state/cachedStore.js';
 export { LmdbStore, type LmdbStoreOptions } from './state/lmdbStore.js';
 export { MemoryStateStore, type MemoryStoreOptions } from './state/memoryStore.js';
+export {
+  LmdbModelStates,
+  type ModelStates,
+  openModelStates,
+  openModelStore,
+  type RolloutMeta,
+} from './state/modelStates.js';
 export type { StateRecord, StateStore } from './state/types.js';

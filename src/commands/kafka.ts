@@ -3,11 +3,8 @@ import { parseMaxTsAhead } from '../events/limits.js';
 import type { KafkaClientName } from '../kafka/adapter.js';
 import { parseBrokers } from '../kafka/client.js';
 import type { Model } from '../model/types.js';
-import {
-  type KafkaPipeline,
-  type KafkaPipelineOptions,
-  startKafkaPipeline,
-} from '../pipelines/kafkaPipeline.js';
+import type { KafkaPipelineOptions } from '../pipelines/kafkaPipeline.js';
+import { type KafkaInstance, startKafkaInstance } from '../pipelines/kafkaWorkers.js';
 import type { RecordFormatOptions } from '../records/formats.js';
 import { HEALTH_SERVER_DEFAULTS, HealthServer } from '../server/healthServer.js';
 import type { ConsumerCrashPolicy } from '../sources/kafkaSource.js';
@@ -27,6 +24,8 @@ export interface KafkaCommandOptions extends RecordFormatOptions {
   readonly exactlyOnce?: boolean | undefined;
   /** Which Kafka client library; default `kafkajs`. */
   readonly client?: KafkaClientName | undefined;
+  /** 1: follow the changelog of every partition not owned (standby state); default 0. */
+  readonly standbys?: number | undefined;
   readonly appId?: string | undefined;
   readonly inputPartitions?: number | undefined;
   readonly maxBatch?: number | undefined;
@@ -46,6 +45,8 @@ export interface KafkaCommandOptions extends RecordFormatOptions {
   readonly maxTsAhead?: string | undefined;
   /** Ids remembered per key; default 8. */
   readonly idWindow?: number | undefined;
+  /** Consumer group members in this process, each on a worker thread when above 1; default 1. */
+  readonly workers?: number | undefined;
 }
 
 /** Pipeline options from command settings; the dead-letter topic defaults to `${inputTopic}-dead-letter`. */
@@ -61,6 +62,7 @@ export function kafkaPipelineOptions(model: Model, o: KafkaCommandOptions): Kafk
     stateDir: o.stateDir,
     exactlyOnce: o.exactlyOnce ?? false,
     ...(o.client === undefined ? {} : { client: o.client }),
+    ...(o.standbys === undefined ? {} : { standbys: o.standbys }),
     ...(o.appId === undefined ? {} : { appId: o.appId }),
     ...(o.inputPartitions === undefined ? {} : { inputPartitions: o.inputPartitions }),
     ...(o.maxBatch === undefined ? {} : { maxBatch: o.maxBatch }),
@@ -118,14 +120,17 @@ export async function runKafka(
     groupId: options.groupId,
   });
   say('http', { url: health.url });
-  let pipeline: KafkaPipeline | undefined;
+  let pipeline: KafkaInstance | undefined;
   try {
     if (signalled) {
       say('stopped', { beforeStart: true });
       return;
     }
-    pipeline = await startKafkaPipeline({
+    pipeline = await startKafkaInstance({
       ...pipelineOptions,
+      ...(options.workers === undefined ? {} : { workers: options.workers }),
+      onWorkerCrash: (error) =>
+        say('worker-crashed', { level: 'error', code: error.code, message: error.message }),
       healthObserver: health.kafkaMetrics.observer,
       // Fault injection for the fault tests only (docs/kafka.md, Operations).
       slowRestoreMs: Number(process.env.CELLSTREAM_FAULT_SLOW_RESTORE_MS ?? 0) || 0,
@@ -141,6 +146,18 @@ export async function runKafka(
           records: reports.reduce((n, r) => n + r.records, 0),
           reports: reports.map(({ unreadable, ...r }) => ({ ...r, unreadable: unreadable.length })),
         });
+      },
+      onStandbyError: (partition, error) =>
+        say('standby-error', {
+          level: 'warn',
+          partition,
+          error: error.message,
+          message: `following changelog partition ${partition} as a standby failed; trying again in a second`,
+        }),
+      onStandbyUnreadable: (records) => {
+        for (const bad of records) {
+          say('changelog-record-unreadable', { level: 'warn', ...bad, message: unreadableMessage(bad) });
+        }
       },
       onStall: (message) => say('stalled', { level: 'error', message }),
       onStallEnd: () => say('resumed'),
@@ -163,6 +180,7 @@ export async function runKafka(
       groupId: options.groupId,
       inputTopic: options.inputTopic,
       exactlyOnce: pipelineOptions.exactlyOnce,
+      workers: running.workers,
       http: health.url,
     });
     // Until a signal, or the consumer is lost for good (then the rejection ends the command).

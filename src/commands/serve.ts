@@ -7,6 +7,7 @@ import { shutdownSignal } from './shutdownSignals.js';
 export interface ServeFlags {
   readonly config?: string;
   readonly model?: string;
+  readonly shadow?: string;
   readonly host?: string;
   readonly port?: number;
   readonly state?: string;
@@ -20,6 +21,7 @@ export interface ServeFlags {
   readonly changelogTopic?: string;
   readonly exactlyOnce?: boolean;
   readonly kafkaClient?: string;
+  readonly standbys?: string;
 }
 
 /**
@@ -34,6 +36,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     env: process.env,
     flags: {
       'model.path': flags.model,
+      'model.shadow': flags.shadow,
       'server.host': flags.host,
       'server.port': flags.port,
       'state.path': flags.state,
@@ -47,6 +50,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       'kafka.changelogTopic': flags.changelogTopic,
       'kafka.exactlyOnce': flags.exactlyOnce,
       'kafka.client': flags.kafkaClient,
+      'kafka.standbys': flags.standbys === undefined ? undefined : Number(flags.standbys),
     },
   });
   const logger = createLogger(config.log.level);

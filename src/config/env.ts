@@ -35,6 +35,7 @@ const json: Parse = (v, name) => {
 export const ENV_VARIABLES: ReadonlyArray<{ name: string; path: string; parse: Parse }> = [
   { name: 'CELLSTREAM_MODEL', path: 'model.path', parse: text },
   { name: 'CELLSTREAM_MODEL_LABEL', path: 'model.label', parse: text },
+  { name: 'CELLSTREAM_SHADOW', path: 'model.shadow', parse: text },
   { name: 'CELLSTREAM_ON_MODEL_MISMATCH', path: 'model.onMismatch', parse: text },
   { name: 'CELLSTREAM_STATE', path: 'state.path', parse: text },
   { name: 'CELLSTREAM_STATE_STORE', path: 'state.store', parse: text },
@@ -59,6 +60,8 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; path: string; parse: P
   { name: 'CELLSTREAM_KAFKA_COMMIT_INTERVAL_MS', path: 'kafka.commitIntervalMs', parse: integer },
   { name: 'CELLSTREAM_KAFKA_MAX_CACHED_KEYS', path: 'kafka.maxCachedKeys', parse: integer },
   { name: 'CELLSTREAM_KAFKA_CLIENT', path: 'kafka.client', parse: text },
+  { name: 'CELLSTREAM_KAFKA_WORKERS', path: 'kafka.workers', parse: integer },
+  { name: 'CELLSTREAM_KAFKA_STANDBYS', path: 'kafka.standbys', parse: integer },
 ];
 
 /** The configuration layer the environment gives, and which variable set each key. */

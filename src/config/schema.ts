@@ -5,10 +5,13 @@ import { DEFAULT_MAX_JSON_DEPTH } from '../events/jsonDepth.js';
 import { DEFAULT_MAX_ID_BYTES, DEFAULT_MAX_KEY_BYTES, KEY_BYTES_CEILING } from '../events/limits.js';
 import { KAFKA_CLIENTS } from '../kafka/adapter.js';
 import { PACKAGE_ROOT } from '../paths.js';
-import { KAFKA_COMMIT_DEFAULTS } from '../pipelines/commitDefaults.js';
+import { KAFKA_COMMIT_DEFAULTS, KAFKA_WORKERS } from '../pipelines/commitDefaults.js';
 import { KAFKA_HEALTH_DEFAULTS } from '../pipelines/kafkaHealth.js';
 import { recordInputSchema, recordOutputSchema, registrySchema } from '../records/config.js';
 import { KAFKA_SOURCE_DEFAULTS } from '../sources/kafkaSource.js';
+import { MAX_MODELS, MODEL_NAME_PATTERN } from '../state/modelStates.js';
+
+const MODEL_NAME_RULE = '1 to 100 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit';
 
 /** The model `serve` runs when none is configured: the demo model shipped in the package. */
 export const DEMO_MODEL = join(PACKAGE_ROOT, 'demo', 'visits.cellstream.json');
@@ -36,7 +39,8 @@ export const DEFAULT_LIMITS = {
   maxEchoBytes: 1024,
 } as const;
 
-export const SCOPES = ['ingest', 'subscribe', 'read'] as const;
+/** `admin`: promote and roll back models (POST /admin/…); given to no token unless listed. */
+export const SCOPES = ['ingest', 'subscribe', 'read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 /**
@@ -104,6 +108,8 @@ const kafkaSchema = z.strictObject({
   appId: z.string().min(1).optional(),
   exactlyOnce: z.boolean().default(false),
   client: z.enum(KAFKA_CLIENTS).default('kafkajs'),
+  /** 1: standby state for every partition not owned (docs/state.md); 0: none. */
+  standbys: int(0, 1).default(0),
   inputPartitions: int(1, 100_000).optional(),
   maxBatch: int(1, 100_000).default(KAFKA_SOURCE_DEFAULTS.maxBatch),
   commitIntervalMs: int(0, 600_000).default(KAFKA_COMMIT_DEFAULTS.commitIntervalMs),
@@ -114,6 +120,8 @@ const kafkaSchema = z.strictObject({
   onConsumerCrash: z.enum(['rejoin', 'exit']).default(KAFKA_SOURCE_DEFAULTS.onConsumerCrash),
   maxRejoins: int(0, 1000).default(KAFKA_SOURCE_DEFAULTS.maxRejoins),
   stallTimeoutMs: int(1000, 86_400_000).default(KAFKA_HEALTH_DEFAULTS.stallTimeoutMs),
+  /** Consumer group members in this process, each on a worker thread when above 1 (docs/kafka.md, Workers). */
+  workers: int(KAFKA_WORKERS.min, KAFKA_WORKERS.max).default(KAFKA_WORKERS.default),
   /** A Confluent-compatible schema registry, for the Avro, JSON Schema and Protobuf formats. */
   registry: registrySchema.optional(),
   /** How input records are written and which fields make an event (src/records). */
@@ -132,9 +140,28 @@ export const configSchema = z
       .strictObject({
         path: z.string().min(1).default(DEMO_MODEL),
         label: z.string().min(1).optional(),
+        /** A name for the model's state namespace when several models run; default its `name@version`. */
+        name: z.string().regex(MODEL_NAME_PATTERN, MODEL_NAME_RULE).optional(),
+        /** A model file stepped beside this one as a shadow (`--shadow`). */
+        shadow: z.string().min(1).optional(),
         onMismatch: z.enum(['refuse', 'reset']).default('refuse'),
       })
       .prefault({}),
+    /**
+     * Several models in one process (docs/rollout.md). With a `primary` entry it replaces `model`;
+     * without one, its entries are shadows of `model`.
+     */
+    models: z
+      .array(
+        z.strictObject({
+          name: z.string().regex(MODEL_NAME_PATTERN, MODEL_NAME_RULE).optional(),
+          path: z.string().min(1),
+          role: z.enum(['primary', 'shadow']).default('shadow'),
+          label: z.string().min(1).optional(),
+        }),
+      )
+      .max(MAX_MODELS - 1)
+      .default([]),
     state: z
       .strictObject({
         store: z.enum(['lmdb', 'memory']).default('lmdb'),
@@ -162,7 +189,7 @@ export const configSchema = z
     engine: z
       .strictObject({
         maxBatch: int(1, 65_536).default(256),
-        maxDelayMs: z.number().min(0).max(1000).default(2),
+        maxDelayMs: z.number().min(0).max(1000).default(0),
       })
       .prefault({}),
     server: z
@@ -238,8 +265,38 @@ export const configSchema = z
     kafka: kafkaSchema.optional(),
   })
   .superRefine((config, ctx) => {
+    const severalModels = config.models.length > 0 || config.model.shadow !== undefined;
+    if (config.models.filter((m) => m.role === 'primary').length > 1) {
+      ctx.addIssue({ code: 'custom', path: ['models'], message: 'at most one entry may have role primary' });
+    }
+    if (
+      severalModels &&
+      config.models.some((m) => m.role === 'primary') &&
+      config.model.shadow !== undefined
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'shadow'],
+        message: 'models has a primary entry, which replaces model: list the shadow in models instead',
+      });
+    }
+    if (severalModels && config.state.maxKeysInMemory !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['state', 'maxKeysInMemory'],
+        message: 'not supported with several models yet (each model namespace is LMDB without a cache)',
+      });
+    }
     const kafka = config.kafka;
     if (kafka === undefined) return;
+    if (severalModels) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [config.models.length > 0 ? 'models' : 'model'],
+        message:
+          'several models (shadow, promote) are not supported with kafka yet: serve them without kafka',
+      });
+    }
     // With Kafka, the one engine is the Kafka pipeline, whose state is LMDB at state.path backed by
     // the changelog; settings of the WebSocket engine's store would be silently ignored otherwise.
     if (config.state.store !== 'lmdb') {

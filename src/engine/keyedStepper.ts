@@ -99,6 +99,8 @@ interface Lane {
   /** The state the lane starts from: the stored one (in the read buffer, as a rule) or zeros. */
   initial: Float32Array;
   seq: number;
+  /** The stored `warmedFrom`, carried while the warmed sequence goes on; cleared by a reset. */
+  warmedFrom: number | undefined;
 }
 
 /** What one batch collects on its way besides its envelopes' outcomes. */
@@ -106,7 +108,7 @@ class BatchNotes {
   /** Outcomes to report before an envelope's own (`state-reset`, `expired`), by batch index. */
   notices: Map<number, Outcome[]> | undefined;
   /** Redeliveries, within the batch, of an event stepped earlier in it: index, original index. */
-  readonly echoes: number[] = [];
+  echoes: number[] | undefined;
   expired = 0;
   stateResets = 0;
   redelivered = 0;
@@ -121,12 +123,10 @@ class BatchNotes {
 }
 
 const NO_POSITION: Position = { kind: 'none' };
+const NO_ECHOES: readonly number[] = [];
 
-/**
- * Scratch buffer ids (see Scratch): 0 the kernel's outputs, 1 + i input i.
- */
-const KERNEL_OUT = 0;
-const INPUTS = 1;
+/** Scratch buffer ids (see Scratch): input i is buffer i. */
+const INPUTS = 0;
 
 /** Batches of at most this many events find their distinct keys without a Map. */
 const FEW_KEYS = 8;
@@ -394,7 +394,7 @@ export class KeyedStepper {
       }
 
       const written = this.stepLanes(lanes, lanes.length === K, batch, events, encoded, results);
-      const echoes = notes.echoes;
+      const echoes = notes.echoes ?? NO_ECHOES;
       for (let e = 0; e < echoes.length; e += 2) {
         const first = results[echoes[e + 1]];
         if (first.kind !== 'prediction')
@@ -472,6 +472,7 @@ export class KeyedStepper {
       if (alreadyApplied(applied, position, event.id)) {
         const last = isLastApplied(applied, position, event.id);
         if (last && steps !== undefined) {
+          notes.echoes ??= [];
           notes.echoes.push(i, steps[steps.length - 1]);
           notes.redelivered++;
         } else if (last && record?.lastOutput) {
@@ -520,6 +521,7 @@ export class KeyedStepper {
       earlierIds: applied.earlierIds,
       initial: record?.state ?? this.zeroState,
       seq: record?.seq ?? 0,
+      warmedFrom: record?.warmedFrom,
     };
   }
 
@@ -719,26 +721,21 @@ export class KeyedStepper {
         if (events[i]!.reset) {
           buffer.set(this.zeroState, j * S);
           lane.seq = 0;
+          lane.warmedFrom = undefined;
         }
         const x = encoded[i];
         for (let m = 0; m < sizes.length; m++) copyInto(inputs[m], j * sizes[m], x[m]);
       }
+      // The outputs go straight to the lanes' last-output slots: the lanes whose last step this
+      // was are a suffix of the round's, and later rounds write only a prefix of the slots, so
+      // each lane's slot keeps the output of its last step, with no copy.
       const out = this.kernel.stepBatch(
         this.model,
         width === L ? buffer : buffer.subarray(0, width * S),
         inputs,
         width,
-        this.scratch.floats(KERNEL_OUT, width * O),
+        lastOutputs,
       );
-      // The lanes whose last step this was, a suffix of the round's, keep their outputs.
-      let ending = width;
-      while (ending > 0 && sorted[ending - 1].steps.length === round + 1) ending--;
-      if (ending < width) {
-        lastOutputs.set(
-          ending === 0 && out.length === width * O ? out : out.subarray(ending * O, width * O),
-          ending * O,
-        );
-      }
       for (let j = 0; j < width; j++) {
         const lane = sorted[j];
         const i = lane.steps[round];
@@ -776,6 +773,7 @@ export class KeyedStepper {
       if (event.id !== undefined) record.lastId = event.id;
       if (lane.earlierIds !== undefined) record.earlierIds = lane.earlierIds;
       record.lastOutput = outputViews[j];
+      if (lane.warmedFrom !== undefined) record.warmedFrom = lane.warmedFrom;
       written[j] = [lane.key, record];
     }
     return written;

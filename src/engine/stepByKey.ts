@@ -29,7 +29,7 @@ export interface StepByKeyOptions {
  * after their state is durable; a sink that must never lose a prediction is the stepper's `emit`.
  */
 export function stepByKey(
-  stepper: KeyedStepper,
+  stepper: Pick<KeyedStepper, 'process'>,
   options: StepByKeyOptions = {},
 ): OperatorFunction<StepInput, Outcome> {
   const maxBatch = options.maxBatch ?? 256;

@@ -4,3 +4,6 @@
  * loading the pipeline.
  */
 export const KAFKA_COMMIT_DEFAULTS = { commitIntervalMs: 1000, maxCachedKeys: 20_000 } as const;
+
+/** Bounds and default of `kafka.workers` / `--workers`: group members per process (see `startKafkaInstance`). */
+export const KAFKA_WORKERS = { min: 1, max: 64, default: 1 } as const;

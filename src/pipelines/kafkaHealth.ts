@@ -19,6 +19,8 @@ export interface KafkaHealthObserver {
   restore?(seconds: number, records: number, unreadable: number): void;
   /** A partition's state and position re-read from Kafka after a failed batch. */
   resync?(): void;
+  /** A standby wrote `records` changelog records into the local store. */
+  standby?(records: number): void;
 }
 
 export interface KafkaHealthOptions {
@@ -54,6 +56,24 @@ export interface KafkaHealthSnapshot {
   readonly resyncs: number;
   /** The last restore's duration. */
   readonly lastRestoreSeconds: number | null;
+  /** With `kafka.workers` above 1: each worker's own health (null until it reported), the rest being summed. */
+  readonly workers?: readonly (KafkaHealthSnapshot | null)[];
+  /** Changelog partitions followed as a standby (`kafka.standbys`); empty without. */
+  readonly standbyPartitions: readonly number[];
+  /** Records each standby partition's local copy is behind the changelog, as of its last fetch (absent: not read right now). */
+  readonly standbyLag: Readonly<Record<string, number>>;
+  /** The changelog offset each standby partition's local copy goes up to (exclusive), where known. */
+  readonly standbyOffsets: Readonly<Record<string, string>>;
+  /** Changelog records standbys wrote into the local store since start. */
+  readonly standbyRecords: number;
+}
+
+/** What the standby follower tells the health (see `KafkaHealth.standbyFrom`). */
+export interface StandbyView {
+  readonly partitions: readonly number[];
+  lag(): ReadonlyMap<number, bigint>;
+  positions(): ReadonlyMap<number, { readonly next: bigint }>;
+  readonly records: number;
 }
 
 export class KafkaHealth {
@@ -73,6 +93,7 @@ export class KafkaHealth {
   private timer: NodeJS.Timeout | undefined;
   private counts = { rebalances: 0, crashes: 0, rejoins: 0, restores: 0, resyncs: 0 };
   private lastRestoreSeconds: number | null = null;
+  private standby: StandbyView | undefined;
 
   constructor(options: KafkaHealthOptions) {
     this.options = options;
@@ -149,6 +170,16 @@ export class KafkaHealth {
   resynced(): void {
     this.counts.resyncs++;
     for (const o of this.observers) o.resync?.();
+  }
+
+  /** The standby follower whose partitions and lag the snapshot reports. */
+  standbyFrom(view: StandbyView): void {
+    this.standby = view;
+  }
+
+  /** A standby wrote `records` changelog records of partitions not owned into the local store. */
+  standbyApplied(records: number): void {
+    for (const o of this.observers) o.standby?.(records);
   }
 
   brokerContact(): void {
@@ -231,6 +262,17 @@ export class KafkaHealth {
       secondsSinceLastCommit: this.secondsSinceLastCommit(),
       ...this.counts,
       lastRestoreSeconds: this.lastRestoreSeconds,
+      standbyPartitions: this.standby?.partitions ?? [],
+      standbyLag: Object.fromEntries(
+        [...(this.standby?.lag() ?? new Map<number, bigint>())].map(([p, n]) => [String(p), Number(n)]),
+      ),
+      standbyOffsets: Object.fromEntries(
+        [...(this.standby?.positions() ?? new Map<number, { next: bigint }>())].map(([p, at]) => [
+          String(p),
+          at.next.toString(),
+        ]),
+      ),
+      standbyRecords: this.standby?.records ?? 0,
     };
   }
 
@@ -244,3 +286,9 @@ export class KafkaHealth {
     );
   }
 }
+
+/** What `/readyz`, the Kafka metrics and the dashboard read: one pipeline's health, or an instance's over its workers. */
+export type KafkaHealthView = Pick<
+  KafkaHealth,
+  'snapshot' | 'notReadyReason' | 'secondsSinceLastCommit' | 'stalled' | 'brokerConnected'
+>;

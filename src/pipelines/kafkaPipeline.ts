@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { KeyedStepper } from '../engine/keyedStepper.js';
 import type { Envelope, Rejected } from '../engine/types.js';
-import { EventError, FencedError, type KafkaConsumerLostError } from '../errors.js';
+import { ConfigError, EventError, FencedError, type KafkaConsumerLostError } from '../errors.js';
 import { decodeEvent } from '../events/decode.js';
 import { type EventLimits, eventLimits } from '../events/limits.js';
 import type { Prediction } from '../events/types.js';
@@ -27,8 +27,13 @@ import {
   type PartitionBatch,
   type PartitionOffset,
 } from '../sources/kafkaSource.js';
+import { ChangelogFollower } from '../state/changelogFollower.js';
 import { ChangelogReader } from '../state/changelogReader.js';
-import { ChangelogStore, type RestoreReport } from '../state/changelogStore.js';
+import {
+  ChangelogStore,
+  type RestoreReport,
+  type UnreadableChangelogRecord,
+} from '../state/changelogStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
 import { StagedStore } from '../state/stagedStore.js';
 import { KAFKA_COMMIT_DEFAULTS } from './commitDefaults.js';
@@ -102,6 +107,16 @@ export interface KafkaPipelineOptions extends RecordFormatOptions {
   /** Which Kafka client library; default `kafkajs` (docs/kafka.md). */
   readonly client?: KafkaClientName;
   readonly logLevel?: KafkaLogLevel;
+  /**
+   * Standby state: 1 follows the changelog of every partition this instance does not own into its
+   * local store, so a partition it takes over restores only the changelog's tail (docs/state.md,
+   * Standby state). Default 0: none.
+   */
+  readonly standbys?: number;
+  /** Following a changelog partition as a standby failed; it is tried again after a second. */
+  readonly onStandbyError?: (partition: number, error: Error) => void;
+  /** Changelog records a standby could not apply as states (as a restore reports them). */
+  readonly onStandbyUnreadable?: (records: readonly UnreadableChangelogRecord[]) => void;
   /** Called after each restore, e.g. for logs and metrics. */
   readonly onRestore?: (reports: readonly RestoreReport[], ms: number) => void;
   /**
@@ -155,6 +170,8 @@ export interface KafkaPipelineStats {
   duplicates: number;
   batches: number;
   restoredRecords: number;
+  /** Changelog records a standby wrote into the local store for partitions not owned. */
+  standbyRecords: number;
 }
 
 export interface KafkaPipeline {
@@ -167,6 +184,8 @@ export interface KafkaPipeline {
   readonly joined: () => boolean;
   /** Input partitions this instance owns. */
   readonly partitions: () => readonly number[];
+  /** Changelog partitions followed as a standby now (none without `standbys`). */
+  readonly standbyPartitions: () => readonly number[];
   /** Membership, restore, lag, progress, crashes: what `/readyz` and the Kafka metrics read. */
   readonly health: KafkaHealth;
   /** The consumer group. */
@@ -193,6 +212,11 @@ export { KAFKA_COMMIT_DEFAULTS };
  * records and its offset commit in one transaction, and LMDB follows the commit.
  */
 export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise<KafkaPipeline> {
+  const standbys = options.standbys ?? 0;
+  if (!Number.isInteger(standbys) || standbys < 0 || standbys > 1)
+    throw new ConfigError(
+      `kafka.standbys must be 0 or 1, not ${standbys}: 1 follows every changelog partition not owned (fewer copies cannot be placed yet)`,
+    );
   const kafka: KafkaClient = await createKafka({
     brokers: options.brokers,
     clientId: options.clientId ?? `cellstream-${options.groupId}`,
@@ -326,7 +350,47 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     duplicates: 0,
     batches: 0,
     restoredRecords: 0,
+    standbyRecords: 0,
   };
+  // Its own reader: a restore must not wait behind the follower's fetches, nor the follower's
+  // partitions be paused by a restore's.
+  const standbyReader =
+    standbys > 0 && !options.passthrough
+      ? new ChangelogReader(kafka, {
+          topic: changelogTopic,
+          groupId: `${options.groupId}-standby-${randomUUID()}`,
+          maxWaitTimeInMs: options.maxWaitTimeInMs ?? KAFKA_SOURCE_DEFAULTS.maxWaitTimeInMs,
+          sessionTimeout,
+          heartbeatInterval: options.heartbeatInterval ?? KAFKA_SOURCE_DEFAULTS.heartbeatInterval,
+        })
+      : undefined;
+  const follower = standbyReader
+    ? new ChangelogFollower(changelog, standbyReader, {
+        onApplied: (_p, n) => {
+          stats.standbyRecords += n;
+          health.standbyApplied(n);
+        },
+        ...(options.onStandbyUnreadable ? { onUnreadable: options.onStandbyUnreadable } : {}),
+        ...(options.onStandbyError ? { onError: options.onStandbyError } : {}),
+      })
+    : undefined;
+  if (follower) {
+    const f = follower;
+    health.standbyFrom({
+      get partitions() {
+        return f.partitions;
+      },
+      lag: () => f.lag(),
+      positions: () => f.positions(),
+      get records() {
+        return stats.standbyRecords;
+      },
+    });
+  }
+  const allPartitions = Array.from({ length: partitions }, (_, p) => p);
+  // Before the first join: by the time the group has assigned partitions, much of the changelog
+  // may be local already, and the first restore reads less.
+  follower?.follow(allPartitions);
   // Partitions whose local state may lag the changelog after a failed batch.
   const stale = new Set<number>();
 
@@ -606,14 +670,21 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       // A rebalance: the consumer goes back to the committed offsets of every partition it owns,
       // so what was held since is redelivered, and dropped here (its transactions aborted).
       await dropAll();
+      // The standby stops writing these partitions before the restore reads their checkpoints and
+      // long before the first step: no follower write can land over the owner's newer state.
+      await follower?.unfollow(ps);
       // Fence the previous owners first, so the changelog's end is final when the restore reads it.
       if (exactlyOnce) await transactional.acquire(ps);
       await restore(ps, assignments++ > 0 ? options.slowRestoreMs : 0);
       for (const p of ps) stale.delete(p);
+      const owned = new Set(ps);
+      follower?.follow(allPartitions.filter((p) => !owned.has(p)));
     },
     revoked: async (ps) => {
       for (const p of ps) await dropHeld(p);
       if (exactlyOnce) await transactional.release(ps);
+      // Followed again from this instance's checkpoint: the last state it wrote as the owner.
+      follower?.follow(ps);
     },
     batch: options.passthrough ? passthrough : handleBatch,
     ...(options.passthrough ? {} : { flush }),
@@ -627,6 +698,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     modelLabel: stepper.modelLabel,
     joined: () => source.joined,
     partitions: () => source.partitions,
+    standbyPartitions: () => follower?.partitions ?? [],
     health,
     groupId: options.groupId,
     lost,
@@ -635,6 +707,8 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
         if (idleTimer) clearTimeout(idleTimer);
         health.close();
         await source.stop();
+        await follower?.stop();
+        await standbyReader?.stop();
         await offsetsAdmin.disconnect().catch(() => {});
         await transactional.releaseAll();
         await producer.disconnect();

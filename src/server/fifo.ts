@@ -27,6 +27,24 @@ export class Fifo<T> {
     return item;
   }
 
+  /** Removes and returns the oldest `n` items (all, when fewer), oldest first. */
+  take(n: number): T[] {
+    const end = Math.min(this.items.length, this.head + n);
+    const out = this.items.slice(this.head, end) as T[];
+    if (end === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else {
+      this.items.fill(undefined, this.head, end);
+      this.head = end;
+      if (this.head > 1024 && this.head * 2 > this.items.length) {
+        this.items = this.items.slice(this.head);
+        this.head = 0;
+      }
+    }
+    return out;
+  }
+
   /** Removes and returns everything, oldest first. */
   drain(): T[] {
     const rest = this.items.slice(this.head) as T[];

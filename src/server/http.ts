@@ -1,7 +1,8 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { SwitchResult } from '../engine/rollout.js';
 import { StateError } from '../errors.js';
 import { type StateStore, UNREADABLE_STATE_FINGERPRINT, unreadableStateReason } from '../state/types.js';
-import { keyAllowed, presentedToken, type TokenTable } from './auth.js';
+import { keyAllowed, originAllowed, presentedToken, type TokenTable } from './auth.js';
 import type { HostAllowlist } from './hostAllowlist.js';
 import type { LastPredictions } from './lastPredictions.js';
 import type { ServeMetrics } from './metrics.js';
@@ -22,8 +23,19 @@ export interface HttpDeps {
   readonly dashboard?: DashboardFiles | undefined;
   /** The Host names answered; undefined when tokens are configured (the token decides then). */
   readonly hosts?: HostAllowlist | undefined;
+  /** Promote and roll back, when several models run and the server is ready; else undefined. */
+  admin?(): AdminActions | undefined;
+  /** Origins whose pages may send admin requests (besides this server's own pages). */
+  readonly allowedOrigins?: readonly string[];
   /** An unexpected exception while answering a request; the request was answered 500 (or cut). */
   onError?(err: unknown): void;
+}
+
+/** What `/admin/…` does; each switch resolves once durable. */
+export interface AdminActions {
+  promote(model: string | undefined): Promise<SwitchResult>;
+  rollback(): Promise<SwitchResult>;
+  status(): unknown;
 }
 
 /** Paths answered whatever the Host: probes may name the machine any way, and these carry no key data. */
@@ -62,6 +74,10 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
   const path = url.pathname;
   if (deps.hosts && !ANY_HOST.has(path) && !deps.hosts.allows(req)) {
     json(res, 403, { error: { code: 'HOST_NOT_ALLOWED', reason: deps.hosts.refusal(req) } });
+    return;
+  }
+  if (path.startsWith('/admin/')) {
+    await admin(deps, req, res, url);
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -106,7 +122,10 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
   json(res, 404, { error: { code: 'NOT_FOUND', reason: `no route ${path}` } });
 }
 
-/** `GET /v1/keys/:key[?state=1]`: the key's seq and last event time, its last prediction if kept. */
+/**
+ * `GET /v1/keys/:key[?state=1]`: the key's seq and last event time, how many events a warm start
+ * derived its state from (when it was warmed), its last prediction if kept.
+ */
 async function keyLookup(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   let key: string;
   try {
@@ -156,9 +175,84 @@ async function keyLookup(deps: HttpDeps, req: IncomingMessage, res: ServerRespon
     key,
     seq: record.seq,
     ts: record.ts,
+    // A warmed key's state was computed from this many past events (`cellstream warm`).
+    ...(record.warmedFrom !== undefined ? { warmedFrom: record.warmedFrom } : {}),
     ...(last && last.seq === record.seq && last.ts === record.ts ? { prediction: last } : {}),
     ...(url.searchParams.get('state') === '1' ? { state: Array.from(record.state) } : {}),
   });
+}
+
+/**
+ * `POST /admin/promote[?model=NAME]`, `POST /admin/rollback` and `GET /admin/models`: need a token
+ * with the `admin` scope (without tokens, loopback only, like everything else). A page of another
+ * origin may not send them, so a browser visiting a hostile page cannot switch models. A switch is
+ * answered once it is durable, with the event position it took effect at.
+ */
+async function admin(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  const path = url.pathname;
+  const method = path === '/admin/models' ? 'GET' : 'POST';
+  if (!['/admin/promote', '/admin/rollback', '/admin/models'].includes(path)) {
+    json(res, 404, { error: { code: 'NOT_FOUND', reason: `no route ${path}` } });
+    return;
+  }
+  if (req.method !== method) {
+    res.setHeader('Allow', method);
+    json(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', reason: `${path} takes ${method}` } });
+    return;
+  }
+  const principal = deps.tokens.authenticate(presentedToken(req, url));
+  if (!principal) {
+    res.setHeader('WWW-Authenticate', 'Bearer');
+    json(res, 401, { error: { code: 'UNAUTHORIZED', reason: 'a valid token is required' } });
+    return;
+  }
+  if (!principal.scopes.has('admin')) {
+    json(res, 403, {
+      error: { code: 'FORBIDDEN', reason: `token '${principal.name}' lacks the admin scope` },
+    });
+    return;
+  }
+  if (!originAllowed(req, deps.allowedOrigins ?? [])) {
+    json(res, 403, {
+      error: { code: 'FORBIDDEN', reason: 'admin requests from this origin are not allowed' },
+    });
+    return;
+  }
+  const actions = deps.admin?.();
+  if (!actions) {
+    const reason = deps.notReadyReason();
+    json(res, reason === undefined ? 409 : 503, {
+      error: {
+        code: reason === undefined ? 'NO_SHADOW' : 'SERVER_UNAVAILABLE',
+        reason:
+          reason ?? 'serve runs one model: configure a shadow (models, model.shadow or --shadow) to promote',
+      },
+    });
+    return;
+  }
+  if (path === '/admin/models') {
+    json(res, 200, actions.status());
+    return;
+  }
+  try {
+    const result =
+      path === '/admin/promote'
+        ? await actions.promote(url.searchParams.get('model') ?? undefined)
+        : await actions.rollback();
+    json(res, 200, result);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'CONFIG_INVALID') {
+      json(res, 400, { error: { code: 'BAD_REQUEST', reason: (err as Error).message } });
+      return;
+    }
+    json(res, 503, {
+      error: {
+        code: 'SERVER_UNAVAILABLE',
+        reason: `the switch was not made durable: ${(err as Error).message}; the primary is unchanged, try again`,
+      },
+    });
+  }
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -1,12 +1,12 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { KafkaHealth, KafkaHealthObserver } from '../pipelines/kafkaHealth.js';
+import type { KafkaHealthObserver, KafkaHealthView } from '../pipelines/kafkaHealth.js';
 
 /** The Kafka metrics of one instance: `observer` goes to the pipeline, `attach` once it runs. */
 export interface KafkaMetrics {
   /** Counts rebalances, crashes, rejoins, restores and resyncs (pass as `healthObserver`). */
   readonly observer: KafkaHealthObserver;
   /** The running pipeline's health, which the gauges read at scrape time (zero before). */
-  attach(health: KafkaHealth): void;
+  attach(health: KafkaHealthView): void;
 }
 
 /**
@@ -16,7 +16,7 @@ export interface KafkaMetrics {
  */
 export function registerKafkaMetrics(registry: Registry, groupId: string): KafkaMetrics {
   const registers = [registry];
-  let health: KafkaHealth | undefined;
+  let health: KafkaHealthView | undefined;
   new Gauge({
     name: 'cellstream_kafka_consumer_lag',
     help: 'Messages behind the end of each owned input partition, as of its last fetch',
@@ -69,6 +69,18 @@ export function registerKafkaMetrics(registry: Registry, groupId: string): Kafka
       this.set(!health ? 0 : health.brokerConnected() ? 1 : 0);
     },
   });
+  new Gauge({
+    name: 'cellstream_kafka_standby_lag',
+    help: 'Records each changelog partition followed as a standby is behind its end, as of its last fetch (kafka.standbys)',
+    labelNames: ['partition'],
+    registers,
+    collect() {
+      this.reset();
+      if (!health) return;
+      const { standbyLag } = health.snapshot(groupId);
+      for (const [partition, n] of Object.entries(standbyLag)) this.set({ partition }, n);
+    },
+  });
   const rebalances = new Counter({
     name: 'cellstream_kafka_rebalances_total',
     help: 'Consumer group joins (each rebalance this instance took part in)',
@@ -101,6 +113,11 @@ export function registerKafkaMetrics(registry: Registry, groupId: string): Kafka
     help: 'Changelog records a restore could not apply (not decodable, or a key that cannot be held); their keys are refused or reset',
     registers,
   });
+  const standbyRecords = new Counter({
+    name: 'cellstream_kafka_standby_records_total',
+    help: 'Changelog records a standby wrote into the local store for partitions not owned (kafka.standbys)',
+    registers,
+  });
   const resyncs = new Counter({
     name: 'cellstream_kafka_resyncs_total',
     help: 'Partitions whose state and position were re-read from Kafka after a failed batch',
@@ -117,6 +134,7 @@ export function registerKafkaMetrics(registry: Registry, groupId: string): Kafka
         unreadable.inc(bad);
       },
       resync: () => resyncs.inc(),
+      standby: (records) => standbyRecords.inc(records),
     },
     attach(h) {
       health = h;

@@ -5,9 +5,10 @@ import type { KafkaLogLevel } from '../kafka/adapter.js';
 import { createKafka } from '../kafka/client.js';
 import type { Model } from '../model/types.js';
 import type { KafkaHealthObserver } from '../pipelines/kafkaHealth.js';
-import { type KafkaBatchReport, type KafkaPipeline, startKafkaPipeline } from '../pipelines/kafkaPipeline.js';
+import type { KafkaBatchReport } from '../pipelines/kafkaPipeline.js';
+import { type KafkaInstance, startKafkaInstance } from '../pipelines/kafkaWorkers.js';
 import { KafkaForwarder } from '../sinks/kafkaForwarder.js';
-import type { RestoreReport } from '../state/changelogStore.js';
+import type { RestoreReport, UnreadableChangelogRecord } from '../state/changelogStore.js';
 import type { StateStore } from '../state/types.js';
 import type { IngestTarget } from './ingestTarget.js';
 
@@ -15,6 +16,10 @@ export interface KafkaModeHooks {
   /** A batch's results are durable in Kafka (see `KafkaPipelineOptions.onBatch`). */
   onBatch(report: KafkaBatchReport): void;
   onRestore?(reports: readonly RestoreReport[], ms: number): void;
+  /** Following a changelog partition as a standby failed (it is tried again). */
+  onStandbyError?(partition: number, error: Error): void;
+  /** Changelog records a standby could not apply as states. */
+  onStandbyUnreadable?(records: readonly UnreadableChangelogRecord[]): void;
   /** An event was forwarded into the input topic and acknowledged. */
   onForwarded?(): void;
   /** Counts rebalances, crashes, rejoins, restores (the Kafka metrics' observer). */
@@ -23,11 +28,14 @@ export interface KafkaModeHooks {
   onStall?(message: string | undefined): void;
   /** A new consumer joins after a crash kafkajs does not recover from. */
   onRejoin?(attempt: number, error: Error): void;
+  /** A worker thread ended on an uncaught error (`kafka.workers` above 1); the instance is lost. */
+  onWorkerCrash?(error: Error): void;
 }
 
 /** `serve`'s Kafka side: the pipeline that steps every key, and the forwarder `/ingest` feeds. */
 export interface KafkaMode {
-  readonly pipeline: KafkaPipeline;
+  /** The pipeline: one on this thread, or `kafka.workers` group members on worker threads. */
+  readonly pipeline: KafkaInstance;
   /** Where `/ingest` and the demo feed send events: into the input topic. */
   readonly target: IngestTarget;
   /** State look-ups, answering only for keys of partitions this instance owns (others may be stale here). */
@@ -51,8 +59,10 @@ export async function startKafkaMode(
 ): Promise<KafkaMode> {
   const k = config.kafka;
   const kafkaLogLevel = toKafkaLogLevel(config.log.level);
-  const pipeline = await startKafkaPipeline({
+  const pipeline = await startKafkaInstance({
     ...kafkaPipelineOptions(model, { ...k, stateDir: config.state.path }),
+    workers: k.workers,
+    ...(hooks.onWorkerCrash ? { onWorkerCrash: hooks.onWorkerCrash } : {}),
     onModelMismatch: config.model.onMismatch,
     limits: eventLimitsOf(config.events),
     idWindow: config.state.idWindow,
@@ -66,6 +76,8 @@ export async function startKafkaMode(
       ? { onStall: (m: string) => hooks.onStall?.(m), onStallEnd: () => hooks.onStall?.(undefined) }
       : {}),
     ...(hooks.onRejoin ? { onRejoin: hooks.onRejoin } : {}),
+    ...(hooks.onStandbyError ? { onStandbyError: hooks.onStandbyError } : {}),
+    ...(hooks.onStandbyUnreadable ? { onStandbyUnreadable: hooks.onStandbyUnreadable } : {}),
   });
   let forwarder: KafkaForwarder;
   try {
@@ -95,13 +107,7 @@ export async function startKafkaMode(
     },
   };
 
-  const lookup: Pick<StateStore, 'getMany'> = {
-    async getMany(keys) {
-      const records = await pipeline.store.getMany(keys);
-      const owned = new Set(pipeline.partitions());
-      return records.map((r, i) => (owned.has(pipeline.store.partitionOf(keys[i], r)) ? r : undefined));
-    },
-  };
+  const lookup: Pick<StateStore, 'getMany'> = { getMany: (keys) => pipeline.lookup(keys) };
 
   return {
     pipeline,

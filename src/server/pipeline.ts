@@ -1,9 +1,7 @@
-import { Subject, type Subscription } from 'rxjs';
 import { KeyedStepper, type KeyedStepperOptions } from '../engine/keyedStepper.js';
-import { stepByKey } from '../engine/stepByKey.js';
 import type { Envelope, Outcome } from '../engine/types.js';
 import { ServerUnavailableError } from '../errors.js';
-import type { Event, Prediction } from '../events/types.js';
+import type { Event, Position, Prediction } from '../events/types.js';
 import { Fifo } from './fifo.js';
 
 /** What became of one submitted event: the engine's outcome, or why the engine could not take it. */
@@ -20,11 +18,31 @@ export interface PipelineHooks {
   onStateReset?(key: string, reason: string): void;
   /** The engine failed (a store error); the events in flight were answered `unavailable`. */
   onFailure?(err: unknown): void;
+  /**
+   * A submitter's `done` or a prediction listener threw. The pipeline goes on with the next
+   * callback: one connection's or subscriber's fault must not stop the answers of the others.
+   */
+  onCallbackError?(err: unknown): void;
+}
+
+/** What the pipeline steps events with: a `KeyedStepper`, or several models' `RolloutStepper`. */
+export interface StepEngine {
+  process(batch: readonly Envelope[]): Promise<Outcome[]>;
+  close(): Promise<void>;
+  /** The label of the model whose predictions answer events. */
+  readonly modelLabel: string;
 }
 
 export interface PipelineOptions {
-  readonly stepper: KeyedStepperOptions;
+  /** A `KeyedStepper` is built from these options, unless a `StepEngine` is given. */
+  readonly stepper: KeyedStepperOptions | StepEngine;
+  /** Most events per micro-batch. */
   readonly maxBatch: number;
+  /**
+   * How long an event that finds the engine idle waits for others to join its batch; 0 starts
+   * the batch at the end of the event loop turn that brought the event. Events that arrive while
+   * a batch is being applied wait for it anyway (see `EnginePipeline`), whatever this says.
+   */
   readonly maxDelayMs: number;
   readonly hooks?: PipelineHooks;
 }
@@ -35,26 +53,34 @@ interface Ticket {
 }
 
 /**
- * The one engine every live source feeds: a single `KeyedStepper` behind `stepByKey`, so events of
- * all connections are micro-batched together and each key's events are applied in the order they
- * were submitted, whichever connection sent them. The engine emits exactly one outcome per event,
- * in submission order, so results are routed back by a queue of tickets kept in the same order.
+ * The one engine every live source feeds: a single `KeyedStepper`, so events of all connections
+ * are micro-batched together and each key's events are applied in the order they were submitted,
+ * whichever connection sent them. The engine emits exactly one outcome per event, in submission
+ * order, so results are routed back by a queue of tickets kept in the same order.
+ *
+ * Batches form by group commit: one batch is applied at a time (its state written and, for LMDB,
+ * flushed to disk in one transaction), and the events that arrive meanwhile, from every
+ * connection, gather for the next one, up to `maxBatch`. So a lone event waits for no timer, and
+ * under load one flush serves many events.
  */
 export class EnginePipeline {
-  readonly stepper: KeyedStepper;
-  private readonly input = new Subject<Envelope>();
+  readonly stepper: StepEngine;
   private readonly tickets = new Fifo<Ticket>();
+  /** Events submitted and not yet in a batch, in submission order. */
+  private readonly waiting = new Fifo<Envelope>();
   private readonly listeners = new Set<(prediction: Prediction) => void>();
   private readonly hooks: PipelineHooks;
-  private subscription: Subscription | undefined;
+  /** A batch is being applied, or one is about to start (`startSoon`). */
+  private busy = false;
   private closed = false;
   private idle: Array<() => void> = [];
 
   constructor(private readonly options: PipelineOptions) {
     this.hooks = options.hooks ?? {};
     const onBatch = this.hooks.onBatch;
-    this.stepper = onBatch ? new TimedStepper(options.stepper, onBatch) : new KeyedStepper(options.stepper);
-    this.start();
+    const given = options.stepper;
+    if ('process' in given) this.stepper = onBatch ? timed(given, onBatch) : given;
+    else this.stepper = onBatch ? new TimedStepper(given, onBatch) : new KeyedStepper(given);
   }
 
   /** Events submitted and not yet answered. */
@@ -72,7 +98,8 @@ export class EnginePipeline {
       return;
     }
     this.tickets.push({ submitted: performance.now(), done });
-    this.input.next({ event, position: { kind: 'none' } });
+    this.waiting.push({ event, position: NO_POSITION });
+    if (!this.busy) this.startSoon();
   }
 
   /** Calls `listener` with every new prediction, after the submitter's `done`. Returns an unsubscribe. */
@@ -85,38 +112,54 @@ export class EnginePipeline {
   async drain(): Promise<void> {
     this.closed = true;
     if (this.tickets.length > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
-    this.subscription?.unsubscribe();
-    this.input.complete();
     await this.stepper.close();
   }
 
-  private start(): void {
-    this.subscription = this.input
-      .pipe(stepByKey(this.stepper, { maxBatch: this.options.maxBatch, maxDelayMs: this.options.maxDelayMs }))
-      .subscribe({
-        next: (outcome) => this.route(outcome),
-        error: (err) => this.fail(err),
-      });
+  /** Starts applying batches once the events of this turn (or of `maxDelayMs`) have gathered. */
+  private startSoon(): void {
+    this.busy = true;
+    const go = () => void this.run();
+    if (this.options.maxDelayMs > 0) setTimeout(go, this.options.maxDelayMs);
+    else setImmediate(go);
   }
 
-  private route(outcome: Outcome): void {
+  /** Applies batches of the waiting events, one after another, until none are left. */
+  private async run(): Promise<void> {
+    while (this.waiting.length > 0) {
+      const batch = this.waiting.take(this.options.maxBatch);
+      let outcomes: Outcome[];
+      try {
+        outcomes = await this.stepper.process(batch);
+      } catch (err) {
+        this.fail(err);
+        continue;
+      }
+      // One clock reading for the batch: its events' results are all known at this moment.
+      const now = performance.now();
+      for (const outcome of outcomes) this.route(outcome, now);
+    }
+    this.busy = false;
+  }
+
+  private route(outcome: Outcome, now: number): void {
     if (outcome.kind === 'state-reset' || outcome.kind === 'expired') {
       this.hooks.onStateReset?.(outcome.key, outcome.reason);
       return;
     }
     const ticket = this.tickets.shift();
     if (!ticket) throw new Error('engine emitted more outcomes than events were submitted');
-    this.settle(ticket, outcome);
+    this.settle(ticket, outcome, now);
     // A redelivery's prediction was published when the event was first applied.
     if (outcome.kind === 'prediction' && !outcome.redelivered) {
-      for (const listener of this.listeners) listener(outcome.prediction);
+      for (const listener of this.listeners) this.callSafely(listener, outcome.prediction);
     }
     this.notifyIdle();
   }
 
   /**
-   * A failed batch ends the RxJS stream and with it whatever was still buffered: every open ticket
-   * belongs to an event that will never be applied, so all are answered, and a fresh stream starts.
+   * A failed batch fails the events waiting behind it too (they may depend on its state): every
+   * open ticket belongs to an event that will never be applied, so all are answered, and the
+   * pipeline takes new events as before.
    */
   private fail(err: unknown): void {
     this.hooks.onFailure?.(err);
@@ -124,14 +167,28 @@ export class EnginePipeline {
       `the engine failed and did not apply this event: ${err instanceof Error ? err.message : String(err)}`,
       { cause: err },
     );
-    for (const ticket of this.tickets.drain()) this.settle(ticket, { kind: 'unavailable', error });
+    this.waiting.drain();
+    const now = performance.now();
+    for (const ticket of this.tickets.drain()) this.settle(ticket, { kind: 'unavailable', error }, now);
     this.notifyIdle();
-    if (!this.closed) this.start();
   }
 
-  private settle(ticket: Ticket, result: Result): void {
-    this.hooks.onResult?.(result, (performance.now() - ticket.submitted) / 1000);
-    ticket.done(result);
+  private settle(ticket: Ticket, result: Result, now: number): void {
+    this.hooks.onResult?.(result, (now - ticket.submitted) / 1000);
+    this.callSafely(ticket.done, result);
+  }
+
+  /** Runs a caller's callback so that its throw reaches `onCallbackError`, not the batch loop. */
+  private callSafely<T>(callback: (value: T) => void, value: T): void {
+    try {
+      callback(value);
+    } catch (err) {
+      try {
+        this.hooks.onCallbackError?.(err);
+      } catch {
+        // The hook is the last place to report to; nothing is left to tell.
+      }
+    }
   }
 
   private notifyIdle(): void {
@@ -141,6 +198,8 @@ export class EnginePipeline {
     for (const resolve of waiting) resolve();
   }
 }
+
+const NO_POSITION: Position = { kind: 'none' };
 
 /** A `KeyedStepper` that reports each batch's size and duration, for the metrics. */
 class TimedStepper extends KeyedStepper {
@@ -157,4 +216,20 @@ class TimedStepper extends KeyedStepper {
     this.onBatch(batch.length, (performance.now() - start) / 1000);
     return outcomes;
   }
+}
+
+/** An engine that reports each batch's size and duration, for the metrics. */
+function timed(engine: StepEngine, onBatch: (size: number, seconds: number) => void): StepEngine {
+  return {
+    async process(batch) {
+      const start = performance.now();
+      const outcomes = await engine.process(batch);
+      onBatch(batch.length, (performance.now() - start) / 1000);
+      return outcomes;
+    },
+    close: () => engine.close(),
+    get modelLabel() {
+      return engine.modelLabel;
+    },
+  };
 }

@@ -4,11 +4,13 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { eventLimitsOf } from '../config/eventLimits.js';
 import type { Config } from '../config/schema.js';
+import type { Prediction } from '../events/types.js';
 import { modelFeatures } from '../features/modelFeatures.js';
 import { loadModel } from '../formats/load.js';
 import { outputSize, stateSize } from '../model/index.js';
 import { loadNative } from '../model/kernels/index.js';
 import type { Model } from '../model/types.js';
+import { instanceStore } from '../pipelines/kafkaWorkers.js';
 import { CachedStore } from '../state/cachedStore.js';
 import { unreadableMessage } from '../state/changelogStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
@@ -27,11 +29,12 @@ import { LastPredictions } from './lastPredictions.js';
 import { LiveStats } from './liveStats.js';
 import type { Logger } from './logger.js';
 import { ServeMetrics } from './metrics.js';
-import { EnginePipeline } from './pipeline.js';
+import { EnginePipeline, type PipelineHooks } from './pipeline.js';
+import { modelEntries, type RolloutEngine, startRolloutEngine } from './rolloutEngine.js';
 import { DashboardFiles } from './staticFiles.js';
 import { createUpgradeHandler, type SocketRoute } from './upgrade.js';
 import { CLOSE, IngestConnection } from './wsIngest.js';
-import { filterFromQuery, SubscriptionHub } from './wsSubscribe.js';
+import { filterFromQuery, type PredictionSource, SubscriptionHub } from './wsSubscribe.js';
 
 export interface ServeOptions {
   readonly logger: Logger;
@@ -51,6 +54,8 @@ export interface RunningServer {
   readonly pipeline: EnginePipeline | undefined;
   /** The Kafka side, when `kafka` is configured. */
   readonly kafka: KafkaMode | undefined;
+  /** Several models (shadows, promote and roll back), when configured; absent with one model. */
+  readonly rollout: RolloutEngine | undefined;
   readonly subscriptions: SubscriptionHub;
   readonly metrics: ServeMetrics;
   /**
@@ -77,6 +82,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
   let store: StateStore | undefined;
   let pipeline: EnginePipeline | undefined;
   let kafka: KafkaMode | undefined;
+  let rollout: RolloutEngine | undefined;
   /** Where ingested events go: `pipeline`, or with Kafka the input topic. */
   let target: IngestTarget | undefined;
   const subscriptions = new SubscriptionHub({
@@ -192,8 +198,18 @@ export async function startServer(config: Config, options: ServeOptions): Promis
       tokens,
       store: () => (state === 'ready' ? (kafka?.lookup ?? store) : undefined),
       lastPredictions,
+      admin: () =>
+        rollout && state === 'ready'
+          ? {
+              promote: (model) => rollout!.rollout.promote(model),
+              rollback: () => rollout!.rollout.rollback(),
+              status: () => rolloutStatus(rollout!),
+            }
+          : undefined,
+      allowedOrigins: config.server.allowedOrigins,
       stats: async () => ({
-        model: modelLabel,
+        model: pipeline?.stepper.modelLabel ?? modelLabel,
+        ...(rollout ? { models: rolloutStatus(rollout) } : {}),
         uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
         ...stats.snapshot(),
         keys: store && state === 'ready' ? await store.size() : 0,
@@ -241,8 +257,18 @@ export async function startServer(config: Config, options: ServeOptions): Promis
   let stopDemo: (() => void) | undefined;
   let model: Model;
   try {
-    model = await loadModel(config.model.path);
-    if (config.kafka) {
+    const entries = config.kafka ? undefined : modelEntries(config);
+    if (entries) {
+      const started = await startRollout(config, entries, metrics, stats, log, (p, source) => {
+        if (source.primary) lastPredictions.record(p);
+        subscriptions.publish(p, source);
+      });
+      ({ store, pipeline, rollout } = started);
+      model = started.rollout.models[0].model;
+      target = pipeline;
+      modelLabel = pipeline.stepper.modelLabel;
+    } else if (config.kafka) {
+      model = await loadModel(config.model.path);
       kafka = await startKafkaMode({ ...config, kafka: config.kafka }, model, {
         onBatch: (r) => {
           metrics.eventsIn.inc({ source: 'kafka' }, r.events);
@@ -272,12 +298,21 @@ export async function startServer(config: Config, options: ServeOptions): Promis
             'state restored from the changelog',
           );
         },
+        onStandbyError: (partition, error) =>
+          log.warn(
+            { partition, err: error.message },
+            'following a changelog partition as a standby failed; trying again in a second',
+          ),
+        onStandbyUnreadable: (records) => {
+          for (const bad of records) log.warn({ changelog: bad }, unreadableMessage(bad));
+        },
         onForwarded: () => metrics.eventsForwarded.inc(),
         ...(kafkaMetrics ? { healthObserver: kafkaMetrics.observer } : {}),
         onStall: (message) => {
           if (message) log.error({ kafka: 'stalled' }, message);
           else log.info({ kafka: 'resumed' }, 'the Kafka pipeline is committing batches again');
         },
+        onWorkerCrash: (error) => log.error({ kafka: 'worker-crashed' }, error.message),
         onRejoin: (attempt, error) =>
           log.warn(
             { attempt, err: error.message },
@@ -285,10 +320,12 @@ export async function startServer(config: Config, options: ServeOptions): Promis
           ),
       });
       kafkaMetrics?.attach(kafka.pipeline.health);
-      store = kafka.pipeline.store;
+      // One member on this thread: its LMDB store; with workers, their states behind one read-only store.
+      store = kafka.pipeline.store ?? instanceStore(kafka.pipeline);
       target = kafka.target;
       modelLabel = kafka.pipeline.modelLabel;
     } else {
+      model = await loadModel(config.model.path);
       ({ store, pipeline } = await startEngine(config, model, metrics, stats, log));
       target = pipeline;
       modelLabel = pipeline.stepper.modelLabel;
@@ -324,6 +361,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
       url,
       model: modelLabel,
       modelPath: config.model.path,
+      ...(rollout ? { models: rollout.rollout.roles() } : {}),
       state: config.state.store === 'lmdb' ? config.state.path : 'memory',
       ...(config.kafka
         ? {
@@ -373,7 +411,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     return closing;
   };
 
-  return { url, port, model, store, pipeline, kafka, subscriptions, metrics, close };
+  return { url, port, model, store, pipeline, kafka, rollout, subscriptions, metrics, close };
 }
 
 /** The local engine (no Kafka): the configured store behind one `EnginePipeline`, with its metrics. */
@@ -402,30 +440,82 @@ async function startEngine(
     },
     maxBatch: config.engine.maxBatch,
     maxDelayMs: config.engine.maxDelayMs,
-    hooks: {
-      onBatch: (size, seconds) => {
-        metrics.batchSize.observe(size);
-        metrics.stepSeconds.observe(seconds);
-        stats.batch(size, seconds);
-      },
-      onResult: (result, seconds) => {
-        metrics.eventLatencySeconds.observe(seconds);
-        if (result.kind === 'prediction') {
-          metrics.predictionsOut.inc();
-          stats.prediction(seconds);
-        } else if (result.kind === 'duplicate') metrics.duplicates.inc();
-        else {
-          const code = result.kind === 'rejected' ? result.code : result.error.code;
-          metrics.rejects.inc({ code });
-          stats.rejected();
-        }
-      },
-      onStateReset: (key, reason) => log.info({ key, reason }, 'key state discarded'),
-      onFailure: (err) =>
-        log.error({ err }, 'engine batch failed; its events were answered SERVER_UNAVAILABLE'),
-    },
+    hooks: engineHooks(metrics, stats, log),
   });
   return { store, pipeline };
+}
+
+/** The metrics and logs of the local engine's batches and results. */
+function engineHooks(metrics: ServeMetrics, stats: LiveStats, log: Logger): PipelineHooks {
+  return {
+    onBatch: (size, seconds) => {
+      metrics.batchSize.observe(size);
+      metrics.stepSeconds.observe(seconds);
+      stats.batch(size, seconds);
+    },
+    onResult: (result, seconds) => {
+      metrics.eventLatencySeconds.observe(seconds);
+      if (result.kind === 'prediction') {
+        metrics.predictionsOut.inc();
+        stats.prediction(seconds);
+      } else if (result.kind === 'duplicate') metrics.duplicates.inc();
+      else {
+        const code = result.kind === 'rejected' ? result.code : result.error.code;
+        metrics.rejects.inc({ code });
+        stats.rejected();
+      }
+    },
+    onStateReset: (key, reason) => log.info({ key, reason }, 'key state discarded'),
+    onFailure: (err) =>
+      log.error({ err }, 'engine batch failed; its events were answered SERVER_UNAVAILABLE'),
+    onCallbackError: (err) =>
+      log.error({ err }, 'an answer or prediction callback threw; the other answers went on'),
+  };
+}
+
+/** The local engine with several models: each on its own namespace, the primary answering. */
+async function startRollout(
+  config: Config,
+  entries: NonNullable<ReturnType<typeof modelEntries>>,
+  metrics: ServeMetrics,
+  stats: LiveStats,
+  log: Logger,
+  publish: (prediction: Prediction, source: PredictionSource) => void,
+): Promise<{ store: StateStore; pipeline: EnginePipeline; rollout: RolloutEngine }> {
+  const rollout = await startRolloutEngine(config, entries, metrics, {
+    onShadowPrediction: (name, prediction) => publish(prediction, { model: name, primary: false }),
+    onShadowFailure: (name, err) =>
+      log.warn(
+        { err, model: name },
+        "a shadow model failed to step a batch: its state for those events is not written and it has fallen behind; the primary's answers are unaffected",
+      ),
+    onSwitch: (primary, previous, at) =>
+      log.info(
+        { primary, previous, at },
+        `model switch durable: ${primary} answers from event position ${at} on`,
+      ),
+  });
+  const pipeline = new EnginePipeline({
+    stepper: rollout.rollout,
+    maxBatch: config.engine.maxBatch,
+    maxDelayMs: config.engine.maxDelayMs,
+    hooks: engineHooks(metrics, stats, log),
+  });
+  pipeline.onPrediction((prediction) =>
+    publish(prediction, { model: rollout.nameOf(prediction.model) ?? prediction.model, primary: true }),
+  );
+  return { store: rollout.store, pipeline, rollout };
+}
+
+/** What `/v1/stats`, the dashboard and `GET /admin/models` show of the models. */
+function rolloutStatus(rollout: RolloutEngine) {
+  const record = rollout.rollout.record;
+  return {
+    roles: rollout.rollout.roles(),
+    events: record.events,
+    switches: record.switches,
+    ...rollout.metrics.snapshot(),
+  };
 }
 
 /** The configured store: LMDB (behind a bounded in-memory cache with `maxKeysInMemory`) or memory. */

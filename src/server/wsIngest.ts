@@ -85,6 +85,8 @@ export class IngestConnection {
   private paused = false;
   private stopped = false;
   private closedByUs = false;
+  /** A flush is queued for the end of this turn (see `flushSoon`). */
+  private flushQueued = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -207,7 +209,7 @@ export class IngestConnection {
     this.pipeline.submit(event, (result) =>
       this.guard(() => {
         slot.text = render(result, item, (v) => this.echo(v));
-        this.flush();
+        this.flushSoon();
       }),
     );
   }
@@ -223,25 +225,50 @@ export class IngestConnection {
     this.hooks.onReject?.(code);
     this.slots.push({ text });
     this.unanswered++;
+    // At once, not at the end of the turn: the pump stops taking a frame's events as soon as the
+    // outbound buffer is full, which it can only see if the answers before are in it.
     this.flush();
   }
 
-  /** Writes every answer that is known and has no unknown answer before it. */
-  private flush(): void {
-    for (let head = this.slots.peek(); head?.text !== undefined; head = this.slots.peek()) {
-      this.slots.shift();
-      if (this.ws.readyState !== this.ws.OPEN) {
-        this.unanswered--;
-        continue;
-      }
-      this.inSocket++;
-      this.ws.send(head.text, () => this.guard(() => this.written()));
-    }
+  /**
+   * Flushes once the current turn is over. The engine answers a whole batch in one turn, so the
+   * answers of a batch that are this connection's go out in one write rather than one each.
+   */
+  private flushSoon(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() =>
+      this.guard(() => {
+        this.flushQueued = false;
+        this.flush();
+      }),
+    );
   }
 
-  private written(): void {
-    this.unanswered--;
-    this.inSocket--;
+  /**
+   * Writes every answer that is known and has no unknown answer before it: each its own message,
+   * all of them in one socket write (`corked`), with one completion callback for the lot (writes
+   * complete in order, so the last one's says all are done).
+   */
+  private flush(): void {
+    const texts: string[] = [];
+    for (let head = this.slots.peek(); head?.text !== undefined; head = this.slots.peek()) {
+      this.slots.shift();
+      if (this.ws.readyState === this.ws.OPEN) texts.push(head.text);
+      else this.unanswered--;
+    }
+    const count = texts.length;
+    if (count === 0) return;
+    this.inSocket += count;
+    corked(this.ws, () => {
+      for (let i = 0; i < count - 1; i++) this.ws.send(texts[i]);
+      this.ws.send(texts[count - 1], () => this.guard(() => this.written(count)));
+    });
+  }
+
+  private written(count: number): void {
+    this.unanswered -= count;
+    this.inSocket -= count;
     const drained = this.inSocket === 0 || this.ws.bufferedAmount <= this.limits.maxOutboundBytes / 2;
     if (!drained) return;
     if (this.queue.length > 0) {
@@ -289,6 +316,22 @@ function errorRecord(code: string, reason: string, context: { event: unknown } |
 
 function prefix(text: string): string {
   return text.length > RAW_ECHO_CHARS ? `${text.slice(0, RAW_ECHO_CHARS)}…` : text;
+}
+
+/**
+ * Runs `write` with the connection's TCP socket corked, so the frames it sends leave in one
+ * `writev` instead of one system call each (ws corks and uncorks around every frame it sends,
+ * which alone cannot merge them). ws keeps its socket in `_socket`; without one, writes go as
+ * they are.
+ */
+function corked(ws: WebSocket, write: () => void): void {
+  const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+  socket?.cork();
+  try {
+    write();
+  } finally {
+    socket?.uncork();
+  }
 }
 
 function rawText(data: RawData): string {

@@ -7,6 +7,17 @@ import { CLOSE } from './wsIngest.js';
 export interface SubscriptionFilter {
   readonly keys?: ReadonlySet<string> | undefined;
   readonly prefix?: string | undefined;
+  /**
+   * A model's name or prediction label: every prediction that model makes, as primary or shadow.
+   * Absent: the predictions that answer events (the primary's), and never a shadow's.
+   */
+  readonly model?: string | undefined;
+}
+
+/** Which model made a published prediction, and whether it answered the event. */
+export interface PredictionSource {
+  readonly model: string;
+  readonly primary: boolean;
 }
 
 export interface SubscriptionOptions {
@@ -27,13 +38,15 @@ interface Subscriber {
   peakBuffered: number;
 }
 
-/** Reads the filter from `/subscribe?key=a&key=b` or `?prefix=cust-`. */
+/** Reads the filter from `/subscribe?key=a&key=b`, `?prefix=cust-` and `?model=NAME`. */
 export function filterFromQuery(params: URLSearchParams): SubscriptionFilter {
   const keys = params.getAll('key').filter((k) => k.length > 0);
   const prefix = params.get('prefix') ?? undefined;
+  const model = params.get('model') ?? undefined;
   return {
     ...(keys.length > 0 ? { keys: new Set(keys) } : {}),
     ...(prefix ? { prefix } : {}),
+    ...(model ? { model } : {}),
   };
 }
 
@@ -73,10 +86,12 @@ export class SubscriptionHub {
     ws.on('message', () => {});
   }
 
-  publish(prediction: Prediction): void {
+  /** Sends `prediction` to the subscribers that want it; without `source`, it answered its event. */
+  publish(prediction: Prediction, source?: PredictionSource): void {
     let text: string | undefined;
     for (const s of this.subscribers) {
       if (!this.wants(s, prediction.key)) continue;
+      if (!this.wantsModel(s, prediction, source)) continue;
       text ??= JSON.stringify(prediction);
       this.send(s, text);
     }
@@ -93,6 +108,12 @@ export class SubscriptionHub {
     if (s.filter.keys && !s.filter.keys.has(key)) return false;
     if (s.filter.prefix !== undefined && !key.startsWith(s.filter.prefix)) return false;
     return true;
+  }
+
+  private wantsModel(s: Subscriber, prediction: Prediction, source: PredictionSource | undefined): boolean {
+    const model = s.filter.model;
+    if (model === undefined) return source === undefined || source.primary;
+    return model === prediction.model || model === source?.model;
   }
 
   private send(s: Subscriber, text: string): void {

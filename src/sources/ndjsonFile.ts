@@ -56,6 +56,50 @@ export function ndjsonStream(
   return new Observable<Envelope | Rejected>((subscriber) => readLines(input, name, maxDepth, subscriber));
 }
 
+/**
+ * The lines of an NDJSON file as raw envelopes, as `ndjsonFile` gives them, but pulled: the file
+ * is read only as fast as the caller takes lines, so a large archive is never held in memory. A
+ * file that cannot be read throws from the iteration.
+ */
+export async function* ndjsonLines(
+  path: string,
+  options: NdjsonFileOptions = {},
+): AsyncGenerator<Envelope | Rejected, void, undefined> {
+  const maxDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
+  const absolute = resolve(path);
+  const input = createReadStream(absolute, { encoding: 'utf8' });
+  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  let line = 0;
+  try {
+    for await (const text of lines) {
+      line++;
+      const item = lineEnvelope(text, options.sourceName ?? absolute, line, maxDepth);
+      if (item !== undefined) yield item;
+    }
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+}
+
+/** Line `line` of `file` as an envelope, its rejection when nested too deep, or nothing when blank. */
+function lineEnvelope(
+  text: string,
+  file: string,
+  line: number,
+  maxDepth: number,
+): Envelope | Rejected | undefined {
+  // Editors on Windows may start a UTF-8 file with a byte-order mark.
+  const raw = line === 1 ? text.replace(/^\uFEFF/, '') : text;
+  if (raw.trim() === '') return undefined;
+  const position = { kind: 'line', file, line } as const;
+  if (jsonDepth(raw, maxDepth) > maxDepth) {
+    const { code, message } = new EventTooDeepError(maxDepth);
+    return { kind: 'rejected', code, reason: message, raw, position };
+  }
+  return { raw, position };
+}
+
 /** Emits each non-blank line of `input`; returns the function that stops reading. */
 function readLines(
   input: Readable,
@@ -69,16 +113,8 @@ function readLines(
   lines.on('error', (err) => subscriber.error(err));
   lines.on('line', (text) => {
     line++;
-    // Editors on Windows may start a UTF-8 file with a byte-order mark.
-    const raw = line === 1 ? text.replace(/^\uFEFF/, '') : text;
-    if (raw.trim() === '') return;
-    const position = { kind: 'line', file, line } as const;
-    if (jsonDepth(raw, maxDepth) > maxDepth) {
-      const { code, message } = new EventTooDeepError(maxDepth);
-      subscriber.next({ kind: 'rejected', code, reason: message, raw, position });
-      return;
-    }
-    subscriber.next({ raw, position });
+    const item = lineEnvelope(text, file, line, maxDepth);
+    if (item !== undefined) subscriber.next(item);
   });
   lines.on('close', () => {
     if (!input.errored) subscriber.complete();

@@ -20,7 +20,18 @@ interface ReadJob {
   readonly apply: (entries: ChangelogEntry[], next: bigint) => Promise<void>;
   readonly done: () => void;
   readonly fail: (err: unknown) => void;
+  /** The `apply` call in progress, which `cancel` waits for. */
+  applying?: Promise<void>;
+  /** Set by `cancel`: no `apply` call starts after it. */
+  cancelled?: boolean;
+  /** Its partition was resumed (so `cancel` pauses it again). */
+  resumed?: boolean;
+  /** The partition's end as last seen (a fetch's high watermark, or the bounds a follow began at). */
+  high?: bigint;
 }
+
+/** The end of a `follow`: beyond any offset a partition can reach. */
+const FOREVER = 2n ** 63n;
 
 export interface ChangelogReaderOptions {
   readonly topic: string;
@@ -130,9 +141,13 @@ export class ChangelogReader {
       });
       await consumer.run({
         autoResolve: true,
-        eachBatch: async ({ batch }) => {
+        eachBatch: async ({ batch, isStale }) => {
           const job = this.jobs.get(batch.partition);
-          if (!job) return;
+          // A batch fetched before the partition was last sought may lie anywhere, even past the
+          // new start (a follow sought back to a checkpoint): only the seek's own fetches count.
+          if (!job || job.cancelled || isStale()) return;
+          const high = BigInt(batch.highWatermark);
+          if (job.high === undefined || high > job.high) job.high = high;
           const entries: ChangelogEntry[] = [];
           for (const m of batch.messages) {
             const offset = BigInt(m.offset);
@@ -142,11 +157,18 @@ export class ChangelogReader {
           }
           const next = BigInt(batch.lastOffset()) + 1n;
           try {
-            if (entries.length > 0) await job.apply(entries, next < job.to ? next : job.to);
+            // Started in the same tick as the job was looked up, so `cancel` either sees it in
+            // `applying` and waits for it, or has removed the job before it was looked up.
+            if (entries.length > 0) {
+              job.applying = job.apply(entries, next < job.to ? next : job.to);
+              await job.applying;
+            }
             this.advance(batch.partition, next);
           } catch (err) {
-            this.jobs.delete(batch.partition);
+            if (this.jobs.get(batch.partition) === job) this.jobs.delete(batch.partition);
             job.fail(err);
+          } finally {
+            job.applying = undefined;
           }
         },
       });
@@ -192,6 +214,81 @@ export class ChangelogReader {
     } finally {
       await this.whileRunning(() => this.consumer.pause({ topic: this.topic, partitions: [partition] }));
     }
+  }
+
+  /**
+   * Reads `partition` from offset `from` on, with no end: `apply` is called with each run of
+   * entries as they are committed, in offset order, until `cancel(partition)`. The job is
+   * registered before this returns to its caller's next tick, so a `cancel` right after finds it.
+   * Resolves once cancelled; rejects when `apply` throws or the consumer is lost.
+   */
+  follow(
+    partition: number,
+    from: bigint,
+    apply: (entries: ChangelogEntry[], next: bigint) => Promise<void>,
+    high?: bigint,
+  ): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error('the changelog reader was stopped'));
+    if (this.jobs.has(partition)) {
+      return Promise.reject(new Error(`changelog partition ${partition} is already being read`));
+    }
+    let job!: ReadJob;
+    const finished = new Promise<void>((done, fail) => {
+      job = { next: from, to: FOREVER, apply, done, fail, ...(high === undefined ? {} : { high }) };
+    });
+    this.jobs.set(partition, job);
+    void (async () => {
+      try {
+        await this.start();
+        // Cancelled while starting: resuming now would fetch a partition nobody reads.
+        if (job.cancelled || this.jobs.get(partition) !== job) return;
+        await this.whileRunning(() => {
+          this.consumer.seek({ topic: this.topic, partition, offset: from.toString() });
+          this.consumer.resume({ topic: this.topic, partitions: [partition] });
+        });
+        job.resumed = true;
+        // Cancelled while resuming (the group being rebuilt): `cancel` could not pause it.
+        if (job.cancelled) {
+          await this.whileRunning(() => this.consumer.pause({ topic: this.topic, partitions: [partition] }));
+        }
+      } catch (err) {
+        if (this.jobs.get(partition) === job) this.jobs.delete(partition);
+        job.fail(err);
+      }
+    })();
+    return finished;
+  }
+
+  /**
+   * How far the read of `partition` has come: the offset it continues from, and the partition's
+   * end as last seen (undefined before the first fetch). Undefined when it is not being read.
+   */
+  progress(partition: number): { readonly next: bigint; readonly high: bigint | undefined } | undefined {
+    const job = this.jobs.get(partition);
+    return job && { next: job.next, high: job.high };
+  }
+
+  /**
+   * Ends a `read` or `follow` of `partition`: no `apply` of it starts after this is called, and
+   * this resolves once the one in progress (if any) has finished and the partition is paused.
+   * The job's promise resolves (a `read` cut short resolves too: its caller asked for the end).
+   */
+  async cancel(partition: number): Promise<void> {
+    const job = this.jobs.get(partition);
+    if (!job) return;
+    job.cancelled = true;
+    this.jobs.delete(partition);
+    try {
+      await job.applying;
+    } catch {
+      // The failure went to the job's promise.
+    }
+    if (job.resumed && !this.stopped) {
+      await this.whileRunning(() =>
+        this.consumer.pause({ topic: this.topic, partitions: [partition] }),
+      ).catch(() => {});
+    }
+    job.done();
   }
 
   /**

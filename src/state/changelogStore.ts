@@ -2,7 +2,7 @@ import { StateError } from '../errors.js';
 import type { KafkaSender, OutgoingMessage, SentRecord } from '../kafka/adapter.js';
 import { keyPartitioner } from '../kafka/keyPartitioner.js';
 import { chunkMessages } from '../kafka/messageChunks.js';
-import type { ChangelogReader } from './changelogReader.js';
+import type { ChangelogEntry, ChangelogReader, PartitionBounds } from './changelogReader.js';
 import { decodeStateRecord, encodeStateRecord } from './recordCodec.js';
 import type { StagedChanges } from './stagedStore.js';
 import { type ReadInto, type StateRecord, type StateStore, UNREADABLE_STATE_FINGERPRINT } from './types.js';
@@ -222,19 +222,45 @@ export class ChangelogStore implements StateStore {
           'STATE_CORRUPT',
           `changelog topic '${this.topic}' has no partition ${partition}`,
         );
-      const mark = await this.checkpoint(partition);
-      const rebuilt = mark === undefined || mark > b.high || mark < b.low;
-      if (rebuilt) await this.dropPartition(partition);
+      const { from, rebuilt } = await this.startOf(partition, b);
       let records = 0;
       const unreadable: UnreadableChangelogRecord[] = [];
-      await reader.read(partition, rebuilt ? b.low : mark, b.high, async (entries, next) => {
+      await reader.read(partition, from, b.high, async (entries, next) => {
         records += entries.length;
         unreadable.push(...(await this.applyEntries(partition, entries, next)));
       });
-      if (rebuilt || mark !== b.high) await this.local.putMany([this.checkpointEntry(partition, b.high)]);
+      if (rebuilt || from !== b.high) await this.local.putMany([this.checkpointEntry(partition, b.high)]);
       reports.push({ partition, records, rebuilt, unreadable });
     }
     return reports;
+  }
+
+  /**
+   * Where a read of changelog `partition` (now within `bounds`) must start to bring the local state
+   * up to date: the local checkpoint; or, with none or one that does not fit the changelog (ahead
+   * of its end, behind its start), the changelog's start, once the partition's keys are dropped
+   * (`rebuilt`).
+   */
+  async startOf(partition: number, bounds: PartitionBounds): Promise<{ from: bigint; rebuilt: boolean }> {
+    const mark = await this.checkpoint(partition);
+    if (mark !== undefined && mark <= bounds.high && mark >= bounds.low)
+      return { from: mark, rebuilt: false };
+    await this.dropPartition(partition);
+    return { from: bounds.low, rebuilt: true };
+  }
+
+  /**
+   * Applies a run of changelog records of `partition` read from Kafka (a standby's follower), with
+   * the checkpoint `next` in the same local write, as a restore does; returns the records it could
+   * not apply (see `RestoreReport.unreadable`).
+   */
+  applyChangelog(
+    partition: number,
+    entries: readonly ChangelogEntry[],
+    next: bigint,
+  ): Promise<UnreadableChangelogRecord[]> {
+    this.checkOpen();
+    return this.applyEntries(partition, entries, next);
   }
 
   async *entries(into?: ReadInto): AsyncIterable<[string, StateRecord]> {

@@ -29,6 +29,7 @@ interface Held {
   fingerprint: string;
   lastOutput: Float32Array | undefined;
   updatedAt: number | undefined;
+  warmedFrom: number | undefined;
 }
 
 /**
@@ -187,6 +188,7 @@ function hold(record: StateRecord): Held {
     fingerprint: record.fingerprint,
     lastOutput: ownOutput,
     updatedAt: record.updatedAt,
+    warmedFrom: record.warmedFrom,
   };
 }
 
@@ -208,4 +210,5 @@ function overwrite(held: Held, record: StateRecord): void {
   held.earlierIds = record.earlierIds;
   held.fingerprint = record.fingerprint;
   held.updatedAt = record.updatedAt;
+  held.warmedFrom = record.warmedFrom;
 }

@@ -38,6 +38,7 @@ export function readRecord(
   if (record.earlierIds !== undefined) copy.earlierIds = record.earlierIds;
   if (lastOutput !== undefined) copy.lastOutput = lastOutput;
   if (record.updatedAt !== undefined) copy.updatedAt = record.updatedAt;
+  if (record.warmedFrom !== undefined) copy.warmedFrom = record.warmedFrom;
   return copy;
 }
 

@@ -6,10 +6,10 @@ import type { ReadInto, StateRecord } from './types.js';
  * Binary form of a `StateRecord`, as durable stores keep it. Little-endian throughout:
  *
  * ```
- * u8  version (3; versions 1 and 2 are still read)
+ * u8  version (4; versions 1 to 3 are still read)
  * u8  flags: bit 0 lastId present, bit 1 fingerprint is 32 raw sha-256 bytes (else a string),
  *            bit 2 updatedAt present, bit 3 lastOutput present (bits 2 and 3: version 2 on),
- *            bit 4 earlierIds present (version 3 on)
+ *            bit 4 earlierIds present (version 3 on), bit 5 warmedFrom present (version 4 on)
  * u8  position kind: 0 none, 1 offset as int64, 2 offset as string, 3 line
  * f64 seq, f64 ts
  * fingerprint: 32 bytes, or string
@@ -18,6 +18,7 @@ import type { ReadInto, StateRecord } from './types.js';
  * string lastId (if flagged)
  * varint k, then k strings — earlierIds, oldest first (if flagged)
  * f64 updatedAt (if flagged)
+ * f64 warmedFrom (if flagged)
  * u32 m, then m float32 — lastOutput (if flagged)
  * u32 n, then n float32 — the state vector
  * ```
@@ -25,18 +26,29 @@ import type { ReadInto, StateRecord } from './types.js';
  * `number`s are kept as f64 so any value round-trips exactly; the state vector dominates the
  * size anyway (512 bytes at H=64 for an LSTM layer).
  */
-export const RECORD_CODEC_VERSION = 3;
+export const RECORD_CODEC_VERSION = 4;
 
 const FLAG_LAST_ID = 1;
 const FLAG_RAW_FINGERPRINT = 2;
 const FLAG_UPDATED_AT = 4;
 const FLAG_LAST_OUTPUT = 8;
 const FLAG_EARLIER_IDS = 16;
-/** Flags each version may set; version 1 records predate updatedAt and lastOutput, version 2 earlierIds. */
+const FLAG_WARMED_FROM = 32;
+/**
+ * Flags each version may set; version 1 records predate updatedAt and lastOutput, version 2
+ * earlierIds, version 3 warmedFrom.
+ */
 const KNOWN_FLAGS: Readonly<Record<number, number>> = {
   1: FLAG_LAST_ID | FLAG_RAW_FINGERPRINT,
   2: FLAG_LAST_ID | FLAG_RAW_FINGERPRINT | FLAG_UPDATED_AT | FLAG_LAST_OUTPUT,
   3: FLAG_LAST_ID | FLAG_RAW_FINGERPRINT | FLAG_UPDATED_AT | FLAG_LAST_OUTPUT | FLAG_EARLIER_IDS,
+  4:
+    FLAG_LAST_ID |
+    FLAG_RAW_FINGERPRINT |
+    FLAG_UPDATED_AT |
+    FLAG_LAST_OUTPUT |
+    FLAG_EARLIER_IDS |
+    FLAG_WARMED_FROM,
 };
 
 const POS_NONE = 0;
@@ -91,6 +103,7 @@ export function encodeStateRecord(record: StateRecord): Buffer {
     for (const id of earlier) size += stringSize(id);
   }
   if (record.updatedAt !== undefined) size += 8;
+  if (record.warmedFrom !== undefined) size += 8;
   if (record.lastOutput !== undefined) size += 4 + record.lastOutput.length * 4;
   size += 4 + record.state.length * 4;
 
@@ -102,7 +115,8 @@ export function encodeStateRecord(record: StateRecord): Buffer {
     (rawFingerprint ? FLAG_RAW_FINGERPRINT : 0) |
     (record.updatedAt !== undefined ? FLAG_UPDATED_AT : 0) |
     (record.lastOutput !== undefined ? FLAG_LAST_OUTPUT : 0) |
-    (earlier !== undefined ? FLAG_EARLIER_IDS : 0);
+    (earlier !== undefined ? FLAG_EARLIER_IDS : 0) |
+    (record.warmedFrom !== undefined ? FLAG_WARMED_FROM : 0);
   out[at++] = posKind;
   at = out.writeDoubleLE(record.seq, at);
   at = out.writeDoubleLE(record.ts, at);
@@ -126,6 +140,7 @@ export function encodeStateRecord(record: StateRecord): Buffer {
     for (const id of earlier) at = writeString(out, at, id);
   }
   if (record.updatedAt !== undefined) at = out.writeDoubleLE(record.updatedAt, at);
+  if (record.warmedFrom !== undefined) at = out.writeDoubleLE(record.warmedFrom, at);
   if (record.lastOutput !== undefined) at = writeFloats(out, at, record.lastOutput);
   writeFloats(out, at, record.state);
   return out;
@@ -192,6 +207,7 @@ export function decodeStateRecord(bytes: Uint8Array, key?: string, into?: ReadIn
     for (let i = 0; i < count; i++) earlierIds.push(r.string());
   }
   const updatedAt = flags & FLAG_UPDATED_AT ? r.f64() : undefined;
+  const warmedFrom = flags & FLAG_WARMED_FROM ? r.f64() : undefined;
   const lastOutput = flags & FLAG_LAST_OUTPUT ? r.float32s(r.u32(), into?.outputs[index]) : undefined;
   const state = r.float32s(r.u32(), into?.states[index]);
   r.end();
@@ -208,6 +224,7 @@ export function decodeStateRecord(bytes: Uint8Array, key?: string, into?: ReadIn
   if (earlierIds !== undefined) record.earlierIds = earlierIds;
   if (lastOutput !== undefined) record.lastOutput = lastOutput;
   if (updatedAt !== undefined) record.updatedAt = updatedAt;
+  if (warmedFrom !== undefined) record.warmedFrom = warmedFrom;
   return record;
 }
 

@@ -117,6 +117,8 @@ export class StateSlab {
   // Rare per-key strings live outside the columns so that keys without them pay nothing.
   private readonly lastIds = new Map<number, string>();
   private readonly earlierIds = new Map<number, readonly string[]>();
+  // Only warmed keys have it (record v4), and a warm start writes each key once.
+  private readonly warmedFrom = new Map<number, number>();
   private readonly bigOffsets = new Map<number, string>();
 
   constructor(options: StateSlabOptions) {
@@ -319,6 +321,8 @@ export class StateSlab {
     else this.lastIds.set(slot, record.lastId);
     if (record.earlierIds === undefined) this.earlierIds.delete(slot);
     else this.earlierIds.set(slot, record.earlierIds);
+    if (record.warmedFrom === undefined) this.warmedFrom.delete(slot);
+    else this.warmedFrom.set(slot, record.warmedFrom);
   }
 
   private record(slot: number, into?: ReadInto, index = 0): StateRecord {
@@ -354,6 +358,8 @@ export class StateSlab {
       record.lastOutput = copyOut(c.output, i, this.outputSize, into?.outputs[index]);
     }
     if (c.flags[i] & HAS_UPDATED_AT) record.updatedAt = c.updatedAt[i];
+    const warmedFrom = this.warmedFrom.get(slot);
+    if (warmedFrom !== undefined) record.warmedFrom = warmedFrom;
     return record;
   }
 
@@ -371,6 +377,7 @@ export class StateSlab {
     c.keys[i] = undefined;
     this.lastIds.delete(slot);
     this.earlierIds.delete(slot);
+    this.warmedFrom.delete(slot);
     this.bigOffsets.delete(slot);
   }
 

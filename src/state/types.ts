@@ -43,6 +43,13 @@ export interface StateRecord {
   readonly lastOutput?: Float32Array;
   /** Wall-clock ms when the state was last written (record v2), for processing-time TTL. */
   readonly updatedAt?: number;
+  /**
+   * How many events the key's state was derived from when a warm start computed it from history
+   * (record v4; `warmKeys`, `cellstream warm`). Kept by later steps of the same sequence, so a
+   * warmed key still says where its state came from; absent for keys that were never warmed, and
+   * dropped when the sequence starts over (a `reset` event, expiry, a mismatch reset).
+   */
+  readonly warmedFrom?: number;
 }
 
 /**

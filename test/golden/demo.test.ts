@@ -57,6 +57,7 @@ async function replay(model: string, spec?: string, input = EVENTS, state?: stri
 describe.each([
   ['visits', 'regression'],
   ['visits-classes', 'classes'],
+  ['visits-v2', 'regression'],
 ])('demo model %s', (stem) => {
   const expected = ndjson<{ key: string; ts: number; output: number[] }>(
     join(DEMO, `${stem}.expected.ndjson`),
@@ -126,6 +127,18 @@ describe('demo decoded predictions', () => {
       expect(r.model).toBe('visits@1');
       expect(r['next_interval_days']).toBeCloseTo(r.output[0] * (max - min) + min, 9);
     }
+  });
+
+  it('visits-v2 is the second version of visits: same name and features, other weights', async () => {
+    const [v1, v2] = await Promise.all([
+      loadModel(join(DEMO, 'visits.cellstream.json')),
+      loadModel(join(DEMO, 'visits-v2.cellstream.json')),
+    ]);
+    expect([v1.name, v1.version, v2.name, v2.version]).toEqual(['visits', '1', 'visits', '2']);
+    expect(modelFingerprint(v2)).not.toBe(modelFingerprint(v1));
+    expect(v2.metadata?.['features']).toEqual(v1.metadata?.['features']);
+    const rows = await replay('visits-v2.cellstream.json');
+    expect(rows.every((r) => r.model === 'visits@2')).toBe(true);
   });
 
   it('the demo stays small', () => {

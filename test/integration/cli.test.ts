@@ -211,10 +211,106 @@ describe('main (in process)', () => {
     expect(run.stderr).toMatch(/kafka\.groupId: required/);
   });
 
+  it('kafka: --standbys other than 0 or 1 is a usage error naming what it takes', async () => {
+    const run = await runMain([
+      'kafka',
+      '--model',
+      join(ROOT, 'test/golden/fixtures/onnx-torch-lstm1-seqfirst/model.onnx'),
+      '--kafka-brokers',
+      '127.0.0.1:1',
+      '--input-topic',
+      'events',
+      '--output-topic',
+      'predictions',
+      '--group-id',
+      'scoring',
+      '--state',
+      join(dir, 'standbys-refused'),
+      '--standbys',
+      '2',
+    ]);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/--standbys.*expected 0 or 1/);
+  });
+
   it('documents the exit codes in --help, exit 0', async () => {
     const run = await runMain(['replay', '--help']);
     expect(run.code).toBe(0);
-    expect(run.stdout).toContain('2  replay ran to the end, but some lines were rejected');
+    expect(run.stdout).toContain('2  replay or warm ran to the end, but some lines were rejected');
+  });
+
+  it('warm: reports a missing archive as a usage error, exit 1, and documents its options', async () => {
+    const run = await runMain([
+      'warm',
+      '--model',
+      model,
+      '--input',
+      join(dir, 'nope.ndjson'),
+      '--state',
+      join(dir, 'warm-nope'),
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /^cellstream: cannot read the archive '.*nope\.ndjson' \(ENOENT\): give --input/,
+    );
+    const directory = await runMain([
+      'warm',
+      '--model',
+      model,
+      '--input',
+      dir,
+      '--state',
+      join(dir, 'warm-dir'),
+    ]);
+    expect(directory.code).toBe(1);
+    expect(directory.stderr).toMatch(/^cellstream: the archive '.*' is not a file: give --input/);
+    const help = await runMain(['warm', '--help']);
+    expect(help.code).toBe(0);
+    for (const flag of ['--model', '--input', '--state', '--dead-letter', '--batch', '--max-staged-keys']) {
+      expect(help.stdout).toContain(flag);
+    }
+    expect((await runMain(['--help'])).stdout).toMatch(/warm \[options\]/);
+  });
+});
+
+describe('cellstream warm (the bin, then in process)', () => {
+  it('warms the state replay then continues from, dead-letters bad lines, exits 2, says how fast', async () => {
+    const state = join(dir, 'warm-state');
+    const run = await runBin(['warm', '--model', model, '--input', events, '--state', state]);
+    expect(run.code).toBe(2);
+    const stderr = run.stderr.trimEnd().split('\n');
+    expect(stderr).toHaveLength(3);
+    expect(stderr[0]).toMatch(/^line 3: malformed JSON: /);
+    expect(stderr[1]).toBe('line 5: features has 2 values, the model takes 3');
+    expect(stderr[2]).toMatch(
+      /^warmed 2 keys from 6 events: 4 stepped, 2 rejected; \d+\.\d+ s, \d+ events\/s replayed$/,
+    );
+    const dead = await readNdjson(join(state, 'warm-dead-letter.ndjson'));
+    expect(dead.map((d) => [d.line, d.code, d.raw])).toEqual([
+      [3, 'EVENT_MALFORMED_JSON', REPLAY_LINES[2]],
+      [5, 'EVENT_WRONG_SIZE', REPLAY_LINES[4]],
+    ]);
+
+    // Run again over the same archive: nothing is stepped twice. Line 5 (key a) lies before a's
+    // last applied line now, so it counts as applied, as replay --state counts it; line 3 has no key.
+    const again = await runMain(['warm', '--model', model, '--input', events, '--state', state]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(
+      /warmed 0 keys from 6 events: 0 stepped, 1 rejected, 5 already applied and skipped;/,
+    );
+
+    // The next event after the archive, served from the warmed state, is predicted as a replay
+    // of the whole history and that event predicts it.
+    const next = '{"key":"a","ts":7000,"features":[0.3,-0.2,0.9]}';
+    const after = await writeLines(join(dir, 'warm-next.ndjson'), [next]);
+    const served = await runMain(['replay', '--model', model, '--input', after, '--state', state]);
+    expect(served.code).toBe(0);
+    const whole = await writeLines(join(dir, 'warm-whole.ndjson'), [...REPLAY_LINES, next]);
+    const reference = await runMain(['replay', '--model', model, '--input', whole]);
+    const [warmed] = parseNdjson(served.stdout);
+    const expected = parseNdjson(reference.stdout).at(-1);
+    expect(warmed).toEqual(expected);
+    expect(warmed.seq).toBe(3);
   });
 });
 
@@ -394,6 +490,16 @@ describe('cellstream kafka --state', () => {
     const help = await runMain(['kafka', '--help']);
     expect(help.stdout).toContain('--state <dir>');
     expect(help.stdout).not.toContain('--state-dir');
+  });
+
+  it('takes --workers from 1 to 64 only, refused before anything starts, exit 1', async () => {
+    for (const bad of ['0', '65', '1.5', 'two']) {
+      const run = await runMain([...base(), '--state', join(dir, 'kw'), '--workers', bad]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/--workers <n>.*expected an integer from 1 to 64/);
+    }
+    const help = await runMain(['kafka', '--help']);
+    expect(help.stdout).toMatch(/--workers <n>/);
   });
 
   it('takes --state, and the deprecated --state-dir with a warning, against a real broker', async () => {

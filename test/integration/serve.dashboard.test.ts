@@ -7,6 +7,7 @@ import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server/serve.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { tinyLstm } from '../helpers/models.js';
 import { modelFile, startTestServer } from '../helpers/serve.js';
 
 /** The page's `document`, for the functions Playwright runs in the browser (tsc here has no DOM lib). */
@@ -187,5 +188,41 @@ describe('dashboard in headless Chromium', () => {
     if (shot) await page.screenshot({ path: shot.replace(/\.png$/, '-demo.png'), fullPage: true });
     expect(errors).toEqual([]);
     await page.close();
+  });
+
+  it('shows the models, their roles and step times, and the divergence of a shadow', async () => {
+    const dir = await tempDir('dashboard-rollout');
+    const events = join(dir, 'events.ndjson');
+    const lines = Array.from({ length: 40 }, (_, i) =>
+      JSON.stringify({ key: `cust-${i % 4}`, ts: i, features: [Math.sin(i), Math.cos(i), (i % 3) / 3] }),
+    );
+    await writeFile(events, `${lines.join('\n')}\n`);
+    const rollout = await startTestServer({
+      model: {
+        path: await modelFile(tinyLstm(7)),
+        shadow: await modelFile({ ...tinyLstm(8), version: '2' }),
+      },
+      sources: { demo: { enabled: true, file: events, eventsPerSecond: 60 } },
+    });
+    try {
+      const page = await (await launch()).newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (err) => errors.push(err.message));
+      await page.goto(`${rollout.url}/`);
+      await page.waitForFunction(() => document.querySelectorAll('#models-roles tr').length === 2);
+      await page.waitForFunction(
+        () => Number(document.querySelector('#models-divergence tr td:nth-child(3)')?.textContent) > 0,
+      );
+      const roles = await page.locator('#models-roles tr').allTextContents();
+      expect(roles[0]).toMatch(/^tiny@1primary\d/);
+      expect(roles[1]).toMatch(/^tiny@2shadow\d/);
+      const pair = await page.locator('#models-divergence tr td').allTextContents();
+      expect(pair.slice(0, 2)).toEqual(['tiny@1', 'tiny@2']);
+      expect(Number(pair[4])).toBeGreaterThan(0);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await rollout.close();
+    }
   });
 });

@@ -1,7 +1,10 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { warmKeys } from '../../src/rollout/warm.js';
 import type { RunningServer } from '../../src/server/serve.js';
+import { LmdbStore } from '../../src/state/lmdbStore.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { tinyLstm } from '../helpers/models.js';
 import { connect, exchange, modelFile, startTestServer } from '../helpers/serve.js';
 
 let server: RunningServer | undefined;
@@ -28,6 +31,38 @@ describe('serve: HTTP', () => {
     expect(metrics).toMatch(/cellstream_state_store_keys 3/);
     // The cache holds at most 2 of the 3 keys; the third is only in the LMDB file.
     expect(metrics).toMatch(/cellstream_state_keys_in_memory 2/);
+  });
+
+  it('shows how many events a warmed key was derived from, and keeps it as the key is served on', async () => {
+    const dir = await tempDir('serve-warm');
+    const path = join(dir, 'state');
+    const store = await LmdbStore.open({ path });
+    const history = [1, 2, 3, 4, 5].map((ts) => ({ key: 'w', ts, features: [ts / 5, 0, 1] }));
+    await warmKeys({
+      model: tinyLstm(),
+      events: [...history, { key: 'v', ts: 9, features: [1, 1, 1] }],
+      store,
+    });
+    await store.close();
+    const s = await startTestServer({ model: { path: await modelFile() }, state: { store: 'lmdb', path } });
+    server = s;
+    expect(await (await fetch(`${s.url}/v1/keys/w`)).json()).toEqual({
+      key: 'w',
+      seq: 5,
+      ts: 5,
+      warmedFrom: 5,
+    });
+    const ingest = await connect(s.ws('/ingest'));
+    const [answer] = await exchange(ingest, [{ key: 'w', ts: 6, features: [0, 0, 0] }]);
+    ingest.close();
+    expect(answer).toMatchObject({ key: 'w', seq: 6 });
+    expect(await (await fetch(`${s.url}/v1/keys/w`)).json()).toEqual({
+      key: 'w',
+      seq: 6,
+      ts: 6,
+      warmedFrom: 5,
+      prediction: answer,
+    });
   });
 
   it('answers health, readiness, key look-ups, stats and Prometheus metrics', async () => {

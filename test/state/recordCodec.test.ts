@@ -160,6 +160,50 @@ describe('record codec', () => {
     expectCorrupt(() => decodeStateRecord(v2WithIds), /unknown flags 0x12/);
   });
 
+  it('round-trips the v4 warmedFrom, and its absence', () => {
+    for (const warmedFrom of [0, 1, 285, 2 ** 53 - 1]) {
+      const record = makeRecord(7, 16, {
+        lastId: 'e-7',
+        updatedAt: 9,
+        warmedFrom,
+        lastOutput: Float32Array.of(2),
+      });
+      expectSameRecord(roundTrip(record), record);
+    }
+    expect('warmedFrom' in roundTrip(makeRecord(1, 4))).toBe(false);
+  });
+
+  it('costs 8 bytes for warmedFrom, and nothing for keys that were not warmed', () => {
+    const plain = encodeStateRecord(makeRecord(1, 128)).length;
+    expect(encodeStateRecord(makeRecord(1, 128, { warmedFrom: 12 })).length - plain).toBe(8);
+  });
+
+  it('still reads version-3 records as never warmed, and refuses the v4 flag in them', () => {
+    // A v3 record is a v4 record without warmedFrom, under version byte 3.
+    const record = makeRecord(4, 16, {
+      lastId: 'e-4',
+      earlierIds: ['e-2', 'e-3'],
+      lastOutput: Float32Array.of(0.25),
+      updatedAt: 3,
+      state: awkwardState(16, 5),
+    });
+    const v3 = encodeStateRecord(record);
+    v3[0] = 3;
+    const decoded = decodeStateRecord(v3);
+    expectSameRecord(decoded, record);
+    expect('warmedFrom' in decoded).toBe(false);
+    const v3Warmed = encodeStateRecord(makeRecord(4, 2, { warmedFrom: 5 }));
+    v3Warmed[0] = 3;
+    expectCorrupt(() => decodeStateRecord(v3Warmed), /unknown flags 0x22/);
+  });
+
+  it('refuses a truncated warmedFrom', () => {
+    const bytes = encodeStateRecord(makeRecord(1, 0, { warmedFrom: 3 }));
+    for (let n = 0; n < bytes.length; n++) {
+      expectCorrupt(() => decodeStateRecord(bytes.subarray(0, n), 'k'), /truncated/);
+    }
+  });
+
   it('refuses truncated earlierIds', () => {
     const bytes = encodeStateRecord(makeRecord(1, 0, { earlierIds: ['abc', 'de'] }));
     for (let n = 0; n < bytes.length; n++) {

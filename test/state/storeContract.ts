@@ -176,6 +176,20 @@ export function describeStateStoreContract(
       }
     });
 
+    it('round-trips the v4 field warmedFrom, and its absence', async () => {
+      const warmed = makeRecord(5, 16, { lastId: 'e-5', warmedFrom: 42, lastOutput: awkwardState(2, 1) });
+      await sut.store.putMany([['warm', warmed]]);
+      expectSameRecord((await sut.store.getMany(['warm']))[0]!, warmed);
+      const into = { states: [new Float32Array(16)], outputs: [new Float32Array(2)] };
+      expect((await sut.store.getMany(['warm'], into))[0]!.warmedFrom).toBe(42);
+      await sut.store.putMany([['warm', makeRecord(6, 16)]]);
+      expect('warmedFrom' in (await sut.store.getMany(['warm']))[0]!).toBe(false);
+      if (options.durable) {
+        await sut.store.putMany([['warm', warmed]]);
+        expectSameRecord((await (await reopened()).getMany(['warm']))[0]!, warmed);
+      }
+    });
+
     it('does not share memory with the records it was given', async () => {
       const record = makeRecord(1, 4);
       await sut.store.putMany([['k', record]]);

@@ -109,11 +109,11 @@ describe('serve configuration', () => {
   });
 
   it('checks tokens: one secret each, known scopes, JSON from CELLSTREAM_TOKENS', async () => {
-    const tokens = JSON.stringify([{ name: 'a', token: 'short', sha256: 'ab', scopes: ['admin'] }]);
+    const tokens = JSON.stringify([{ name: 'a', token: 'short', sha256: 'ab', scopes: ['superuser'] }]);
     const message = await configError(loadConfig({ env: { CELLSTREAM_TOKENS: tokens } }));
     expect(message).toMatch(/auth\.tokens\.0\.token .*at least 16 characters/);
     expect(message).toMatch(/auth\.tokens\.0\.sha256 .*64 hex digits/);
-    expect(message).toMatch(/auth\.tokens\.0\.scopes\.0 .*"ingest"\|"subscribe"\|"read"/);
+    expect(message).toMatch(/auth\.tokens\.0\.scopes\.0 .*"ingest"\|"subscribe"\|"read"\|"admin"/);
     const ok = await loadConfig({
       env: {
         CELLSTREAM_TOKENS: JSON.stringify([{ name: 'a', env: 'X', scopes: ['ingest'], keyPrefix: 'a-' }]),
@@ -167,6 +167,7 @@ describe('serve configuration: kafka', () => {
       groupId: 'file-group',
       exactlyOnce: false,
       client: 'kafkajs',
+      standbys: 0,
       maxBatch: 1000,
       commitIntervalMs: 1000,
       maxCachedKeys: 20000,
@@ -176,7 +177,32 @@ describe('serve configuration: kafka', () => {
       onConsumerCrash: 'rejoin',
       maxRejoins: 5,
       stallTimeoutMs: 60000,
+      workers: 1,
     });
+  });
+
+  it('kafka.workers is an integer from 1 to 64 (file or CELLSTREAM_KAFKA_WORKERS)', async () => {
+    const file = await yamlFile(kafkaYaml);
+    expect((await loadConfig({ file, env: { CELLSTREAM_KAFKA_WORKERS: '2' } })).kafka?.workers).toBe(2);
+    expect((await loadConfig({ file: await yamlFile(`${kafkaYaml}  workers: 64\n`) })).kafka?.workers).toBe(
+      64,
+    );
+    for (const bad of ['0', '65', '1.5', '-1']) {
+      const message = await configError(
+        loadConfig({ file: await yamlFile(`${kafkaYaml}  workers: ${bad}\n`) }),
+      );
+      expect(message).toMatch(/kafka\.workers/);
+    }
+    expect(await configError(loadConfig({ file, env: { CELLSTREAM_KAFKA_WORKERS: 'two' } }))).toMatch(
+      /CELLSTREAM_KAFKA_WORKERS/,
+    );
+  });
+
+  it('takes kafka.standbys 0 or 1 (from CELLSTREAM_KAFKA_STANDBYS too) and refuses more', async () => {
+    const file = await yamlFile(kafkaYaml);
+    expect((await loadConfig({ file, env: { CELLSTREAM_KAFKA_STANDBYS: '1' } })).kafka?.standbys).toBe(1);
+    const message = await configError(loadConfig({ file, flags: { 'kafka.standbys': 2 } }));
+    expect(message).toMatch(/kafka\.standbys/);
   });
 
   it('layers file < environment < flags, key by key', async () => {

@@ -47,7 +47,7 @@ describe('TokenTable', () => {
   it('lets everyone do everything when no token is configured', () => {
     const open = TokenTable.fromConfig([]);
     expect(open.enabled).toBe(false);
-    expect([...open.authenticate(undefined)!.scopes]).toEqual(['ingest', 'subscribe', 'read']);
+    expect([...open.authenticate(undefined)!.scopes]).toEqual(['ingest', 'subscribe', 'read', 'admin']);
   });
 
   it('restricts keys to the prefix', () => {

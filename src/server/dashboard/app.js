@@ -299,6 +299,7 @@ async function pollStats() {
     $('keys').textContent = String(s.keys);
     $('subscribers').textContent = String(s.subscribers);
     if (s.kafka) renderKafka(s.kafka);
+    if (s.models) renderModels(s.models);
     history.t.push(Date.now() / 1000);
     history.events.push(s.eventsPerSecond);
     history.predictions.push(s.predictionsPerSecond);
@@ -312,6 +313,41 @@ async function pollStats() {
   } catch {
     // The server may be restarting; the next poll tries again.
   }
+}
+
+/** The models panel (serve with shadows): roles, step times, and each pair's divergence. */
+function renderModels(m) {
+  $('models-panel').hidden = false;
+  const cell = (text) => {
+    const td = document.createElement('td');
+    td.textContent = text;
+    return td;
+  };
+  const row = (cells) => {
+    const tr = document.createElement('tr');
+    for (const c of cells) tr.append(cell(c));
+    return tr;
+  };
+  $('models-roles').replaceChildren(
+    ...m.roles.map((r) => {
+      const step = m.stepMs[r.label];
+      return row([r.label, r.role, step ? `${fmt(step.mean)} · ${fmt(step.last)}` : '–']);
+    }),
+  );
+  $('models-divergence').replaceChildren(
+    ...m.divergence.map((d) =>
+      row([
+        d.primary,
+        d.shadow,
+        String(d.events),
+        d.meanAbsDiff.toPrecision(3),
+        d.maxAbsDiff.toPrecision(3),
+        d.labelAgreement === undefined || d.labelAgreement === null
+          ? '–'
+          : `${fmt(d.labelAgreement * 100)} %`,
+      ]),
+    ),
+  );
 }
 
 /** The Kafka panel (serve in Kafka mode): readiness and why not, lag, progress, crashes, restores. */

@@ -1,0 +1,310 @@
+// `kafka.workers` / `--workers N` against a real broker: N group members on worker threads of one
+// process, each its own consumer, producers and LMDB directory, answering as one instance. Every
+// prediction is checked against the offline replay; a SIGKILLed and restarted instance keeps the
+// delivery rules; the metrics count every worker's batches; a crashed worker fails the process.
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Event, Prediction } from '../../src/events/types.js';
+import { type KafkaInstance, startKafkaInstance } from '../../src/pipelines/kafkaWorkers.js';
+import { ensureBuilt } from '../helpers/build.js';
+import {
+  brokers,
+  createInputTopic,
+  deliveryModes,
+  eventMessages,
+  groupLag,
+  judge,
+  kafkaClientUnderTest,
+  loadTestModel,
+  makeEvents,
+  offlineReplay,
+  produce,
+  readTopic,
+  requireBroker,
+  waitForCatchUp,
+  waitUntil,
+} from '../helpers/kafka.js';
+import { child } from '../helpers/kafkaFaults.js';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+async function stateDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'cellstream-workers-'));
+  dirs.push(d);
+  return d;
+}
+
+/** A metric's value (summed over its labels) in a Prometheus text exposition. */
+function metric(text: string, name: string): number {
+  let sum = 0;
+  let seen = false;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) {
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+      seen = true;
+    }
+  }
+  if (!seen) throw new Error(`no metric ${name} in:\n${text}`);
+  return sum;
+}
+
+/** The last prediction of each key in the offline replay. */
+function lastByKey(expected: Map<string, Prediction[]>): Map<string, Prediction> {
+  const last = new Map<string, Prediction>();
+  for (const [key, ps] of expected) if (ps.length > 0) last.set(key, ps[ps.length - 1]!);
+  return last;
+}
+
+describe.each(deliveryModes)('Kafka workers in one process ($mode)', ({ exactlyOnce }) => {
+  it('two workers share the partitions, predict as the offline replay, and answer look-ups for the whole instance', async () => {
+    await requireBroker();
+    ensureBuilt();
+    const model = await loadTestModel();
+    const t = await createInputTopic(exactlyOnce ? 'workers-eos' : 'workers', 4);
+    const events: Event[] = makeEvents(3000, 200, 31);
+    const dir = await stateDir();
+    let batchEvents = 0;
+    const instance: KafkaInstance = await startKafkaInstance({
+      model,
+      brokers,
+      ...t,
+      stateDir: dir,
+      exactlyOnce,
+      workers: 2,
+      maxBatch: 200,
+      maxWaitTimeInMs: 100,
+      logLevel: 'nothing',
+      client: kafkaClientUnderTest,
+      onBatch: (r) => {
+        batchEvents += r.events;
+      },
+    });
+    let stopped = false;
+    try {
+      expect(instance.workers).toBe(2);
+      // Both workers in the group, the four partitions split between them, none twice; the events
+      // come after, so each worker restores and steps its own (a partition's state is restored on
+      // its first batch, so one moved by a rebalance after the stream ended would answer stale).
+      const split = () => {
+        const owned = (instance.health.snapshot(t.groupId).workers ?? []).map((w) => w?.partitions ?? []);
+        const all = owned.flat().sort();
+        return owned.length === 2 && owned.every((ps) => ps.length > 0) && all.join() === '0,1,2,3';
+      };
+      await waitUntil(split, 'both workers to own partitions, each its own');
+      expect(instance.partitions()).toEqual([0, 1, 2, 3]);
+      await produce(t.inputTopic, eventMessages(events));
+      await waitForCatchUp(t);
+      const expected = await offlineReplay(model, events);
+      await waitUntil(() => instance.health.notReadyReason(t.groupId) === undefined, 'ready');
+      expect(instance.joined()).toBe(true);
+      const snapshot = instance.health.snapshot(t.groupId);
+      // Summed over the workers: each joined at least once and restored its partitions.
+      expect(snapshot.rebalances).toBeGreaterThanOrEqual(2);
+      expect(snapshot.restores).toBeGreaterThanOrEqual(2);
+      expect(snapshot.workers!.every((w) => (w?.restores ?? 0) >= 1)).toBe(true);
+      // Each worker's state answers for its own keys: every key's record is its last step.
+      const last = lastByKey(expected);
+      const keys = [...last.keys()];
+      const records = await instance.lookup(keys);
+      records.forEach((r, i) => {
+        expect(r, keys[i]).toBeDefined();
+        expect(r!.seq).toBe(last.get(keys[i]!)!.seq);
+      });
+      expect(await instance.size()).toBeGreaterThanOrEqual(keys.length);
+      // Each worker has its own LMDB directory.
+      expect(existsSync(join(dir, 'worker-0'))).toBe(true);
+      expect(existsSync(join(dir, 'worker-1'))).toBe(true);
+      await instance.stop();
+      stopped = true;
+      expect(batchEvents).toBe(events.length);
+      expect(instance.stats.predictions).toBe(events.length);
+      const verdict = judge(expected, await readTopic(t.outputTopic));
+      expect(verdict.missing).toBe(0);
+      expect(verdict.divergent).toBe(0);
+      expect(verdict.completeKeys).toBe(expected.size);
+      if (exactlyOnce) expect(verdict.repeated).toBe(0);
+    } finally {
+      if (!stopped) await instance.stop();
+    }
+  }, 300_000);
+});
+
+describe('Kafka workers: graceful stop', () => {
+  it('stop() drains every worker: all each one sent is committed, and a restart completes the stream', async () => {
+    await requireBroker();
+    ensureBuilt();
+    const model = await loadTestModel();
+    const t = await createInputTopic('workers-drain', 4);
+    const events = makeEvents(12_000, 300, 43);
+    const dir = await stateDir();
+    const start = () =>
+      startKafkaInstance({
+        model,
+        brokers,
+        ...t,
+        stateDir: dir,
+        workers: 2,
+        maxBatch: 100,
+        maxWaitTimeInMs: 100,
+        // Nothing commits on its own before the end of the stream: what the workers hold when
+        // stopped is made durable and committed by the stop, or not at all.
+        commitIntervalMs: 600_000,
+        logLevel: 'nothing',
+        client: kafkaClientUnderTest,
+      });
+    let instance = await start();
+    await produce(t.inputTopic, eventMessages(events));
+    await waitUntil(
+      async () => (await readTopic(t.outputTopic)).length >= 2000,
+      'predictions from both workers before the stop',
+    );
+    await instance.stop();
+    // At-least-once sends before it commits: every distinct prediction out is of a committed event.
+    const out = judge(await offlineReplay(model, events), await readTopic(t.outputTopic));
+    expect(out.divergent).toBe(0);
+    const committed = BigInt(events.length) - (await groupLag(t.groupId, t.inputTopic));
+    expect(BigInt(out.received - out.repeated)).toBe(committed);
+
+    instance = await start();
+    await waitForCatchUp(t);
+    await instance.stop();
+    const verdict = judge(await offlineReplay(model, events), await readTopic(t.outputTopic));
+    expect(verdict.missing).toBe(0);
+    expect(verdict.divergent).toBe(0);
+  }, 300_000);
+});
+
+describe('Kafka workers: a partition back on a worker whose state is behind', () => {
+  it.each(deliveryModes)(
+    '$mode: the worker restores from its own checkpoint, never steps on its stale state',
+    async ({ exactlyOnce }) => {
+      await requireBroker();
+      ensureBuilt();
+      const model = await loadTestModel();
+      const t = await createInputTopic(exactlyOnce ? 'workers-stale-eos' : 'workers-stale', 4);
+      const events = makeEvents(6000, 120, 47);
+      const messages = eventMessages(events);
+      const dir = await stateDir();
+      const options = {
+        model,
+        brokers,
+        ...t,
+        exactlyOnce,
+        maxBatch: 200,
+        maxWaitTimeInMs: 100,
+        logLevel: 'nothing' as const,
+        client: kafkaClientUnderTest,
+      };
+      const third = messages.length / 3;
+      const run = async (part: typeof messages, start: () => Promise<{ stop(): Promise<void> }>) => {
+        const running = await start();
+        await produce(t.inputTopic, part);
+        await waitForCatchUp(t);
+        await running.stop();
+      };
+      // 1. Two workers: each keeps the state of its partitions in its own directory.
+      await run(messages.slice(0, third), () =>
+        startKafkaInstance({ ...options, stateDir: dir, workers: 2 }),
+      );
+      // 2. Worker 1's directory alone takes every partition on: worker 0's partitions move on
+      //    without it, so its directory falls behind the changelog.
+      await run(messages.slice(third, 2 * third), () =>
+        startKafkaInstance({ ...options, stateDir: join(dir, 'worker-1') }),
+      );
+      // 3. Two workers again: whatever worker 0 owns now, its own state of it is behind.
+      await run(messages.slice(2 * third), () =>
+        startKafkaInstance({ ...options, stateDir: dir, workers: 2 }),
+      );
+      const verdict = judge(await offlineReplay(model, events), await readTopic(t.outputTopic));
+      expect(verdict.missing).toBe(0);
+      expect(verdict.divergent).toBe(0);
+      expect(verdict.completeKeys).toBe(new Set(events.map((e) => e.key)).size);
+      if (exactlyOnce) expect(verdict.repeated).toBe(0);
+    },
+    300_000,
+  );
+});
+
+describe('cellstream kafka --workers 2', () => {
+  it.each(deliveryModes)(
+    '$mode: SIGKILL mid-stream and a restart keep the delivery rules; /metrics counts every worker',
+    async ({ exactlyOnce }) => {
+      await requireBroker();
+      ensureBuilt();
+      const model = await loadTestModel();
+      const t = await createInputTopic(exactlyOnce ? 'workers-kill-eos' : 'workers-kill', 4);
+      const events = makeEvents(6000, 300, 37);
+      const messages = eventMessages(events);
+      const dir = await stateDir();
+      const half = messages.length / 2;
+
+      // A first run of the first half, stopped gracefully: /metrics sums both workers' batches.
+      let instance = await child(t, dir, exactlyOnce, { args: ['--workers', '2'] });
+      await produce(t.inputTopic, messages.slice(0, half));
+      await waitForCatchUp(t);
+      await waitUntil(async () => {
+        const text = await (await fetch(`${instance.http}/metrics`)).text();
+        return metric(text, 'cellstream_events_in_total') === half;
+      }, 'every event of the first half counted');
+      const text = await (await fetch(`${instance.http}/metrics`)).text();
+      // Two members joined (at least one rebalance each); every partition's lag is reported.
+      expect(metric(text, 'cellstream_kafka_rebalances_total')).toBeGreaterThanOrEqual(2);
+      expect(metric(text, 'cellstream_kafka_restore_seconds_count')).toBeGreaterThanOrEqual(2);
+      expect(text.match(/^cellstream_kafka_consumer_lag\{/gm)).toHaveLength(4);
+      expect(metric(text, 'cellstream_kafka_ready')).toBe(1);
+      expect(metric(text, 'cellstream_predictions_out_total')).toBe(half);
+      expect(instance.log()).toContain('"workers":2');
+      await instance.stop();
+
+      // The second half: killed with part of it processed, then started again on the same state.
+      instance = await child(t, dir, exactlyOnce, { args: ['--workers', '2'] });
+      const before = (await readTopic(t.outputTopic)).length;
+      await produce(t.inputTopic, messages.slice(half));
+      await waitUntil(
+        async () => (await readTopic(t.outputTopic, { readUncommitted: true })).length - before >= 600,
+        'progress before the kill',
+      );
+      await instance.kill();
+      instance = await child(t, dir, exactlyOnce, { args: ['--workers', '2'] });
+      await waitForCatchUp(t, 300_000);
+      await instance.stop();
+
+      const verdict = judge(await offlineReplay(model, events), await readTopic(t.outputTopic));
+      expect(verdict.missing).toBe(0);
+      expect(verdict.divergent).toBe(0);
+      if (exactlyOnce) expect(verdict.repeated).toBe(0);
+    },
+    600_000,
+  );
+
+  it('a worker that crashes fails the process with KAFKA_WORKER_CRASHED after the others stop; a restart delivers everything', async () => {
+    await requireBroker();
+    ensureBuilt();
+    const model = await loadTestModel();
+    const t = await createInputTopic('workers-crash', 4);
+    const events = makeEvents(2000, 200, 41);
+    const dir = await stateDir();
+    const crashing = await child(t, dir, false, {
+      args: ['--workers', '2'],
+      env: { CELLSTREAM_FAULT_WORKER_CRASH: '1' },
+    });
+    await produce(t.inputTopic, eventMessages(events));
+    await waitUntil(() => crashing.exitCode() !== undefined, 'the process to exit after the crash');
+    expect(crashing.exitCode()).not.toBe(0);
+    expect(crashing.log()).toContain('"event":"worker-crashed"');
+    expect(crashing.log()).toContain('KAFKA_WORKER_CRASHED');
+    expect(crashing.log()).toContain('injected crash of worker 1');
+
+    const instance = await child(t, dir, false, { args: ['--workers', '2'] });
+    await waitForCatchUp(t);
+    await instance.stop();
+    const verdict = judge(await offlineReplay(model, events), await readTopic(t.outputTopic));
+    expect(verdict.missing).toBe(0);
+    expect(verdict.divergent).toBe(0);
+  }, 300_000);
+});

@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import type { Event } from '../../src/events/types.js';
+import { EnginePipeline, type Result } from '../../src/server/pipeline.js';
+import { MemoryStateStore } from '../../src/state/memoryStore.js';
+import type { StateRecord, StoreAnswer } from '../../src/state/types.js';
+import { tinyLstm } from '../helpers/models.js';
+
+/**
+ * The in-memory store, with writes that can be held: while held, a batch stays in flight (as
+ * during a slow fsync) until `release` lets its write through, or `fail` fails it.
+ */
+class HeldStore extends MemoryStateStore {
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+  private refuse: ((err: Error) => void) | undefined;
+  private writing: (() => void) | undefined;
+  /** Resolves when a held write has started. */
+  started: Promise<void> = Promise.resolve();
+
+  hold(): void {
+    this.gate = new Promise((resolve, reject) => {
+      this.open = resolve;
+      this.refuse = reject;
+    });
+    this.started = new Promise((resolve) => {
+      this.writing = resolve;
+    });
+  }
+
+  release(): void {
+    this.gate = undefined;
+    this.open?.();
+  }
+
+  fail(err: Error): void {
+    this.gate = undefined;
+    this.refuse?.(err);
+  }
+
+  override putMany(entries: ReadonlyArray<readonly [string, StateRecord]>): StoreAnswer<void> {
+    const gate = this.gate;
+    if (gate === undefined) return super.putMany(entries);
+    this.writing?.();
+    return gate.then(() => super.putMany(entries));
+  }
+}
+
+function event(key: string, i: number): Event {
+  return { key, ts: 1_700_000_000_000 + i, features: [i / 10, -0.5, 1] };
+}
+
+function setUp(maxBatch: number) {
+  const store = new HeldStore();
+  const batches: number[] = [];
+  const pipeline = new EnginePipeline({
+    stepper: { model: tinyLstm(), store },
+    maxBatch,
+    maxDelayMs: 0,
+    hooks: { onBatch: (size) => batches.push(size) },
+  });
+  const submit = (e: Event) => new Promise<Result>((resolve) => pipeline.submit(e, resolve));
+  return { store, batches, pipeline, submit };
+}
+
+describe('EnginePipeline: group commit', () => {
+  it('applies the events of every submitter that arrive while a batch is applied as the next batch', async () => {
+    const { store, batches, pipeline, submit } = setUp(256);
+    store.hold();
+    const first = submit(event('a', 0));
+    await store.started;
+    // Two connections' events, while the first batch's write is held.
+    const rest = [
+      submit(event('a', 1)),
+      submit(event('b', 2)),
+      submit(event('c', 3)),
+      submit(event('a', 4)),
+      submit(event('d', 5)),
+    ];
+    store.release();
+    const results = await Promise.all([first, ...rest]);
+    expect(batches).toEqual([1, 5]);
+    expect(
+      results.map((r) => (r.kind === 'prediction' ? [r.prediction.key, r.prediction.seq] : r.kind)),
+    ).toEqual([
+      ['a', 1],
+      ['a', 2],
+      ['b', 1],
+      ['c', 1],
+      ['a', 3],
+      ['d', 1],
+    ]);
+    await pipeline.drain();
+  });
+
+  it('cuts the events that gathered into batches of at most maxBatch, in order', async () => {
+    const { store, batches, pipeline, submit } = setUp(2);
+    store.hold();
+    const first = submit(event('k', 0));
+    await store.started;
+    const rest = [1, 2, 3, 4, 5].map((i) => submit(event('k', i)));
+    store.release();
+    const results = await Promise.all([first, ...rest]);
+    expect(batches).toEqual([1, 2, 2, 1]);
+    expect(results.map((r) => (r.kind === 'prediction' ? r.prediction.seq : r.kind))).toEqual([
+      1, 2, 3, 4, 5, 6,
+    ]);
+    await pipeline.drain();
+  });
+
+  it('answers the failed batch and the events waiting behind it unavailable, then goes on', async () => {
+    const { store, pipeline, submit } = setUp(256);
+    store.hold();
+    const first = submit(event('a', 0));
+    await store.started;
+    const waiting = submit(event('b', 1));
+    store.fail(new Error('disk full'));
+    const [a, b] = await Promise.all([first, waiting]);
+    expect(a.kind).toBe('unavailable');
+    expect(b.kind).toBe('unavailable');
+    const after = await submit(event('a', 2));
+    // Nothing of the failed batch was written: key a starts afresh.
+    expect(after.kind === 'prediction' && after.prediction.seq).toBe(1);
+    await pipeline.drain();
+  });
+
+  it("goes on answering the others when one submitter's callback or a prediction listener throws", async () => {
+    const store = new MemoryStateStore();
+    const callbackErrors: unknown[] = [];
+    const pipeline = new EnginePipeline({
+      stepper: { model: tinyLstm(), store },
+      maxBatch: 256,
+      maxDelayMs: 0,
+      hooks: { onCallbackError: (err) => callbackErrors.push(err) },
+    });
+    const heard: string[] = [];
+    pipeline.onPrediction((p) => {
+      if (p.key === 'bad') throw new Error('subscriber broke');
+      heard.push(p.key);
+    });
+    pipeline.submit(event('bad', 0), () => {
+      throw new Error('connection broke');
+    });
+    const good = await new Promise<Result>((resolve) => pipeline.submit(event('good', 1), resolve));
+    expect(good.kind === 'prediction' && good.prediction.seq).toBe(1);
+    expect(heard).toEqual(['good']);
+    expect(callbackErrors.map((e) => (e as Error).message)).toEqual(['connection broke', 'subscriber broke']);
+    await pipeline.drain();
+  });
+});
