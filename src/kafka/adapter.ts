@@ -176,6 +176,12 @@ export interface ConsumerListeners {
   groupJoin?(assignment: Readonly<Record<string, readonly number[]>>): void;
   /** The consumer crashed; `restart`: the client restarts it itself. */
   crash?(error: Error, restart: boolean): void;
+  /**
+   * After a crash the client retried in place (no new join), the consumer was heard from as the
+   * same member with the same assignment: a fetch or a heartbeat succeeded. A client that restarts
+   * by joining again tells `groupJoin` instead (kafkajs never tells this).
+   */
+  resumed?(): void;
   /** The consumer stopped (disconnect). */
   stop?(): void;
   /** A response came from a broker. */

@@ -317,6 +317,8 @@ class PlatformaticConsumer implements KafkaConsumer {
   /** The member id of the first join; a join under another one means the membership was lost. */
   private memberId: string | undefined;
   private lostMembership = false;
+  /** A crash was told and no join or `resumed` has followed yet. */
+  private retryingInPlace = false;
 
   constructor(common: Common, options: ConsumerOptions) {
     this.options = options;
@@ -349,14 +351,36 @@ class PlatformaticConsumer implements KafkaConsumer {
       const mine = payload.assignments?.find((a) => a.topic === topic)?.partitions ?? [];
       this.assigned = [...mine].sort((a, b) => a - b);
       this.generation++;
+      // The join tells the membership itself.
+      this.retryingInPlace = false;
       // Another member may have moved any partition on meanwhile: start each from the group's commit.
       this.positions.clear();
       for (const p of [...this.epochs.keys()]) this.bump(p);
       this.emit((l) => l.groupJoin?.(topic === undefined ? {} : { [topic]: this.assigned }));
       this.wake?.();
     });
-    this.consumer.on('consumer:heartbeat:end', () => this.emit((l) => l.request?.()));
-    this.consumer.on('error', (error: Error) => this.emit((l) => l.crash?.(error, true)));
+    this.consumer.on('consumer:heartbeat:end', () => {
+      this.emit((l) => l.request?.());
+      this.heardAfterCrash();
+    });
+    this.consumer.on('error', (error: Error) => this.crashInPlace(error));
+  }
+
+  /**
+   * A failure this client retries in place: the consumer stays in the group as the same member with
+   * the same assignment, so no join follows to say it is a member again; `heardAfterCrash` does.
+   */
+  private crashInPlace(error: Error): void {
+    this.retryingInPlace = true;
+    this.emit((l) => l.crash?.(error, true));
+  }
+
+  /** A fetch or heartbeat succeeded: after a crash retried in place, the member is back. */
+  private heardAfterCrash(): void {
+    // Not after a crash the fetch loop gave up on (`running` false): that one is not retried.
+    if (!this.retryingInPlace || !this.running || this.stopped || this.lostMembership) return;
+    this.retryingInPlace = false;
+    this.emit((l) => l.resumed?.());
   }
 
   /** The group membership a transaction's offsets go with (KIP-447). */
@@ -421,7 +445,7 @@ class PlatformaticConsumer implements KafkaConsumer {
         const retry = this.options.restartOnFailure ? await this.options.restartOnFailure() : true;
         if (!retry) throw err;
         // A failed handler or fetch: what was not resolved is fetched again, after a backoff.
-        this.emit((l) => l.crash?.(err as Error, true));
+        this.crashInPlace(err as Error);
         if (failures > 20) throw err;
         await this.idle(Math.min(300 * 2 ** (failures - 1), 5000));
       }
@@ -496,6 +520,7 @@ class PlatformaticConsumer implements KafkaConsumer {
     );
     this.emit((l) => l.fetch?.());
     this.emit((l) => l.request?.());
+    this.heardAfterCrash();
     const out: Fetched[] = [];
     for (const response of responses) {
       for (const t of response.responses) {

@@ -141,6 +141,12 @@ export class KafkaHealth {
     for (const o of this.observers) o.crash?.(restart);
   }
 
+  /** A member again after a crash the client retried in place: same assignment, no rebalance. */
+  resumed(): void {
+    if (this.lostReason) return;
+    this.member = true;
+  }
+
   rejoining(): void {
     this.counts.rejoins++;
     for (const o of this.observers) o.rejoin?.();

@@ -332,6 +332,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       lag: (p, n) => health.lag(p, n),
       committed: (p, n) => health.committed(p, n),
       crashed: (_err, restart) => health.crashed(restart),
+      resumed: () => health.resumed(),
       rejoining: (attempt, err) => {
         health.rejoining();
         options.onRejoin?.(attempt, err);

@@ -78,6 +78,11 @@ export interface KafkaSourceEvents {
   revoked?(partitions: readonly number[]): void;
   /** The consumer crashed; `restart`: kafkajs restarts it itself. */
   crashed?(error: Error, restart: boolean): void;
+  /**
+   * After a crash the client retried in place (@platformatic/kafka), the consumer is a member of its
+   * group again, with the same partitions: no join (and no `joined`) follows such a retry.
+   */
+  resumed?(): void;
   /** A new consumer is joining after a crash kafkajs does not recover from (attempt counts from 1). */
   rejoining?(attempt: number, error: Error): void;
   /** Out of rejoins (or the policy is `exit`): the source gave up; the process should exit non-zero. */
@@ -212,6 +217,11 @@ export class KafkaSource {
         this.events.crashed?.(error, restart);
         // The client restarts the consumer itself after a retriable error; not after the others.
         if (!restart && !this.stopping) this.afterFatalCrash(error);
+      },
+      resumed: () => {
+        if (consumer !== this.consumer || this.stopping || this.member) return;
+        this.member = true;
+        this.events.resumed?.();
       },
       stop: () => {
         if (consumer === this.consumer) this.member = false;
