@@ -83,6 +83,23 @@ describe('KafkaHealth', () => {
     expect(t.stalls[0]).toMatch(/not in its group/);
   });
 
+  it('is a member again after a crash retried in place, keeping its partitions, without a rebalance', () => {
+    const t = health();
+    const seen: string[] = [];
+    t.h.observe({ rebalance: () => seen.push('rebalance'), crash: (r) => seen.push(`crash ${r}`) });
+    t.h.joined([0, 1]);
+    t.h.crashed(true);
+    expect(t.h.notReadyReason('g')).toMatch(/not a member of the Kafka consumer group 'g'/);
+    t.h.resumed();
+    expect(t.h.notReadyReason('g')).toBeUndefined();
+    expect(t.h.snapshot('g')).toMatchObject({ member: true, partitions: [0, 1], rebalances: 1, crashes: 1 });
+    expect(seen).toEqual(['rebalance', 'crash true']);
+    // A lost consumer stays lost.
+    t.h.lost('gave up: restart the process');
+    t.h.resumed();
+    expect(t.h.notReadyReason('g')).toBe('gave up: restart the process');
+  });
+
   it('says when the broker has not answered for longer than the broker timeout', () => {
     const t = health();
     t.h.joined([0]);
