@@ -379,6 +379,9 @@ class PlatformaticConsumer implements KafkaConsumer {
   private heardAfterCrash(): void {
     // Not after a crash the fetch loop gave up on (`running` false): that one is not retried.
     if (!this.retryingInPlace || !this.running || this.stopped || this.lostMembership) return;
+    // A failed heartbeat or rejoin leaves the library's membership inactive until it joins again
+    // (which tells `groupJoin`): a fetch meanwhile shows the broker, not the membership.
+    if (this.consumer.memberId === null || !this.consumer.isActive()) return;
     this.retryingInPlace = false;
     this.emit((l) => l.resumed?.());
   }
