@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The Kafka tests again with cellstream's Kafka code on another client library (kafka.client),
 # as CI runs them after `npm test`: `npm run test:platformatic`. The tests' own fixture producers
-# and consumers stay kafkajs. The tests take their delivery modes from the client under test
-# (at-least-once only on @platformatic/kafka, which refuses exactly-once at start-up; docs/kafka.md).
+# and consumers stay kafkajs. Both delivery modes run on either client (docs/kafka.md).
 # Kept out of `npm test` so the README's suite stays near 10 minutes on 2 cores; the fault
 # scenarios run smaller here (2 faults of each kind instead of 5, one broker outage per mode).
 # At full size: CELLSTREAM_TEST_KAFKA_CLIENT=platformatic npm run kafka:faults.

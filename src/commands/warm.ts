@@ -66,7 +66,10 @@ export async function runWarm(options: WarmCommandOptions): Promise<WarmSummary>
   const store =
     options.namespace === undefined
       ? await LmdbStore.open({ path: options.state })
-      : await openModelStore({ state: { store: 'lmdb', path: options.state, maxKeys: 0 } }, options.namespace);
+      : await openModelStore(
+          { state: { store: 'lmdb', path: options.state, maxKeys: 0 } },
+          options.namespace,
+        );
   let deadLetters: DeadLetterSink | undefined;
   let summary: WarmSummary | undefined;
   let failure: unknown;
@@ -78,13 +81,13 @@ export async function runWarm(options: WarmCommandOptions): Promise<WarmSummary>
     // key (refused or reset as `onModelMismatch` says); a whole directory has its model recorded.
     if (options.namespace === undefined)
       await checkStoreModel({
-      dir: options.state,
-      store,
-      fingerprint,
-      // The label the engine gives the model's predictions.
-      label: `${options.model.name}@${options.model.version ?? fingerprint.slice(0, 8)}`,
-      onModelMismatch,
-    });
+        dir: options.state,
+        store,
+        fingerprint,
+        // The label the engine gives the model's predictions.
+        label: `${options.model.name}@${options.model.version ?? fingerprint.slice(0, 8)}`,
+        onModelMismatch,
+      });
     deadLetters = await deadLetterAppendFile(
       options.deadLetter ?? join(options.state, WARM_DEAD_LETTER_FILE),
     );

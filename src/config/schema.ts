@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { DEFAULT_ID_WINDOW, MAX_ID_WINDOW } from '../engine/redelivery.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '../events/jsonDepth.js';
 import { DEFAULT_MAX_ID_BYTES, DEFAULT_MAX_KEY_BYTES, KEY_BYTES_CEILING } from '../events/limits.js';
-import { exactlyOnceUnsupported, KAFKA_CLIENTS } from '../kafka/adapter.js';
+import { KAFKA_CLIENTS } from '../kafka/adapter.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { KAFKA_COMMIT_DEFAULTS, KAFKA_WORKERS } from '../pipelines/commitDefaults.js';
 import { KAFKA_HEALTH_DEFAULTS } from '../pipelines/kafkaHealth.js';
@@ -306,8 +306,6 @@ export const configSchema = z
         message: 'with kafka, state is LMDB at state.path backed by the changelog topic: set lmdb',
       });
     }
-    const refused = kafka.exactlyOnce ? exactlyOnceUnsupported(kafka.client) : undefined;
-    if (refused !== undefined) ctx.addIssue({ code: 'custom', path: ['kafka', 'client'], message: refused });
     for (const key of ['ttl', 'maxKeysInMemory'] as const) {
       if (config.state[key] !== undefined) {
         ctx.addIssue({

@@ -14,21 +14,6 @@ export type KafkaClientName = 'kafkajs' | 'platformatic';
 
 export const KAFKA_CLIENTS: readonly KafkaClientName[] = ['kafkajs', 'platformatic'];
 
-/**
- * Why a client cannot run exactly-once, or undefined where it can. On @platformatic/kafka,
- * exactly-once with two or more instances stops progressing after a rebalance (the partitions
- * taken over never start; not solved yet, docs/kafka.md), so it is refused at start-up rather
- * than left to stall in production.
- */
-export function exactlyOnceUnsupported(client: KafkaClientName): string | undefined {
-  if (client !== 'platformatic') return undefined;
-  return (
-    'kafka.client platformatic (@platformatic/kafka) cannot run kafka.exactlyOnce: with two or more ' +
-    'instances its transactions stop progressing after a rebalance (a known problem, not solved yet). ' +
-    'Use kafka.client kafkajs (the default) for exactly-once, or platformatic at-least-once'
-  );
-}
-
 /** How much the client library itself logs (to stderr). */
 export type KafkaLogLevel = 'nothing' | 'error' | 'warn' | 'info' | 'debug';
 

@@ -128,7 +128,12 @@ function platformaticTransactionalProducer(common: Common, transactionalId: stri
     connect: async () => {},
     disconnect: () => producer.close(),
     // The first one registers the transactional id (InitProducerId): that fences a previous holder.
-    transaction: async () => platformaticTransaction(await producer.beginTransaction()),
+    // It must ask as a new producer, producer id and epoch -1: the library's default asks for id 0
+    // epoch 0, which the coordinator takes as a claim to be producer 0 and answers PRODUCER_FENCED
+    // for any id another producer already registered, so a partition taken over from another
+    // instance never got a transaction (multi-instance exactly-once stalled on this client).
+    transaction: async () =>
+      platformaticTransaction(await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })),
   };
 }
 
@@ -459,6 +464,11 @@ class PlatformaticConsumer implements KafkaConsumer {
       if (leader < 0) continue;
       byLeader.set(leader, [...(byLeader.get(leader) ?? []), p]);
     }
+    // A join while the positions or the metadata were read cleared the positions (and may have
+    // moved the partitions): come round again with the new assignment. Fetching anyway sent no
+    // offset, which the library failed to encode (`Cannot mix BigInt and other types`) and
+    // retried to no avail, a failed fetch counted as a crash after a mere rebalance.
+    if (partitions.some((p) => !this.positions.has(p))) return [];
     const epochs = new Map(partitions.map((p) => [p, this.epochs.get(p) ?? 0]));
     const requested = new Map(partitions.map((p) => [p, this.positions.get(p)!]));
     const responses = await Promise.all(

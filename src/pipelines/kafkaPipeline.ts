@@ -6,13 +6,12 @@ import { decodeEvent } from '../events/decode.js';
 import { type EventLimits, eventLimits } from '../events/limits.js';
 import type { Prediction } from '../events/types.js';
 import { modelFeatures } from '../features/modelFeatures.js';
-import {
-  exactlyOnceUnsupported,
-  type KafkaClient,
-  type KafkaClientName,
-  type KafkaLogLevel,
-  type KafkaProducer,
-  type KafkaTransaction,
+import type {
+  KafkaClient,
+  KafkaClientName,
+  KafkaLogLevel,
+  KafkaProducer,
+  KafkaTransaction,
 } from '../kafka/adapter.js';
 import { createKafka } from '../kafka/client.js';
 import { mapFenced, retryConcurrentTransactions } from '../kafka/kafkaErrors.js';
@@ -213,9 +212,6 @@ export { KAFKA_COMMIT_DEFAULTS };
  * records and its offset commit in one transaction, and LMDB follows the commit.
  */
 export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise<KafkaPipeline> {
-  // Before anything connects: the start is refused, not left to stall later (see exactlyOnceUnsupported).
-  const refused = options.exactlyOnce ? exactlyOnceUnsupported(options.client ?? 'kafkajs') : undefined;
-  if (refused !== undefined) throw new ConfigError(refused);
   const standbys = options.standbys ?? 0;
   if (!Number.isInteger(standbys) || standbys < 0 || standbys > 1)
     throw new ConfigError(

@@ -7,7 +7,6 @@ import { KeyedStepper } from '../../src/engine/keyedStepper.js';
 import type { Event, Prediction } from '../../src/events/types.js';
 import { loadModel } from '../../src/formats/load.js';
 import {
-  exactlyOnceUnsupported,
   KAFKA_CLIENTS,
   type KafkaAdmin,
   type KafkaClient,
@@ -58,19 +57,13 @@ export interface DeliveryMode {
   readonly exactlyOnce: boolean;
 }
 
-/**
- * The delivery modes the client under test runs: both on kafkajs; at-least-once only on a client
- * that refuses exactly-once (@platformatic/kafka, see `exactlyOnceUnsupported`), whose refusal has
- * a test of its own. Tests parametrized over these run each mode the client supports, no more.
- */
+/** The delivery modes the Kafka tests run in: both, on either client. */
 export const deliveryModes: readonly DeliveryMode[] = [
   { mode: 'at-least-once', exactlyOnce: false },
-  ...(exactlyOnceUnsupported(kafkaClientUnderTest) === undefined
-    ? [{ mode: 'exactly-once', exactlyOnce: true } as const]
-    : []),
+  { mode: 'exactly-once', exactlyOnce: true },
 ];
 
-/** The strongest delivery mode the client under test runs: exactly-once where it can. */
+/** The strongest delivery mode: exactly-once. */
 export const strongestDeliveryMode: DeliveryMode = deliveryModes[deliveryModes.length - 1]!;
 
 /** cellstream's Kafka adapter on the client under test. */

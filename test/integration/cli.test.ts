@@ -211,34 +211,6 @@ describe('main (in process)', () => {
     expect(run.stderr).toMatch(/kafka\.groupId: required/);
   });
 
-  it('kafka: --kafka-client platformatic with --exactly-once is refused before connecting, exit 1', async () => {
-    const run = await runBin([
-      'kafka',
-      '--model',
-      join(ROOT, 'test/golden/fixtures/onnx-torch-lstm1-seqfirst/model.onnx'),
-      // Nothing answers here: a start that got as far as connecting would fail otherwise.
-      '--kafka-brokers',
-      '127.0.0.1:1',
-      '--input-topic',
-      'events',
-      '--output-topic',
-      'predictions',
-      '--group-id',
-      'scoring',
-      '--state',
-      join(dir, 'eos-refused'),
-      '--http-port',
-      '0',
-      '--kafka-client',
-      'platformatic',
-      '--exactly-once',
-    ]);
-    expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(
-      /^cellstream: kafka\.client platformatic .* cannot run kafka\.exactlyOnce: .*Use kafka\.client kafkajs \(the default\) for exactly-once/m,
-    );
-  });
-
   it('kafka: --standbys other than 0 or 1 is a usage error naming what it takes', async () => {
     const run = await runMain([
       'kafka',

@@ -15,7 +15,7 @@ const report = (name: string, figures: object) =>
     `[kafka-faults] ${name} ${JSON.stringify(figures, (_, v) => (typeof v === 'bigint' ? Number(v) : v))}\n`,
   );
 
-// The delivery modes the client under test runs (both on kafkajs).
+// Both delivery modes, on whichever client is under test.
 const modes = deliveryModes;
 
 // Each scenario runs in its delivery modes at once: on topics and groups of their own they share
