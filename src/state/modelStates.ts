@@ -142,6 +142,7 @@ export class LmdbModelStates implements ModelStates {
     await Promise.all([done, flushed]);
   }
 
+  /** @internal The open environment (its lmdb type stays out of the package's declarations). */
   live(): RootDatabase<Buffer, string> {
     if (!this.root) throw new StateError('STATE_CLOSED', `LMDB model states at ${this.path} are closed`);
     return this.root;
@@ -169,12 +170,16 @@ function applyWrites(db: Database<Buffer, string>, writes: readonly Write[]): vo
 /** One model's namespace in `LmdbModelStates`: a `StateStore` like `LmdbStore`, on a named database. */
 export class LmdbNamespace implements NamespaceStore {
   readonly maxKeyBytes: number;
+  /** @internal The named database (its lmdb type stays out of the package's declarations). */
+  readonly db: Database<Buffer, string>;
 
+  /** @internal Made by `LmdbModelStates.store`. */
   constructor(
     readonly name: string,
-    readonly db: Database<Buffer, string>,
+    db: Database<Buffer, string>,
     private readonly owner: LmdbModelStates,
   ) {
+    this.db = db;
     this.maxKeyBytes = (owner.live() as unknown as { maxKeySize?: number }).maxKeySize ?? 1978;
   }
 
