@@ -174,6 +174,11 @@ export interface KafkaPipelineStats {
   standbyRecords: number;
 }
 
+/** Counts before the first batch. */
+export function emptyPipelineStats(): KafkaPipelineStats {
+  return { predictions: 0, rejected: 0, duplicates: 0, batches: 0, restoredRecords: 0, standbyRecords: 0 };
+}
+
 export interface KafkaPipeline {
   readonly stats: Readonly<KafkaPipelineStats>;
   /** The `model` field of its predictions. */
@@ -345,14 +350,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     },
   });
 
-  const stats: KafkaPipelineStats = {
-    predictions: 0,
-    rejected: 0,
-    duplicates: 0,
-    batches: 0,
-    restoredRecords: 0,
-    standbyRecords: 0,
-  };
+  const stats = emptyPipelineStats();
   // Its own reader: a restore must not wait behind the follower's fetches, nor the follower's
   // partitions be paused by a restore's.
   const standbyReader =

@@ -15,6 +15,7 @@ import type { StateRecord, StateStore } from '../state/types.js';
 import { KAFKA_WORKERS } from './commitDefaults.js';
 import type { KafkaHealthSnapshot, KafkaHealthView } from './kafkaHealth.js';
 import {
+  emptyPipelineStats,
   type KafkaBatchReport,
   type KafkaPipeline,
   type KafkaPipelineOptions,
@@ -226,14 +227,7 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
     workers: _workers,
     ...data
   } = options;
-  const stats: KafkaPipelineStats = {
-    predictions: 0,
-    rejected: 0,
-    duplicates: 0,
-    batches: 0,
-    restoredRecords: 0,
-    standbyRecords: 0,
-  };
+  const stats = emptyPipelineStats();
   const groupId = options.groupId;
   const clientId = options.clientId ?? `cellstream-${groupId}`;
   let failure: CellstreamError | undefined;

@@ -1,21 +1,19 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import { eventLimitsOf } from '../config/eventLimits.js';
 import type { Config } from '../config/schema.js';
 import { KeyedStepper } from '../engine/keyedStepper.js';
 import { Divergence, type DivergenceSnapshot, RolloutStepper } from '../engine/rollout.js';
 import { ConfigError } from '../errors.js';
 import type { Prediction } from '../events/types.js';
-import { modelFeatures } from '../features/modelFeatures.js';
 import { loadModel } from '../formats/load.js';
 import { modelFingerprint } from '../model/index.js';
 import type { Model } from '../model/types.js';
 import { LmdbStore } from '../state/lmdbStore.js';
 import { MODEL_NAME_PATTERN, type ModelStates, openModelStates } from '../state/modelStates.js';
 import type { StateStore } from '../state/types.js';
-import { parseDuration } from '../time/duration.js';
 import type { ServeMetrics } from './metrics.js';
+import { stepperOptionsOf } from './stepperOptions.js';
 
 /** One model as configured: from `models`, or `model` (and `model.shadow`). */
 export interface ModelEntry {
@@ -220,27 +218,10 @@ export async function startRolloutEngine(
     const metrics = new RolloutMetrics(serveMetrics, () => rollout?.roles() ?? []);
     const labelOf = new Map(models.map((m) => [m.name, m.label]));
     rollout = new RolloutStepper({
-      models: models.map((m) => {
-        const features = modelFeatures(m.model);
-        return {
-          name: m.name,
-          stepper: new KeyedStepper({
-            model: m.model,
-            store: states.store(m.name),
-            modelLabel: m.label,
-            onModelMismatch: config.model.onMismatch,
-            limits: eventLimitsOf(config.events),
-            idWindow: config.state.idWindow,
-            encodeValues: features?.encodeValues,
-            decodePrediction: features?.decode,
-            ...(config.state.ttl === undefined
-              ? {}
-              : {
-                  ttl: { ttlMs: parseDuration(config.state.ttl, 'state.ttl'), clock: config.state.ttlClock },
-                }),
-          }),
-        };
-      }),
+      models: models.map((m) => ({
+        name: m.name,
+        stepper: new KeyedStepper(stepperOptionsOf(config, m.model, states.store(m.name), m.label)),
+      })),
       primary: models[0].name,
       states,
       hooks: {

@@ -5,7 +5,6 @@ import { WebSocketServer } from 'ws';
 import { eventLimitsOf } from '../config/eventLimits.js';
 import type { Config } from '../config/schema.js';
 import type { Prediction } from '../events/types.js';
-import { modelFeatures } from '../features/modelFeatures.js';
 import { loadModel } from '../formats/load.js';
 import { outputSize, stateSize } from '../model/index.js';
 import { loadNative } from '../model/kernels/index.js';
@@ -16,7 +15,6 @@ import { unreadableMessage } from '../state/changelogStore.js';
 import { LmdbStore } from '../state/lmdbStore.js';
 import { MemoryStateStore } from '../state/memoryStore.js';
 import type { StateStore } from '../state/types.js';
-import { parseDuration } from '../time/duration.js';
 import { checkExposure, TokenTable } from './auth.js';
 import { ConnectionLimits } from './connectionLimits.js';
 import { startDemoFeed } from './demoFeed.js';
@@ -32,6 +30,7 @@ import { ServeMetrics } from './metrics.js';
 import { EnginePipeline, type PipelineHooks } from './pipeline.js';
 import { modelEntries, type RolloutEngine, startRolloutEngine } from './rolloutEngine.js';
 import { DashboardFiles } from './staticFiles.js';
+import { stepperOptionsOf } from './stepperOptions.js';
 import { createUpgradeHandler, type SocketRoute } from './upgrade.js';
 import { CLOSE, IngestConnection } from './wsIngest.js';
 import { filterFromQuery, type PredictionSource, SubscriptionHub } from './wsSubscribe.js';
@@ -423,21 +422,8 @@ async function startEngine(
   log: Logger,
 ): Promise<{ store: StateStore; pipeline: EnginePipeline }> {
   const store = await openStore(config, model);
-  const features = modelFeatures(model);
   const pipeline = new EnginePipeline({
-    stepper: {
-      model,
-      store,
-      onModelMismatch: config.model.onMismatch,
-      limits: eventLimitsOf(config.events),
-      idWindow: config.state.idWindow,
-      encodeValues: features?.encodeValues,
-      decodePrediction: features?.decode,
-      ...(config.state.ttl === undefined
-        ? {}
-        : { ttl: { ttlMs: parseDuration(config.state.ttl, 'state.ttl'), clock: config.state.ttlClock } }),
-      ...(config.model.label === undefined ? {} : { modelLabel: config.model.label }),
-    },
+    stepper: stepperOptionsOf(config, model, store, config.model.label),
     maxBatch: config.engine.maxBatch,
     maxDelayMs: config.engine.maxDelayMs,
     hooks: engineHooks(metrics, stats, log),

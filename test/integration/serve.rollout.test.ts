@@ -284,7 +284,7 @@ describe('warm start into the namespaces of serve with several models', () => {
     const [history, live] = [events.slice(0, 150), events.slice(150)];
     const dir = await tempDir('serve-rollout-warm');
     const archive = join(dir, 'archive.ndjson');
-    await writeFile(archive, history.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    await writeFile(archive, `${history.map((e) => JSON.stringify(e)).join('\n')}\n`);
     const state = join(dir, 'state');
     const [a, b] = [await modelFile(A), await modelFile(B)];
     for (const [file, name] of [
