@@ -221,10 +221,27 @@ describe.each(deliveryModes)('Kafka standby state ($mode)', ({ mode, exactlyOnce
       120_000,
     );
     const keys = [...new Set(events.map((e) => e.key))];
-    const [fromA, fromB] = await Promise.all([a.store.getMany(keys), b.store.getMany(keys)]);
-    const bytes = (r: (typeof fromA)[number]) =>
+    const bytes = (r: StateRecord | undefined) =>
       r ? Buffer.from(encodeStateRecord(r)).toString('hex') : 'none';
-    const differ = keys.filter((_, i) => bytes(fromA[i]) !== bytes(fromB[i]));
+    let fromA: (StateRecord | undefined)[] = [];
+    let differ: string[] = [];
+    // Both copies converge on the same bytes for every key. Read once at the moment both reported
+    // caught up, they differed once in CI (5 of 600 keys, @platformatic/kafka exactly-once, two
+    // test files at a time on a loaded machine; not seen in runs alone): the owner's LMDB follows
+    // its commit and the two reads are not one snapshot, so a moment's difference can be timing.
+    // What a standby owes is to converge; a copy that stays apart fails here, naming its keys.
+    await waitUntil(
+      async () => {
+        const [fa, fb] = await Promise.all([a.store.getMany(keys), b.store.getMany(keys)]);
+        fromA = fa;
+        differ = keys.filter((_, i) => bytes(fa[i]) !== bytes(fb[i]));
+        return differ.length === 0;
+      },
+      "the standby copies to equal the owners' state",
+      30_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; keys still apart: ${differ.slice(0, 20).join(', ')}`);
+    });
     expect(differ).toEqual([]);
     // Every key is held by both: by its owner, and by the other as a standby.
     expect(fromA.filter((r) => r === undefined)).toHaveLength(0);
