@@ -33,5 +33,5 @@ CELLSTREAM_TEST_KAFKA_CLIENT="$client" KAFKA_FAULTS_FAULTS="${KAFKA_FAULTS_FAULT
   --reporter=default --reporter=json --outputFile="$report" "${files[@]}" || status=$?
 
 printf '%s: ' "$client"
-node scripts/summarize-vitest.mjs "$report"
+node scripts/summarize-vitest.mjs "$report" "Kafka tests on $client"
 exit "$status"

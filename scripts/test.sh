@@ -15,5 +15,5 @@ scripts/kafka/with-kafka.sh scripts/registry/with-registry.sh npx vitest run --r
   status=$?
 
 # One plain closing line that any CI reader understands.
-node scripts/summarize-vitest.mjs "$report"
+node scripts/summarize-vitest.mjs "$report" "npm test"
 exit "$status"
