@@ -38,8 +38,13 @@ for (const file of r.testResults ?? []) {
   const name = relative(process.cwd(), file.name ?? '');
   const failed = (file.assertionResults ?? []).filter((t) => t.status === 'failed');
   for (const t of failed) {
-    say(`FAILED ${name} > ${t.fullName ?? t.title}`);
-    say(firstLines((t.failureMessages ?? []).join('\n')));
+    const ms = t.duration === undefined ? '' : ` (after ${Math.round(t.duration)} ms)`;
+    say(`FAILED ${name} > ${t.fullName ?? t.title}${ms}`);
+    const messages = (t.failureMessages ?? []).join('\n');
+    // vitest's JSON report keeps a timeout's error as this placeholder, without its message.
+    if (messages.startsWith('Error: STACK_TRACE_ERROR'))
+      say('      probably a test timeout (the report keeps no message; see the log above)');
+    else say(firstLines(messages));
   }
   // A file that failed with no failed test failed outside them: in a hook, at import, or on an
   // error the test left unhandled.

@@ -39,6 +39,19 @@ async function stateDir(): Promise<string> {
   return d;
 }
 
+/**
+ * What every test here starts from: a broker, the built CLI, the test model, a 4-partition input
+ * topic named `name`, `count` events over `keys` keys and a state directory.
+ */
+async function setUp(name: string, count: number, keys: number, seed: number) {
+  await requireBroker();
+  ensureBuilt();
+  const model = await loadTestModel();
+  const t = await createInputTopic(name, 4);
+  const events: Event[] = makeEvents(count, keys, seed);
+  return { model, t, events, dir: await stateDir() };
+}
+
 /** A metric's value (summed over its labels) in a Prometheus text exposition. */
 function metric(text: string, name: string): number {
   let sum = 0;
@@ -62,12 +75,7 @@ function lastByKey(expected: Map<string, Prediction[]>): Map<string, Prediction>
 
 describe.each(deliveryModes)('Kafka workers in one process ($mode)', ({ exactlyOnce }) => {
   it('two workers share the partitions, predict as the offline replay, and answer look-ups for the whole instance', async () => {
-    await requireBroker();
-    ensureBuilt();
-    const model = await loadTestModel();
-    const t = await createInputTopic(exactlyOnce ? 'workers-eos' : 'workers', 4);
-    const events: Event[] = makeEvents(3000, 200, 31);
-    const dir = await stateDir();
+    const { model, t, events, dir } = await setUp(exactlyOnce ? 'workers-eos' : 'workers', 3000, 200, 31);
     let batchEvents = 0;
     const instance: KafkaInstance = await startKafkaInstance({
       model,
@@ -136,12 +144,7 @@ describe.each(deliveryModes)('Kafka workers in one process ($mode)', ({ exactlyO
 
 describe('Kafka workers: graceful stop', () => {
   it('stop() drains every worker: all each one sent is committed, and a restart completes the stream', async () => {
-    await requireBroker();
-    ensureBuilt();
-    const model = await loadTestModel();
-    const t = await createInputTopic('workers-drain', 4);
-    const events = makeEvents(12_000, 300, 43);
-    const dir = await stateDir();
+    const { model, t, events, dir } = await setUp('workers-drain', 12_000, 300, 43);
     const start = () =>
       startKafkaInstance({
         model,
@@ -183,13 +186,13 @@ describe('Kafka workers: a partition back on a worker whose state is behind', ()
   it.each(deliveryModes)(
     '$mode: the worker restores from its own checkpoint, never steps on its stale state',
     async ({ exactlyOnce }) => {
-      await requireBroker();
-      ensureBuilt();
-      const model = await loadTestModel();
-      const t = await createInputTopic(exactlyOnce ? 'workers-stale-eos' : 'workers-stale', 4);
-      const events = makeEvents(6000, 120, 47);
+      const { model, t, events, dir } = await setUp(
+        exactlyOnce ? 'workers-stale-eos' : 'workers-stale',
+        6000,
+        120,
+        47,
+      );
       const messages = eventMessages(events);
-      const dir = await stateDir();
       const options = {
         model,
         brokers,
@@ -234,13 +237,13 @@ describe('cellstream kafka --workers 2', () => {
   it.each(deliveryModes)(
     '$mode: SIGKILL mid-stream and a restart keep the delivery rules; /metrics counts every worker',
     async ({ exactlyOnce }) => {
-      await requireBroker();
-      ensureBuilt();
-      const model = await loadTestModel();
-      const t = await createInputTopic(exactlyOnce ? 'workers-kill-eos' : 'workers-kill', 4);
-      const events = makeEvents(6000, 300, 37);
+      const { model, t, events, dir } = await setUp(
+        exactlyOnce ? 'workers-kill-eos' : 'workers-kill',
+        6000,
+        300,
+        37,
+      );
       const messages = eventMessages(events);
-      const dir = await stateDir();
       const half = messages.length / 2;
 
       // A first run of the first half, stopped gracefully: /metrics sums both workers' batches.
@@ -283,12 +286,7 @@ describe('cellstream kafka --workers 2', () => {
   );
 
   it('a worker that crashes fails the process with KAFKA_WORKER_CRASHED after the others stop; a restart delivers everything', async () => {
-    await requireBroker();
-    ensureBuilt();
-    const model = await loadTestModel();
-    const t = await createInputTopic('workers-crash', 4);
-    const events = makeEvents(2000, 200, 41);
-    const dir = await stateDir();
+    const { model, t, events, dir } = await setUp('workers-crash', 2000, 200, 41);
     const crashing = await child(t, dir, false, {
       args: ['--workers', '2'],
       env: { CELLSTREAM_FAULT_WORKER_CRASH: '1' },

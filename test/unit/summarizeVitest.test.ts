@@ -32,6 +32,12 @@ describe('scripts/summarize-vitest.mjs', () => {
               { status: 'passed', fullName: 'fine' },
               {
                 status: 'failed',
+                fullName: 'group > times out',
+                duration: 60_012.4,
+                failureMessages: ['Error: STACK_TRACE_ERROR\n    at task (chunk.js:1:1)'],
+              },
+              {
+                status: 'failed',
                 fullName: 'group > breaks',
                 failureMessages: ['AssertionError: expected 1 to be 2\n    at x'],
               },
@@ -50,6 +56,9 @@ describe('scripts/summarize-vitest.mjs', () => {
       env: { ...envWithoutSummary, CELLSTREAM_TEST_SUMMARY: kept },
     });
     expect(stdout).toContain('FAILED test/a.test.ts > group > breaks');
+    expect(stdout).toContain(
+      'FAILED test/a.test.ts > group > times out (after 60012 ms)\n      probably a test timeout',
+    );
     expect(stdout).toContain('AssertionError: expected 1 to be 2');
     expect(stdout).not.toContain('fine');
     expect(stdout).toContain('FAILED test/b.test.ts (outside its tests)');
