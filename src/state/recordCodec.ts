@@ -6,7 +6,7 @@ import type { ReadInto, StateRecord } from './types.js';
  * Binary form of a `StateRecord`, as durable stores keep it. Little-endian throughout:
  *
  * ```
- * u8  version (4; versions 1 to 3 are still read)
+ * u8  version (3, or 4 when warmedFrom is present; versions 1 and 2 are still read)
  * u8  flags: bit 0 lastId present, bit 1 fingerprint is 32 raw sha-256 bytes (else a string),
  *            bit 2 updatedAt present, bit 3 lastOutput present (bits 2 and 3: version 2 on),
  *            bit 4 earlierIds present (version 3 on), bit 5 warmedFrom present (version 4 on)
@@ -27,6 +27,13 @@ import type { ReadInto, StateRecord } from './types.js';
  * size anyway (512 bytes at H=64 for an LSTM layer).
  */
 export const RECORD_CODEC_VERSION = 4;
+/**
+ * The version written for records without warmedFrom. A record is written in the oldest version
+ * that holds it, so a build that predates warm start still reads every record but a warmed key's:
+ * a partition moving back to an older instance mid rolling upgrade, or a binary rolled back, keeps
+ * its state.
+ */
+const UNWARMED_VERSION = 3;
 
 const FLAG_LAST_ID = 1;
 const FLAG_RAW_FINGERPRINT = 2;
@@ -109,7 +116,7 @@ export function encodeStateRecord(record: StateRecord): Buffer {
 
   const out = Buffer.allocUnsafe(size);
   let at = 0;
-  out[at++] = RECORD_CODEC_VERSION;
+  out[at++] = record.warmedFrom === undefined ? UNWARMED_VERSION : RECORD_CODEC_VERSION;
   out[at++] =
     (record.lastId !== undefined ? FLAG_LAST_ID : 0) |
     (rawFingerprint ? FLAG_RAW_FINGERPRINT : 0) |
