@@ -160,7 +160,7 @@ export const configSchema = z
           label: z.string().min(1).optional(),
         }),
       )
-      .max(MAX_MODELS - 1)
+      .max(MAX_MODELS)
       .default([]),
     state: z
       .strictObject({
@@ -278,6 +278,17 @@ export const configSchema = z
         code: 'custom',
         path: ['model', 'shadow'],
         message: 'models has a primary entry, which replaces model: list the shadow in models instead',
+      });
+    }
+    // `model` and `model.shadow` count too unless a primary entry replaces them (modelEntries).
+    const modelCount = config.models.some((m) => m.role === 'primary')
+      ? config.models.length
+      : 1 + (config.model.shadow === undefined ? 0 : 1) + config.models.length;
+    if (modelCount > MAX_MODELS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['models'],
+        message: `at most ${MAX_MODELS} models in one process, the primary included; this configuration has ${modelCount} (model, model.shadow and models together): drop shadows you no longer compare`,
       });
     }
     if (severalModels && config.state.maxKeysInMemory !== undefined) {

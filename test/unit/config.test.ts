@@ -95,6 +95,24 @@ describe('serve configuration', () => {
     );
   });
 
+  it('takes at most 32 models, counting model and model.shadow beside models', async () => {
+    const entries = (n: number, role = 'shadow') =>
+      Array.from(
+        { length: n },
+        (_, i) => `  - {name: m${i}, path: m${i}.json, role: ${i === 0 ? role : 'shadow'}}`,
+      ).join('\n');
+    // model + model.shadow + 30 entries = 32: the most there may be.
+    const full = await yamlFile(`model:\n  shadow: s.json\nmodels:\n${entries(30)}\n`);
+    expect((await loadConfig({ file: full })).models).toHaveLength(30);
+    const over = await yamlFile(`model:\n  shadow: s.json\nmodels:\n${entries(31)}\n`);
+    expect(await configError(loadConfig({ file: over }))).toMatch(
+      /models .*at most 32 models in one process, the primary included; this configuration has 33/,
+    );
+    // A primary entry replaces model: 32 entries are 32 models.
+    const listed = await yamlFile(`models:\n${entries(32, 'primary')}\n`);
+    expect((await loadConfig({ file: listed })).models).toHaveLength(32);
+  });
+
   it('lists the allowed keys when a key is unknown', async () => {
     const file = await yamlFile(
       'server:\n  prot: 80\nauth:\n  tokens:\n    - name: x\n      token: abcdefghijklmnopq\n      scopes: [ingest]\n      prefix: a-\n',
