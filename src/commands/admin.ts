@@ -25,15 +25,34 @@ export async function runAdmin(
   }
   if (flags.model !== undefined) url.searchParams.set('model', flags.model);
   const token = env[flags.tokenEnv];
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: token ? { authorization: `Bearer ${token}` } : {},
-  });
-  const text = await res.text();
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    text = await res.text();
+  } catch (err) {
+    // fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, …) is its cause.
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (err as Error).message;
+    io.stderr.write(
+      `cellstream ${action}: cannot reach serve at ${url.origin} (${why}): is it running, and is --url right?\n`,
+    );
+    return 1;
+  }
   if (res.ok) {
     io.stdout.write(`${text}\n`);
     return 0;
   }
   io.stderr.write(`cellstream ${action}: ${res.status} ${text}\n`);
+  if (res.status === 401 || res.status === 403) {
+    io.stderr.write(
+      token
+        ? `the token in ${flags.tokenEnv} was refused: it needs the admin scope\n`
+        : `no token was sent: put a token with the admin scope in ${flags.tokenEnv} (--token-env names another variable)\n`,
+    );
+  }
   return 1;
 }

@@ -27,6 +27,11 @@ export interface RolloutHooks {
   onShadowFailure?(shadow: string, err: unknown): void;
   /** A switch became durable. */
   onSwitch?(meta: RolloutMeta, previous: string): void;
+  /**
+   * `onShadow` or `onSwitch` threw. They run after the batch is durable, so the batch's answers
+   * still go out; the error is only reported here.
+   */
+  onHookError?(hook: 'onShadow' | 'onSwitch', err: unknown): void;
 }
 
 export interface RolloutOptions {
@@ -133,8 +138,13 @@ export class RolloutStepper {
   promote(target?: string): Promise<SwitchResult> {
     const name = target === undefined ? this.onlyShadow() : this.resolve(target);
     if (name === undefined) {
+      const known = [...this.models.keys()].join(', ');
       return Promise.reject(
-        new ConfigError(`no model is named '${target}': known are ${[...this.models.keys()].join(', ')}`),
+        new ConfigError(
+          target === undefined
+            ? `there is more than one shadow (models: ${known}): name the one to promote (?model=NAME, --model NAME)`
+            : `no model is named '${target}': known are ${known}`,
+        ),
       );
     }
     const done = new Promise<SwitchResult>((resolve, reject) =>
@@ -213,17 +223,44 @@ export class RolloutStepper {
       for (const s of switching) {
         s.resolve({ primary: s.target, previous, at: before.events, switched: s.target !== previous });
       }
-      if (primary !== previous) this.hooks.onSwitch?.(next, previous);
-      if (this.hooks.onShadow && shadows.length > 0) {
-        const answered = perEvent(outcomes);
-        for (const [name, out] of shadows) this.hooks.onShadow(name, perEvent(out), primary, answered);
-      }
+      this.afterCommit(next, previous, outcomes, shadows);
       return answers;
     } catch (err) {
       // Nothing of the batch was written; the switch waits for the batch that carries it.
       this.pending = [...switching, ...this.pending];
       if (batch.length === 0) for (const s of this.pending.splice(0)) s.reject(err);
       throw err;
+    }
+  }
+
+  /**
+   * The hooks of a durable batch. None may fail it: its state is written, so its answers must go
+   * out (a failed batch would be answered "not applied", and resent events then read as repeats).
+   */
+  private afterCommit(
+    meta: RolloutMeta,
+    previous: string,
+    outcomes: readonly Outcome[],
+    shadows: ReadonlyArray<[string, Outcome[]]>,
+  ): void {
+    const guarded = (hook: 'onShadow' | 'onSwitch', call: () => void) => {
+      try {
+        call();
+      } catch (err) {
+        try {
+          this.hooks.onHookError?.(hook, err);
+        } catch {
+          // A reporter that throws has nowhere left to report to; the batch stands.
+        }
+      }
+    };
+    if (meta.primary !== previous) guarded('onSwitch', () => this.hooks.onSwitch?.(meta, previous));
+    const onShadow = this.hooks.onShadow;
+    if (onShadow && shadows.length > 0) {
+      const answered = perEvent(outcomes);
+      for (const [name, out] of shadows) {
+        guarded('onShadow', () => onShadow(name, perEvent(out), meta.primary, answered));
+      }
     }
   }
 

@@ -196,6 +196,8 @@ export interface RolloutEngineHooks {
   onShadowPrediction(name: string, prediction: Prediction): void;
   onShadowFailure(name: string, err: unknown): void;
   onSwitch(primary: string, previous: string, at: number): void;
+  /** A hook after a durable batch threw (`RolloutHooks.onHookError`); the batch's answers went out. */
+  onHookError(hook: string, err: unknown): void;
 }
 
 /**
@@ -240,6 +242,7 @@ export async function startRolloutEngine(
           metrics.switches.inc();
           hooks.onSwitch(meta.primary, previous, meta.switches.at(-1)?.at ?? meta.events);
         },
+        onHookError: (hook, err) => hooks.onHookError(hook, err),
       },
     });
     const r = rollout;

@@ -480,6 +480,11 @@ async function startRollout(
         { primary, previous, at },
         `model switch durable: ${primary} answers from event position ${at} on`,
       ),
+    onHookError: (hook, err) =>
+      log.error(
+        { err, hook },
+        `the rollout's ${hook} handler failed after a durable batch: that batch's answers went out; shadow predictions or metrics of it may be missing`,
+      ),
   });
   const pipeline = new EnginePipeline({
     stepper: rollout.rollout,

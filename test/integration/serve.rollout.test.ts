@@ -1,4 +1,6 @@
 import { writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
@@ -154,6 +156,19 @@ describe('serve with a shadow model (LMDB, WebSocket)', () => {
     ]);
     expect(withoutToken.code).toBe(1);
     expect(withoutToken.stderr).toMatch(/401/);
+    expect(withoutToken.stderr).toMatch(
+      /no token was sent: put a token with the admin scope in CELLSTREAM_TEST_NO_SUCH_VAR/,
+    );
+    // Nothing listening: the reason, not fetch's bare "fetch failed".
+    const spare = createServer();
+    await new Promise<void>((listening) => spare.listen(0, '127.0.0.1', listening));
+    const port = (spare.address() as AddressInfo).port;
+    await new Promise((closed) => spare.close(closed));
+    const unreachable = await runMain(['rollback', '--url', `http://127.0.0.1:${port}`]);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toContain(
+      `cannot reach serve at http://127.0.0.1:${port} (ECONNREFUSED): is it running`,
+    );
     process.env['CELLSTREAM_TEST_ADMIN_TOKEN'] = ADMIN;
     try {
       const promoted = await runMain([

@@ -179,6 +179,52 @@ describe('RolloutStepper on LMDB', () => {
     await states.close();
   });
 
+  it('a hook that throws after a durable batch fails nothing: the answers go out, the error is reported', async () => {
+    const dir = await tempDir('rollout-hook');
+    const states = new LmdbModelStates(dir);
+    const reported: string[] = [];
+    const r = rollout(states, {
+      onShadow: () => {
+        throw new Error('subscriber broke');
+      },
+      onSwitch: () => {
+        throw new Error('metrics broke');
+      },
+      onHookError: (hook, err) => reported.push(`${hook}: ${(err as Error).message}`),
+    });
+    const all = events(60, 4, 21);
+    const got = predictions(await r.process(all.slice(0, 30))).map((p) => p.output);
+    expect(got).toEqual((await offline(A, all, 30)).slice(0, 30));
+    expect(reported).toEqual(['onShadow: subscriber broke']);
+    await r.promote('b');
+    expect(reported).toContain('onSwitch: metrics broke');
+    // The switch stands and the next batch is answered by b, continuing its own state.
+    const after = predictions(await r.process(all.slice(30))).map((p) => p.output);
+    expect(after).toEqual((await offline(B, all, 30)).slice(30));
+    expect(r.primary).toBe('b');
+    await r.close();
+    await states.close();
+  });
+
+  it('promote without a name when there are several shadows says to name one', async () => {
+    const dir = await tempDir('rollout-names');
+    const states = new LmdbModelStates(dir);
+    const r = new RolloutStepper({
+      models: ['a', 'b', 'c'].map((name, i) => ({
+        name,
+        stepper: new KeyedStepper({ model: tinyLstm(30 + i), store: states.store(name) }),
+      })),
+      primary: 'a',
+      states,
+    });
+    await expect(r.promote()).rejects.toThrow(
+      /more than one shadow \(models: a, b, c\): name the one to promote/,
+    );
+    await expect(r.promote('zz')).rejects.toThrow(/no model is named 'zz': known are a, b, c/);
+    await r.close();
+    await states.close();
+  });
+
   it('openModelStore gives a model namespace another process (warm start) can fill and serve then reads', async () => {
     const dir = await tempDir('rollout-open');
     const config = { state: { store: 'lmdb' as const, path: dir, maxKeys: 10 } };
