@@ -10,7 +10,13 @@ import { loadModel } from '../formats/load.js';
 import { modelFingerprint } from '../model/index.js';
 import type { Model } from '../model/types.js';
 import { LmdbStore } from '../state/lmdbStore.js';
-import { MODEL_NAME_PATTERN, type ModelStates, openModelStates } from '../state/modelStates.js';
+import {
+  LmdbModelStates,
+  MODEL_NAME_PATTERN,
+  type ModelStates,
+  modelStatesPath,
+  openModelStates,
+} from '../state/modelStates.js';
 import type { StateStore } from '../state/types.js';
 import type { ServeMetrics } from './metrics.js';
 import { stepperOptionsOf } from './stepperOptions.js';
@@ -279,5 +285,27 @@ async function refuseSingleModelState(path: string): Promise<void> {
     }
   } finally {
     await single.close();
+  }
+}
+
+/**
+ * The other way round: one model reads `state.path` itself, so the namespaces a rollout kept in
+ * `<state.path>/models` are invisible to it and every key would start from zero. Refused while any
+ * namespace holds keys.
+ */
+export async function refuseModelNamespaces(path: string): Promise<void> {
+  const dir = modelStatesPath(path);
+  if (!existsSync(join(dir, 'data.mdb'))) return;
+  const states = new LmdbModelStates(dir);
+  try {
+    const held = [...(await states.namespaces())].filter(([, keys]) => keys > 0);
+    if (held.length === 0) return;
+    const primary = states.readMeta()?.primary;
+    const which = held.map(([name, keys]) => `${name} (${keys} keys${name === primary ? ', primary' : ''})`);
+    throw new ConfigError(
+      `state.path ${path} holds the state of several models in ${dir}: ${which.join(', ')}; serve with one model reads state.path itself and would start every key from zero: configure the models again (models, or model.shadow: docs/rollout.md), or point state.path at a new directory`,
+    );
+  } finally {
+    await states.close();
   }
 }

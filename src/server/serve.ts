@@ -28,7 +28,12 @@ import { LiveStats } from './liveStats.js';
 import type { Logger } from './logger.js';
 import { ServeMetrics } from './metrics.js';
 import { EnginePipeline, type PipelineHooks } from './pipeline.js';
-import { modelEntries, type RolloutEngine, startRolloutEngine } from './rolloutEngine.js';
+import {
+  modelEntries,
+  type RolloutEngine,
+  refuseModelNamespaces,
+  startRolloutEngine,
+} from './rolloutEngine.js';
 import { DashboardFiles } from './staticFiles.js';
 import { stepperOptionsOf } from './stepperOptions.js';
 import { createUpgradeHandler, type SocketRoute } from './upgrade.js';
@@ -512,6 +517,7 @@ function rolloutStatus(rollout: RolloutEngine) {
 /** The configured store: LMDB (behind a bounded in-memory cache with `maxKeysInMemory`) or memory. */
 async function openStore(config: Config, model: Model): Promise<StateStore> {
   if (config.state.store === 'memory') return new MemoryStateStore({ maxKeys: config.state.maxKeys });
+  await refuseModelNamespaces(config.state.path);
   const lmdb = await LmdbStore.open({ path: config.state.path });
   if (config.state.maxKeysInMemory === undefined) return lmdb;
   return new CachedStore({

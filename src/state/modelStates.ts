@@ -100,6 +100,18 @@ export class LmdbModelStates implements ModelStates {
     return store;
   }
 
+  /** The models that have a namespace here, and how many keys each holds. */
+  async namespaces(): Promise<Map<string, number>> {
+    const found = new Map<string, number>();
+    // The environment's main database lists its named ones.
+    for (const dbName of this.live().getKeys()) {
+      if (typeof dbName !== 'string' || !dbName.startsWith(NAMESPACE_PREFIX)) continue;
+      const name = dbName.slice(NAMESPACE_PREFIX.length);
+      found.set(name, await this.store(name).size());
+    }
+    return found;
+  }
+
   readMeta(): RolloutMeta | undefined {
     this.live();
     return this.meta.get(META_KEY);

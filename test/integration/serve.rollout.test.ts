@@ -283,6 +283,25 @@ describe('serve with a shadow model (LMDB, WebSocket)', () => {
       }),
     ).rejects.toThrow(/not supported with kafka yet/);
   });
+
+  it('refuses one model on a state directory whose model namespaces hold keys', async () => {
+    const dir = await tempDir('serve-rollout-back');
+    const s = await startRollout({ state: { store: 'lmdb', path: dir } });
+    const ws = await connect(s.ws('/ingest'), auth(APP));
+    const answer = nextMessages(ws, 2);
+    ws.send(JSON.stringify(connectionEvents(0, 2, 2)));
+    await answer;
+    ws.close();
+    expect((await post(s, '/admin/promote', ADMIN)).status).toBe(200);
+    await s.close();
+    server = undefined;
+    // Back to one model (the promoted one) on the same directory: its namespace would go unread.
+    await expect(
+      startTestServer({ model: { path: await modelFile(B) }, state: { store: 'lmdb', path: dir } }),
+    ).rejects.toThrow(
+      /holds the state of several models in .*models: tiny@1 \(2 keys\), tiny@2 \(2 keys, primary\); serve with one model reads state\.path itself/,
+    );
+  });
 });
 
 async function waitFor(done: () => boolean, timeoutMs = 30_000): Promise<void> {
