@@ -66,7 +66,9 @@ function oneByOne(kernel: Kernel, model: Model, f: Fixture): number[][] {
 function inRounds(kernel: Kernel, model: Model, f: Fixture): number[][] {
   const events = f.events as unknown as Event[];
   const perKey = new Map<string, number[]>();
-  events.forEach((e, i) => perKey.set(e.key, [...(perKey.get(e.key) ?? []), i]));
+  events.forEach((e, i) => {
+    perKey.set(e.key, [...(perKey.get(e.key) ?? []), i]);
+  });
   const keys = [...perKey.keys()];
   const S = stateSize(model);
   const states = new Float32Array(keys.length * S);
@@ -83,7 +85,9 @@ function inRounds(kernel: Kernel, model: Model, f: Fixture): number[][] {
     });
     const x = model.inputs.map((inp, j) => {
       const a = new Float32Array(round.length * inp.size);
-      round.forEach(({ i }, b) => a.set(inputsOf(model, events[i])[j], b * inp.size));
+      round.forEach(({ i }, b) => {
+        a.set(inputsOf(model, events[i])[j], b * inp.size);
+      });
       return a;
     });
     const out = kernel.stepBatch(model, batch, x, round.length);
