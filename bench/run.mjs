@@ -312,7 +312,7 @@ const report = {
 };
 
 console.log(`\n${machine}\n`);
-console.log(formatTable(results));
+if (results.length > 0) console.log(formatTable(results));
 console.log(
   `\nkernel grid (rates from median call times; FMA peak ${fmaPeak?.toFixed(1) ?? '—'} GFLOP/s, one core)\n`,
 );
@@ -336,12 +336,15 @@ for (const k of kafka) {
   );
 }
 const round = (_, v) => (typeof v === 'number' ? Number(v.toFixed(2)) : v);
-console.log(`\nratios at H=${RATIO_H}, from mean times: ${JSON.stringify(ratios, round)}`);
-console.log(`ratios at H=${RATIO_H}, from median times: ${JSON.stringify(ratiosP50, round)}`);
-console.log(`ratios at H=${RATIO_H}, from median CPU times: ${JSON.stringify(ratiosCpu, round)}`);
-console.log(
-  `default kernel ${defaultKernel.name}: per event ${perEventImpl}, batched (B=256) ${batchedImpl}`,
-);
+// The ratios come from the peer table, which --grid-only leaves out.
+if (results.length > 0) {
+  console.log(`\nratios at H=${RATIO_H}, from mean times: ${JSON.stringify(ratios, round)}`);
+  console.log(`ratios at H=${RATIO_H}, from median times: ${JSON.stringify(ratiosP50, round)}`);
+  console.log(`ratios at H=${RATIO_H}, from median CPU times: ${JSON.stringify(ratiosCpu, round)}`);
+  console.log(
+    `default kernel ${defaultKernel.name}: per event ${perEventImpl}, batched (B=256) ${batchedImpl}`,
+  );
+}
 if (args.json) writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
 if (!report.agreed) {
   console.error('some implementation disagreed with the reference: see maxAbsDiff');
