@@ -225,9 +225,11 @@ TGT static inline void store_n(float *p, V v, int count) {
 //
 // A layer's weights are NV vectors of 8 gate columns (LSTM: i, f, g, o per 8 units; GRU: z, r,
 // n per 8 units), packed in panels of 4 vectors: panel p holds K rows of 32 floats, vectors
-// 4p..4p+3, row k from W (k < I) or R (k ≥ I). Vector v's total lands in slot slotX[v] of the
-// key's totals for the input rows and slotH[v] for the recurrent rows (they differ only for the
-// GRU's candidate, whose two sums the reset gate multiplies apart); see pre_slot().
+// 4p..4p+3, row k from W (k < I) or R (k ≥ I). Each range of rows (Range: the input rows, the
+// recurrent rows) has its own table of where vector v's total lands (slot[v]; see pre_slot()):
+// they differ only for the GRU's candidate, whose two sums the reset gate multiplies apart. A
+// GRU with the reset before the product has three ranges, each with panels of its own rows
+// only: x·[z r n], h·[z r], and (r ⊙ h)·n, the last run once r is known (gru_before_layer()).
 //
 // Register blocking: a tile of MR keys × NV vectors keeps MR·NV accumulators in registers while
 // one k row of weights (NV loads) meets MR broadcasts of the keys' x or h. AVX2 has 16 ymm
