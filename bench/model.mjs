@@ -31,8 +31,11 @@ function lstmLayer(I, H, rnd) {
   };
 }
 
-/** A GRU as PyTorch and Keras (reset_after=True) export it: the reset after the recurrent product. */
-function gruLayer(I, H, rnd) {
+/**
+ * A GRU as PyTorch and Keras (reset_after=True) export it: the reset after the recurrent product;
+ * with `resetBefore`, as Keras reset_after=False and ONNX's default: the reset on h before it.
+ */
+function gruLayer(I, H, rnd, resetBefore = false) {
   return {
     kind: 'gru',
     inputSize: I,
@@ -41,18 +44,20 @@ function gruLayer(I, H, rnd) {
     R: randomArray(3 * H * H, rnd, Math.sqrt(6 / (H + 3 * H))),
     bW: randomArray(3 * H, rnd, 0.1),
     bR: randomArray(3 * H, rnd, 0.1),
-    linearBeforeReset: true,
+    linearBeforeReset: !resetBefore,
     activations: { f: { kind: 'sigmoid' }, g: { kind: 'tanh' } },
   };
 }
 
 /**
  * The canonical cellstream model (LSTM gates i, f, g, o; W [4H, I], R [4H, H], summed bias; GRU
- * gates z, r, n), `layers` stacked layers of H units, output = the last h.
+ * gates z, r, n; kind 'gru-before': the reset before the product), `layers` stacked layers of H
+ * units, output = the last h.
  */
 export function benchModel(I, H, seed = 7, { kind = 'lstm', layers = 1 } = {}) {
   const rnd = prng(seed);
-  const make = kind === 'gru' ? gruLayer : lstmLayer;
+  const make =
+    kind === 'gru' ? gruLayer : kind === 'gru-before' ? (i, h, r) => gruLayer(i, h, r, true) : lstmLayer;
   return {
     name: kind === 'lstm' && layers === 1 ? `bench-lstm-${H}` : `bench-${kind}-${layers}x${H}`,
     source: 'bench',

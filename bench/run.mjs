@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick | --full] [-- --json FILE]
+// npm run bench [-- --quick | --full] [-- --json FILE] [-- --grid-only --kinds K,… --h H,… --wasm]
+// (npm run bench -- --help lists the options)
 //
 // cellstream's kernels against TF.js (cpu, wasm) and onnxruntime-node, in one process, on the
 // same weights and inputs; each implementation's outputs are checked against the reference
@@ -28,16 +29,51 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     full: { type: 'boolean', default: false },
     json: { type: 'string' },
+    'grid-only': { type: 'boolean', default: false },
+    kinds: { type: 'string' },
+    h: { type: 'string' },
+    wasm: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   },
 });
+
+const KINDS = ['lstm', 'gru', 'gru-before'];
+if (args.help) {
+  console.log(`npm run bench [-- options]
+
+  --quick          shorter runs, grid H 64 and 256 only
+  --full           peers at H 32, 64, 256; grid with 2 stacked layers too and the wasm kernel
+  --json FILE      the whole report as JSON
+  --grid-only      only the kernel grid: no peer table, engine rows or Kafka
+  --kinds K,…      the grid's layer kinds, of ${KINDS.join(', ')} (default lstm,gru; gru is the
+                   reset after the product, gru-before the reset before it: Keras
+                   reset_after=False, ONNX linear_before_reset=0)
+  --h H,…          the grid's hidden sizes (default 32,64,128,256,512; --quick 64,256)
+  --wasm           the wasm kernel in the grid too (as --full does)
+  --help           this list
+
+e.g. the reset-before GRU, native against wasm and ORT at H=64, B=1 and B=256:
+  npm run bench -- --grid-only --kinds gru-before --h 64 --wasm`);
+  process.exit(0);
+}
+const numberList = (name, text) =>
+  text.split(',').map((t) => {
+    const n = Number(t);
+    if (!Number.isInteger(n) || n < 1)
+      throw new RangeError(`--${name} takes positive whole numbers, not '${t}'`);
+    return n;
+  });
+const gridKinds = args.kinds === undefined ? ['lstm', 'gru'] : args.kinds.split(',');
+for (const k of gridKinds)
+  if (!KINDS.includes(k)) throw new RangeError(`--kinds takes ${KINDS.join(', ')}, not '${k}'`);
 
 const I = 16;
 const RATIO_H = 64;
 const quick = args.quick && !args.full;
 const full = args.full;
-const sizes = full ? [32, 64, 256] : [RATIO_H];
+const sizes = args['grid-only'] ? [] : full ? [32, 64, 256] : [RATIO_H];
 const budgetMs = quick ? 250 : full ? 2000 : 1000;
-const GRID_H = quick ? [64, 256] : [32, 64, 128, 256, 512];
+const GRID_H = args.h !== undefined ? numberList('h', args.h) : quick ? [64, 256] : [32, 64, 128, 256, 512];
 const GRID_LAYERS = full ? [1, 2] : [1];
 const GRID_BATCHES = [1, 256];
 const gridBudgetMs = quick ? 250 : full ? 1000 : 400;
@@ -99,8 +135,12 @@ for (const H of sizes) {
 // The kernel grid. Rates from median call times: the machine may be shared, and a median keeps
 // other processes' preemptions out where a mean does not.
 const grid = [];
-const gridPeers = [cellstreamImpl('native'), ...(full ? [cellstreamImpl('wasm')] : []), ortImpl()];
-for (const kind of ['lstm', 'gru']) {
+const gridPeers = [
+  cellstreamImpl('native'),
+  ...(full || args.wasm ? [cellstreamImpl('wasm')] : []),
+  ortImpl(),
+];
+for (const kind of gridKinds) {
   for (const layers of GRID_LAYERS) {
     for (const H of GRID_H) {
       const model = benchModel(I, H, 7, { kind, layers });
@@ -189,7 +229,7 @@ const targets = grid
 // producer. The head keeps predictions small, as a deployed model's are (the sink sends a batch's
 // predictions for a partition in one request, which 1000 outputs of 64 floats push past Kafka's 1 MB).
 const kafka = [];
-if (await brokerUp()) {
+if (!args['grid-only'] && (await brokerUp())) {
   const client = kafkaClient();
   const model = withHead(benchModel(I, RATIO_H), 1);
   const messages = events(quick ? 5000 : 50_000, 10_000, I);
@@ -272,7 +312,7 @@ const report = {
 };
 
 console.log(`\n${machine}\n`);
-console.log(formatTable(results));
+if (results.length > 0) console.log(formatTable(results));
 console.log(
   `\nkernel grid (rates from median call times; FMA peak ${fmaPeak?.toFixed(1) ?? '—'} GFLOP/s, one core)\n`,
 );
@@ -296,12 +336,15 @@ for (const k of kafka) {
   );
 }
 const round = (_, v) => (typeof v === 'number' ? Number(v.toFixed(2)) : v);
-console.log(`\nratios at H=${RATIO_H}, from mean times: ${JSON.stringify(ratios, round)}`);
-console.log(`ratios at H=${RATIO_H}, from median times: ${JSON.stringify(ratiosP50, round)}`);
-console.log(`ratios at H=${RATIO_H}, from median CPU times: ${JSON.stringify(ratiosCpu, round)}`);
-console.log(
-  `default kernel ${defaultKernel.name}: per event ${perEventImpl}, batched (B=256) ${batchedImpl}`,
-);
+// The ratios come from the peer table, which --grid-only leaves out.
+if (results.length > 0) {
+  console.log(`\nratios at H=${RATIO_H}, from mean times: ${JSON.stringify(ratios, round)}`);
+  console.log(`ratios at H=${RATIO_H}, from median times: ${JSON.stringify(ratiosP50, round)}`);
+  console.log(`ratios at H=${RATIO_H}, from median CPU times: ${JSON.stringify(ratiosCpu, round)}`);
+  console.log(
+    `default kernel ${defaultKernel.name}: per event ${perEventImpl}, batched (B=256) ${batchedImpl}`,
+  );
+}
 if (args.json) writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
 if (!report.agreed) {
   console.error('some implementation disagreed with the reference: see maxAbsDiff');

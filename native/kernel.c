@@ -31,9 +31,13 @@
 #endif
 
 enum { KIND_LSTM = 0, KIND_GRU = 1 };
-// LSTM variant flags (the descriptor's per-layer flags, shared with pack.ts): peepholes (ONNX P,
-// Keras' PeepholeLSTMCell), and the coupled input and forget gates (ONNX input_forget: f = 1 − i).
-enum { F_PEEPHOLE = 1, F_COUPLED = 2 };
+// Layer variant flags (the descriptor's per-layer flags, shared with pack.ts). LSTM: peepholes
+// (ONNX P, Keras' PeepholeLSTMCell), and the coupled input and forget gates (ONNX input_forget:
+// f = 1 − i). GRU: the reset gate applied to h_{t−1} before the recurrent product (ONNX
+// linear_before_reset=0, Keras reset_after=False) instead of after it.
+enum { F_PEEPHOLE = 1, F_COUPLED = 2, F_RESET_BEFORE = 4 };
+// What a product's rows multiply, per key: the layer's x, h_{t−1}, or r ⊙ h_{t−1} (rh scratch).
+enum { SRC_X = 0, SRC_H = 1, SRC_RH = 2 };
 // Head activation codes, shared with src/model/kernels/native/pack.ts.
 enum { A_SIGMOID = 0, A_TANH = 1, A_RELU = 2, A_LINEAR = 3, A_SOFTMAX = 11 };
 
@@ -42,13 +46,24 @@ enum { A_SIGMOID = 0, A_TANH = 1, A_RELU = 2, A_LINEAR = 3, A_SOFTMAX = 11 };
 // kernel measured the same), for one add per accumulator per 16 terms.
 #define BLOCK 16
 
+// One range of rows of a product: `len` rows of NP panels of 4 weight vectors (module comment
+// above tile()), multiplying each key's x, h or r ⊙ h (SRC_*).
+typedef struct {
+  const float *w; // row 0 of panel 0 (inside the layer's weights)
+  size_t panelF;  // floats from one panel to the next
+  int NP, len, src;
+  int *slot; // vector v's total slot (pre_slot())
+  int *dst;  // the same as float offsets from a key's first total, for runs of dstN keys
+} Range;
+
 typedef struct {
   int kind, I, H, G, K;
-  int flags; // F_PEEPHOLE | F_COUPLED (LSTM only)
-  int NP; // panels of 4 weight vectors (module comment above tile())
-  int NS; // blocks of 4 total slots (8 floats each) per key in pre; see pre_slot()
-  int *slotX, *slotH; // vector v's total slot for the input rows and the recurrent rows (pre_slot())
-  int *dstX, *dstH;   // the same as float offsets from a key's first total, for runs of dstN keys
+  int flags; // F_PEEPHOLE | F_COUPLED (LSTM), F_RESET_BEFORE (GRU)
+  int NS;    // blocks of 4 total slots (8 floats each) per key in pre; see pre_slot()
+  // LSTM and GRU with the reset after: the input rows then the recurrent rows of one set of
+  // panels. GRU with the reset before: x·[z r n], h·[z r], then (r ⊙ h)·n once r is known.
+  Range rg[3];
+  int nRanges;
   int dstN;
   int xInput; // the input feeding this layer when xState < 0
   int xState; // float offset of x inside the key's state (the layer below's h), or -1
@@ -64,6 +79,7 @@ typedef struct {
 typedef struct {
   int nLayers, nHead, nInputs, nBranch;
   int S, O, chunk, capacity, maxNS, concatStride, headStride;
+  int rhStride; // floats of r ⊙ h_{t−1} per key in rh (the widest reset-before GRU's 8·G)
   int avx2Only; // create()'s isa argument: keep to the AVX2 tiles even where AVX-512F runs
   int n;        // keys in the current run
   int *inputSizes;
@@ -77,7 +93,7 @@ typedef struct {
   float **inputs;
   // Scratch, owned here.
   float **sptr;
-  float *pre, *concat, *hbuf[2];
+  float *pre, *concat, *hbuf[2], *rh;
 } Plan;
 
 static void *alloc32(size_t floats) {
@@ -95,10 +111,10 @@ static void plan_free(Plan *p) {
     for (int l = 0; l < p->nLayers; l++) {
       free(p->layers[l].w);
       free(p->layers[l].b);
-      free(p->layers[l].dstX);
-      free(p->layers[l].dstH);
-      free(p->layers[l].slotX);
-      free(p->layers[l].slotH);
+      for (int r = 0; r < 3; r++) {
+        free(p->layers[l].rg[r].slot);
+        free(p->layers[l].rg[r].dst);
+      }
     }
   if (p->heads)
     for (int i = 0; i < p->nHead; i++) {
@@ -115,6 +131,7 @@ static void plan_free(Plan *p) {
   free(p->concat);
   free(p->hbuf[0]);
   free(p->hbuf[1]);
+  free(p->rh);
   free(p);
 }
 
@@ -208,9 +225,11 @@ TGT static inline void store_n(float *p, V v, int count) {
 //
 // A layer's weights are NV vectors of 8 gate columns (LSTM: i, f, g, o per 8 units; GRU: z, r,
 // n per 8 units), packed in panels of 4 vectors: panel p holds K rows of 32 floats, vectors
-// 4p..4p+3, row k from W (k < I) or R (k ≥ I). Vector v's total lands in slot slotX[v] of the
-// key's totals for the input rows and slotH[v] for the recurrent rows (they differ only for the
-// GRU's candidate, whose two sums the reset gate multiplies apart); see pre_slot().
+// 4p..4p+3, row k from W (k < I) or R (k ≥ I). Each range of rows (Range: the input rows, the
+// recurrent rows) has its own table of where vector v's total lands (slot[v]; see pre_slot()):
+// they differ only for the GRU's candidate, whose two sums the reset gate multiplies apart. A
+// GRU with the reset before the product has three ranges, each with panels of its own rows
+// only: x·[z r n], h·[z r], and (r ⊙ h)·n, the last run once r is known (gru_before_layer()).
 //
 // Register blocking: a tile of MR keys × NV vectors keeps MR·NV accumulators in registers while
 // one k row of weights (NV loads) meets MR broadcasts of the keys' x or h. AVX2 has 16 ymm
@@ -343,19 +362,25 @@ static int isa512(void) {
 #endif
 }
 
-// Key tile b's pointers: its keys' x or h (by range) and their pre rows.
-static inline void tile_keys(const Plan *p, const Layer *L, int range, int b, int r, const float **a, float **prow) {
+// Key b's row for a range's source: its x, h_{t−1}, or r ⊙ h_{t−1}.
+static inline const float *src_of(const Plan *p, const Layer *L, int src, int b) {
+  return src == SRC_X ? x_of(p, L, b) : src == SRC_H ? h_of(p, L, b) : p->rh + (size_t)b * p->rhStride;
+}
+
+// Key tile b's pointers: its keys' rows for the range and their pre rows.
+static inline void tile_keys(const Plan *p, const Layer *L, int src, int b, int r, const float **a, float **prow) {
   for (int i = 0; i < r; i++) {
-    a[i] = range ? h_of(p, L, b + i) : x_of(p, L, b + i);
+    a[i] = src_of(p, L, src, b + i);
     prow[i] = p->pre + (size_t)(b + i) * 32;
   }
 }
 
-// One chunk [k0, k1) of one range (0: the input rows, 1: the recurrent rows) for keys [b0, n):
-// panels outer, key tiles inner, so the panel's chunk stays in L1 while the block's keys pass it.
-TGT static void dots_chunk(const Plan *p, const Layer *L, int b0, int n, int range, int k0, int k1) {
-  const int *dst = range ? L->dstH : L->dstX;
-  const size_t panelF = (size_t)L->K * PW, off = (size_t)(range ? L->I : 0) * PW;
+// One chunk [k0, k1) of one range for keys [b0, n): panels outer, key tiles inner, so the
+// panel's chunk stays in L1 while the block's keys pass it.
+TGT static void dots_chunk(const Plan *p, const Layer *L, const Range *R, int b0, int n, int k0, int k1) {
+  const int *dst = R->dst;
+  const size_t panelF = R->panelF;
+  const int range = R->src;
   const float *a[12];
   float *prow[12];
   // Keys [0, n512) in AVX-512 tiles of 12, then tiles of 6 and one of the rest; a lone last key
@@ -363,8 +388,8 @@ TGT static void dots_chunk(const Plan *p, const Layer *L, int b0, int n, int ran
   const int n512 = isa512() && !p->avx2Only ? b0 + (n - b0) / 12 * 12 : b0;
   const int lone = (n - n512) % 6 == 1 ? 1 : 0;
   const int nTiles = n - lone;
-  for (int q = 0; q < L->NP; q++) {
-    const float *w = L->w + q * panelF + off;
+  for (int q = 0; q < R->NP; q++) {
+    const float *w = R->w + q * panelF;
     const int *d = dst + 4 * q;
     int b = b0;
 #if defined(CS_AVX512)
@@ -391,11 +416,11 @@ TGT static void dots_chunk(const Plan *p, const Layer *L, int b0, int n, int ran
   if (!lone) return;
   tile_keys(p, L, range, n - 1, 1, a, prow);
   int q = 0;
-  for (; q + 1 < L->NP; q += 2) {
-    const float *w = L->w + q * panelF + off;
+  for (; q + 1 < R->NP; q += 2) {
+    const float *w = R->w + q * panelF;
     tile_1x8(w, w + panelF, k0, k1, a, prow, dst + 4 * q);
   }
-  if (q < L->NP) tile_1x4(L->w + q * panelF + off, k0, k1, a, prow, dst + 4 * q);
+  if (q < R->NP) tile_1x4(R->w + q * panelF, k0, k1, a, prow, dst + 4 * q);
 }
 
 // A key stepped alone: two panels at a time over the whole of each range, its running totals in
@@ -404,11 +429,10 @@ TGT static void dots_chunk(const Plan *p, const Layer *L, int b0, int n, int ran
 // (best-of runs, H 64 to 512, against the kernel before the blocked product). Each accumulator
 // gets the tiles' sequence exactly (zero, a block's FMAs in k order, added to the total), so the
 // bits are a batch's.
-TGT static inline FORCE void lone_panels(const int NV, const Layer *L, int q, const float *a, int range, float *prow) {
-  const size_t panelF = (size_t)L->K * PW, off = (size_t)(range ? L->I : 0) * PW;
-  const int len = range ? L->H : L->I;
-  const int *dst = (range ? L->dstH : L->dstX) + 4 * q;
-  const float *wA = L->w + q * panelF + off, *wB = wA + panelF;
+TGT static inline FORCE void lone_panels(const int NV, const Range *R, int q, const float *a, float *prow) {
+  const int len = R->len;
+  const int *dst = R->dst + 4 * q;
+  const float *wA = R->w + q * R->panelF, *wB = wA + R->panelF;
   V t[8];
   for (int j = 0; j < NV; j++) t[j] = LD(prow + dst[j]);
   for (int kb = 0; kb < len; kb += BLOCK) {
@@ -424,17 +448,32 @@ TGT static inline FORCE void lone_panels(const int NV, const Layer *L, int q, co
   for (int j = 0; j < NV; j++) ST(prow + dst[j], t[j]);
 }
 
-TGT static void lone_dots(const Plan *p, const Layer *L) {
-  const float *x = x_of(p, L, 0), *h = h_of(p, L, 0);
+// Ranges [r0, r1) for the lone key. Where they share their panels (the input and recurrent rows
+// of one set), a panel pair's input rows then its recurrent rows; otherwise range by range, since
+// a total's ranges must come in range order, as the tiles add them, and the reset-before GRU's
+// z and r vectors lie in lower panels of its h·[z r] range than of its x·[z r n] range.
+TGT static void lone_dots(const Plan *p, const Layer *L, int r0, int r1) {
   float *prow = p->pre;
-  int q = 0;
-  for (; q + 1 < L->NP; q += 2) {
-    lone_panels(8, L, q, x, 0, prow);
-    lone_panels(8, L, q, h, 1, prow);
+  if (r1 - r0 == 2 && L->rg[r0].panelF == (size_t)L->K * PW) {
+    const Range *X = &L->rg[r0], *Hr = &L->rg[r0 + 1];
+    const float *x = src_of(p, L, X->src, 0), *h = src_of(p, L, Hr->src, 0);
+    int q = 0;
+    for (; q + 1 < X->NP; q += 2) {
+      lone_panels(8, X, q, x, prow);
+      lone_panels(8, Hr, q, h, prow);
+    }
+    if (q < X->NP) {
+      lone_panels(4, X, q, x, prow);
+      lone_panels(4, Hr, q, h, prow);
+    }
+    return;
   }
-  if (q < L->NP) {
-    lone_panels(4, L, q, x, 0, prow);
-    lone_panels(4, L, q, h, 1, prow);
+  for (int r = r0; r < r1; r++) {
+    const Range *R = &L->rg[r];
+    const float *a = src_of(p, L, R->src, 0);
+    int q = 0;
+    for (; q + 1 < R->NP; q += 2) lone_panels(8, R, q, a, prow);
+    if (q < R->NP) lone_panels(4, R, q, a, prow);
   }
 }
 
@@ -446,27 +485,29 @@ TGT static void lone_dots(const Plan *p, const Layer *L) {
 #define KEY_BLOCK 96
 #endif
 
-// Every key's totals for the layer into pre (biases not yet added): key block by key block, the
-// input rows then the recurrent rows, each range chunk by chunk in its own blocks of BLOCK rows.
-TGT static void layer_dots(const Plan *p, const Layer *L, int n) {
-  memset(p->pre, 0, sizeof(float) * 32 * (size_t)L->NS * n);
+// Every key's totals of ranges [r0, r1) into pre (biases not yet added; pre is cleared with
+// range 0): key block by key block, range by range, each chunk by chunk in its own blocks of
+// BLOCK rows.
+TGT static void layer_dots(const Plan *p, const Layer *L, int n, int r0, int r1) {
+  if (r0 == 0) memset(p->pre, 0, sizeof(float) * 32 * (size_t)L->NS * n);
   if (L->dstN != n) {
     Layer *M = (Layer *)L; // the offset tables are scratch, rebuilt when the run's size changes
-    for (int v = 0; v < 4 * L->NP; v++) {
-      M->dstX[v] = ((L->slotX[v] >> 2) * n) * 32 + (L->slotX[v] & 3) * 8;
-      M->dstH[v] = ((L->slotH[v] >> 2) * n) * 32 + (L->slotH[v] & 3) * 8;
-    }
+    for (int r = 0; r < L->nRanges; r++)
+      for (int v = 0; v < 4 * L->rg[r].NP; v++) {
+        const int s = L->rg[r].slot[v];
+        M->rg[r].dst[v] = ((s >> 2) * n) * 32 + (s & 3) * 8;
+      }
     M->dstN = n;
   }
   if (n == 1) {
-    lone_dots(p, L);
+    lone_dots(p, L, r0, r1);
     return;
   }
   for (int b0 = 0; b0 < n; b0 += KEY_BLOCK) {
     const int b1 = b0 + KEY_BLOCK < n ? b0 + KEY_BLOCK : n;
-    for (int range = 0; range < 2; range++) {
-      const int len = range ? L->H : L->I;
-      for (int k0 = 0; k0 < len; k0 += KC) dots_chunk(p, L, b0, b1, range, k0, k0 + KC < len ? k0 + KC : len);
+    for (int r = r0; r < r1; r++) {
+      const Range *R = &L->rg[r];
+      for (int k0 = 0; k0 < R->len; k0 += KC) dots_chunk(p, L, R, b0, b1, k0, k0 + KC < R->len ? k0 + KC : R->len);
     }
   }
 }
@@ -535,7 +576,7 @@ static inline const float *h_of(const Plan *p, const Layer *L, int b) { return p
 // serial chain (exp polynomial, division) that could overlap nothing next to the following
 // group's long dot loop; here the iterations are independent and overlap each other.
 TGT static void lstm_layer(const Plan *p, const Layer *L, int n) {
-  layer_dots(p, L, n);
+  layer_dots(p, L, n, 0, 2);
   if (L->flags)
     for (int b = 0; b < n; b++)
       for (int g = 0; g < L->G; g++) lstm_finish_variant(p, L, b, g);
@@ -547,18 +588,50 @@ TGT static void lstm_layer(const Plan *p, const Layer *L, int n) {
 // GRU with the reset gate applied after the recurrent product (linear_before_reset,
 // Keras reset_after=True): candidate = tanh(W_n·x + bW_n + r ⊙ (R_n·h + bR_n)).
 TGT static void gru_layer(const Plan *p, const Layer *L, int n) {
-  layer_dots(p, L, n);
+  layer_dots(p, L, n, 0, 2);
   for (int b = 0; b < n; b++) {
     float *hs = p->sptr[b] + L->hOff;
     for (int g = 0; g < L->G; g++) {
       const float *bias = L->b + (size_t)g * 32;
       const float *qz = pre_slot(p, b, 3 * g), *qr = pre_slot(p, b, 3 * g + 1), *qx = pre_slot(p, b, 3 * g + 2);
-      const float *qh = pre_slot(p, b, 4 * L->NP + g);
+      const float *qh = pre_slot(p, b, 4 * L->rg[0].NP + g);
       const int count = L->H - 8 * g < 8 ? L->H - 8 * g : 8;
       V z = vsigmoid(ADD(LD(qz), LD(bias))), r = vsigmoid(ADD(LD(qr), LD(bias + 8)));
       V cand = vtanh(FMA(r, ADD(LD(qh), LD(bias + 24)), ADD(LD(qx), LD(bias + 16))));
       V h = load_n(hs + 8 * g, count); // h_{t−1}, overwritten just below
       // (1 − z)·cand + z·h, as the reference writes it.
+      store_n(hs + 8 * g, ADD(MUL(_mm256_sub_ps(SET(1.0f), z), cand), MUL(z, h)), count);
+    }
+  }
+}
+
+// GRU with the reset gate applied before the recurrent product (ONNX linear_before_reset=0,
+// Keras reset_after=False): candidate = tanh(W_n·x + bW_n + R_n·(r ⊙ h) + bR_n). The first
+// product gives z, r and the candidate's input sum; r ⊙ h_{t−1} goes to rh for every key; the
+// second product (rh·R_n, the same tiles) gives the candidate's recurrent sum.
+TGT static void gru_before_layer(const Plan *p, const Layer *L, int n) {
+  layer_dots(p, L, n, 0, 2);
+  for (int b = 0; b < n; b++) {
+    const float *hs = p->sptr[b] + L->hOff;
+    float *rh = p->rh + (size_t)b * p->rhStride;
+    for (int g = 0; g < L->G; g++) {
+      const int count = L->H - 8 * g < 8 ? L->H - 8 * g : 8;
+      const V r = vsigmoid(ADD(LD(pre_slot(p, b, 3 * g + 1)), LD(L->b + (size_t)g * 32 + 8)));
+      // Lanes past H are zero (masked load) and never read: the product stops at row H.
+      ST(rh + 8 * g, MUL(r, load_n(hs + 8 * g, count)));
+    }
+  }
+  layer_dots(p, L, n, 2, 3);
+  const int nh = 4 * L->rg[0].NP; // the candidate's recurrent sums: slot nh + g
+  for (int b = 0; b < n; b++) {
+    float *hs = p->sptr[b] + L->hOff;
+    for (int g = 0; g < L->G; g++) {
+      const float *bias = L->b + (size_t)g * 32;
+      const int count = L->H - 8 * g < 8 ? L->H - 8 * g : 8;
+      const V z = vsigmoid(ADD(LD(pre_slot(p, b, 3 * g)), LD(bias)));
+      const V cand = vtanh(
+          ADD(ADD(LD(pre_slot(p, b, 3 * g + 2)), LD(bias + 16)), ADD(LD(pre_slot(p, b, nh + g)), LD(bias + 24))));
+      const V h = load_n(hs + 8 * g, count);
       store_n(hs + 8 * g, ADD(MUL(_mm256_sub_ps(SET(1.0f), z), cand), MUL(z, h)), count);
     }
   }
@@ -608,6 +681,8 @@ TGT static void run_avx2(Plan *p, int n) {
     const Layer *L = &p->layers[l];
     if (L->kind == KIND_LSTM)
       lstm_layer(p, L, n);
+    else if (L->flags & F_RESET_BEFORE)
+      gru_before_layer(p, L, n);
     else
       gru_layer(p, L, n);
   }
@@ -832,7 +907,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   p->inputs = calloc(p->nInputs, sizeof(float *));
   if (!p->inputSizes || !p->layers || !p->heads || !p->copies || !p->inputs) FAIL("out of memory");
   for (int i = 0; i < p->nInputs; i++) p->inputSizes[i] = *q++;
-  int maxNS = 1;
+  int maxNS = 1, maxRH = 0;
   for (int l = 0; l < p->nLayers; l++) {
     Layer *L = &p->layers[l];
     L->kind = *q++;
@@ -846,7 +921,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     L->G = (L->H + 7) / 8;
     L->K = L->I + L->H;
     if ((L->kind != KIND_LSTM && L->kind != KIND_GRU) || L->I < 1 || L->H < 1 ||
-        (L->flags & ~(F_PEEPHOLE | F_COUPLED)) || (L->kind == KIND_GRU && L->flags))
+        (L->flags & ~(L->kind == KIND_LSTM ? F_PEEPHOLE | F_COUPLED : F_RESET_BEFORE)))
       FAIL("bad layer");
     if (L->xState < 0 && (L->xInput < 0 || L->xInput >= p->nInputs || p->inputSizes[L->xInput] != L->I))
       FAIL("bad layer input");
@@ -854,25 +929,47 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     if (L->kind == KIND_LSTM && (L->cOff < 0 || L->cOff + L->H > p->S)) FAIL("bad layer offsets");
     const int NG = L->kind == KIND_LSTM ? 4 : 3;
     const int NV = L->G * NG;
-    L->NP = (NV + 3) / 4;
-    L->NS = (4 * L->NP + (NG == 3 ? L->G : 0) + 3) / 4;
-    L->dstX = calloc((size_t)L->NP * 4, sizeof(int));
-    L->dstH = calloc((size_t)L->NP * 4, sizeof(int));
-    L->slotX = calloc((size_t)L->NP * 4, sizeof(int));
-    L->slotH = calloc((size_t)L->NP * 4, sizeof(int));
-    if (!L->dstX || !L->dstH || !L->slotX || !L->slotH) FAIL("out of memory");
-    L->dstN = -1;
-    for (int v = 0; v < L->NP * 4; v++) {
-      const int g = v / NG, j = v % NG;
-      // Vector v's slot (pre_slot()); a GRU candidate's recurrent sum in its second slot. The
-      // padding vectors of a GRU's last panel (all-zero weights) write their own slots, unread.
-      L->slotX[v] = v;
-      L->slotH[v] = NG == 3 && j == 2 && v < NV ? 4 * L->NP + g : v;
-    }
-    L->w = copy_weights(env, argv[1], 2 * l, (size_t)L->NP * L->K * PW);
+    const int before = L->flags & F_RESET_BEFORE;
+    // Panels per range: all NV vectors over x; over h all of them, or (reset before) z and r
+    // only, then the candidate's G vectors over r ⊙ h.
+    const int NPx = (NV + 3) / 4, NPh = before ? (2 * L->G + 3) / 4 : NPx, NPn = before ? (L->G + 3) / 4 : 0;
+    // Slots: vector v of x·W in slot v (z, r, n of group g: 3g, 3g + 1, 3g + 2; an LSTM's 4g..4g+3),
+    // then a GRU's candidate recurrent sums (group g: 4·NPx + g), then (reset before) the two
+    // padding vectors of h·[z r] when G is odd, which write their own unread slots.
+    L->NS = before ? NPx + NPn + 1 : (4 * NPx + (NG == 3 ? L->G : 0) + 3) / 4;
+    L->nRanges = before ? 3 : 2;
+    const int NPs[3] = {NPx, NPh, NPn};
+    const size_t wF = before ? (size_t)PW * ((size_t)NPx * L->I + (size_t)(NPh + NPn) * L->H) : (size_t)NPx * L->K * PW;
+    L->w = copy_weights(env, argv[1], 2 * l, wF);
     L->b = copy_weights(env, argv[1], 2 * l + 1, (size_t)L->G * (L->flags & F_PEEPHOLE ? 56 : 32));
     if (!L->w || !L->b) FAIL("layer weights of the wrong size");
+    for (int r = 0; r < L->nRanges; r++) {
+      Range *R = &L->rg[r];
+      R->NP = NPs[r];
+      R->len = r == 0 ? L->I : L->H;
+      R->src = r == 0 ? SRC_X : r == 1 ? SRC_H : SRC_RH;
+      // Reset before: three matrices back to back, each panel its own range's rows only.
+      R->panelF = (size_t)PW * (before ? R->len : L->K);
+      R->w = before ? L->w + (r == 0 ? 0 : (size_t)PW * ((size_t)NPx * L->I + (r == 2 ? (size_t)NPh * L->H : 0)))
+                    : L->w + (r == 0 ? 0 : (size_t)L->I * PW);
+      R->slot = calloc((size_t)R->NP * 4, sizeof(int));
+      R->dst = calloc((size_t)R->NP * 4, sizeof(int));
+      if (!R->slot || !R->dst) FAIL("out of memory");
+      for (int v = 0; v < R->NP * 4; v++) {
+        const int g = v / NG, j = v % NG;
+        if (r == 0 || (!before && !(NG == 3 && j == 2 && v < NV)))
+          R->slot[v] = v; // padding of a GRU's last panel (all-zero weights): its own slot, unread
+        else if (!before)
+          R->slot[v] = 4 * NPx + g; // the candidate's recurrent sum, which r multiplies apart
+        else if (r == 1)
+          R->slot[v] = v < 2 * L->G ? 3 * (v / 2) + (v & 1) : 4 * (NPx + NPn) + v - 2 * L->G;
+        else
+          R->slot[v] = 4 * NPx + v; // v ≥ G: padding, unread
+      }
+    }
+    L->dstN = -1;
     if (L->NS > maxNS) maxNS = L->NS;
+    if (before && 8 * L->G > maxRH) maxRH = 8 * L->G;
   }
   int maxOut = 1;
   for (int i = 0; i < p->nHead; i++) {
@@ -901,6 +998,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   for (int i = 1; i < p->nHead; i++)
     if (p->heads[i].K != p->heads[i - 1].O) FAIL("head sizes do not chain");
   p->maxNS = maxNS;
+  p->rhStride = maxRH;
   p->concatStride = (concatWidth + 7) & ~7;
   p->headStride = maxOut;
 
@@ -926,7 +1024,8 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   p->concat = alloc32((size_t)p->chunk * p->concatStride);
   p->hbuf[0] = alloc32((size_t)p->chunk * p->headStride);
   p->hbuf[1] = alloc32((size_t)p->chunk * p->headStride);
-  if (!p->sptr || !p->pre || !p->concat || !p->hbuf[0] || !p->hbuf[1]) FAIL("out of memory");
+  p->rh = maxRH ? alloc32((size_t)p->chunk * maxRH) : NULL;
+  if (!p->sptr || !p->pre || !p->concat || !p->hbuf[0] || !p->hbuf[1] || (maxRH && !p->rh)) FAIL("out of memory");
 
   napi_value handle;
   if (napi_create_external(env, p, finalize_plan, NULL, &handle) != napi_ok) FAIL("napi_create_external failed");

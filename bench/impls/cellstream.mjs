@@ -1,5 +1,10 @@
 import { outputSize, stateSize } from '../../dist/model/index.js';
-import { loadNative, referenceKernel, selectKernel } from '../../dist/model/kernels/index.js';
+import {
+  createNativeKernel,
+  loadNative,
+  referenceKernel,
+  selectKernel,
+} from '../../dist/model/kernels/index.js';
 import { createOrtKernel, loadOrt } from '../../dist/model/kernels/ort/ortKernel.js';
 
 /**
@@ -25,7 +30,13 @@ export function cellstreamImpl(kernelName) {
     },
     async create(model, batch) {
       if (kernelName === 'wasm' || kernelName === 'native') {
-        const session = selectKernel({ kernel: kernelName, ort: 'off' }).session(model, batch);
+        // The native kernel itself, not a selection that would hand a model it does not run to
+        // wasm under the native row's name: such a model fails here instead.
+        const kernel =
+          kernelName === 'native'
+            ? createNativeKernel(loadNative())
+            : selectKernel({ kernel: 'wasm', ort: 'off' });
+        const session = kernel.session(model, batch);
         const slots = Int32Array.from({ length: batch }, (_, i) => i);
         const inputs = [null];
         return {

@@ -96,6 +96,17 @@ const nativeCases: [string, () => Model][] = [
       );
     },
   ],
+  [
+    'GRU with the reset before the product, I=16 H=64, over a reset-after GRU (H=21) into a softmax head',
+    () => {
+      const rnd = prng(53);
+      return single(
+        16,
+        [randomGru(16, 64, rnd, { linearBeforeReset: false }), randomGru(64, 21, rnd)],
+        [dense(21, 4, { kind: 'softmax' }, rnd)],
+      );
+    },
+  ],
 ];
 
 describe('building the addon', () => {
@@ -143,7 +154,7 @@ describe('building the addon', () => {
 });
 
 describe.runIf(cpuRunsIt)('native kernel against the reference', () => {
-  it('runs the LSTM (peepholes and input_forget too), the GRU with the reset after the product, heads and branches; not the rest', () => {
+  it('runs the LSTM (peepholes and input_forget too), the GRU with the reset after or before the product, heads and branches; not the rest', () => {
     const supported = cases.filter(([, build]) => nativeSupports(build())).map(([name]) => name);
     expect(supported).toEqual([
       'LSTM plain',
@@ -151,6 +162,8 @@ describe.runIf(cpuRunsIt)('native kernel against the reference', () => {
       'LSTM with peepholes',
       'LSTM with input_forget',
       'GRU, linearBeforeReset',
+      'GRU, reset before the product',
+      'stacked LSTM, GRU, LSTM with a dense head',
       'two branches into a relu, softmax head',
       'LSTM H=256',
     ]);
@@ -176,8 +189,11 @@ describe.runIf(cpuRunsIt)('native kernel against the reference', () => {
       nativeCases[0],
       nativeCases[2],
       nativeCases[4],
-      nativeCases[7],
-      nativeCases[8],
+      nativeCases[5],
+      nativeCases[6],
+      nativeCases[9],
+      nativeCases[10],
+      nativeCases[12],
     ]) {
       const worst = Math.max(...compare(native, build(), 3, 1000, 7));
       report.push(`${name}: ${worst.toExponential(2)}`);
@@ -251,7 +267,7 @@ describe.runIf(cpuRunsIt)('native kernel: a key gets the same bits in any batch'
 
   const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
-  for (const index of [0, 2, 3, 7, 8, 9]) {
+  for (const index of [0, 2, 3, 5, 6, 9, 10, 11, 12]) {
     it(`${index === 0 ? 'plain LSTM H=64' : nativeCases[index][0]}: alone, in pairs, in 3s, in 17s, all 256, reversed`, () => {
       const model = nativeCases[index][1]();
       const rnd = prng(60 + index);
@@ -305,6 +321,7 @@ describe.runIf(cpuRunsIt)('native kernel: a key gets the same bits in any batch'
     for (const model of [
       single(16, [randomLstm(16, 128, rnd)], []),
       single(7, [randomGru(7, 44, rnd)], []),
+      single(7, [randomGru(7, 44, rnd, { linearBeforeReset: false })], []),
     ]) {
       const S = stateSize(model);
       for (const n of [1, 12, 13, 30, 256]) {
@@ -322,13 +339,27 @@ describe.runIf(cpuRunsIt)('native kernel: a key gets the same bits in any batch'
 
   // Every tile shape the blocked product has (AVX-512: 12 keys; AVX2: 6, 5, 4, 3, 2, and a lone key
   // two panels at a time), key blocks of 96 and their remainder, the k loop in chunks of 128 rows
-  // (H=256), GRU panels that straddle groups and a last panel of padding (H=19: 9 vectors).
+  // (H=256), GRU panels that straddle groups and a last panel of padding (H=19: 9 vectors; with
+  // the reset before, 6 z/r vectors and 3 candidate vectors, both with padding; H=40: 5 groups).
   it('steps each of 256 keys alone and in batches of 2, 3, 5, 6, 7, 11, 12, 13, 25, 97 and 200 to the same bits', () => {
     const rnd = prng(70);
     const models: Model[] = [
       single(16, [randomLstm(16, 256, rnd)], []),
       single(5, [randomGru(5, 19, rnd), randomGru(19, 40, rnd)], []),
       single(9, [randomLstm(9, 33, rnd), randomGru(33, 64, rnd)], [dense(64, 3, { kind: 'softmax' }, rnd)]),
+      single(
+        5,
+        [
+          randomGru(5, 19, rnd, { linearBeforeReset: false }),
+          randomGru(19, 40, rnd, { linearBeforeReset: false }),
+        ],
+        [],
+      ),
+      single(
+        16,
+        [randomGru(16, 256, rnd, { linearBeforeReset: false, R: randomArray(3 * 256 * 256, rnd, 0.1) })],
+        [dense(256, 3, { kind: 'sigmoid' }, rnd)],
+      ),
     ];
     for (const model of models) {
       const S = stateSize(model);

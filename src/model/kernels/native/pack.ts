@@ -16,10 +16,9 @@ const HEAD_CODES: Partial<Record<HeadActivation['kind'], number>> = {
 
 const is = (a: Activation, kind: Activation['kind']) => a.kind === kind;
 
-/** The GRU the kernel runs: reset after the recurrent product, sigmoid/tanh, no clip. */
-function isPlainGruAfter(l: GruLayer): boolean {
+/** The GRU the kernel runs: the reset before or after the recurrent product, sigmoid/tanh, no clip. */
+function isNativeGru(l: GruLayer): boolean {
   return (
-    l.linearBeforeReset &&
     is(l.activations.f, 'sigmoid') &&
     is(l.activations.g, 'tanh') &&
     (l.clip === undefined || l.clip === Number.POSITIVE_INFINITY)
@@ -37,20 +36,22 @@ function isNativeLstm(l: LstmLayer): boolean {
   );
 }
 
-/** Per-layer flags (the C enum): peepholes, coupled input and forget gates. */
+/** Per-layer flags (the C enum): peepholes, coupled input and forget gates; a GRU's reset before. */
 const F_PEEPHOLE = 1;
 const F_COUPLED = 2;
+const F_RESET_BEFORE = 4;
 
 /**
  * Whether the native kernel runs `model`: every layer an LSTM with sigmoid/tanh/tanh and no clip
  * (peepholes and coupled input-forget gates included) or a GRU with the reset after the product
- * (PyTorch, Keras reset_after=True) and sigmoid/tanh, no clip; a head of linear, relu, sigmoid,
+ * (PyTorch, Keras reset_after=True) or before it (Keras reset_after=False, ONNX's default) and
+ * sigmoid/tanh, no clip; a head of linear, relu, sigmoid,
  * tanh or softmax layers. Multi-branch models too. Anything else goes to the wasm kernel.
  */
 export function nativeSupports(model: Model): boolean {
   return (
     model.branches.every((b) =>
-      b.layers.every((l) => (l.kind === 'lstm' ? isNativeLstm(l) : isPlainGruAfter(l))),
+      b.layers.every((l) => (l.kind === 'lstm' ? isNativeLstm(l) : isNativeGru(l))),
     ) && model.head.every((d) => HEAD_CODES[d.activation.kind] !== undefined)
   );
 }
@@ -91,14 +92,16 @@ export function packLstm(l: LstmLayer): { w: Float32Array; b: Float32Array } {
  * GRU: the vectors z, r, n of group 0, then of group 1, … (3 per group of 8 units), in panels of
  * 4 vectors: per panel K rows of 32 floats, the last panel's missing vectors zero. Bias per group:
  * z and r summed (bW + bR), then the candidate's bW and bR apart, as the reset gate needs them.
+ * With the reset before the product the candidate's recurrent rows multiply r ⊙ h, known only
+ * after a first product: see packGruBefore.
  */
 export function packGru(l: GruLayer): { w: Float32Array; b: Float32Array } {
-  const { inputSize: I, hiddenSize: H, W, R, bW, bR } = l;
+  if (!l.linearBeforeReset) return packGruBefore(l);
+  const { inputSize: I, hiddenSize: H, W, R } = l;
   const G = groups8(H);
   const K = I + H;
   const panels = Math.ceil((3 * G) / 4);
   const w = new Float32Array(panels * K * 32);
-  const b = new Float32Array(G * 32);
   for (let u = 0; u < H; u++) {
     const g = u >> 3;
     const lane = u & 7;
@@ -109,12 +112,50 @@ export function packGru(l: GruLayer): { w: Float32Array; b: Float32Array } {
       for (let k = 0; k < I; k++) w[base + k * 32] = W[row * I + k];
       for (let k = 0; k < H; k++) w[base + (I + k) * 32] = R[row * H + k];
     }
-    b[g * 32 + lane] = bW[u] + bR[u];
-    b[g * 32 + 8 + lane] = bW[H + u] + bR[H + u];
-    b[g * 32 + 16 + lane] = bW[2 * H + u];
-    b[g * 32 + 24 + lane] = bR[2 * H + u];
   }
-  return { w, b };
+  return { w, b: gruBias(l) };
+}
+
+function gruBias(l: GruLayer): Float32Array {
+  const { hiddenSize: H, bW, bR } = l;
+  const b = new Float32Array(groups8(H) * 32);
+  for (let u = 0; u < H; u++) {
+    const at = (u >> 3) * 32 + (u & 7);
+    b[at] = bW[u] + bR[u];
+    b[at + 8] = bW[H + u] + bR[H + u];
+    b[at + 16] = bW[2 * H + u];
+    b[at + 24] = bR[2 * H + u];
+  }
+  return b;
+}
+
+/**
+ * GRU with the reset before the product: three matrices back to back, each in panels of 4
+ * vectors with only its own rows (32 floats a row): the I input rows of z, r, n per group (as
+ * packGru), the H recurrent rows of z, r per group (2 groups a panel), then the H recurrent rows
+ * of n per group (4 groups a panel), which the kernel multiplies by r ⊙ h. Bias as packGru.
+ */
+function packGruBefore(l: GruLayer): { w: Float32Array; b: Float32Array } {
+  const { inputSize: I, hiddenSize: H, W, R } = l;
+  const G = groups8(H);
+  const xF = Math.ceil((3 * G) / 4) * I * 32;
+  const zrF = Math.ceil((2 * G) / 4) * H * 32;
+  const w = new Float32Array(xF + zrF + Math.ceil(G / 4) * H * 32);
+  // Vector v of a matrix with `rows` rows per panel: where its lane `lane`, row 0 lies.
+  const at = (start: number, rows: number, v: number, lane: number) =>
+    start + (v >> 2) * rows * 32 + (v & 3) * 8 + lane;
+  for (let u = 0; u < H; u++) {
+    const g = u >> 3;
+    const lane = u & 7;
+    for (let gate = 0; gate < 3; gate++) {
+      const row = gate * H + u;
+      const x = at(0, I, 3 * g + gate, lane);
+      for (let k = 0; k < I; k++) w[x + k * 32] = W[row * I + k];
+      const h = gate < 2 ? at(xF, H, 2 * g + gate, lane) : at(xF + zrF, H, g, lane);
+      for (let k = 0; k < H; k++) w[h + k * 32] = R[row * H + k];
+    }
+  }
+  return { w, b: gruBias(l) };
 }
 
 /** Dense: per group of 8 outputs, K rows of 8 floats. */
@@ -159,7 +200,11 @@ export function describe(
         xState,
         s.h,
         s.c,
-        layer.kind === 'lstm' ? (layer.peephole ? F_PEEPHOLE : 0) | (layer.inputForget ? F_COUPLED : 0) : 0,
+        layer.kind === 'lstm'
+          ? (layer.peephole ? F_PEEPHOLE : 0) | (layer.inputForget ? F_COUPLED : 0)
+          : layer.linearBeforeReset
+            ? 0
+            : F_RESET_BEFORE,
       );
       const packed = layer.kind === 'lstm' ? packLstm(layer) : packGru(layer);
       weights.push(packed.w, packed.b);
