@@ -262,7 +262,8 @@ export async function startRolloutEngine(
 /**
  * Several models keep their state in `<state.path>/models`; state written by one model before
  * sits in `state.path` itself, where no namespace sees it. Starting would answer every existing key
- * from a zero state, so it is refused until that state is moved or warmed into a namespace.
+ * from a zero state, so it is refused until that state is moved (`cellstream state adopt`, which
+ * leaves the directory empty) or warmed into a namespace.
  */
 async function refuseSingleModelState(path: string): Promise<void> {
   if (!existsSync(join(path, 'data.mdb'))) return;
@@ -271,7 +272,7 @@ async function refuseSingleModelState(path: string): Promise<void> {
     const keys = await single.size();
     if (keys > 0) {
       throw new ConfigError(
-        `state.path ${path} holds the state of ${keys} keys written by serve with one model; several models keep theirs in ${join(path, 'models')}, per model, and would start every key from zero: warm the new models' namespaces from history (docs/rollout.md), or point state.path at a new directory`,
+        `state.path ${path} holds the state of ${keys} keys written by serve with one model; several models keep theirs in ${join(path, 'models')}, per model, and would start every key from zero: move it into the model's namespace with the service stopped (cellstream state adopt --model FILE --state ${path} --namespace NAME), warm the new models' namespaces from history (docs/rollout.md), or point state.path at a new directory`,
       );
     }
   } finally {
