@@ -18,7 +18,7 @@ import { modelFile } from '../helpers/serve.js';
 beforeAll(() => ensureBuilt(), 300_000);
 
 /** Keys of the store the kills cut into: large enough that the copy takes a good part of a run. */
-const KEYS = 200_000;
+const KEYS = 100_000;
 
 /** Every record of one LMDB database (the root one, or the named `db`) as key → bytes; none when absent. */
 function records(path: string, db?: string): Map<string, Buffer> {
@@ -85,24 +85,22 @@ describe('state adopt killed with SIGKILL', () => {
     const expected = records(pristine);
     expect(expected.size).toBe(KEYS);
 
-    // An uncut run, to place the kills over the length of one (the times are not checked).
-    const whole = await tempDir('state-move-crash-whole');
-    await cp(pristine, whole, { recursive: true });
     const args = (dir: string) => ['--model', file, '--state', dir, '--namespace', 'tiny@1'];
-    const started = Date.now();
-    const uncut = await runBin(['state', 'adopt', ...args(whole)]);
-    const fullMs = Date.now() - started;
-    expect(uncut.code, uncut.stderr).toBe(0);
-    expect(sameRecords(records(join(whole, 'models'), 'model:tiny@1'), expected)).toBe(true);
-
+    // Kills at growing delays, each on a fresh copy, until a run ends on its own: the kills cover
+    // a whole run however long the machine's load makes it (no time is checked).
     const seen: string[] = [];
     let kills = 0;
-    for (const fraction of [0.2, 0.5, 0.7, 0.85, 0.95]) {
+    let ended = false;
+    for (let delay = 300; !ended; delay = Math.round(delay * 1.35)) {
+      expect(kills, 'runs that never end by themselves').toBeLessThan(25);
       const dir = await tempDir('state-move-crash');
       await cp(pristine, dir, { recursive: true });
-      const run = await adoptKilledAfter(args(dir), Math.round(fullMs * fraction));
+      const run = await adoptKilledAfter(args(dir), delay);
       if (run.killed) kills++;
-      else expect(run.code).toBe(0);
+      else {
+        expect(run.code).toBe(0);
+        ended = true;
+      }
       const namespace = records(join(dir, 'models'), 'model:tiny@1');
       const source = records(dir);
       // All or nothing: the namespace holds no record or every one, byte for byte.
@@ -113,7 +111,7 @@ describe('state adopt killed with SIGKILL', () => {
       else expect([0, KEYS]).toContain(source.size);
       const modelsFile = await stat(join(dir, 'models', 'data.mdb')).catch(() => undefined);
       seen.push(
-        `${fraction}: ${run.killed ? 'killed' : 'ended'}, namespace ${namespace.size}, source ${source.size}, models/data.mdb ${modelsFile?.size ?? 0} bytes`,
+        `${delay} ms: ${run.killed ? 'killed' : 'ended'}, namespace ${namespace.size}, source ${source.size}, models/data.mdb ${modelsFile?.size ?? 0} bytes`,
       );
 
       const again = await runBin(['state', 'adopt', ...args(dir)]);
@@ -121,7 +119,7 @@ describe('state adopt killed with SIGKILL', () => {
       expect(sameRecords(records(join(dir, 'models'), 'model:tiny@1'), expected)).toBe(true);
       expect(records(dir).size).toBe(0);
     }
-    console.log(`uncut adopt of ${KEYS} keys: ${fullMs} ms\n${seen.join('\n')}`);
+    console.log(`state adopt of ${KEYS} keys killed after:\n${seen.join('\n')}`);
     expect(kills).toBeGreaterThan(0);
   }, 600_000);
 });
