@@ -236,4 +236,18 @@ describe('cellstream state adopt / retire', () => {
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/holds no model namespaces/);
   }, 240_000);
+  it('state --help lists adopt and retire; each documents its options and needs --namespace', async () => {
+    const help = await runMain(['state', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/adopt \[options\][\s\S]*retire \[options\]/);
+    for (const move of ['adopt', 'retire']) {
+      const options = await runMain(['state', move, '--help']);
+      expect(options.stdout).toMatch(
+        /--model <file>[\s\S]*--state <dir>[\s\S]*--namespace <name>[\s\S]*--to <dir>/,
+      );
+      const missing = await runMain(['state', move, '--model', 'm.cellstream.json', '--state', 'x']);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/required option '--namespace <name>' not specified/);
+    }
+  });
 });
