@@ -8,6 +8,7 @@ import { runKafka } from './commands/kafka.js';
 import { runReplay } from './commands/replay.js';
 import { runServe, type ServeFlags } from './commands/serve.js';
 import { shutdownSignal } from './commands/shutdownSignals.js';
+import { runStateMove } from './commands/state.js';
 import { runWarm, WARM_DEAD_LETTER_FILE } from './commands/warm.js';
 import { UsageError } from './errors.js';
 import { DEFAULT_MAX_JSON_DEPTH } from './events/jsonDepth.js';
@@ -316,6 +317,52 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     .action(async (opts: AdminFlags) => {
       status = await runAdmin('rollback', opts, io);
     });
+
+  const state = program
+    .command('state')
+    .description(
+      "move a model's state between a single-model state directory and its namespace of serve with several models (stopped service only)",
+    );
+  const STATE_MOVES = [
+    {
+      name: 'adopt',
+      description:
+        "move the state of a single-model directory into the model's namespace of serve with several models, so a rollout continues every key (docs/rollout.md)",
+      state: 'the single-model state directory (the state.path serve with one model used)',
+      to: 'the state.path of serve with several models (default: --state itself; the namespace goes in <to>/models)',
+    },
+    {
+      name: 'retire',
+      description:
+        "move a model's namespace of serve with several models back to a single-model directory, so serve --model continues every key (docs/rollout.md)",
+      state: 'the state.path of serve with several models (the namespace is in <state>/models)',
+      to: 'the single-model state directory to write (default: --state itself)',
+    },
+  ] as const;
+  for (const move of STATE_MOVES) {
+    state
+      .command(move.name)
+      .description(move.description)
+      .requiredOption(
+        '--model <file>',
+        `the model whose state moves; every record must carry its fingerprint; ${MODEL_HELP}`,
+      )
+      .requiredOption('--state <dir>', move.state)
+      .requiredOption(
+        '--namespace <name>',
+        "the model's name in serve with several models (models[].name, or name@version)",
+      )
+      .option('--to <dir>', move.to)
+      .action(async (opts: { model: string; state: string; namespace: string; to?: string }) => {
+        await runStateMove(move.name, {
+          model: await loadModel(opts.model),
+          state: opts.state,
+          to: opts.to,
+          namespace: opts.namespace,
+          stdout: io.stdout,
+        });
+      });
+  }
 
   program
     .command('inspect')

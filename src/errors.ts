@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'STATE_CLOSED'
   | 'STATE_FULL'
   | 'STATE_KEY_TOO_LONG'
+  | 'STATE_NOT_EMPTY'
+  | 'STATE_IN_USE'
   // serving
   | 'AUTH_KEY_FORBIDDEN'
   | 'SERVER_UNAVAILABLE'

@@ -271,7 +271,8 @@ export async function startRolloutEngine(
 /**
  * Several models keep their state in `<state.path>/models`; state written by one model before
  * sits in `state.path` itself, where no namespace sees it. Starting would answer every existing key
- * from a zero state, so it is refused until that state is moved or warmed into a namespace.
+ * from a zero state, so it is refused until that state is moved (`cellstream state adopt`, which
+ * leaves the directory empty) or warmed into a namespace.
  */
 async function refuseSingleModelState(path: string): Promise<void> {
   if (!existsSync(join(path, 'data.mdb'))) return;
@@ -280,7 +281,7 @@ async function refuseSingleModelState(path: string): Promise<void> {
     const keys = await single.size();
     if (keys > 0) {
       throw new ConfigError(
-        `state.path ${path} holds the state of ${keys} keys written by serve with one model; several models keep theirs in ${join(path, 'models')}, per model, and would start every key from zero: warm the new models' namespaces from history (docs/rollout.md), or point state.path at a new directory`,
+        `state.path ${path} holds the state of ${keys} keys written by serve with one model; several models keep theirs in ${join(path, 'models')}, per model, and would start every key from zero: move it into the model's namespace with the service stopped (cellstream state adopt --model FILE --state ${path} --namespace NAME), warm the new models' namespaces from history (docs/rollout.md), or point state.path at a new directory`,
       );
     }
   } finally {
@@ -291,7 +292,8 @@ async function refuseSingleModelState(path: string): Promise<void> {
 /**
  * The other way round: one model reads `state.path` itself, so the namespaces a rollout kept in
  * `<state.path>/models` are invisible to it and every key would start from zero. Refused while any
- * namespace holds keys.
+ * namespace holds keys; the caller asks only when `state.path` holds none of its own (after
+ * `cellstream state retire` it does, and the namespaces left beside it are the user's to delete).
  */
 export async function refuseModelNamespaces(path: string): Promise<void> {
   const dir = modelStatesPath(path);
@@ -303,7 +305,7 @@ export async function refuseModelNamespaces(path: string): Promise<void> {
     const primary = states.readMeta()?.primary;
     const which = held.map(([name, keys]) => `${name} (${keys} keys${name === primary ? ', primary' : ''})`);
     throw new ConfigError(
-      `state.path ${path} holds the state of several models in ${dir}: ${which.join(', ')}; serve with one model reads state.path itself and would start every key from zero: configure the models again (models, or model.shadow: docs/rollout.md), or point state.path at a new directory`,
+      `state.path ${path} holds the state of several models in ${dir}: ${which.join(', ')}; serve with one model reads state.path itself and would start every key from zero: configure the models again (models, or model.shadow), or move the one model's namespace back with cellstream state retire (docs/rollout.md)`,
     );
   } finally {
     await states.close();

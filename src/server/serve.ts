@@ -517,8 +517,14 @@ function rolloutStatus(rollout: RolloutEngine) {
 /** The configured store: LMDB (behind a bounded in-memory cache with `maxKeysInMemory`) or memory. */
 async function openStore(config: Config, model: Model): Promise<StateStore> {
   if (config.state.store === 'memory') return new MemoryStateStore({ maxKeys: config.state.maxKeys });
-  await refuseModelNamespaces(config.state.path);
   const lmdb = await LmdbStore.open({ path: config.state.path });
+  try {
+    // A directory a rollout left, with no keys of its own: its state is all in the namespaces.
+    if ((await lmdb.size()) === 0) await refuseModelNamespaces(config.state.path);
+  } catch (err) {
+    await lmdb.close();
+    throw err;
+  }
   if (config.state.maxKeysInMemory === undefined) return lmdb;
   return new CachedStore({
     backing: lmdb,
