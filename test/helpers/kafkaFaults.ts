@@ -2,7 +2,7 @@
 // `npm run kafka:faults` (large ones). Each runs instances against a real broker, injects faults
 // under load, and checks every prediction against the offline replay.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Event } from '../../src/events/types.js';
@@ -47,12 +47,16 @@ export interface ScenarioResult extends Verdict {
   readonly deadLetters: number;
   readonly lag: bigint;
   readonly seconds: number;
+  /** Where every child instance's log went, when the verdict found events missing or wrong. */
+  readonly logs?: string;
 }
 
 /** One running pipeline instance: in this process, or a `cellstream kafka` child process. */
 interface Instance {
   stop(): Promise<void>;
   kill(): Promise<void>;
+  /** A child's stderr (its JSON log lines) so far. */
+  log?(): string;
 }
 
 /** A `cellstream kafka` child process. */
@@ -187,9 +191,16 @@ async function runScenario(name: string, o: ScenarioOptions, kind: 'stop' | 'kil
   const dirs = await Promise.all(
     Array.from({ length: o.instances }, () => mkdtemp(join(tmpdir(), 'cellstream-faults-'))),
   );
-  const launch = (i: number) =>
+  const start = (i: number): Promise<Instance> =>
     kind === 'kill' ? child(t, dirs[i], o.exactlyOnce) : inProcess(model, t, dirs[i], o.exactlyOnce);
   const instances: Instance[] = [];
+  // Every instance started, killed ones included: their logs tell how a wrong verdict came about.
+  const launched: Instance[] = [];
+  const launch = async (i: number) => {
+    const instance = await start(i);
+    launched.push(instance);
+    return instance;
+  };
   try {
     for (let i = 0; i < o.instances; i++) instances.push(await launch(i));
     const chunk = Math.ceil(messages.length / (o.faults + 1));
@@ -218,7 +229,14 @@ async function runScenario(name: string, o: ScenarioOptions, kind: 'stop' | 'kil
   const deadLetters = (await readTopic(t.deadLetterTopic)).length;
   for (const d of dirs) await rm(d, { recursive: true, force: true });
   const distinct = verdict.received - verdict.divergent - verdict.repeated;
+  let logs: string | undefined;
+  if (verdict.missing > 0 || verdict.divergent > 0) {
+    logs = join(tmpdir(), `cellstream-faults-${t.inputTopic}.log`);
+    const text = launched.map((instance, i) => `== instance ${i}\n${instance.log?.() ?? '(in process)'}`);
+    await writeFile(logs, text.join('\n'));
+  }
   return {
+    ...(logs === undefined ? {} : { logs }),
     ...verdict,
     events: o.events,
     faults: o.faults,

@@ -54,3 +54,79 @@ describe('ChangelogReader session', () => {
     expect(calls.configs[0]).toMatchObject({ sessionTimeout: 6000, heartbeatInterval: 500 });
   });
 });
+
+describe('ChangelogReader and batches its eachBatch passed over', () => {
+  // kafkajs tells every batch's end (END_BATCH_PROCESS), also of one eachBatch returned from
+  // without reading: no read registered yet, or a batch fetched before the seek. A read registered
+  // meanwhile took that end for its own and finished with nothing applied: a restore that rebuilt
+  // a partition read 0 records and checkpointed it as complete (seen under load, SIGKILL faults).
+  it('counts only what it applied, and the ends of control-only batches', async () => {
+    let listeners: { batchEnd?: (t: string, p: number, next: bigint) => void } = {};
+    let eachBatch!: (ctx: unknown) => Promise<void>;
+    const consumer = {
+      listen: (l: typeof listeners) => {
+        listeners = l;
+      },
+      connect: async () => {},
+      subscribe: async () => {},
+      run: async (o: { eachBatch: typeof eachBatch }) => {
+        eachBatch = o.eachBatch;
+      },
+      pause: () => {},
+      resume: () => {},
+      seek: () => {},
+    };
+    const kafka = {
+      consumer: () => consumer,
+      admin: () => ({ connect: async () => {} }),
+    } as unknown as KafkaClient;
+    const reader = new ChangelogReader(kafka, { topic: 't' });
+    await reader.start();
+    const batch = (from: number, to: number, stale = false) => ({
+      batch: {
+        topic: 't',
+        partition: 4,
+        highWatermark: '10',
+        messages: Array.from({ length: to - from }, (_, i) => ({
+          offset: String(from + i),
+          key: Buffer.from(`k${from + i}`),
+          value: Buffer.from('v'),
+        })),
+        lastOffset: () => String(to - 1),
+      },
+      isStale: () => stale,
+    });
+
+    // A batch of offsets 0–9 reaches eachBatch before the read is registered ...
+    await eachBatch(batch(0, 10));
+    const applied: string[] = [];
+    let done = false;
+    const read = reader
+      .read(4, 0n, 10n, async (entries) => {
+        applied.push(...entries.map((e) => e.key));
+      })
+      .then(() => {
+        done = true;
+      });
+    await new Promise((r) => setTimeout(r, 10));
+    // ... and its end is told after: the read must not count it.
+    listeners.batchEnd?.('t', 4, 10n);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(done).toBe(false);
+    // A stale batch is passed over the same way.
+    await eachBatch(batch(0, 10, true));
+    listeners.batchEnd?.('t', 4, 10n);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(done).toBe(false);
+
+    // The seek's own fetch: read and applied, then done.
+    await eachBatch(batch(0, 8));
+    listeners.batchEnd?.('t', 4, 8n);
+    expect(applied).toHaveLength(8);
+    expect(done).toBe(false);
+    // Control records only (a transaction marker at 8, 9): they never reach eachBatch.
+    listeners.batchEnd?.('t', 4, 10n);
+    await read;
+    expect(applied).toEqual(Array.from({ length: 8 }, (_, i) => `k${i}`));
+  });
+});
