@@ -302,59 +302,41 @@ export class ChangelogStore implements StateStore {
    * one that does not decode leaves its key a stand-in record saying where it was (the engine
    * then refuses or resets the key, never silently starts it afresh), and one whose key the local
    * store can never hold is skipped. Either way the checkpoint moves past it.
-   *
-   * A key's later record wins, as compaction would keep it, except over a record of a later
-   * input position (`laterPosition`): at-least-once, an instance whose membership had moved on
-   * can still land a write after the new owner's record of the key, and that older state must not
-   * become the key's state, neither over a record of this run nor over the one held locally.
    */
   private async applyEntries(
     partition: number,
     entries: readonly ChangelogEntryLike[],
     next: bigint,
   ): Promise<UnreadableChangelogRecord[]> {
-    const latest = new Map<string, { put: StateRecord } | { deleted: true }>();
-    const unreadable: UnreadableChangelogRecord[] = [];
-    for (const { key, value, offset } of entries) {
-      const refused = key === '' ? 'the record has no key' : this.keyError(key)?.message;
-      const at = { topic: this.topic, partition, offset: offset.toString() };
-      if (refused !== undefined) {
-        unreadable.push({ ...at, key, kind: 'unusable-key', reason: refused });
-        continue;
-      }
-      let record: StateRecord;
-      if (value === null) {
-        latest.delete(key);
-        latest.set(key, { deleted: true });
-        continue;
-      }
-      try {
-        // Decoded to check it and to place it; kept as sent, so LMDB holds the changelog's bytes.
-        record = decodeStateRecord(value, key);
-        this.bytesOf.set(record, value);
-      } catch (err) {
-        if (!(err instanceof StateError)) throw err;
-        unreadable.push({ ...at, key, kind: 'undecodable', reason: err.message });
-        record = this.unreadableEntry(partition, offset);
-      }
-      const held = latest.get(key);
-      if (held !== undefined && 'put' in held && laterPosition(held.put, record)) continue;
-      latest.delete(key);
-      latest.set(key, { put: record });
+    // The last record of a key in the run wins, as compaction would keep it.
+    const latest = new Map<string, ChangelogEntryLike>();
+    for (const e of entries) {
+      latest.delete(e.key);
+      latest.set(e.key, e);
     }
-    const putKeys = [...latest].filter(([, v]) => 'put' in v).map(([key]) => key);
-    const local = putKeys.length > 0 ? await this.local.getMany(putKeys) : [];
     const deletes: string[] = [];
     const puts: Array<readonly [string, StateRecord]> = [];
-    let i = 0;
-    for (const [key, change] of latest) {
-      if (!('put' in change)) {
+    const unreadable: UnreadableChangelogRecord[] = [];
+    for (const [key, { value, offset }] of latest) {
+      const refused = key === '' ? 'the record has no key' : this.keyError(key)?.message;
+      if (refused !== undefined) {
+        const at = { topic: this.topic, partition, offset: offset.toString() };
+        unreadable.push({ ...at, key, kind: 'unusable-key', reason: refused });
+      } else if (value === null) {
         deletes.push(key);
-        continue;
+      } else {
+        try {
+          // Decoded to check it and to place it; kept as sent, so LMDB holds the changelog's bytes.
+          const record = decodeStateRecord(value, key);
+          this.bytesOf.set(record, value);
+          puts.push([key, record]);
+        } catch (err) {
+          if (!(err instanceof StateError)) throw err;
+          const at = { topic: this.topic, partition, offset: offset.toString() };
+          unreadable.push({ ...at, key, kind: 'undecodable', reason: err.message });
+          puts.push([key, this.unreadableEntry(partition, offset)]);
+        }
       }
-      const current = local[i++];
-      if (current !== undefined && laterPosition(current, change.put)) continue;
-      puts.push([key, change.put]);
     }
     await this.applyLocally({ puts, deletes }, new Map([[partition, next]]));
     return unreadable;
@@ -402,30 +384,6 @@ interface ChangelogEntryLike {
   readonly key: string;
   readonly value: Buffer | null;
   readonly offset: bigint;
-}
-
-/**
- * Whether `held` applied a later event of the same input partition than `incoming`. The engine
- * never writes a key an earlier input position than its record's (it skips events its position
- * covers), so only a stale writer's record can go backwards. Records of other kinds of position,
- * or of another topic or partition, are not compared: the later in the changelog wins.
- */
-function laterPosition(held: StateRecord, incoming: StateRecord): boolean {
-  const a = held.lastApplied;
-  const b = incoming.lastApplied;
-  if (a.kind !== 'offset' || b.kind !== 'offset' || a.topic !== b.topic || a.partition !== b.partition) {
-    return false;
-  }
-  return offsetValue(a.offset) > offsetValue(b.offset);
-}
-
-/** An offset's value; a string that is not one compares as the lowest. */
-function offsetValue(offset: string): bigint {
-  try {
-    return BigInt(offset);
-  } catch {
-    return -1n;
-  }
 }
 
 function checkpointKey(partition: number): string {
