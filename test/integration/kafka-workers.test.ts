@@ -248,19 +248,22 @@ describe('cellstream kafka --workers 2', () => {
 
       // A first run of the first half, stopped gracefully: /metrics sums both workers' batches.
       let instance = await child(t, dir, exactlyOnce, { args: ['--workers', '2'] });
+      const metricsText = async () => (await fetch(`${instance.http}/metrics`)).text();
       await produce(t.inputTopic, messages.slice(0, half));
       await waitForCatchUp(t);
-      await waitUntil(async () => {
-        const text = await (await fetch(`${instance.http}/metrics`)).text();
-        return metric(text, 'cellstream_events_in_total') === half;
-      }, 'every event of the first half counted');
-      const text = await (await fetch(`${instance.http}/metrics`)).text();
+      // At least every event: a worker joining after the first batches makes a rebalance, whose
+      // redelivered events (at-least-once; aborted ones exactly-once) are counted again.
+      await waitUntil(
+        async () => metric(await metricsText(), 'cellstream_events_in_total') >= half,
+        'every event of the first half counted',
+      );
+      const text = await metricsText();
       // Two members joined (at least one rebalance each); every partition's lag is reported.
       expect(metric(text, 'cellstream_kafka_rebalances_total')).toBeGreaterThanOrEqual(2);
       expect(metric(text, 'cellstream_kafka_restore_seconds_count')).toBeGreaterThanOrEqual(2);
       expect(text.match(/^cellstream_kafka_consumer_lag\{/gm)).toHaveLength(4);
       expect(metric(text, 'cellstream_kafka_ready')).toBe(1);
-      expect(metric(text, 'cellstream_predictions_out_total')).toBe(half);
+      expect(metric(text, 'cellstream_predictions_out_total')).toBeGreaterThanOrEqual(half);
       expect(instance.log()).toContain('"workers":2');
       await instance.stop();
 
