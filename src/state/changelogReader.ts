@@ -64,8 +64,6 @@ export class ChangelogReader {
   private readonly consumers = new Set<KafkaConsumer>();
   private readonly admin: KafkaAdmin;
   private readonly jobs = new Map<number, ReadJob>();
-  /** Each partition's batch eachBatch last passed over, by the offset after it (see `batchEnd`). */
-  private readonly passedOver = new Map<number, bigint>();
   private started: Promise<void> | undefined;
   private stopped = false;
 
@@ -136,16 +134,9 @@ export class ChangelogReader {
         throw new Error('the changelog reader was stopped');
       }
       consumer.listen({
-        // Batches of control records only (transaction markers) never reach eachBatch: their end
-        // moves a read on. A batch eachBatch passed over must not: with kafkajs its end is told
-        // too, and a read registered meanwhile took it for read, ending with nothing applied.
+        // Batches of control records only (transaction markers) never reach eachBatch.
         batchEnd: (topic, partition, next) => {
-          if (topic !== this.topic) return;
-          if (this.passedOver.get(partition) === next) {
-            this.passedOver.delete(partition);
-            return;
-          }
-          this.advance(partition, next);
+          if (topic === this.topic) this.advance(partition, next);
         },
       });
       await consumer.run({
@@ -154,11 +145,7 @@ export class ChangelogReader {
           const job = this.jobs.get(batch.partition);
           // A batch fetched before the partition was last sought may lie anywhere, even past the
           // new start (a follow sought back to a checkpoint): only the seek's own fetches count.
-          if (!job || job.cancelled || isStale()) {
-            this.passedOver.set(batch.partition, BigInt(batch.lastOffset()) + 1n);
-            return;
-          }
-          this.passedOver.delete(batch.partition);
+          if (!job || job.cancelled || isStale()) return;
           const high = BigInt(batch.highWatermark);
           if (job.high === undefined || high > job.high) job.high = high;
           const entries: ChangelogEntry[] = [];
