@@ -1,4 +1,13 @@
-import type { Admin, ClusterMetadata, Consumer, Producer } from '@platformatic/kafka';
+import {
+  Admin,
+  type ClusterMetadata,
+  Consumer,
+  compatibilityPartitioner,
+  FetchIsolationLevels,
+  ListOffsetTimestamps,
+  ProduceAcks,
+  Producer,
+} from '@platformatic/kafka';
 import type {
   BatchContext,
   ConsumedMessage,
@@ -18,7 +27,6 @@ import type {
   TransactionalProducer,
 } from './adapter.js';
 import { protocolErrorType } from './kafkaErrors.js';
-import type { LoadedPlatformaticLibrary, PlatformaticLibrary } from './platformaticLibrary.js';
 
 /** Record-batch attribute bits (Kafka's record batch format v2). */
 const IS_TRANSACTIONAL = 1 << 4;
@@ -27,8 +35,6 @@ const IS_CONTROL = 1 << 5;
 type Transaction = Awaited<ReturnType<Producer['beginTransaction']>>;
 
 interface Common {
-  /** The library's classes and constants (1.35 or 2.x, by Node version: platformaticLibrary.ts). */
-  readonly lib: PlatformaticLibrary;
   readonly clientId: string;
   readonly bootstrapBrokers: string[];
   readonly retries: number;
@@ -42,12 +48,8 @@ interface Common {
  * partition handed over one at a time, per-partition pause and seek, offsets moved only by the
  * handler, and records of aborted transactions left out (the stream does not filter them).
  */
-export function createPlatformaticClient(
-  options: KafkaClientOptions,
-  { library }: LoadedPlatformaticLibrary,
-): KafkaClient {
+export function createPlatformaticClient(options: KafkaClientOptions): KafkaClient {
   const common: Common = {
-    lib: library,
     clientId: options.clientId ?? 'cellstream',
     bootstrapBrokers: [...options.brokers],
     retries: options.retry?.retries ?? 8,
@@ -96,13 +98,12 @@ function sentRecords(result: {
   }));
 }
 
-function platformaticProducer({ lib, ...common }: Common): KafkaProducer {
-  const { ProduceAcks } = lib;
-  const producer = new lib.Producer({
+function platformaticProducer(common: Common): KafkaProducer {
+  const producer = new Producer({
     ...common,
     idempotent: true,
     acks: ProduceAcks.ALL,
-    partitioner: lib.compatibilityPartitioner,
+    partitioner: compatibilityPartitioner,
   });
   return {
     // The library connects on first use; asking for the producer id checks the broker answers.
@@ -115,16 +116,13 @@ function platformaticProducer({ lib, ...common }: Common): KafkaProducer {
   };
 }
 
-function platformaticTransactionalProducer(
-  { lib, ...common }: Common,
-  transactionalId: string,
-): TransactionalProducer {
-  const producer = new lib.Producer({
+function platformaticTransactionalProducer(common: Common, transactionalId: string): TransactionalProducer {
+  const producer = new Producer({
     ...common,
     transactionalId,
     idempotent: true,
-    acks: lib.ProduceAcks.ALL,
-    partitioner: lib.compatibilityPartitioner,
+    acks: ProduceAcks.ALL,
+    partitioner: compatibilityPartitioner,
   });
   return {
     connect: async () => {},
@@ -135,12 +133,11 @@ function platformaticTransactionalProducer(
     // for any id another producer already registered, so a partition taken over from another
     // instance never got a transaction (multi-instance exactly-once stalled on this client).
     transaction: async () =>
-      platformaticTransaction(lib, await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })),
+      platformaticTransaction(await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })),
   };
 }
 
-function platformaticTransaction(lib: PlatformaticLibrary, txn: Transaction): KafkaTransaction {
-  const { ProduceAcks } = lib;
+function platformaticTransaction(txn: Transaction): KafkaTransaction {
   // Kafka refuses to end a transaction nothing was added to; such a one is only dropped locally.
   let touched = false;
   return {
@@ -188,11 +185,10 @@ function platformaticTransaction(lib: PlatformaticLibrary, txn: Transaction): Ka
   };
 }
 
-function platformaticAdmin({ lib, ...common }: Common): KafkaAdmin {
-  const { FetchIsolationLevels, ListOffsetTimestamps } = lib;
+function platformaticAdmin(common: Common): KafkaAdmin {
   let admin: Admin | undefined;
   const open = (): Admin => {
-    admin ??= new lib.Admin({ ...common });
+    admin ??= new Admin({ ...common });
     return admin;
   };
   const metadata = (topics: readonly string[], forceUpdate = false): Promise<ClusterMetadata> =>
@@ -298,7 +294,6 @@ interface Fetched {
 }
 
 class PlatformaticConsumer implements KafkaConsumer {
-  private readonly lib: PlatformaticLibrary;
   private readonly consumer: Consumer;
   private readonly options: ConsumerOptions;
   private readonly listeners: ConsumerListeners[] = [];
@@ -325,17 +320,16 @@ class PlatformaticConsumer implements KafkaConsumer {
   /** A crash was told and no join or `resumed` has followed yet. */
   private retryingInPlace = false;
 
-  constructor({ lib, ...common }: Common, options: ConsumerOptions) {
-    this.lib = lib;
+  constructor(common: Common, options: ConsumerOptions) {
     this.options = options;
-    this.consumer = new lib.Consumer({
+    this.consumer = new Consumer({
       ...common,
       groupId: options.groupId,
       ...(options.sessionTimeout === undefined ? {} : { sessionTimeout: options.sessionTimeout }),
       ...(options.heartbeatInterval === undefined ? {} : { heartbeatInterval: options.heartbeatInterval }),
       ...(options.sessionTimeout === undefined ? {} : { rebalanceTimeout: options.sessionTimeout }),
       autocommit: false,
-      isolationLevel: lib.FetchIsolationLevels.READ_COMMITTED,
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
     });
     this.consumer.on('consumer:group:join', (payload) => {
       const previous = this.memberId;
@@ -511,7 +505,7 @@ class PlatformaticConsumer implements KafkaConsumer {
           maxWaitTime: maxWait,
           minBytes: 1,
           maxBytes: 10 * 1024 * 1024,
-          isolationLevel: this.lib.FetchIsolationLevels.READ_COMMITTED,
+          isolationLevel: FetchIsolationLevels.READ_COMMITTED,
           topics: [
             {
               topicId: info.id,
@@ -563,7 +557,6 @@ class PlatformaticConsumer implements KafkaConsumer {
     if (missing.length === 0) return;
     const generation = this.generation;
     const committed = await this.consumer.listCommittedOffsets({ topics: [{ topic, partitions: missing }] });
-    const { FetchIsolationLevels, ListOffsetTimestamps } = this.lib;
     const reset = await this.consumer.listOffsets({
       topics: [topic],
       partitions: { [topic]: missing },
@@ -679,8 +672,7 @@ class PlatformaticConsumer implements KafkaConsumer {
  */
 function decodeBatches(
   part: {
-    // Null in 2.x when there are none.
-    abortedTransactions: Array<{ producerId: bigint; firstOffset: bigint }> | null;
+    abortedTransactions: Array<{ producerId: bigint; firstOffset: bigint }>;
     records?: Array<{
       firstOffset: bigint;
       lastOffsetDelta: number;
@@ -694,7 +686,7 @@ function decodeBatches(
         value: Buffer | null;
         headers: Array<[Buffer | null, Buffer | null]>;
       }>;
-    }> | null;
+    }>;
   },
   from: bigint,
 ): { messages: ConsumedMessage[]; next: bigint } {
