@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { cp, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { open } from 'lmdb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/formats/load.js';
 import { modelFingerprint } from '../../src/model/index.js';
@@ -12,6 +11,7 @@ import type { StateRecord } from '../../src/state/types.js';
 import { ensureBuilt, ROOT } from '../helpers/build.js';
 import { runBin } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { lmdbRecords } from '../helpers/lmdbRecords.js';
 import { prng, tinyLstm } from '../helpers/models.js';
 import { modelFile } from '../helpers/serve.js';
 
@@ -19,19 +19,6 @@ beforeAll(() => ensureBuilt(), 300_000);
 
 /** Keys of the store the kills cut into: large enough that the copy takes a good part of a run. */
 const KEYS = 100_000;
-
-/** Every record of one LMDB database (the root one, or the named `db`) as key → bytes; none when absent. */
-function records(path: string, db?: string): Map<string, Buffer> {
-  const env = open<Buffer, string>({ path, encoding: 'binary', maxDbs: 40 });
-  try {
-    const src = db === undefined ? env : env.openDB<Buffer, string>({ name: db, encoding: 'binary' });
-    const out = new Map<string, Buffer>();
-    for (const { key, value } of src.getRange({ snapshot: true })) out.set(key, Buffer.from(value));
-    return out;
-  } finally {
-    void env.close();
-  }
-}
 
 function sameRecords(a: Map<string, Buffer>, b: Map<string, Buffer>): boolean {
   if (a.size !== b.size) return false;
@@ -82,7 +69,7 @@ describe('state adopt killed with SIGKILL', () => {
       await store.putMany(batch);
     }
     await store.close();
-    const expected = records(pristine);
+    const expected = lmdbRecords(pristine);
     expect(expected.size).toBe(KEYS);
 
     const args = (dir: string) => ['--model', file, '--state', dir, '--namespace', 'tiny@1'];
@@ -102,8 +89,8 @@ describe('state adopt killed with SIGKILL', () => {
         expect(run.code).toBe(0);
         ended = true;
       }
-      const namespace = records(join(dir, 'models'), 'model:tiny@1');
-      const source = records(dir);
+      const namespace = lmdbRecords(join(dir, 'models'), 'model:tiny@1');
+      const source = lmdbRecords(dir);
       // All or nothing: the namespace holds no record or every one, byte for byte.
       expect([0, KEYS]).toContain(namespace.size);
       if (namespace.size > 0) expect(sameRecords(namespace, expected)).toBe(true);
@@ -115,12 +102,12 @@ describe('state adopt killed with SIGKILL', () => {
         `${delay} ms: ${run.killed ? 'killed' : 'ended'}, namespace ${namespace.size}, source ${source.size}, models/data.mdb ${modelsFile?.size ?? 0} bytes`,
       );
     }
-    expect(records(dir).size).toBe(0);
+    expect(lmdbRecords(dir).size).toBe(0);
     // Run again after the end: nothing left to move, nothing changed.
     const again = await runBin(['state', 'adopt', ...args(dir)]);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/adopted already: .* holds nothing, .* holds the state of 100000 keys/);
-    expect(sameRecords(records(join(dir, 'models'), 'model:tiny@1'), expected)).toBe(true);
+    expect(sameRecords(lmdbRecords(join(dir, 'models'), 'model:tiny@1'), expected)).toBe(true);
     console.log(`state adopt of ${KEYS} keys killed after:\n${seen.join('\n')}`);
     expect(kills).toBeGreaterThan(0);
   }, 600_000);

@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { open } from 'lmdb';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KeyedStepper } from '../../src/engine/keyedStepper.js';
 import { perEvent } from '../../src/engine/rollout.js';
@@ -12,6 +11,7 @@ import { STORE_META_FILE } from '../../src/state/storeMeta.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { runBin, runMain } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { lmdbRecords } from '../helpers/lmdbRecords.js';
 import { prng, tinyLstm } from '../helpers/models.js';
 import { connect, exchange, modelFile, startTestServer } from '../helpers/serve.js';
 
@@ -69,19 +69,6 @@ async function serveEvents(config: Record<string, unknown>, evs: readonly Ev[]) 
   return answers;
 }
 
-/** Every record of one LMDB database (the root one, or the named `db`) as key → bytes. */
-function records(path: string, db?: string): Map<string, Buffer> {
-  const env = open<Buffer, string>({ path, encoding: 'binary', maxDbs: 40 });
-  try {
-    const src = db === undefined ? env : env.openDB<Buffer, string>({ name: db, encoding: 'binary' });
-    const out = new Map<string, Buffer>();
-    for (const { key, value } of src.getRange({ snapshot: true })) out.set(key, Buffer.from(value));
-    return out;
-  } finally {
-    void env.close();
-  }
-}
-
 async function singleSize(dir: string): Promise<number> {
   const store = await LmdbStore.open({ path: dir });
   try {
@@ -108,14 +95,14 @@ describe('cellstream state adopt / retire', () => {
     // Months of serve with one model, in short.
     const got1 = await serveEvents({ model: { path: a }, state: { store: 'lmdb', path: dir } }, first);
     expect(got1.map((p) => p['output'])).toEqual(first.map((e) => outA.get(e.id)));
-    const before = records(dir);
+    const before = lmdbRecords(dir);
     expect(before.size).toBe(new Set(first.map((e) => e.key)).size);
 
     const adopted = await runMain(['state', 'adopt', '--model', a, '--state', dir, '--namespace', 'tiny@1']);
     expect(adopted.code, adopted.stderr).toBe(0);
     expect(adopted.stdout).toContain(`moved the state of ${before.size} keys from ${dir}`);
     // Each record's bytes (state, seq, ts, last applied event and ids, fingerprint) unchanged.
-    expect(records(join(dir, 'models'), 'model:tiny@1')).toEqual(before);
+    expect(lmdbRecords(join(dir, 'models'), 'model:tiny@1')).toEqual(before);
     expect(await singleSize(dir)).toBe(0);
     expect(existsSync(join(dir, STORE_META_FILE))).toBe(false);
 
@@ -151,7 +138,7 @@ describe('cellstream state adopt / retire', () => {
     ]);
     expect(retiredA.code, retiredA.stderr).toBe(0);
     expect(retiredA.stdout).toMatch(/retired: moved the state of 8 keys/);
-    expect(records(join(dir, 'models'), 'model:tiny@1').size).toBe(0);
+    expect(lmdbRecords(join(dir, 'models'), 'model:tiny@1').size).toBe(0);
 
     // The last event the rollout applied, sent again, is recognised as a redelivery after the move back.
     const single = { model: { path: a }, state: { store: 'lmdb', path: dir } };
@@ -222,7 +209,7 @@ describe('cellstream state adopt / retire', () => {
     ws.close();
     await s.close();
     server = undefined;
-    const before = records(dir);
+    const before = lmdbRecords(dir);
     for (const args of [
       ['--model', b, '--namespace', 'tiny@2'],
       ['--model', a, '--namespace', 'tiny@1', '--to', other],
@@ -230,7 +217,7 @@ describe('cellstream state adopt / retire', () => {
       expect((await runMain(['state', 'adopt', '--state', dir, ...args])).code).toBe(1);
     }
     // Nothing refused has changed the source.
-    expect(records(dir)).toEqual(before);
+    expect(lmdbRecords(dir)).toEqual(before);
     const empty = await tempDir('state-move-empty');
     const none = await runMain(['state', 'retire', '--model', a, '--state', empty, '--namespace', 'tiny@1']);
     expect(none.code).toBe(1);
