@@ -44,7 +44,7 @@ export interface KafkaHealthSnapshot {
   readonly stalled: boolean;
   readonly brokerConnected: boolean;
   readonly partitions: readonly number[];
-  /** Messages behind the end of each owned partition, as of its last fetch. */
+  /** Messages behind the end of each owned partition, as of its last fetch (before it: as of its assignment). */
   readonly lag: Readonly<Record<string, number>>;
   readonly totalLag: number;
   /** Since the last batch committed; null before the first. */
@@ -85,6 +85,8 @@ export class KafkaHealth {
   private lostReason: string | undefined;
   private owned: readonly number[] = [];
   private readonly lags = new Map<number, bigint>();
+  /** Lag measured when a partition was assigned, shown until its first fetch; never a stall. */
+  private readonly assignedLags = new Map<number, bigint>();
   private lastCommitAt: number | undefined;
   /** Last moment the instance was known to be keeping up: a commit, or caught up and fetching. */
   private lastProgressAt: number;
@@ -123,6 +125,7 @@ export class KafkaHealth {
     // Unknown until each partition's next fetch: a kept partition may have been drained by another
     // instance in between, and a stale lag would look like a stall forever.
     this.lags.clear();
+    this.assignedLags.clear();
     this.counts.rebalances++;
     for (const o of this.observers) o.rebalance?.();
   }
@@ -132,7 +135,27 @@ export class KafkaHealth {
   }
 
   revoked(partitions: readonly number[]): void {
-    for (const p of partitions) this.lags.delete(p);
+    for (const p of partitions) {
+      this.lags.delete(p);
+      this.assignedLags.delete(p);
+    }
+  }
+
+  /** Joins so far: a measurement taken for one join is dropped if another has come since. */
+  generation(): number {
+    return this.counts.rebalances;
+  }
+
+  /**
+   * `partition`'s lag measured at its assignment (the group's committed offset to the partition's
+   * end), for a partition no fetch has reported since: one drained before it moved here would
+   * otherwise have no lag at all until its next message. Shown, but never taken for a stall: under
+   * exactly-once a trailing transaction marker counts in it, which no fetch would ever clear.
+   */
+  lagAtAssignment(generation: number, partition: number, lag: bigint): void {
+    if (generation !== this.generation() || !this.owned.includes(partition) || this.lags.has(partition))
+      return;
+    this.assignedLags.set(partition, lag > 0n ? lag : 0n);
   }
 
   crashed(restart: boolean): void {
@@ -254,7 +277,8 @@ export class KafkaHealth {
   snapshot(groupId: string): KafkaHealthSnapshot {
     const reason = this.notReadyReason(groupId);
     const lag: Record<string, number> = {};
-    for (const p of [...this.lags.keys()].sort((a, b) => a - b)) lag[String(p)] = Number(this.lags.get(p));
+    const known = new Map([...this.assignedLags, ...this.lags]);
+    for (const p of [...known.keys()].sort((a, b) => a - b)) lag[String(p)] = Number(known.get(p));
     return {
       ready: reason === undefined,
       reason,

@@ -330,7 +330,10 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     limits: eventLimits(options.limits),
     ...(formats.decode ? { decode: formats.decode } : {}),
     events: {
-      joined: (ps) => health.joined(ps),
+      joined: (ps) => {
+        health.joined(ps);
+        void measureAssignedLag(ps);
+      },
       revoked: (ps) => health.revoked(ps),
       brokerContact: () => health.brokerContact(),
       fetched: () => health.fetched(),
@@ -386,6 +389,27 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
       },
     });
   }
+  /**
+   * Each newly owned partition's lag from the group's committed offset, so that every owned
+   * partition has a lag before its first fetch (a drained one may not be fetched for a long time).
+   * Off the join's path; a failure leaves the lag unknown until a fetch, as before.
+   */
+  const measureAssignedLag = async (ps: readonly number[]): Promise<void> => {
+    if (ps.length === 0) return;
+    const generation = health.generation();
+    try {
+      const [ends, committed] = await Promise.all([
+        offsetsAdmin.fetchTopicOffsets(options.inputTopic),
+        offsetsAdmin.fetchCommittedOffsets(options.groupId, options.inputTopic, ps),
+      ]);
+      for (const { partition, offset } of committed) {
+        const end = ends.find((e) => e.partition === partition);
+        if (!end) continue;
+        const from = BigInt(offset) >= 0n ? BigInt(offset) : BigInt(end.low);
+        health.lagAtAssignment(generation, partition, BigInt(end.high) - from);
+      }
+    } catch {}
+  };
   const allPartitions = Array.from({ length: partitions }, (_, p) => p);
   // Before the first join: by the time the group has assigned partitions, much of the changelog
   // may be local already, and the first restore reads less.

@@ -19,7 +19,7 @@ export function registerKafkaMetrics(registry: Registry, groupId: string): Kafka
   let health: KafkaHealthView | undefined;
   new Gauge({
     name: 'cellstream_kafka_consumer_lag',
-    help: 'Messages behind the end of each owned input partition, as of its last fetch',
+    help: 'Messages behind the end of each owned input partition, as of its last fetch (before the first: as of its assignment)',
     labelNames: ['partition'],
     registers,
     collect() {

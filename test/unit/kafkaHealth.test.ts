@@ -124,6 +124,38 @@ describe('KafkaHealth', () => {
     expect(t.h.notReadyReason('g')).toBe('gave up: restart the process');
   });
 
+  it('shows the lag measured at the assignment until a fetch reports one, never as a stall, and drops a measurement of an earlier join', () => {
+    const t = health(60_000);
+    t.h.joined([0, 1, 2]);
+    const first = t.h.generation();
+    t.h.lag(2, 4n);
+    t.h.lagAtAssignment(first, 0, 0n);
+    t.h.lagAtAssignment(first, 1, 1n);
+    // A fetch's figure is newer than the assignment's: it stays.
+    t.h.lagAtAssignment(first, 2, 9n);
+    // Not owned: ignored.
+    t.h.lagAtAssignment(first, 3, 5n);
+    expect(t.h.snapshot('g').lag).toEqual({ '0': 0, '1': 1, '2': 4 });
+    // Only fetched lag counts towards a stall (a trailing transaction marker would never clear).
+    expect(t.h.totalLag()).toBe(4n);
+    t.h.lag(2, 0n);
+    t.h.fetched();
+    t.advance(61_000);
+    t.h.brokerContact();
+    expect(t.h.stalled()).toBe(false);
+    // The next fetch replaces it.
+    t.h.lag(1, 3n);
+    expect(t.h.snapshot('g').lag).toEqual({ '0': 0, '1': 3, '2': 0 });
+    // Revoked: gone. A later join: the earlier join's late measurement is dropped.
+    t.h.revoked([0]);
+    expect(t.h.snapshot('g').lag).toEqual({ '1': 3, '2': 0 });
+    t.h.joined([0, 1]);
+    t.h.lagAtAssignment(first, 0, 7n);
+    expect(t.h.snapshot('g').lag).toEqual({});
+    t.h.lagAtAssignment(t.h.generation(), 0, -2n);
+    expect(t.h.snapshot('g').lag).toEqual({ '0': 0 });
+  });
+
   it('tells its observers of rebalances, crashes, rejoins, restores and resyncs', () => {
     const { h } = health();
     const seen: string[] = [];
