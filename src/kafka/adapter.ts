@@ -188,7 +188,13 @@ export interface ConsumerListeners {
   request?(): void;
   /** A fetch came back (even empty). */
   fetch?(): void;
-  /** A partition's fetched batch was handled (or was all control records): the offset after it. */
+  /**
+   * A fetched batch of nothing but control records (transaction markers) or aborted records, which
+   * never reaches `eachBatch`, was stepped over: the offset after it. Never told of a batch
+   * `eachBatch` was called with, even one it returned from without reading (fetched before a seek,
+   * say): whoever reads counts what `eachBatch` read, and a read started meanwhile would take that
+   * batch's end for its own.
+   */
   batchEnd?(topic: string, partition: number, nextOffset: bigint): void;
 }
 

@@ -154,10 +154,12 @@ function kafkajsConsumer(kafka: Kafka, options: ConsumerOptions): KafkaConsumer 
       if (request) consumer.on(consumer.events.REQUEST, () => request());
       if (fetch) consumer.on(consumer.events.FETCH, () => fetch());
       if (batchEnd) {
-        // Also after batches of control records only (transaction markers), which skip eachBatch.
-        consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) =>
-          batchEnd(payload.topic, payload.partition, BigInt(payload.lastOffset) + 1n),
-        );
+        // kafkajs tells the end of every batch, also of one eachBatch passed over; only batches
+        // that skipped eachBatch (control or aborted records alone: no messages) are the contract's.
+        consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+          if (payload.batchSize === 0)
+            batchEnd(payload.topic, payload.partition, BigInt(payload.lastOffset) + 1n);
+        });
       }
     },
     connect: () => consumer.connect(),

@@ -611,7 +611,6 @@ class PlatformaticConsumer implements KafkaConsumer {
         this.positions.set(p, resolved === BigInt(last) ? f.next : resolved + 1n);
       }
     }
-    if (current()) this.emit((l) => l.batchEnd?.(topic, p, this.positions.get(p) ?? f.next));
   }
 
   seek({ partition, offset }: { topic: string; partition: number; offset: string }): void {

@@ -134,7 +134,9 @@ export class ChangelogReader {
         throw new Error('the changelog reader was stopped');
       }
       consumer.listen({
-        // Batches of control records only (transaction markers) never reach eachBatch.
+        // Batches of control records only (transaction markers) never reach eachBatch. Only those are
+        // told here: the end of a batch eachBatch passed over (fetched before this read's seek) would
+        // finish a read that has applied nothing of it.
         batchEnd: (topic, partition, next) => {
           if (topic === this.topic) this.advance(partition, next);
         },
