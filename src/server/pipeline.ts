@@ -19,8 +19,9 @@ export interface PipelineHooks {
   /** The engine failed (a store error); the events in flight were answered `unavailable`. */
   onFailure?(err: unknown): void;
   /**
-   * A submitter's `done` or a prediction listener threw. The pipeline goes on with the next
-   * callback: one connection's or subscriber's fault must not stop the answers of the others.
+   * A submitter's `done`, a prediction listener or one of these hooks threw. The pipeline goes on
+   * with the next callback: one connection's or subscriber's fault must not stop the answers of
+   * the others.
    */
   onCallbackError?(err: unknown): void;
 }
@@ -118,7 +119,14 @@ export class EnginePipeline {
   /** Starts applying batches once the events of this turn (or of `maxDelayMs`) have gathered. */
   private startSoon(): void {
     this.busy = true;
-    const go = () => void this.run();
+    // `run` catches what it can; a throw that still escapes would otherwise end the process as an
+    // unhandled rejection and leave `busy` set, so that no event is ever answered again.
+    const go = () => {
+      this.run().catch((err: unknown) => {
+        this.busy = false;
+        this.fail(err);
+      });
+    };
     if (this.options.maxDelayMs > 0) setTimeout(go, this.options.maxDelayMs);
     else setImmediate(go);
   }
@@ -136,14 +144,21 @@ export class EnginePipeline {
       }
       // One clock reading for the batch: its events' results are all known at this moment.
       const now = performance.now();
-      for (const outcome of outcomes) this.route(outcome, now);
+      try {
+        for (const outcome of outcomes) this.route(outcome, now);
+      } catch (err) {
+        // A hook that threw, or outcomes that do not match the events: the tickets left can no
+        // longer be matched to their events, so each is answered unavailable rather than wrongly.
+        this.fail(err);
+      }
     }
     this.busy = false;
   }
 
   private route(outcome: Outcome, now: number): void {
     if (outcome.kind === 'state-reset' || outcome.kind === 'expired') {
-      this.hooks.onStateReset?.(outcome.key, outcome.reason);
+      const onStateReset = this.hooks.onStateReset;
+      if (onStateReset) this.callSafely(() => onStateReset(outcome.key, outcome.reason), undefined);
       return;
     }
     const ticket = this.tickets.shift();
@@ -174,11 +189,13 @@ export class EnginePipeline {
   }
 
   private settle(ticket: Ticket, result: Result, now: number): void {
-    this.hooks.onResult?.(result, (now - ticket.submitted) / 1000);
+    const onResult = this.hooks.onResult;
+    // A metrics hook that throws must not cost the submitter its answer.
+    if (onResult) this.callSafely(() => onResult(result, (now - ticket.submitted) / 1000), undefined);
     this.callSafely(ticket.done, result);
   }
 
-  /** Runs a caller's callback so that its throw reaches `onCallbackError`, not the batch loop. */
+  /** Runs a caller's callback or a hook so that its throw reaches `onCallbackError`, not the batch loop. */
   private callSafely<T>(callback: (value: T) => void, value: T): void {
     try {
       callback(value);

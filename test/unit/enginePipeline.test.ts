@@ -147,3 +147,72 @@ describe('EnginePipeline: group commit', () => {
     await pipeline.drain();
   });
 });
+
+describe('EnginePipeline: faults of its own hooks and engine', () => {
+  it('answers every event when a metrics hook throws, and reports the throw', async () => {
+    const callbackErrors: unknown[] = [];
+    let results = 0;
+    const pipeline = new EnginePipeline({
+      stepper: { model: tinyLstm(), store: new MemoryStateStore() },
+      maxBatch: 256,
+      maxDelayMs: 0,
+      hooks: {
+        onResult: () => {
+          if (results++ === 0) throw new Error('metrics broke');
+        },
+        onCallbackError: (err) => callbackErrors.push(err),
+      },
+    });
+    const submit = (e: Event) => new Promise<Result>((resolve) => pipeline.submit(e, resolve));
+    const answers = await Promise.all([submit(event('a', 0)), submit(event('b', 1))]);
+    expect(answers.map((r) => r.kind)).toEqual(['prediction', 'prediction']);
+    expect(callbackErrors.map((e) => (e as Error).message)).toEqual(['metrics broke']);
+    await pipeline.drain();
+  });
+
+  it('answers unavailable, with no unhandled rejection, when outcomes do not match the events; then goes on', async () => {
+    const failures: unknown[] = [];
+    const real = new EnginePipeline({
+      stepper: { model: tinyLstm(), store: new MemoryStateStore() },
+      maxBatch: 256,
+      maxDelayMs: 0,
+    }).stepper;
+    let broken = true;
+    const pipeline = new EnginePipeline({
+      stepper: {
+        // One outcome too many for the first batch: the pipeline cannot tell whose is whose.
+        async process(batch) {
+          const outcomes = await real.process(batch);
+          if (!broken) return outcomes;
+          broken = false;
+          return [...outcomes, ...outcomes];
+        },
+        close: () => real.close(),
+        modelLabel: real.modelLabel,
+      },
+      maxBatch: 256,
+      maxDelayMs: 0,
+      hooks: { onFailure: (err) => failures.push(err) },
+    });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown) => unhandled.push(err);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const submit = (e: Event) => new Promise<Result>((resolve) => pipeline.submit(e, resolve));
+      const first = await submit(event('a', 0));
+      // Both of the first batch's events were answered from the doubled outcomes; the extra ones
+      // found no ticket.
+      expect(first.kind).toBe('prediction');
+      expect(failures.map((e) => (e as Error).message)).toEqual([
+        'engine emitted more outcomes than events were submitted',
+      ]);
+      const next = await submit(event('b', 1));
+      expect(next.kind).toBe('prediction');
+      await new Promise((r) => setTimeout(r, 20));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    await pipeline.drain();
+  });
+});
