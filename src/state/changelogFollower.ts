@@ -28,8 +28,11 @@ export class ChangelogFollower {
   private readonly store: ChangelogStore;
   private readonly reader: ChangelogReader;
   private readonly options: ChangelogFollowerOptions;
-  /** Partitions to follow. */
-  private readonly wanted = new Set<number>();
+  /**
+   * Partitions to follow, each with the token of the loop that follows it: a loop ends once its
+   * token is no longer there, even when a later `follow` wanted the partition again meanwhile.
+   */
+  private readonly wanted = new Map<number, symbol>();
   /** Each followed partition's loop, which ends once the partition is no longer wanted. */
   private readonly loops = new Map<number, Promise<void>>();
   /** Waits between attempts, cut short by `unfollow` and `stop`. */
@@ -44,7 +47,7 @@ export class ChangelogFollower {
 
   /** Partitions being followed now. */
   get partitions(): readonly number[] {
-    return [...this.wanted].sort((a, b) => a - b);
+    return [...this.wanted.keys()].sort((a, b) => a - b);
   }
 
   /**
@@ -79,10 +82,11 @@ export class ChangelogFollower {
     if (this.stopped) return;
     for (const p of partitions) {
       if (this.wanted.has(p)) continue;
-      this.wanted.add(p);
+      const token = Symbol(`follow ${p}`);
+      this.wanted.set(p, token);
       // A loop still winding down from an `unfollow` finishes first; the new one starts after it.
       const previous = this.loops.get(p) ?? Promise.resolve();
-      const loop = previous.then(() => this.run(p));
+      const loop = previous.then(() => this.run(p, token));
       this.loops.set(p, loop);
       void loop.finally(() => {
         if (this.loops.get(p) === loop) this.loops.delete(p);
@@ -108,7 +112,7 @@ export class ChangelogFollower {
   /** Stops following everything (the reader is the caller's to stop). */
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.unfollow([...this.wanted]);
+    await this.unfollow([...this.wanted.keys()]);
     await Promise.all(this.loops.values());
   }
 
@@ -116,16 +120,17 @@ export class ChangelogFollower {
    * Follows `partition` until it is no longer wanted: from its checkpoint (or from the start, its
    * keys dropped, when the checkpoint does not fit the changelog), and again after a failure.
    */
-  private async run(partition: number): Promise<void> {
-    while (this.wanted.has(partition)) {
+  private async run(partition: number, token: symbol): Promise<void> {
+    const wanted = () => this.wanted.get(partition) === token;
+    while (wanted()) {
       try {
         const bounds = (await this.reader.bounds()).get(partition);
         if (!bounds) throw new Error(`changelog topic '${this.store.topic}' has no partition ${partition}`);
-        if (!this.wanted.has(partition)) return;
+        if (!wanted()) return;
         const { from } = await this.store.startOf(partition, bounds);
         // Checked in the same tick as `follow` registers the read, so an `unfollow` either came
         // before (and nothing is read) or finds the read to cancel.
-        if (!this.wanted.has(partition)) return;
+        if (!wanted()) return;
         await this.reader.follow(
           partition,
           from,
@@ -137,7 +142,7 @@ export class ChangelogFollower {
           bounds.high,
         );
       } catch (err) {
-        if (!this.wanted.has(partition) || this.stopped) return;
+        if (!wanted() || this.stopped) return;
         this.options.onError?.(partition, err instanceof Error ? err : new Error(String(err)));
         await new Promise<void>((resume) => {
           const timer = setTimeout(resume, this.options.retryMs ?? 1000);
