@@ -272,6 +272,8 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     partitions,
     sourceTopic: options.inputTopic,
     producer,
+    // At-least-once nothing fences a stale writer's late record; exactly-once does (docs/kafka.md).
+    keepLaterPosition: !exactlyOnce,
   });
   const staged = new StagedStore(changelog);
   const features = modelFeatures(options.model);

@@ -29,6 +29,14 @@ export interface ChangelogStoreOptions {
   readonly sourceTopic?: string;
   /** Where `putMany`/`deleteMany` send (an idempotent producer); the two-phase methods take their own. */
   readonly producer?: KafkaSender;
+  /**
+   * A key's record of an earlier input position never replaces one of a later position, in a
+   * restore or a standby's copy. For at-least-once, where nothing fences an instance whose
+   * membership moved on: its late write must not become the key's state. Off under exactly-once,
+   * where the new owner's transactional id fences such writes, and where a record of an aborted
+   * transaction that a client let through must lose to the committed one after it.
+   */
+  readonly keepLaterPosition?: boolean;
 }
 
 /** A changelog record a restore could not apply as a state; the restore went on past it. */
@@ -87,6 +95,7 @@ export class ChangelogStore implements StateStore {
   private readonly local: StateStore;
   private readonly sourceTopic: string | undefined;
   private readonly producer: KafkaSender | undefined;
+  private readonly keepLaterPosition: boolean;
   private readonly partitionOfKey: (key: string) => number;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
@@ -112,6 +121,7 @@ export class ChangelogStore implements StateStore {
     this.partitions = options.partitions;
     this.sourceTopic = options.sourceTopic;
     this.producer = options.producer;
+    this.keepLaterPosition = options.keepLaterPosition === true;
     this.partitionOfKey = keyPartitioner(this.topic, options.partitions);
   }
 
@@ -302,41 +312,59 @@ export class ChangelogStore implements StateStore {
    * one that does not decode leaves its key a stand-in record saying where it was (the engine
    * then refuses or resets the key, never silently starts it afresh), and one whose key the local
    * store can never hold is skipped. Either way the checkpoint moves past it.
+   *
+   * A key's later record wins, as compaction would keep it; with `keepLaterPosition`, not over a
+   * record of a later input position (`laterPosition`), neither one of this run nor the one held
+   * locally (see the option).
    */
   private async applyEntries(
     partition: number,
     entries: readonly ChangelogEntryLike[],
     next: bigint,
   ): Promise<UnreadableChangelogRecord[]> {
-    // The last record of a key in the run wins, as compaction would keep it.
-    const latest = new Map<string, ChangelogEntryLike>();
-    for (const e of entries) {
-      latest.delete(e.key);
-      latest.set(e.key, e);
+    const keepLater = this.keepLaterPosition;
+    const latest = new Map<string, { put: StateRecord } | { deleted: true }>();
+    const unreadable: UnreadableChangelogRecord[] = [];
+    for (const { key, value, offset } of entries) {
+      const refused = key === '' ? 'the record has no key' : this.keyError(key)?.message;
+      const at = { topic: this.topic, partition, offset: offset.toString() };
+      if (refused !== undefined) {
+        unreadable.push({ ...at, key, kind: 'unusable-key', reason: refused });
+        continue;
+      }
+      let record: StateRecord;
+      if (value === null) {
+        latest.delete(key);
+        latest.set(key, { deleted: true });
+        continue;
+      }
+      try {
+        // Decoded to check it and to place it; kept as sent, so LMDB holds the changelog's bytes.
+        record = decodeStateRecord(value, key);
+        this.bytesOf.set(record, value);
+      } catch (err) {
+        if (!(err instanceof StateError)) throw err;
+        unreadable.push({ ...at, key, kind: 'undecodable', reason: err.message });
+        record = this.unreadableEntry(partition, offset);
+      }
+      const held = latest.get(key);
+      if (keepLater && held !== undefined && 'put' in held && laterPosition(held.put, record)) continue;
+      latest.delete(key);
+      latest.set(key, { put: record });
     }
+    const putKeys = keepLater ? [...latest].filter(([, v]) => 'put' in v).map(([key]) => key) : [];
+    const local = putKeys.length > 0 ? await this.local.getMany(putKeys) : [];
     const deletes: string[] = [];
     const puts: Array<readonly [string, StateRecord]> = [];
-    const unreadable: UnreadableChangelogRecord[] = [];
-    for (const [key, { value, offset }] of latest) {
-      const refused = key === '' ? 'the record has no key' : this.keyError(key)?.message;
-      if (refused !== undefined) {
-        const at = { topic: this.topic, partition, offset: offset.toString() };
-        unreadable.push({ ...at, key, kind: 'unusable-key', reason: refused });
-      } else if (value === null) {
+    let i = 0;
+    for (const [key, change] of latest) {
+      if (!('put' in change)) {
         deletes.push(key);
-      } else {
-        try {
-          // Decoded to check it and to place it; kept as sent, so LMDB holds the changelog's bytes.
-          const record = decodeStateRecord(value, key);
-          this.bytesOf.set(record, value);
-          puts.push([key, record]);
-        } catch (err) {
-          if (!(err instanceof StateError)) throw err;
-          const at = { topic: this.topic, partition, offset: offset.toString() };
-          unreadable.push({ ...at, key, kind: 'undecodable', reason: err.message });
-          puts.push([key, this.unreadableEntry(partition, offset)]);
-        }
+        continue;
       }
+      const current = keepLater ? local[i++] : undefined;
+      if (current !== undefined && laterPosition(current, change.put)) continue;
+      puts.push([key, change.put]);
     }
     await this.applyLocally({ puts, deletes }, new Map([[partition, next]]));
     return unreadable;
@@ -384,6 +412,30 @@ interface ChangelogEntryLike {
   readonly key: string;
   readonly value: Buffer | null;
   readonly offset: bigint;
+}
+
+/**
+ * Whether `held` applied a later event of the same input partition than `incoming`. The engine
+ * never writes a key an earlier input position than its record's (it skips events its position
+ * covers), so only a stale writer's record can go backwards. Records of other kinds of position,
+ * or of another topic or partition, are not compared: the later in the changelog wins.
+ */
+function laterPosition(held: StateRecord, incoming: StateRecord): boolean {
+  const a = held.lastApplied;
+  const b = incoming.lastApplied;
+  if (a.kind !== 'offset' || b.kind !== 'offset' || a.topic !== b.topic || a.partition !== b.partition) {
+    return false;
+  }
+  return offsetValue(a.offset) > offsetValue(b.offset);
+}
+
+/** An offset's value; a string that is not one compares as the lowest. */
+function offsetValue(offset: string): bigint {
+  try {
+    return BigInt(offset);
+  } catch {
+    return -1n;
+  }
 }
 
 function checkpointKey(partition: number): string {

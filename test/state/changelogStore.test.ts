@@ -116,6 +116,79 @@ describe('ChangelogStore restore', () => {
   });
 });
 
+describe('ChangelogStore restore after a stale writer (at-least-once)', () => {
+  it('never takes a record of an earlier input position over a later one: not in one run, not over the local copy', async () => {
+    await requireBroker();
+    const { changelogTopic: topic } = topicsFor('restore-stale');
+    await createTopic(topic, PARTITIONS);
+    const kafka = await testClient();
+    const producer = kafka.producer();
+    await producer.connect();
+    const reader = new ChangelogReader(kafka, { topic });
+    const dirs: string[] = [];
+    // At-least-once stores keep the later position; exactly-once ones go by changelog order.
+    const open = async (keepLaterPosition = true) => {
+      const dir = await mkdtemp(join(tmpdir(), 'cellstream-restore-stale-'));
+      dirs.push(dir);
+      return new ChangelogStore({
+        local: await LmdbStore.open({ path: dir }),
+        topic,
+        partitions: PARTITIONS,
+        producer,
+        keepLaterPosition,
+      });
+    };
+    // The key's state after the event at `offset` of input partition 4.
+    const at = (offset: number) =>
+      makeRecord(offset, 16, {
+        lastApplied: { kind: 'offset', topic: 'events', partition: 4, offset: String(offset) },
+      });
+    try {
+      const owner = await open();
+      // An instance whose membership had moved on: its write lands after the new owner's.
+      const stale = await open();
+      await owner.putMany([
+        ['k', at(180)],
+        ['other', at(10)],
+      ]);
+      await stale.putMany([['k', at(120)]]);
+      const fresh = await open();
+      await fresh.restore([0, 1, 2], reader);
+      expectSameRecord((await fresh.getMany(['k']))[0]!, at(180));
+      expectSameRecord((await fresh.getMany(['other']))[0]!, at(10));
+      // Without the option the last record in the changelog wins, stale or not.
+      const inOrder = await open(false);
+      await inOrder.restore([0, 1, 2], reader);
+      expectSameRecord((await inOrder.getMany(['k']))[0]!, at(120));
+      await inOrder.close();
+
+      // Caught up from its checkpoint: the stale record alone in the run meets the local copy.
+      await stale.putMany([['k', at(150)]]);
+      await fresh.restore([0, 1, 2], reader);
+      expectSameRecord((await fresh.getMany(['k']))[0]!, at(180));
+
+      // Later positions, a delete and another partition's record still go in changelog order.
+      await owner.putMany([['k', at(200)]]);
+      await owner.deleteMany(['other']);
+      const elsewhere = makeRecord(7, 16, {
+        lastApplied: { kind: 'offset', topic: 'events', partition: 5, offset: '3' },
+      });
+      await owner.putMany([['moved', at(500)]]);
+      await owner.putMany([['moved', elsewhere]]);
+      await fresh.restore([0, 1, 2], reader);
+      const [k, other, moved] = await fresh.getMany(['k', 'other', 'moved']);
+      expectSameRecord(k!, at(200));
+      expect(other).toBeUndefined();
+      expectSameRecord(moved!, elsewhere);
+      for (const s of [owner, stale, fresh]) await s.close();
+    } finally {
+      await reader.stop();
+      await producer.disconnect();
+      for (const d of dirs) await rm(d, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('ChangelogStore restore past records it cannot apply', () => {
   it('marks a key whose record does not decode, skips keys it cannot hold, and goes on to the end', async () => {
     await requireBroker();
