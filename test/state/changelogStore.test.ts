@@ -47,6 +47,38 @@ async function storeAt(path: string) {
   });
 }
 
+/**
+ * A changelog topic of its own for one restore test, its producer and reader, and `open` for
+ * ChangelogStores over fresh LMDB directories; `close` stops and removes them all.
+ */
+async function restoreSetUp(name: string, partitions: number) {
+  await requireBroker();
+  const { changelogTopic: topic } = topicsFor(name);
+  await createTopic(topic, partitions);
+  const kafka = await testClient();
+  const producer = kafka.producer();
+  await producer.connect();
+  const reader = new ChangelogReader(kafka, { topic });
+  const dirs: string[] = [];
+  const open = async (options: { keepLaterPosition?: boolean } = {}) => {
+    const dir = await mkdtemp(join(tmpdir(), `cellstream-${name}-`));
+    dirs.push(dir);
+    return new ChangelogStore({
+      local: await LmdbStore.open({ path: dir }),
+      topic,
+      partitions,
+      producer,
+      ...options,
+    });
+  };
+  const close = async () => {
+    await reader.stop();
+    await producer.disconnect();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  };
+  return { topic, producer, reader, open, close };
+}
+
 describeStateStoreContract(
   'ChangelogStore (LMDB + Kafka changelog)',
   async () => {
@@ -63,24 +95,7 @@ describeStateStoreContract(
 
 describe('ChangelogStore restore', () => {
   it('rebuilds a missing local store from the changelog and catches a stale one up from its checkpoint', async () => {
-    await requireBroker();
-    const { changelogTopic: topic } = topicsFor('restore');
-    await createTopic(topic, PARTITIONS);
-    const kafka = await testClient();
-    const producer = kafka.producer();
-    await producer.connect();
-    const reader = new ChangelogReader(kafka, { topic });
-    const dirs: string[] = [];
-    const open = async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'cellstream-restore-'));
-      dirs.push(dir);
-      return new ChangelogStore({
-        local: await LmdbStore.open({ path: dir }),
-        topic,
-        partitions: PARTITIONS,
-        producer,
-      });
-    };
+    const { reader, open, close } = await restoreSetUp('restore', PARTITIONS);
     try {
       const writer = await open();
       await writer.putMany(Array.from({ length: 300 }, (_, i) => [`k${i}`, makeRecord(i, 16)] as const));
@@ -109,55 +124,35 @@ describe('ChangelogStore restore', () => {
       await writer.close();
       await fresh.close();
     } finally {
-      await reader.stop();
-      await producer.disconnect();
-      for (const d of dirs) await rm(d, { recursive: true, force: true });
+      await close();
     }
   });
 });
 
 describe('ChangelogStore restore after a stale writer (at-least-once)', () => {
   it('never takes a record of an earlier input position over a later one: not in one run, not over the local copy', async () => {
-    await requireBroker();
-    const { changelogTopic: topic } = topicsFor('restore-stale');
-    await createTopic(topic, PARTITIONS);
-    const kafka = await testClient();
-    const producer = kafka.producer();
-    await producer.connect();
-    const reader = new ChangelogReader(kafka, { topic });
-    const dirs: string[] = [];
-    // At-least-once stores keep the later position; exactly-once ones go by changelog order.
-    const open = async (keepLaterPosition = true) => {
-      const dir = await mkdtemp(join(tmpdir(), 'cellstream-restore-stale-'));
-      dirs.push(dir);
-      return new ChangelogStore({
-        local: await LmdbStore.open({ path: dir }),
-        topic,
-        partitions: PARTITIONS,
-        producer,
-        keepLaterPosition,
-      });
-    };
+    const { reader, open, close } = await restoreSetUp('restore-stale', PARTITIONS);
     // The key's state after the event at `offset` of input partition 4.
     const at = (offset: number) =>
       makeRecord(offset, 16, {
         lastApplied: { kind: 'offset', topic: 'events', partition: 4, offset: String(offset) },
       });
     try {
-      const owner = await open();
+      // At-least-once stores keep the later position; exactly-once ones go by changelog order.
+      const owner = await open({ keepLaterPosition: true });
       // An instance whose membership had moved on: its write lands after the new owner's.
-      const stale = await open();
+      const stale = await open({ keepLaterPosition: true });
       await owner.putMany([
         ['k', at(180)],
         ['other', at(10)],
       ]);
       await stale.putMany([['k', at(120)]]);
-      const fresh = await open();
+      const fresh = await open({ keepLaterPosition: true });
       await fresh.restore([0, 1, 2], reader);
       expectSameRecord((await fresh.getMany(['k']))[0]!, at(180));
       expectSameRecord((await fresh.getMany(['other']))[0]!, at(10));
       // Without the option the last record in the changelog wins, stale or not.
-      const inOrder = await open(false);
+      const inOrder = await open();
       await inOrder.restore([0, 1, 2], reader);
       expectSameRecord((await inOrder.getMany(['k']))[0]!, at(120));
       await inOrder.close();
@@ -182,33 +177,14 @@ describe('ChangelogStore restore after a stale writer (at-least-once)', () => {
       expectSameRecord(moved!, elsewhere);
       for (const s of [owner, stale, fresh]) await s.close();
     } finally {
-      await reader.stop();
-      await producer.disconnect();
-      for (const d of dirs) await rm(d, { recursive: true, force: true });
+      await close();
     }
   });
 });
 
 describe('ChangelogStore restore past records it cannot apply', () => {
   it('marks a key whose record does not decode, skips keys it cannot hold, and goes on to the end', async () => {
-    await requireBroker();
-    const { changelogTopic: topic } = topicsFor('restore-garbage');
-    await createTopic(topic, 1);
-    const kafka = await testClient();
-    const producer = kafka.producer();
-    await producer.connect();
-    const reader = new ChangelogReader(kafka, { topic });
-    const dirs: string[] = [];
-    const open = async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'cellstream-garbage-'));
-      dirs.push(dir);
-      return new ChangelogStore({
-        local: await LmdbStore.open({ path: dir }),
-        topic,
-        partitions: 1,
-        producer,
-      });
-    };
+    const { producer, reader, open, close, topic } = await restoreSetUp('restore-garbage', 1);
     const model = tinyLstm();
     const fingerprint = modelFingerprint(model);
     const state = (i: number) => makeRecord(i, createState(model).length, { fingerprint });
@@ -287,9 +263,7 @@ describe('ChangelogStore restore past records it cannot apply', () => {
       expect((await rebuilt.getMany(['bad']))[0]).toMatchObject({ seq: 1, fingerprint });
       for (const s of [writer, fresh, rebuilt]) await s.close();
     } finally {
-      await reader.stop();
-      await producer.disconnect();
-      for (const d of dirs) await rm(d, { recursive: true, force: true });
+      await close();
     }
   });
 });
