@@ -208,13 +208,32 @@ export async function produce(
     idempotent: true,
     maxInFlightRequests: 1,
   });
-  await producer.connect();
+  await connectWhenBrokerIsBack(producer);
   try {
     for (let i = 0; i < messages.length; i += chunk) {
       await producer.send({ topic, acks: -1, messages: messages.slice(i, i + chunk) });
     }
   } finally {
     await producer.disconnect();
+  }
+}
+
+/**
+ * Connects a fixture producer. Just after a broker restart its metadata may name no controller yet
+ * (`KafkaJSBrokerNotFound`: broker -1), which kafkajs does not retry on connect: the fault tests'
+ * own producer must wait that out, as cellstream's clients do.
+ */
+async function connectWhenBrokerIsBack(producer: { connect(): Promise<void> }, limitMs = 60_000) {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    try {
+      await producer.connect();
+      return;
+    } catch (err) {
+      const notYet = err instanceof Error && err.name === 'KafkaJSBrokerNotFound';
+      if (!notYet || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 }
 

@@ -2,7 +2,7 @@
 // (test/helpers/ownBroker.ts) is SIGKILLed and restarted on its data, or paused (SIGSTOP/SIGCONT).
 // Shared by the CI tests (small sizes) and `npm run kafka:faults` (larger ones); every prediction
 // is checked against the offline replay.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KafkaHealthSnapshot } from '../../src/pipelines/kafkaHealth.js';
@@ -188,6 +188,10 @@ export async function brokerFaultScenario(
     for (const instance of instances) {
       if (instance.exitCode() === undefined) await instance.stop().catch(() => {});
     }
+    // Every instance's log, to tell how the scenario came to fail.
+    const logs = join(tmpdir(), `cellstream-broker-faults-${t.inputTopic}.log`);
+    await writeFile(logs, instances.map((instance, i) => `== instance ${i}\n${instance.log()}`).join('\n'));
+    if (err instanceof Error) err.message += ` (instance logs: ${logs})`;
     throw err;
   }
   for (const instance of instances) {
