@@ -53,3 +53,24 @@ export async function eventually(
   }
   return condition();
 }
+
+/**
+ * Sends `text` on a fresh TCP connection, then resets it (RST, not a FIN): at once, or once the
+ * server has answered. Resolves when the connection is gone, with what the server sent meanwhile.
+ */
+export function resetAfter(port: number, text: string, when: 'at-once' | 'after-answer'): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const socket = tcpConnect(port, '127.0.0.1', () => {
+      socket.write(text);
+      if (when === 'at-once') socket.resetAndDestroy();
+    });
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      if (when === 'after-answer') socket.resetAndDestroy();
+    });
+    // The reset is ours; the server may have written into it.
+    socket.on('error', () => {});
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString()));
+  });
+}
