@@ -144,5 +144,9 @@ function refuse(socket: Duplex, status: number, message: string): void {
     ...(status === 401 ? ['WWW-Authenticate: Bearer'] : []),
     ...(status === 503 || status === 429 ? ['Retry-After: 5'] : []),
   ];
+  // Ending our side is not enough: the HTTP server lets sockets stay half-open, and one handed to
+  // 'upgrade' has no timeout, so a client that never closes its side would hold it (and keep the
+  // server's close, and so shutdown, waiting) for good.
+  socket.once('finish', () => socket.destroy());
   socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
 }

@@ -1,7 +1,7 @@
 // Talking to a server the way a hostile or careless client does: raw bytes on a TCP socket,
 // HTTP requests with a forged Host header.
 import { request } from 'node:http';
-import { connect as tcpConnect } from 'node:net';
+import { type Socket, connect as tcpConnect } from 'node:net';
 
 /** Writes `text` on a fresh TCP connection and resolves with everything the server sends until it closes. */
 export function rawExchange(port: number, text: string, timeoutMs = 10_000): Promise<string> {
@@ -72,5 +72,20 @@ export function resetAfter(port: number, text: string, when: 'at-once' | 'after-
     // The reset is ours; the server may have written into it.
     socket.on('error', () => {});
     socket.on('close', () => resolve(Buffer.concat(chunks).toString()));
+  });
+}
+
+/**
+ * Sends `text` on a fresh TCP connection that the client never closes from its side (half-open:
+ * it keeps it after the server's FIN). Resolves with what the server sent, once the server has
+ * ended its side, and the socket, for the caller to destroy.
+ */
+export function halfOpenExchange(port: number, text: string): Promise<{ answer: string; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => socket.write(text));
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => resolve({ answer: Buffer.concat(chunks).toString(), socket }));
+    socket.on('error', reject);
   });
 }

@@ -5,7 +5,7 @@ import type WebSocket from 'ws';
 import type { RunningServer } from '../../src/server/serve.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { tempDir } from '../helpers/fixtures.js';
-import { eventually, httpGet, rawExchange, resetAfter } from '../helpers/hostile.js';
+import { eventually, halfOpenExchange, httpGet, rawExchange, resetAfter } from '../helpers/hostile.js';
 import {
   closed,
   connect,
@@ -209,6 +209,25 @@ describe('serve: connection limits', () => {
     expect(await upgradeStatus(s.ws('/ingest'), { headers: { Authorization: `Bearer ${A}` } })).toBe(429);
     expect(await upgradeStatus(s.ws('/ingest'), { headers: { Authorization: `Bearer ${B}` } })).toBe(101);
     expect(await metric(s, 'cellstream_connections_rejected_total')).toMatch(/reason="token-limit"} 1/);
+  });
+
+  it('closes the connection of an upgrade it refuses, even when the client keeps its side open', async () => {
+    const s = await startTestServer({ model: { path: await modelFile() } });
+    server = s;
+    const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+    const { answer, socket } = await halfOpenExchange(
+      s.port,
+      `GET /nowhere HTTP/1.1\r\n${upgradeHeaders(s.port)}${key}\r\n`,
+    );
+    try {
+      expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+      // A refused socket left open would hold a descriptor for good, and the HTTP server's close,
+      // which waits for every connection, would never end: neither would the shutdown.
+      server = undefined;
+      await s.close();
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('releases the slot of an upgrade whose handshake fails', async () => {
