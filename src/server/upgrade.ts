@@ -50,6 +50,9 @@ export type RefusalReason =
  */
 export function createUpgradeHandler(deps: UpgradeDeps) {
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Node's HTTP server stops listening for errors on a socket it hands to 'upgrade'; a client
+    // that resets a connection this refuses (or before ws takes it) would otherwise end the process.
+    socket.on('error', destroyOnError);
     try {
       upgrade(deps, req, socket, head);
     } catch (err) {
@@ -80,7 +83,14 @@ function upgrade(deps: UpgradeDeps, req: IncomingMessage, socket: Duplex, head: 
   // The socket closes when the WebSocket does, and when a failed handshake is answered.
   socket.once('close', slot.release);
   if (socket.destroyed) slot.release();
+  // ws watches the socket's errors from here on, and those of the WebSocket it makes of it.
+  socket.removeListener('error', destroyOnError);
   route.wss.handleUpgrade(req, socket, head, (ws) => route.connected(ws, principal, url!));
+}
+
+/** A socket error (a reset by the client, mostly) ends that connection and nothing else. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 /** The request target as a URL, or undefined when it is not one (`GET http://[ HTTP/1.1`). */
@@ -134,5 +144,9 @@ function refuse(socket: Duplex, status: number, message: string): void {
     ...(status === 401 ? ['WWW-Authenticate: Bearer'] : []),
     ...(status === 503 || status === 429 ? ['Retry-After: 5'] : []),
   ];
+  // Ending our side is not enough: the HTTP server lets sockets stay half-open, and one handed to
+  // 'upgrade' has no timeout, so a client that never closes its side would hold it (and keep the
+  // server's close, and so shutdown, waiting) for good.
+  socket.once('finish', () => socket.destroy());
   socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
 }

@@ -2,6 +2,7 @@ import { ServerUnavailableError } from '../errors.js';
 import type { Event } from '../events/types.js';
 import type { KafkaClient, KafkaProducer, OutgoingMessage } from '../kafka/adapter.js';
 import { keyPartitioner } from '../kafka/keyPartitioner.js';
+import { chunkMessages } from '../kafka/messageChunks.js';
 
 /** Where a forwarded event now durably sits. */
 export interface ForwardAck {
@@ -13,13 +14,14 @@ export interface ForwardAck {
 
 export interface KafkaForwarderOptions {
   readonly topic: string;
-  /** Most events per produce request. Default 500. */
+  /** Most events per produce request. Default 500; fewer when they are large (see `CHUNK_BYTES`). */
   readonly maxBatch?: number;
 }
 
 interface Pending {
   readonly event: Event;
   readonly partition: number;
+  readonly message: OutgoingMessage;
   readonly resolve: (ack: ForwardAck) => void;
   readonly reject: (err: Error) => void;
 }
@@ -76,7 +78,9 @@ export class KafkaForwarder {
       return Promise.reject(new ServerUnavailableError('the server is shutting down'));
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ event, partition: this.partitionOf(event.key), resolve, reject });
+      const partition = this.partitionOf(event.key);
+      const message = { key: event.key, value: JSON.stringify(event), partition };
+      this.queue.push({ event, partition, message, resolve, reject });
       this.sending ??= this.pump();
     });
   }
@@ -98,15 +102,13 @@ export class KafkaForwarder {
 
   private async pump(): Promise<void> {
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
+      // Kafka refuses a whole request whose record batch for a partition passes message.max.bytes:
+      // the events of every connection waiting together would fail with it, for the size of some.
+      const [first = []] = chunkMessages(this.queue.slice(0, this.maxBatch).map((p) => p.message));
+      const batch = this.queue.splice(0, Math.max(1, first.length));
       try {
-        const messages: OutgoingMessage[] = batch.map((p) => ({
-          key: p.event.key,
-          value: JSON.stringify(p.event),
-          partition: p.partition,
-        }));
         const metadata = await this.producer.sendBatch({
-          topicMessages: [{ topic: this.topic, messages }],
+          topicMessages: [{ topic: this.topic, messages: batch.map((p) => p.message) }],
           acks: -1,
         });
         const base = new Map(metadata.map((m) => [m.partition, m.baseOffset]));

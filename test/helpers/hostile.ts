@@ -1,7 +1,7 @@
 // Talking to a server the way a hostile or careless client does: raw bytes on a TCP socket,
 // HTTP requests with a forged Host header.
 import { request } from 'node:http';
-import { connect as tcpConnect } from 'node:net';
+import { type Socket, connect as tcpConnect } from 'node:net';
 
 /** Writes `text` on a fresh TCP connection and resolves with everything the server sends until it closes. */
 export function rawExchange(port: number, text: string, timeoutMs = 10_000): Promise<string> {
@@ -52,4 +52,40 @@ export async function eventually(
     await new Promise((r) => setTimeout(r, 20));
   }
   return condition();
+}
+
+/**
+ * Sends `text` on a fresh TCP connection, then resets it (RST, not a FIN): at once, or once the
+ * server has answered. Resolves when the connection is gone, with what the server sent meanwhile.
+ */
+export function resetAfter(port: number, text: string, when: 'at-once' | 'after-answer'): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const socket = tcpConnect(port, '127.0.0.1', () => {
+      socket.write(text);
+      if (when === 'at-once') socket.resetAndDestroy();
+    });
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      if (when === 'after-answer') socket.resetAndDestroy();
+    });
+    // The reset is ours; the server may have written into it.
+    socket.on('error', () => {});
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString()));
+  });
+}
+
+/**
+ * Sends `text` on a fresh TCP connection that the client never closes from its side (half-open:
+ * it keeps it after the server's FIN). Resolves with what the server sent, once the server has
+ * ended its side, and the socket, for the caller to destroy.
+ */
+export function halfOpenExchange(port: number, text: string): Promise<{ answer: string; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => socket.write(text));
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => resolve({ answer: Buffer.concat(chunks).toString(), socket }));
+    socket.on('error', reject);
+  });
 }

@@ -5,7 +5,7 @@ import type WebSocket from 'ws';
 import type { RunningServer } from '../../src/server/serve.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { tempDir } from '../helpers/fixtures.js';
-import { eventually, httpGet, rawExchange } from '../helpers/hostile.js';
+import { eventually, halfOpenExchange, httpGet, rawExchange, resetAfter } from '../helpers/hostile.js';
 import {
   closed,
   connect,
@@ -79,6 +79,46 @@ describe('serve: hostile input cannot end the process', () => {
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       const [answer] = await exchange(bystander, [{ key: 'b', ts: 1, features: [0, 0, 1] }]);
       expect(answer).toMatchObject({ key: 'b', seq: 1 });
+    } finally {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await once(child, 'exit');
+    }
+    expect(child.exitCode).toBe(0);
+  });
+
+  it('survives clients that reset the connection of an upgrade it refuses, and serves on', async () => {
+    const { child, url, stderr } = await serveBin([
+      '--model',
+      await modelFile(),
+      '--port',
+      '0',
+      '--state',
+      join(await tempDir('serve-hostile-reset'), 'state'),
+    ]);
+    try {
+      const port = Number(new URL(url).port);
+      const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+      // Refused before any WebSocket exists: an unknown path (404) and a foreign Host (403).
+      const refused = [
+        `GET /nowhere HTTP/1.1\r\n${upgradeHeaders(port)}${key}\r\n`,
+        `GET /ingest HTTP/1.1\r\n${upgradeHeaders(port).replace('127.0.0.1', 'evil.example')}${key}\r\n`,
+      ];
+      const answers: string[] = [];
+      for (const request of refused) {
+        answers.push(await resetAfter(port, request, 'after-answer'));
+        await resetAfter(port, request, 'at-once');
+      }
+      const health = await fetch(`${url}/healthz`).then(
+        (r) => r.status,
+        (err: unknown) => String(err),
+      );
+      expect(health, stderr()).toBe(200);
+      expect(answers[0]).toMatch(/^HTTP\/1\.1 404 /);
+      expect(answers[1]).toMatch(/^HTTP\/1\.1 403 /);
+      const ingest = await open(`${url.replace('http', 'ws')}/ingest`);
+      const [answer] = await exchange(ingest, [{ key: 'r', ts: 1, features: [0, 0, 1] }]);
+      expect(answer).toMatchObject({ key: 'r', seq: 1 });
+      expect(child.exitCode).toBeNull();
     } finally {
       child.kill('SIGTERM');
       if (child.exitCode === null) await once(child, 'exit');
@@ -169,6 +209,25 @@ describe('serve: connection limits', () => {
     expect(await upgradeStatus(s.ws('/ingest'), { headers: { Authorization: `Bearer ${A}` } })).toBe(429);
     expect(await upgradeStatus(s.ws('/ingest'), { headers: { Authorization: `Bearer ${B}` } })).toBe(101);
     expect(await metric(s, 'cellstream_connections_rejected_total')).toMatch(/reason="token-limit"} 1/);
+  });
+
+  it('closes the connection of an upgrade it refuses, even when the client keeps its side open', async () => {
+    const s = await startTestServer({ model: { path: await modelFile() } });
+    server = s;
+    const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+    const { answer, socket } = await halfOpenExchange(
+      s.port,
+      `GET /nowhere HTTP/1.1\r\n${upgradeHeaders(s.port)}${key}\r\n`,
+    );
+    try {
+      expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+      // A refused socket left open would hold a descriptor for good, and the HTTP server's close,
+      // which waits for every connection, would never end: neither would the shutdown.
+      server = undefined;
+      await s.close();
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('releases the slot of an upgrade whose handshake fails', async () => {

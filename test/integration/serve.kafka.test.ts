@@ -146,6 +146,39 @@ describe('serve with Kafka', () => {
     subscriber.close();
   });
 
+  it("one client's large events never fail another's: each produce request stays below Kafka's message limit", async () => {
+    const { s, t } = await kafkaServer('serve-fwd-big', 2);
+    server = s;
+    const large = await connect(s.ws('/ingest'));
+    const small = await connect(s.ws('/ingest'));
+    const largeAnswers = collect(large);
+    const smallAnswers = collect(small);
+
+    // Each event is valid at the edge and fits a frame; together, the ones that wait for the
+    // produce request in flight are far more than the broker's message.max.bytes (1 MB).
+    const blob = 'x'.repeat(60_000);
+    const largeCount = 120;
+    const smallEvents: Event[] = [];
+    for (let i = 0; i < largeCount; i++) {
+      large.send(JSON.stringify({ key: `large-${i % 7}`, ts: i, values: { blob } }));
+      if (i % 3 === 0) {
+        const event = { key: `small-${i % 5}`, ts: i, features: [i, 1, 0] };
+        smallEvents.push(event);
+        small.send(JSON.stringify(event));
+      }
+    }
+    await waitUntil(
+      () => largeAnswers.length === largeCount && smallAnswers.length === smallEvents.length,
+      'every event to be answered',
+    );
+    smallAnswers.forEach((a, i) => {
+      expect(a).toMatchObject({ accepted: true, key: smallEvents[i].key, topic: t.inputTopic });
+    });
+    for (const a of largeAnswers) expect(a).toMatchObject({ accepted: true, topic: t.inputTopic });
+    large.close();
+    small.close();
+  });
+
   it('with exactlyOnce, writes predictions in transactions that a read_committed consumer sees once each', async () => {
     const { s, t } = await kafkaServer('serve-eos', 2, { exactlyOnce: true, maxBatch: 100 });
     server = s;
