@@ -177,7 +177,9 @@ export class EnginePipeline {
    * pipeline takes new events as before.
    */
   private fail(err: unknown): void {
-    this.hooks.onFailure?.(err);
+    const onFailure = this.hooks.onFailure;
+    // Called from `run`'s own catch: a throw here would leave every open ticket unanswered.
+    if (onFailure) this.callSafely(() => onFailure(err), undefined);
     const error = new ServerUnavailableError(
       `the engine failed and did not apply this event: ${err instanceof Error ? err.message : String(err)}`,
       { cause: err },

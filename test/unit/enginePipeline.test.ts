@@ -170,6 +170,31 @@ describe('EnginePipeline: faults of its own hooks and engine', () => {
     await pipeline.drain();
   });
 
+  it('answers a failed batch unavailable even when the failure hook throws, and goes on', async () => {
+    const store = new HeldStore();
+    const callbackErrors: unknown[] = [];
+    const pipeline = new EnginePipeline({
+      stepper: { model: tinyLstm(), store },
+      maxBatch: 256,
+      maxDelayMs: 0,
+      hooks: {
+        onFailure: () => {
+          throw new Error('logger broke');
+        },
+        onCallbackError: (err) => callbackErrors.push(err),
+      },
+    });
+    const submit = (e: Event) => new Promise<Result>((resolve) => pipeline.submit(e, resolve));
+    store.hold();
+    const first = submit(event('a', 0));
+    await store.started;
+    store.fail(new Error('disk full'));
+    expect((await first).kind).toBe('unavailable');
+    expect(callbackErrors.map((e) => (e as Error).message)).toEqual(['logger broke']);
+    expect((await submit(event('a', 1))).kind).toBe('prediction');
+    await pipeline.drain();
+  });
+
   it('answers unavailable, with no unhandled rejection, when outcomes do not match the events; then goes on', async () => {
     const failures: unknown[] = [];
     const real = new EnginePipeline({
