@@ -597,13 +597,17 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   // Held batches followed by no more (a partition gone quiet without a batch that caught up, e.g.
   // behind an input transaction still open) are committed when the interval has passed anyway.
   let idleTimer: NodeJS.Timeout | undefined;
+  /** Set by `stop`: no idle commit is scheduled after it. */
+  let closed = false;
   const flushWhenIdle = () => {
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = undefined;
-    if (held.size === 0) return;
+    if (held.size === 0 || closed) return;
     idleTimer = setTimeout(() => {
       idleTimer = undefined;
-      void source.flushIdle();
+      // A flush the source skipped (out of the group, a rebalance pending) leaves the batches
+      // held: they are tried again after another interval, not left until a batch that may not come.
+      void source.flushIdle().finally(flushWhenIdle);
     }, commitIntervalMs);
     idleTimer.unref();
   };
@@ -611,6 +615,16 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   const handleBatch = async (batch: PartitionBatch): Promise<readonly PartitionOffset[]> => {
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = undefined;
+    try {
+      return await stepBatch(batch);
+    } finally {
+      // Whatever other partitions still hold keeps its idle commit: exactly-once commits only
+      // this batch's partition, and a failure drops only its own.
+      flushWhenIdle();
+    }
+  };
+
+  const stepBatch = async (batch: PartitionBatch): Promise<readonly PartitionOffset[]> => {
     const started = performance.now();
     const partition = batch.partition;
     if (stale.has(partition)) {
@@ -670,10 +684,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
         batch.caughtUp ||
         performance.now() - h.since >= commitIntervalMs ||
         staged.stagedKeys() >= maxCachedKeys;
-      if (!due) {
-        flushWhenIdle();
-        return [];
-      }
+      if (!due) return [];
       // The state in the changelog, then in LMDB, before the offsets commit (docs/kafka.md).
       return exactlyOnce ? await commitPartition(partition) : await flushAll();
     } catch (err) {
@@ -729,6 +740,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     lost,
     stop() {
       stopping ??= (async () => {
+        closed = true;
         if (idleTimer) clearTimeout(idleTimer);
         health.close();
         await source.stop();
