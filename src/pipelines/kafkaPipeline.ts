@@ -217,6 +217,22 @@ export { KAFKA_COMMIT_DEFAULTS };
  * records and its offset commit in one transaction, and LMDB follows the commit.
  */
 export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise<KafkaPipeline> {
+  const opened: Array<() => Promise<unknown>> = [];
+  try {
+    return await assemblePipeline(options, opened);
+  } catch (err) {
+    // A start that fails part-way closes what it had opened: a connected client left behind kept
+    // the process alive, and a worker thread too, whose instance waited for it to end for good.
+    for (const close of opened.reverse()) await close().catch(() => {});
+    throw err;
+  }
+}
+
+/** `startKafkaPipeline`, telling `opened` how to close each thing it opens, in order. */
+async function assemblePipeline(
+  options: KafkaPipelineOptions,
+  opened: Array<() => Promise<unknown>>,
+): Promise<KafkaPipeline> {
   const standbys = options.standbys ?? 0;
   if (!Number.isInteger(standbys) || standbys < 0 || standbys > 1)
     throw new ConfigError(
@@ -263,11 +279,15 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   }
 
   const producer: KafkaProducer = kafka.producer();
+  opened.push(() => producer.disconnect());
   await producer.connect();
   const transactional = new PartitionProducers(kafka, options.appId ?? options.groupId, options.inputTopic);
+  opened.push(() => transactional.releaseAll());
+  const local = await LmdbStore.open({ path: options.stateDir });
+  opened.push(() => local.close());
 
   const changelog = new ChangelogStore({
-    local: await LmdbStore.open({ path: options.stateDir }),
+    local,
     topic: changelogTopic,
     partitions,
     sourceTopic: options.inputTopic,
@@ -296,9 +316,11 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     sessionTimeout,
     heartbeatInterval: options.heartbeatInterval ?? KAFKA_SOURCE_DEFAULTS.heartbeatInterval,
   });
+  opened.push(() => reader.stop());
   await reader.start();
   // Reads the offsets the group committed, to resume from them after a batch of unknown outcome.
   const offsetsAdmin = kafka.admin();
+  opened.push(() => offsetsAdmin.disconnect());
   await offsetsAdmin.connect();
   const health = new KafkaHealth({
     stallTimeoutMs: options.stallTimeoutMs ?? KAFKA_HEALTH_DEFAULTS.stallTimeoutMs,
@@ -308,6 +330,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   });
   if (options.healthObserver) health.observe(options.healthObserver);
   health.watch();
+  opened.push(async () => health.close());
   let reportLost: (err: KafkaConsumerLostError) => void = () => {};
   const lost = new Promise<never>((_, reject) => {
     reportLost = reject;
@@ -415,6 +438,10 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   const allPartitions = Array.from({ length: partitions }, (_, p) => p);
   // Before the first join: by the time the group has assigned partitions, much of the changelog
   // may be local already, and the first restore reads less.
+  opened.push(async () => {
+    await follower?.stop();
+    await standbyReader?.stop();
+  });
   follower?.follow(allPartitions);
   // Partitions whose local state may lag the changelog after a failed batch.
   const stale = new Set<number>();
@@ -701,6 +728,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     return offsets;
   };
 
+  opened.push(() => source.stop());
   await source.start({
     assigned: async (ps) => {
       // A rebalance: the consumer goes back to the committed offsets of every partition it owns,
