@@ -334,7 +334,10 @@ export class KafkaSource {
     const { topic } = this.options;
     const alive = new Heartbeats(heartbeat, this.heartbeatInterval);
     try {
-      if (this.idle) await this.idle;
+      // An idle flush can take a while (a failed one resyncs, re-reading changelogs): kafkajs does
+      // not heartbeat while eachBatch waits, so this batch does, as during its own work.
+      const idle = this.idle;
+      if (idle) await alive.during(() => idle);
       await alive.during(() => this.settleAssignment(handler));
       if (!this.owned.has(batch.partition)) return;
       let messages = batch.messages;
