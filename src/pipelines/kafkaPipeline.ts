@@ -217,6 +217,22 @@ export { KAFKA_COMMIT_DEFAULTS };
  * records and its offset commit in one transaction, and LMDB follows the commit.
  */
 export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise<KafkaPipeline> {
+  const opened: Array<() => Promise<unknown>> = [];
+  try {
+    return await assemblePipeline(options, opened);
+  } catch (err) {
+    // A start that fails part-way closes what it had opened: a connected client left behind kept
+    // the process alive, and a worker thread too, whose instance waited for it to end for good.
+    for (const close of opened.reverse()) await close().catch(() => {});
+    throw err;
+  }
+}
+
+/** `startKafkaPipeline`, telling `opened` how to close each thing it opens, in order. */
+async function assemblePipeline(
+  options: KafkaPipelineOptions,
+  opened: Array<() => Promise<unknown>>,
+): Promise<KafkaPipeline> {
   const standbys = options.standbys ?? 0;
   if (!Number.isInteger(standbys) || standbys < 0 || standbys > 1)
     throw new ConfigError(
@@ -263,11 +279,15 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   }
 
   const producer: KafkaProducer = kafka.producer();
+  opened.push(() => producer.disconnect());
   await producer.connect();
   const transactional = new PartitionProducers(kafka, options.appId ?? options.groupId, options.inputTopic);
+  opened.push(() => transactional.releaseAll());
+  const local = await LmdbStore.open({ path: options.stateDir });
+  opened.push(() => local.close());
 
   const changelog = new ChangelogStore({
-    local: await LmdbStore.open({ path: options.stateDir }),
+    local,
     topic: changelogTopic,
     partitions,
     sourceTopic: options.inputTopic,
@@ -296,9 +316,11 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     sessionTimeout,
     heartbeatInterval: options.heartbeatInterval ?? KAFKA_SOURCE_DEFAULTS.heartbeatInterval,
   });
+  opened.push(() => reader.stop());
   await reader.start();
   // Reads the offsets the group committed, to resume from them after a batch of unknown outcome.
   const offsetsAdmin = kafka.admin();
+  opened.push(() => offsetsAdmin.disconnect());
   await offsetsAdmin.connect();
   const health = new KafkaHealth({
     stallTimeoutMs: options.stallTimeoutMs ?? KAFKA_HEALTH_DEFAULTS.stallTimeoutMs,
@@ -308,6 +330,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   });
   if (options.healthObserver) health.observe(options.healthObserver);
   health.watch();
+  opened.push(async () => health.close());
   let reportLost: (err: KafkaConsumerLostError) => void = () => {};
   const lost = new Promise<never>((_, reject) => {
     reportLost = reject;
@@ -415,6 +438,10 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   const allPartitions = Array.from({ length: partitions }, (_, p) => p);
   // Before the first join: by the time the group has assigned partitions, much of the changelog
   // may be local already, and the first restore reads less.
+  opened.push(async () => {
+    await follower?.stop();
+    await standbyReader?.stop();
+  });
   follower?.follow(allPartitions);
   // Partitions whose local state may lag the changelog after a failed batch.
   const stale = new Set<number>();
@@ -597,13 +624,17 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   // Held batches followed by no more (a partition gone quiet without a batch that caught up, e.g.
   // behind an input transaction still open) are committed when the interval has passed anyway.
   let idleTimer: NodeJS.Timeout | undefined;
+  /** Set by `stop`: no idle commit is scheduled after it. */
+  let closed = false;
   const flushWhenIdle = () => {
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = undefined;
-    if (held.size === 0) return;
+    if (held.size === 0 || closed) return;
     idleTimer = setTimeout(() => {
       idleTimer = undefined;
-      void source.flushIdle();
+      // A flush the source skipped (out of the group, a rebalance pending) leaves the batches
+      // held: they are tried again after another interval, not left until a batch that may not come.
+      void source.flushIdle().finally(flushWhenIdle);
     }, commitIntervalMs);
     idleTimer.unref();
   };
@@ -611,6 +642,16 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
   const handleBatch = async (batch: PartitionBatch): Promise<readonly PartitionOffset[]> => {
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = undefined;
+    try {
+      return await stepBatch(batch);
+    } finally {
+      // Whatever other partitions still hold keeps its idle commit: exactly-once commits only
+      // this batch's partition, and a failure drops only its own.
+      flushWhenIdle();
+    }
+  };
+
+  const stepBatch = async (batch: PartitionBatch): Promise<readonly PartitionOffset[]> => {
     const started = performance.now();
     const partition = batch.partition;
     if (stale.has(partition)) {
@@ -670,10 +711,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
         batch.caughtUp ||
         performance.now() - h.since >= commitIntervalMs ||
         staged.stagedKeys() >= maxCachedKeys;
-      if (!due) {
-        flushWhenIdle();
-        return [];
-      }
+      if (!due) return [];
       // The state in the changelog, then in LMDB, before the offsets commit (docs/kafka.md).
       return exactlyOnce ? await commitPartition(partition) : await flushAll();
     } catch (err) {
@@ -690,6 +728,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     return offsets;
   };
 
+  opened.push(() => source.stop());
   await source.start({
     assigned: async (ps) => {
       // A rebalance: the consumer goes back to the committed offsets of every partition it owns,
@@ -729,6 +768,7 @@ export async function startKafkaPipeline(options: KafkaPipelineOptions): Promise
     lost,
     stop() {
       stopping ??= (async () => {
+        closed = true;
         if (idleTimer) clearTimeout(idleTimer);
         health.close();
         await source.stop();

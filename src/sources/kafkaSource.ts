@@ -334,7 +334,10 @@ export class KafkaSource {
     const { topic } = this.options;
     const alive = new Heartbeats(heartbeat, this.heartbeatInterval);
     try {
-      if (this.idle) await this.idle;
+      // An idle flush can take a while (a failed one resyncs, re-reading changelogs): kafkajs does
+      // not heartbeat while eachBatch waits, so this batch does, as during its own work.
+      const idle = this.idle;
+      if (idle) await alive.during(() => idle);
       await alive.during(() => this.settleAssignment(handler));
       if (!this.owned.has(batch.partition)) return;
       let messages = batch.messages;
@@ -447,7 +450,32 @@ export class KafkaSource {
         const { topic } = this.options;
         await this.consumer.commitOffsets(offsets.map((o) => ({ topic, ...o })));
       }
-    } catch {}
+    } catch {
+      // The consumer stands past the held batches (they were resolved), and the handler may have
+      // dropped them (exactly-once aborts their transaction): staying the owner, only going back to
+      // what Kafka committed hands them over again. Leaving, the next owner starts there anyway.
+      if (!this.stopping) await this.resyncOwned(handler);
+    }
+  }
+
+  /**
+   * Every owned partition back to what Kafka holds, now: a quiet partition may see no batch for
+   * long, and until one came its held events would wait unprocessed. A partition whose resync
+   * fails stays unsure, so its next batch is preceded by another.
+   */
+  private async resyncOwned(handler: KafkaSourceHandler): Promise<void> {
+    const { topic } = this.options;
+    for (const p of this.owned) this.unsure.add(p);
+    for (const p of [...this.owned]) {
+      // A rebalance meanwhile: the consumer goes back to the committed offsets itself.
+      if (this.stopping || !this.member || this.toAssign || this.toRevoke.length > 0) return;
+      try {
+        const committed = await handler.resync(p);
+        if (committed !== undefined)
+          this.consumer.seek({ topic, partition: p, offset: committed.toString() });
+        this.unsure.delete(p);
+      } catch {}
+    }
   }
 
   /** Disconnects a consumer and forgets it (the set stays as small as the consumers alive). */

@@ -180,6 +180,69 @@ describe.each(deliveryModes)('Kafka record cache ($mode)', ({ mode, exactlyOnce 
     }
   }, 120_000);
 
+  it("keeps a held partition's idle commit when another partition's batch comes first", async () => {
+    await requireBroker();
+    const model = await loadTestModel();
+    const t = await createInputTopic(exactlyOnce ? 'cache-idle2-eos' : 'cache-idle2', 2);
+    // Partition 0: committed events, then an input transaction left open, so its batch never
+    // catches up and is held until its idle commit. Partition 1: events that come later and
+    // catch up (exactly-once commits that partition alone). Keys apart, so each replays alone.
+    const held = makeEvents(20, 6, 43);
+    const later = makeEvents(10, 4, 44).map((e) => ({ ...e, key: `later-${e.key}` }));
+    const producer = testKafka().producer({
+      transactionalId: `${t.inputTopic}-writer`,
+      maxInFlightRequests: 1,
+    });
+    await producer.connect();
+    const done = await producer.transaction();
+    await done.send({
+      topic: t.inputTopic,
+      messages: eventMessages(held).map((m) => ({ ...m, partition: 0 })),
+    });
+    await done.commit();
+    const open = await producer.transaction();
+    await open.send({
+      topic: t.inputTopic,
+      messages: eventMessages(makeEvents(1, 1, 45)).map((m) => ({ ...m, partition: 0 })),
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'cellstream-cache-idle2-'));
+    const pipeline = await startKafkaPipeline({
+      model,
+      brokers,
+      ...t,
+      stateDir: dir,
+      exactlyOnce,
+      maxBatch: 50,
+      // Long enough that partition 1's batch comes while partition 0 holds.
+      commitIntervalMs: 8000,
+      maxWaitTimeInMs: 100,
+      logLevel: 'nothing',
+      client: kafkaClientUnderTest,
+    });
+    try {
+      // The source reports each batch it handed over, held ones too.
+      await waitUntil(() => pipeline.health.secondsSinceLastCommit() !== null, 'the held batch');
+      expect(pipeline.stats.batches).toBe(0);
+      await produce(
+        t.inputTopic,
+        eventMessages(later).map((m) => ({ ...m, partition: 1 })),
+      );
+      await waitUntil(
+        async () => (await committedTotal(t.groupId, t.inputTopic)) === BigInt(held.length + later.length),
+        'both partitions committed',
+        60_000,
+      );
+      const expected = await offlineReplay(model, [...held, ...later]);
+      const verdict = judge(expected, await readTopic(t.outputTopic));
+      expect(verdict).toMatchObject({ received: 30, missing: 0, divergent: 0, repeated: 0 });
+    } finally {
+      await open.abort();
+      await producer.disconnect();
+      await pipeline.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('SIGKILLed while holding uncommitted batches: redelivered from the committed offsets, predictions identical', async () => {
     await requireBroker();
     ensureBuilt();

@@ -3,7 +3,7 @@
 // prediction is checked against the offline replay; a SIGKILLed and restarted instance keeps the
 // delivery rules; the metrics count every worker's batches; a crashed worker fails the process.
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -308,4 +308,26 @@ describe('cellstream kafka --workers 2', () => {
     expect(verdict.missing).toBe(0);
     expect(verdict.divergent).toBe(0);
   }, 300_000);
+});
+
+describe('Kafka workers in one process: a start that fails', () => {
+  it('rejects, each worker having closed what it had connected before the failure', async () => {
+    const { model, t, dir } = await setUp('workers-refused', 0, 1, 1);
+    // A file where the state directory should be: every worker's LMDB fails to open, after the
+    // worker has connected its producer. A connection left open kept the worker thread alive, and
+    // the instance, waiting for it to stop, never answered.
+    const notADir = join(dir, 'state-file');
+    await writeFile(notADir, 'not a directory');
+    const started = startKafkaInstance({
+      model,
+      brokers,
+      ...t,
+      stateDir: notADir,
+      workers: 2,
+      maxWaitTimeInMs: 100,
+      logLevel: 'nothing',
+      client: kafkaClientUnderTest,
+    });
+    await expect(started).rejects.toThrow(/worker-0|worker-1|ENOTDIR|not a directory/i);
+  }, 120_000);
 });
