@@ -634,7 +634,7 @@ async function assemblePipeline(
       idleTimer = undefined;
       // A flush the source skipped (out of the group, a rebalance pending) leaves the batches
       // held: they are tried again after another interval, not left until a batch that may not come.
-      void source.flushIdle().finally(flushWhenIdle);
+      source.flushIdle().then(flushWhenIdle, flushWhenIdle);
     }, commitIntervalMs);
     idleTimer.unref();
   };
