@@ -204,13 +204,23 @@ export class ChangelogReader {
     await this.start();
     if (from >= to) return;
     if (this.jobs.has(partition)) throw new Error(`changelog partition ${partition} is already being read`);
+    let job!: ReadJob;
     const finished = new Promise<void>((done, fail) => {
-      this.jobs.set(partition, { next: from, to, apply, done, fail });
+      job = { next: from, to, apply, done, fail };
+      this.jobs.set(partition, job);
     });
-    await this.whileRunning(() => {
-      this.consumer.seek({ topic: this.topic, partition, offset: from.toString() });
-      this.consumer.resume({ topic: this.topic, partitions: [partition] });
-    });
+    // Handled below; a `stop` failing the job while the seek still waits must not be unhandled.
+    finished.catch(() => {});
+    try {
+      await this.whileRunning(() => {
+        this.consumer.seek({ topic: this.topic, partition, offset: from.toString() });
+        this.consumer.resume({ topic: this.topic, partitions: [partition] });
+      });
+    } catch (err) {
+      // Never started: a job left registered would refuse every later read of the partition.
+      if (this.jobs.get(partition) === job) this.jobs.delete(partition);
+      throw err;
+    }
     try {
       await finished;
     } finally {

@@ -54,3 +54,32 @@ describe('ChangelogReader session', () => {
     expect(calls.configs[0]).toMatchObject({ sessionTimeout: 6000, heartbeatInterval: 500 });
   });
 });
+
+describe('ChangelogReader read whose seek fails', () => {
+  it('fails that read, and a later read of the partition is not refused as "already being read"', async () => {
+    let seekFailures = 1;
+    const consumer = {
+      listen: () => {},
+      connect: async () => {},
+      subscribe: async () => {},
+      run: async () => {},
+      pause: () => {},
+      resume: () => {},
+      seek: () => {
+        if (seekFailures-- > 0) throw new Error('broker on fire');
+      },
+    };
+    const kafka = {
+      consumer: () => consumer,
+      admin: () => ({ connect: async () => {}, disconnect: async () => {} }),
+    } as unknown as KafkaClient;
+    const reader = new ChangelogReader(kafka, { topic: 't' });
+    await expect(reader.read(0, 0n, 10n, async () => {})).rejects.toThrow('broker on fire');
+    // The second read is registered and sought; stopping the reader ends it.
+    const second = reader.read(0, 0n, 10n, async () => {});
+    await new Promise((r) => setTimeout(r, 10));
+    expect(reader.progress(0)).toEqual({ next: 0n, high: undefined });
+    await reader.stop();
+    await expect(second).rejects.toThrow('the changelog reader was stopped');
+  });
+});
