@@ -197,6 +197,11 @@ export interface KafkaPipeline {
   readonly groupId: string;
   /** Rejects with `KafkaConsumerLostError` once the consumer is lost for good; never resolves. */
   readonly lost: Promise<never>;
+  /**
+   * The first half of `stop`: stops fetching, finishes the batch in flight and commits what it
+   * holds, still a member of the group (see `KafkaSource.drain`). `stop` drains first anyway.
+   */
+  drain(): Promise<void>;
   /** Stops fetching, finishes the batch in flight, commits what it holds (state durable, offsets committed), leaves the group, closes. */
   stop(): Promise<void>;
 }
@@ -766,6 +771,11 @@ async function assemblePipeline(
     health,
     groupId: options.groupId,
     lost,
+    drain() {
+      closed = true;
+      if (idleTimer) clearTimeout(idleTimer);
+      return source.drain();
+    },
     stop() {
       stopping ??= (async () => {
         closed = true;

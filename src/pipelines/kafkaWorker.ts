@@ -54,6 +54,12 @@ port.on('message', (m: ToWorker) => {
     void stop();
     return;
   }
+  if (m.t === 'drain') {
+    // A failure is the stop's to report (it drains again, and fails the same way).
+    const drained = pipeline ? pipeline.drain().catch(() => {}) : Promise.resolve();
+    void drained.then(() => send({ t: 'drained' }));
+    return;
+  }
   const running = pipeline;
   if (!running) {
     send({ t: 'reply', id: m.id, error: described(new Error('the Kafka worker is starting')) });

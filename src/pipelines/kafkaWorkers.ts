@@ -137,6 +137,7 @@ export interface WorkerData {
 export type ToWorker =
   | { readonly t: 'getMany'; readonly id: number; readonly keys: readonly string[] }
   | { readonly t: 'size'; readonly id: number }
+  | { readonly t: 'drain' }
   | { readonly t: 'stop' };
 
 /** Worker → main thread. */
@@ -169,6 +170,7 @@ export type FromWorker =
       readonly value?: unknown;
       readonly error?: { readonly code?: string; readonly name: string; readonly message: string };
     }
+  | { readonly t: 'drained' }
   | { readonly t: 'stopped'; readonly error?: string };
 
 /** The compiled worker script; under the TypeScript sources (tests), the built one in dist/. */
@@ -204,6 +206,7 @@ interface Member {
   exited: boolean;
   readonly exit: Promise<void>;
   readonly pending: Map<number, { resolve(value: unknown): void; reject(error: Error): void }>;
+  drained?: () => void;
   stopped?: (error: string | undefined) => void;
 }
 
@@ -358,6 +361,9 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
           else p?.resolve(m.value);
           break;
         }
+        case 'drained':
+          member.drained?.();
+          break;
         case 'stopped':
           member.stopped?.(m.error);
           break;
@@ -374,6 +380,7 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
       if (!startedYet)
         rejectStarted(new Error(`Kafka worker ${index} exited with code ${code} while starting`));
       else if (!stopping) fail(member, new Error(`the worker thread exited with code ${code}`));
+      member.drained?.();
       member.stopped?.(undefined);
     });
     return { member, started };
@@ -393,6 +400,16 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
       member.worker.postMessage({ ...message, id } satisfies ToWorker);
     });
 
+  /** Has a worker commit what it holds, still in the group; resolves at once for one that has ended. */
+  const drainMember = async (member: Member): Promise<void> => {
+    if (member.exited) return;
+    const drained = new Promise<void>((resolve) => {
+      member.drained = resolve;
+    });
+    member.worker.postMessage({ t: 'drain' } satisfies ToWorker);
+    await drained;
+  };
+
   const stopMember = async (member: Member): Promise<string | undefined> => {
     if (member.exited) return undefined;
     const stopped = new Promise<string | undefined>((resolve) => {
@@ -411,6 +428,8 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
       stopping = true;
+      // Every worker commits what it holds before any leaves the group (see `KafkaSource.drain`).
+      await Promise.all(members.map(drainMember));
       const errors = (await Promise.all(members.map(stopMember))).filter((e) => e !== undefined);
       if (errors.length > 0) throw new Error(`Kafka workers failed to stop cleanly: ${errors.join('; ')}`);
     })();

@@ -174,6 +174,8 @@ export class KafkaSource {
   private rejoinTimer: NodeJS.Timeout | undefined;
   /** The `eachBatch` call in progress, if any (one at a time: partitionsConsumedConcurrently 1). */
   private active: Promise<void> | undefined;
+  /** Set by `drain`: what it does happens once. */
+  private draining: Promise<void> | undefined;
   /** A `flushIdle` in progress: batches wait for it, so handler calls never overlap. */
   private idle: Promise<void> | undefined;
 
@@ -407,15 +409,28 @@ export class KafkaSource {
     }
   }
 
-  /** Stops taking batches, lets the run in progress finish and commit, then leaves the group. */
+  /**
+   * The first half of `stop`: stops taking batches, lets the run in progress finish and commits
+   * what is held, while still a member of the group. Members of one group stopping together
+   * (`kafka.workers`) all drain before any leaves: a member's leaving rebalances the others, and a
+   * rebalance before a member's own commit cancels it (its held events are redelivered instead).
+   */
+  drain(): Promise<void> {
+    this.draining ??= (async () => {
+      // kafkajs silently skips commitOffsets once disconnect() has begun (its runner is no longer
+      // "running"), so the run in flight must finish, offsets committed, before the consumer stops.
+      this.stopping = true;
+      if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
+      await this.active?.catch(() => {});
+      await this.idle;
+      await this.flushHeld();
+    })();
+    return this.draining;
+  }
+
+  /** Stops taking batches, lets the run in progress finish and commit (`drain`), then leaves the group. */
   async stop(): Promise<void> {
-    // kafkajs silently skips commitOffsets once disconnect() has begun (its runner is no longer
-    // "running"), so the run in flight must finish, offsets committed, before the consumer stops.
-    this.stopping = true;
-    if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
-    await this.active?.catch(() => {});
-    await this.idle;
-    await this.flushHeld();
+    await this.drain();
     // The current one first: it leaves the group, so its partitions move on at once.
     await this.retire(this.consumer);
     for (const consumer of [...this.consumers]) await this.retire(consumer).catch(() => {});
