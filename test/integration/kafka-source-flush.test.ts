@@ -56,7 +56,11 @@ describe('Kafka source: an idle flush that fails', () => {
       await produce(topic, eventMessages(events.slice(0, 3)));
       await waitUntil(() => delivered.flat().includes('2'), 'the first three messages');
       const before = delivered.length;
-      await source.flushIdle();
+      // The batch that delivered them may still be finishing (a flush waits for none): try until one ran.
+      await waitUntil(async () => {
+        await source.flushIdle();
+        return flushes > 0;
+      }, 'an idle flush');
       expect(flushes).toBe(1);
       await produce(topic, eventMessages(events.slice(3)));
       await waitUntil(() => delivered.flat().includes('3'), 'the fourth message');

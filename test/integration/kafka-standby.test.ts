@@ -288,8 +288,10 @@ describe.each(deliveryModes)('Kafka standby state ($mode)', ({ mode, exactlyOnce
     expect(before.standbyRecords).toBeGreaterThanOrEqual(takenKeys);
     const logBefore = b.log().length;
 
-    // Under load: part of the last third processed, then the owner of the other half dies.
-    await produce(t.inputTopic, messages.slice(4000));
+    // Under load: part of the last third processed, then the owner of the other half dies. The
+    // rest comes after the kill, so the partitions taken over have events to fetch (and restore
+    // for) even when the owner had processed all it was sent.
+    await produce(t.inputTopic, messages.slice(4000, 5500));
     const outputEnd = () =>
       withAdmin(async (admin) =>
         (await admin.fetchTopicOffsets(t.outputTopic)).reduce((n, p) => n + BigInt(p.high), 0n),
@@ -297,6 +299,7 @@ describe.each(deliveryModes)('Kafka standby state ($mode)', ({ mode, exactlyOnce
     const ended = await outputEnd();
     await waitUntil(async () => (await outputEnd()) > ended, 'progress on the last third');
     await a.kill();
+    await produce(t.inputTopic, messages.slice(5500));
     await waitUntil(
       async () => (await snapshot(b)).partitions.length === PARTITIONS,
       'the standby to take every partition over',
