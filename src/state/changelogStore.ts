@@ -325,7 +325,8 @@ export class ChangelogStore implements StateStore {
     const keepLater = this.keepLaterPosition;
     const latest = new Map<string, { put: StateRecord } | { deleted: true }>();
     const unreadable: UnreadableChangelogRecord[] = [];
-    for (const { key, value, offset } of entries) {
+    // Without `keepLaterPosition` only a key's last record of the run counts, so only it is decoded.
+    for (const { key, value, offset } of keepLater ? entries : lastOfEachKey(entries)) {
       const refused = key === '' ? 'the record has no key' : this.keyError(key)?.message;
       const at = { topic: this.topic, partition, offset: offset.toString() };
       if (refused !== undefined) {
@@ -353,16 +354,16 @@ export class ChangelogStore implements StateStore {
       latest.set(key, { put: record });
     }
     const putKeys = keepLater ? [...latest].filter(([, v]) => 'put' in v).map(([key]) => key) : [];
-    const local = putKeys.length > 0 ? await this.local.getMany(putKeys) : [];
+    const stored = putKeys.length > 0 ? await this.local.getMany(putKeys) : [];
+    const local = new Map(putKeys.map((key, i) => [key, stored[i]]));
     const deletes: string[] = [];
     const puts: Array<readonly [string, StateRecord]> = [];
-    let i = 0;
     for (const [key, change] of latest) {
       if (!('put' in change)) {
         deletes.push(key);
         continue;
       }
-      const current = keepLater ? local[i++] : undefined;
+      const current = local.get(key);
       if (current !== undefined && laterPosition(current, change.put)) continue;
       puts.push([key, change.put]);
     }
@@ -412,6 +413,16 @@ interface ChangelogEntryLike {
   readonly key: string;
   readonly value: Buffer | null;
   readonly offset: bigint;
+}
+
+/** Each key's last entry of `entries`, in the order of those last entries (as compaction keeps them). */
+function lastOfEachKey(entries: readonly ChangelogEntryLike[]): ChangelogEntryLike[] {
+  const last = new Map<string, ChangelogEntryLike>();
+  for (const e of entries) {
+    last.delete(e.key);
+    last.set(e.key, e);
+  }
+  return [...last.values()];
 }
 
 /**
