@@ -629,8 +629,12 @@ async function assemblePipeline(
   // Held batches followed by no more (a partition gone quiet without a batch that caught up, e.g.
   // behind an input transaction still open) are committed when the interval has passed anyway.
   let idleTimer: NodeJS.Timeout | undefined;
-  /** Set by `stop`: no idle commit is scheduled after it. */
+  /** Set by `drain` and `stop`: no idle commit is scheduled after it. */
   let closed = false;
+  const endIdleCommits = () => {
+    closed = true;
+    if (idleTimer) clearTimeout(idleTimer);
+  };
   const flushWhenIdle = () => {
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = undefined;
@@ -772,14 +776,12 @@ async function assemblePipeline(
     groupId: options.groupId,
     lost,
     drain() {
-      closed = true;
-      if (idleTimer) clearTimeout(idleTimer);
+      endIdleCommits();
       return source.drain();
     },
     stop() {
       stopping ??= (async () => {
-        closed = true;
-        if (idleTimer) clearTimeout(idleTimer);
+        endIdleCommits();
         health.close();
         await source.stop();
         await follower?.stop();
