@@ -33,6 +33,31 @@ import {
 import { child } from '../helpers/kafkaFaults.js';
 
 /** Every record of the changelog topic, by partition order. */
+/**
+ * Writes `committed` to `topic` in a committed transaction and `pending` in one left open: a
+ * pipeline reads (read_committed) up to the open one while the partition's end lies past it, so
+ * no batch of that partition ever catches up. `close` aborts the open one.
+ */
+async function behindOpenTransaction(
+  topic: string,
+  committed: ReadonlyArray<{ key: string | null; value: string; partition?: number }>,
+  pending: ReadonlyArray<{ key: string | null; value: string; partition?: number }>,
+) {
+  const producer = testKafka().producer({ transactionalId: `${topic}-writer`, maxInFlightRequests: 1 });
+  await producer.connect();
+  const done = await producer.transaction();
+  await done.send({ topic, messages: [...committed] });
+  await done.commit();
+  const open = await producer.transaction();
+  await open.send({ topic, messages: [...pending] });
+  return {
+    close: async () => {
+      await open.abort();
+      await producer.disconnect();
+    },
+  };
+}
+
 async function changelogRecords(topic: string): Promise<ChangelogEntry[]> {
   const reader = new ChangelogReader(await testClient(), { topic });
   const out: ChangelogEntry[] = [];
@@ -138,18 +163,11 @@ describe.each(deliveryModes)('Kafka record cache ($mode)', ({ mode, exactlyOnce 
     const model = await loadTestModel();
     const t = await createInputTopic(exactlyOnce ? 'cache-idle-eos' : 'cache-idle', 1);
     const events = makeEvents(40, 8, 41);
-    // An input transaction left open after committed events: the pipeline reads (read_committed)
-    // up to it, while the partition's end lies past it, so no batch ever catches up.
-    const producer = testKafka().producer({
-      transactionalId: `${t.inputTopic}-writer`,
-      maxInFlightRequests: 1,
-    });
-    await producer.connect();
-    const done = await producer.transaction();
-    await done.send({ topic: t.inputTopic, messages: eventMessages(events.slice(0, 39)) });
-    await done.commit();
-    const open = await producer.transaction();
-    await open.send({ topic: t.inputTopic, messages: eventMessages(events.slice(39)) });
+    const writer = await behindOpenTransaction(
+      t.inputTopic,
+      eventMessages(events.slice(0, 39)),
+      eventMessages(events.slice(39)),
+    );
     const dir = await mkdtemp(join(tmpdir(), 'cellstream-cache-idle-'));
     const pipeline = await startKafkaPipeline({
       model,
@@ -173,8 +191,7 @@ describe.each(deliveryModes)('Kafka record cache ($mode)', ({ mode, exactlyOnce 
       expect(verdict).toMatchObject({ received: 39, missing: 0, divergent: 0, repeated: 0 });
       expect(pipeline.stats.predictions).toBe(39);
     } finally {
-      await open.abort();
-      await producer.disconnect();
+      await writer.close();
       await pipeline.stop();
       await rm(dir, { recursive: true, force: true });
     }
@@ -189,22 +206,11 @@ describe.each(deliveryModes)('Kafka record cache ($mode)', ({ mode, exactlyOnce 
     // catch up (exactly-once commits that partition alone). Keys apart, so each replays alone.
     const held = makeEvents(20, 6, 43);
     const later = makeEvents(10, 4, 44).map((e) => ({ ...e, key: `later-${e.key}` }));
-    const producer = testKafka().producer({
-      transactionalId: `${t.inputTopic}-writer`,
-      maxInFlightRequests: 1,
-    });
-    await producer.connect();
-    const done = await producer.transaction();
-    await done.send({
-      topic: t.inputTopic,
-      messages: eventMessages(held).map((m) => ({ ...m, partition: 0 })),
-    });
-    await done.commit();
-    const open = await producer.transaction();
-    await open.send({
-      topic: t.inputTopic,
-      messages: eventMessages(makeEvents(1, 1, 45)).map((m) => ({ ...m, partition: 0 })),
-    });
+    const writer = await behindOpenTransaction(
+      t.inputTopic,
+      eventMessages(held).map((m) => ({ ...m, partition: 0 })),
+      eventMessages(makeEvents(1, 1, 45)).map((m) => ({ ...m, partition: 0 })),
+    );
     const dir = await mkdtemp(join(tmpdir(), 'cellstream-cache-idle2-'));
     const pipeline = await startKafkaPipeline({
       model,
@@ -236,8 +242,7 @@ describe.each(deliveryModes)('Kafka record cache ($mode)', ({ mode, exactlyOnce 
       const verdict = judge(expected, await readTopic(t.outputTopic));
       expect(verdict).toMatchObject({ received: 30, missing: 0, divergent: 0, repeated: 0 });
     } finally {
-      await open.abort();
-      await producer.disconnect();
+      await writer.close();
       await pipeline.stop();
       await rm(dir, { recursive: true, force: true });
     }

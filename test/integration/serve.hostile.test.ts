@@ -41,16 +41,21 @@ async function metric(s: RunningServer, name: string): Promise<string> {
   return s.metrics.registry.getSingleMetricAsString(name);
 }
 
+/** `cellstream serve` of the test model on a free port, with a state directory of its own. */
+async function serveAlone(name: string) {
+  return serveBin([
+    '--model',
+    await modelFile(),
+    '--port',
+    '0',
+    '--state',
+    join(await tempDir(name), 'state'),
+  ]);
+}
+
 describe('serve: hostile input cannot end the process', () => {
   it('answers over-deep frames EVENT_TOO_DEEP with a bounded echo, survives a broken upgrade request, and serves on', async () => {
-    const { child, url } = await serveBin([
-      '--model',
-      await modelFile(),
-      '--port',
-      '0',
-      '--state',
-      join(await tempDir('serve-hostile'), 'state'),
-    ]);
+    const { child, url } = await serveAlone('serve-hostile');
     try {
       const port = Number(new URL(url).port);
       const ws = url.replace('http', 'ws');
@@ -87,14 +92,7 @@ describe('serve: hostile input cannot end the process', () => {
   });
 
   it('survives clients that reset the connection of an upgrade it refuses, and serves on', async () => {
-    const { child, url, stderr } = await serveBin([
-      '--model',
-      await modelFile(),
-      '--port',
-      '0',
-      '--state',
-      join(await tempDir('serve-hostile-reset'), 'state'),
-    ]);
+    const { child, url, stderr } = await serveAlone('serve-hostile-reset');
     try {
       const port = Number(new URL(url).port);
       const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
