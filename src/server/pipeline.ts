@@ -191,12 +191,9 @@ export class EnginePipeline {
   }
 
   private settle(ticket: Ticket, result: Result, now: number): void {
-    // A metrics hook that throws must not cost the submitter its answer. Per event: no closure.
-    try {
-      this.hooks.onResult?.(result, (now - ticket.submitted) / 1000);
-    } catch (err) {
-      this.reportCallbackError(err);
-    }
+    const onResult = this.hooks.onResult;
+    // A metrics hook that throws must not cost the submitter its answer.
+    if (onResult) this.callSafely(() => onResult(result, (now - ticket.submitted) / 1000), undefined);
     this.callSafely(ticket.done, result);
   }
 
@@ -205,15 +202,11 @@ export class EnginePipeline {
     try {
       callback(value);
     } catch (err) {
-      this.reportCallbackError(err);
-    }
-  }
-
-  private reportCallbackError(err: unknown): void {
-    try {
-      this.hooks.onCallbackError?.(err);
-    } catch {
-      // The hook is the last place to report to; nothing is left to tell.
+      try {
+        this.hooks.onCallbackError?.(err);
+      } catch {
+        // The hook is the last place to report to; nothing is left to tell.
+      }
     }
   }
 
