@@ -21,6 +21,7 @@ import type {
   TransactionalProducer,
 } from './adapter.js';
 import { protocolErrorType } from './kafkaErrors.js';
+import { renewingProducer } from './renewingProducer.js';
 
 const LOG_LEVELS: Record<KafkaLogLevel, logLevel> = {
   nothing: logLevel.NOTHING,
@@ -41,7 +42,8 @@ export function createKafkajsClient(options: KafkaClientOptions): KafkaClient {
   return {
     name: 'kafkajs',
     admin: () => kafkajsAdmin(kafka.admin()),
-    producer: () => kafkajsProducer(kafka),
+    // A failed send leaves the next one a new idempotent session (see renewingProducer).
+    producer: () => renewingProducer(() => kafkajsProducer(kafka)),
     transactionalProducer: (transactionalId) => kafkajsTransactionalProducer(kafka, transactionalId),
     consumer: (consumerOptions) => kafkajsConsumer(kafka, consumerOptions),
   };

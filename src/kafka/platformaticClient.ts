@@ -27,6 +27,7 @@ import type {
   TransactionalProducer,
 } from './adapter.js';
 import { protocolErrorType } from './kafkaErrors.js';
+import { renewingProducer } from './renewingProducer.js';
 
 /** Record-batch attribute bits (Kafka's record batch format v2). */
 const IS_TRANSACTIONAL = 1 << 4;
@@ -58,7 +59,8 @@ export function createPlatformaticClient(options: KafkaClientOptions): KafkaClie
   return {
     name: 'platformatic',
     admin: () => platformaticAdmin(common),
-    producer: () => platformaticProducer(common),
+    // A failed send leaves the next one a new idempotent session (see renewingProducer).
+    producer: () => renewingProducer(() => platformaticProducer(common)),
     transactionalProducer: (transactionalId) => platformaticTransactionalProducer(common, transactionalId),
     consumer: (consumerOptions) => new PlatformaticConsumer(common, consumerOptions),
   };
