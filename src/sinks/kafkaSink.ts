@@ -1,6 +1,7 @@
 import type { Rejected } from '../engine/types.js';
 import type { Prediction } from '../events/types.js';
 import type { KafkaSender, OutgoingMessage, TopicMessages } from '../kafka/adapter.js';
+import { protocolErrorType } from '../kafka/kafkaErrors.js';
 import { chunkMessages } from '../kafka/messageChunks.js';
 
 /** Header names of a dead-letter message; the value is the event's text exactly as received. */
@@ -10,7 +11,19 @@ export const DEAD_LETTER_HEADERS = {
   topic: 'cellstream.topic',
   partition: 'cellstream.partition',
   offset: 'cellstream.offset',
+  /**
+   * Set when the dead-letter topic refused the record as too large: what was left out and its
+   * bytes, `value=N` (and `,key=N` for a key over 1 KiB).
+   */
+  dropped: 'cellstream.dropped',
 } as const;
+
+/**
+ * Dead letters are sent in requests of at most this many estimated bytes, so that one larger than
+ * that goes alone: a request the broker refuses as too large then holds one record and was not
+ * applied in part, and that record is sent again without its value.
+ */
+export const DEAD_LETTER_CHUNK_BYTES = 64 * 1024;
 
 /** A prediction as a Kafka message keyed by its entity key. */
 export function predictionMessage(prediction: Prediction): OutgoingMessage {
@@ -86,9 +99,45 @@ export class KafkaSink {
   /** Sends in parts under the broker's size limit, one after another so per-partition order holds. */
   async send(sender: KafkaSender, batch: SinkBatch): Promise<void> {
     for (const { topic, messages } of this.topicMessages(batch)) {
+      if (topic === this.options.deadLetterTopic) {
+        for (const chunk of chunkMessages(messages, DEAD_LETTER_CHUNK_BYTES)) {
+          await sendDeadLetters(sender, topic, chunk);
+        }
+        continue;
+      }
       for (const chunk of chunkMessages(messages)) {
         await sender.sendBatch({ topicMessages: [{ topic, messages: chunk }], acks: -1 });
       }
     }
+  }
+}
+
+const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
+
+/** A dead letter's key longer than this is left out with its value when the record is refused as too large. */
+const DROPPED_KEY_BYTES = 1024;
+
+/**
+ * A dead letter larger than the dead-letter topic takes (its `max.message.bytes`) is sent without
+ * its value (and a long key), which `cellstream.dropped` records; its headers still say where the
+ * original is. Sending it as it is would fail the batch on every redelivery: its partition would never move
+ * on, and any writer of the input topic could stop it with one record just under the input
+ * topic's limit (a dead letter adds headers).
+ */
+async function sendDeadLetters(sender: KafkaSender, topic: string, chunk: OutgoingMessage[]): Promise<void> {
+  try {
+    await sender.sendBatch({ topicMessages: [{ topic, messages: chunk }], acks: -1 });
+  } catch (err) {
+    if (chunk.length > 1 || !TOO_LARGE.has(protocolErrorType(err) ?? '')) throw err;
+    const [m] = chunk;
+    const keyBytes = m.key === null || m.key === undefined ? 0 : Buffer.byteLength(m.key);
+    const dropKey = keyBytes > DROPPED_KEY_BYTES;
+    const dropped = `value=${m.value === null ? 0 : Buffer.byteLength(m.value)}${dropKey ? `,key=${keyBytes}` : ''}`;
+    const kept: OutgoingMessage = {
+      key: dropKey ? null : (m.key ?? null),
+      value: null,
+      headers: { ...m.headers, [DEAD_LETTER_HEADERS.dropped]: dropped },
+    };
+    await sender.sendBatch({ topicMessages: [{ topic, messages: [kept] }], acks: -1 });
   }
 }
