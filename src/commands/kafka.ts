@@ -161,6 +161,13 @@ export async function runKafka(
       },
       onStall: (message) => say('stalled', { level: 'error', message }),
       onStallEnd: () => say('resumed'),
+      onConsumerRetry: (error, repeats) =>
+        say('consumer-retry', {
+          level: 'warn',
+          repeats,
+          error: error.message,
+          message: 'a fetch or batch failed; the consumer retries it after a backoff',
+        }),
       onRejoin: (attempt, error) =>
         say('rejoining', {
           level: 'warn',

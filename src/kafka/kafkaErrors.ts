@@ -24,6 +24,16 @@ export function protocolErrorType(err: unknown, depth = 0): string | undefined {
   return protocolErrorType(e.originalError ?? e.cause, depth + 1);
 }
 
+/**
+ * A client's error as one line for a log: its message, with the protocol error type when the
+ * message does not name it (@platformatic/kafka's aggregates say only "Producing messages failed.").
+ */
+export function kafkaErrorText(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const type = protocolErrorType(err);
+  return type === undefined || message.includes(type) ? message : `${message} (${type})`;
+}
+
 const FENCED = new Set([
   'INVALID_PRODUCER_EPOCH',
   'PRODUCER_FENCED',

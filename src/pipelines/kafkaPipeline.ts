@@ -14,7 +14,7 @@ import type {
   KafkaTransaction,
 } from '../kafka/adapter.js';
 import { createKafka } from '../kafka/client.js';
-import { mapFenced, retryConcurrentTransactions } from '../kafka/kafkaErrors.js';
+import { kafkaErrorText, mapFenced, retryConcurrentTransactions } from '../kafka/kafkaErrors.js';
 import { ensureTopics } from '../kafka/topics.js';
 import { outputSize } from '../model/index.js';
 import type { Model } from '../model/types.js';
@@ -39,6 +39,7 @@ import { StagedStore } from '../state/stagedStore.js';
 import { KAFKA_COMMIT_DEFAULTS } from './commitDefaults.js';
 import { KAFKA_HEALTH_DEFAULTS, KafkaHealth, type KafkaHealthObserver } from './kafkaHealth.js';
 import { PartitionProducers } from './partitionProducers.js';
+import { RepeatThrottle } from './repeatThrottle.js';
 
 export interface KafkaPipelineOptions extends RecordFormatOptions {
   readonly model: Model;
@@ -93,6 +94,13 @@ export interface KafkaPipelineOptions extends RecordFormatOptions {
   /** Called when the consumer crashed and a new one joins the group (the crash's error). */
   readonly onRejoin?: (attempt: number, error: Error) => void;
   /**
+   * Called when a fetch or a batch failed and the client retries it itself (the same consumer,
+   * after a backoff): at once the first time, then at most once per `KAFKA_RETRY_REPORT_MS` with
+   * how many failures came since the last call. A partition that fails again and again makes no
+   * progress, and this says why.
+   */
+  readonly onConsumerRetry?: (error: Error, repeats: number) => void;
+  /**
    * Called once when the consumer is lost for good (policy `exit`, or `maxRejoins` exhausted): the
    * instance consumes no more, and the process should exit non-zero so that a supervisor restarts it.
    */
@@ -141,6 +149,9 @@ const originalOf = (batch: PartitionBatch) => (r: Rejected) =>
 
 /** The client's retry policy: kafkajs's, with the backoff capped at 5 s and more attempts. */
 export const KAFKA_RETRY = { initialRetryTime: 300, maxRetryTime: 5000, retries: 8 } as const;
+
+/** Failures the client retries in place are told at most this often (`onConsumerRetry`). */
+export const KAFKA_RETRY_REPORT_MS = 30_000;
 
 /** What one batch of one input partition did. */
 export interface KafkaBatchReport {
@@ -335,6 +346,8 @@ async function assemblePipeline(
   });
   if (options.healthObserver) health.observe(options.healthObserver);
   health.watch();
+  const onRetry = options.onConsumerRetry;
+  const retries = onRetry ? new RepeatThrottle(onRetry, KAFKA_RETRY_REPORT_MS) : undefined;
   opened.push(async () => health.close());
   let reportLost: (err: KafkaConsumerLostError) => void = () => {};
   const lost = new Promise<never>((_, reject) => {
@@ -369,11 +382,14 @@ async function assemblePipeline(
       fetched: () => health.fetched(),
       lag: (p, n) => health.lag(p, n),
       committed: (p, n) => health.committed(p, n),
-      crashed: (_err, restart) => health.crashed(restart),
+      crashed: (err, restart) => {
+        health.crashed(restart);
+        if (restart) retries?.report(new Error(kafkaErrorText(err), { cause: err }));
+      },
       resumed: () => health.resumed(),
       rejoining: (attempt, err) => {
         health.rejoining();
-        options.onRejoin?.(attempt, err);
+        options.onRejoin?.(attempt, new Error(kafkaErrorText(err), { cause: err }));
       },
       lost: (err) => {
         health.lost(err.message);

@@ -96,6 +96,7 @@ try {
     onStall: (message) => send({ t: 'stall', message }),
     onStallEnd: () => send({ t: 'stall' }),
     onRejoin: (attempt, error) => send({ t: 'rejoin', attempt, message: error.message }),
+    onConsumerRetry: (error, repeats) => send({ t: 'retry', repeats, message: error.message }),
     onStandbyError: (partition, error) => send({ t: 'standby-error', partition, message: error.message }),
     onStandbyUnreadable: (records) => send({ t: 'standby-unreadable', records }),
     onLost: (error) => send({ t: 'lost', message: error.message }),

@@ -118,6 +118,7 @@ export type WorkerPipelineOptions = Omit<
   | 'onStall'
   | 'onStallEnd'
   | 'onRejoin'
+  | 'onConsumerRetry'
   | 'onLost'
   | 'onRestore'
   | 'onBatch'
@@ -161,6 +162,7 @@ export type FromWorker =
     }
   | { readonly t: 'stall'; readonly message?: string }
   | { readonly t: 'rejoin'; readonly attempt: number; readonly message: string }
+  | { readonly t: 'retry'; readonly repeats: number; readonly message: string }
   | { readonly t: 'lost'; readonly message: string }
   | { readonly t: 'standby-error'; readonly partition: number; readonly message: string }
   | { readonly t: 'standby-unreadable'; readonly records: readonly UnreadableChangelogRecord[] }
@@ -221,6 +223,7 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
     onStall,
     onStallEnd,
     onRejoin,
+    onConsumerRetry,
     onLost,
     onRestore,
     onBatch,
@@ -344,6 +347,9 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
           break;
         case 'rejoin':
           onRejoin?.(m.attempt, new Error(`worker ${index}: ${m.message}`));
+          break;
+        case 'retry':
+          onConsumerRetry?.(new Error(`worker ${index}: ${m.message}`), m.repeats);
           break;
         case 'lost': {
           const error = new KafkaConsumerLostError(`worker ${index} of ${count}: ${m.message}`);

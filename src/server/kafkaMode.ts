@@ -28,6 +28,8 @@ export interface KafkaModeHooks {
   onStall?(message: string | undefined): void;
   /** A new consumer joins after a crash kafkajs does not recover from. */
   onRejoin?(attempt: number, error: Error): void;
+  /** A fetch or batch failed and the client retries it in place (throttled; see `onConsumerRetry`). */
+  onConsumerRetry?(error: Error, repeats: number): void;
   /** A worker thread ended on an uncaught error (`kafka.workers` above 1); the instance is lost. */
   onWorkerCrash?(error: Error): void;
 }
@@ -76,6 +78,7 @@ export async function startKafkaMode(
       ? { onStall: (m: string) => hooks.onStall?.(m), onStallEnd: () => hooks.onStall?.(undefined) }
       : {}),
     ...(hooks.onRejoin ? { onRejoin: hooks.onRejoin } : {}),
+    ...(hooks.onConsumerRetry ? { onConsumerRetry: hooks.onConsumerRetry } : {}),
     ...(hooks.onStandbyError ? { onStandbyError: hooks.onStandbyError } : {}),
     ...(hooks.onStandbyUnreadable ? { onStandbyUnreadable: hooks.onStandbyUnreadable } : {}),
   });

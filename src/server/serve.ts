@@ -317,6 +317,11 @@ export async function startServer(config: Config, options: ServeOptions): Promis
           else log.info({ kafka: 'resumed' }, 'the Kafka pipeline is committing batches again');
         },
         onWorkerCrash: (error) => log.error({ kafka: 'worker-crashed' }, error.message),
+        onConsumerRetry: (error, repeats) =>
+          log.warn(
+            { kafka: 'consumer-retry', repeats, err: error.message },
+            'a Kafka fetch or batch failed; the consumer retries it after a backoff (repeats: failures since the last such line)',
+          ),
         onRejoin: (attempt, error) =>
           log.warn(
             { attempt, err: error.message },

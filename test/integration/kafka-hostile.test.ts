@@ -1,15 +1,19 @@
 // The Kafka edges against a real broker: a poison record nested thousands deep is dead-lettered
-// (EVENT_TOO_DEEP) while the consumer goes on. (A SIGTERM in `cellstream kafka`'s first moments:
+// (EVENT_TOO_DEEP) while the consumer goes on; a dead letter too large for the dead-letter topic is
+// kept without its value (and long key) instead of failing its partition on every redelivery; a
+// batch that keeps failing is logged with its error, and the pipeline resumes once the cause is gone. (A SIGTERM in `cellstream kafka`'s first moments:
 // kafka-cli-health.test.ts.)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ConfigResourceTypes } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { startKafkaPipeline } from '../../src/pipelines/kafkaPipeline.js';
 import { DEAD_LETTER_HEADERS } from '../../src/sinks/kafkaSink.js';
 import {
   brokers,
   createInputTopic,
+  deliveryModes,
   eventMessages,
   kafkaClientUnderTest,
   loadTestModel,
@@ -17,6 +21,7 @@ import {
   produce,
   readTopic,
   requireBroker,
+  testKafka,
   waitForCatchUp,
 } from '../helpers/kafka.js';
 
@@ -56,5 +61,126 @@ describe('Kafka edges', () => {
       'EVENT_TOO_DEEP',
     ]);
     expect(dead.map((d) => d.value)).toEqual(poison.map((p) => p.value));
+  });
+});
+
+/** Creates `topic` with one partition and the given topic configs (before the pipeline would). */
+async function topicWithConfig(topic: string, configEntries: Array<{ name: string; value: string }>) {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic, numPartitions: 1, replicationFactor: 1, configEntries }],
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+describe.each(deliveryModes)(
+  'a dead letter too large for the dead-letter topic ($mode)',
+  ({ exactlyOnce }) => {
+    it('is kept without its value (and its long key), marked cellstream.dropped; every other event served', async () => {
+      await requireBroker();
+      const t = await createInputTopic(`dl-large-${exactlyOnce ? 'eos' : 'alo'}`, 1);
+      // The input topic takes up to ~1 MB; the dead-letter topic only 70 KB.
+      await topicWithConfig(t.deadLetterTopic, [{ name: 'max.message.bytes', value: '70000' }]);
+      const events = makeEvents(40, 5, 7);
+      const big = 'x'.repeat(100_000);
+      const longKey = 'k'.repeat(3000);
+      const poison = [
+        { key: 'p1', value: big },
+        { key: longKey, value: big },
+        { key: 'p3', value: 'not json' },
+      ];
+      const messages = eventMessages(events);
+      await produce(t.inputTopic, [...messages.slice(0, 20), ...poison, ...messages.slice(20)]);
+      const stateDir = await mkdtemp(join(tmpdir(), 'cellstream-kafka-dl-large-'));
+      const pipeline = await startKafkaPipeline({
+        model: await loadTestModel(),
+        brokers,
+        ...t,
+        stateDir,
+        exactlyOnce,
+        maxWaitTimeInMs: 100,
+        logLevel: 'error',
+        client: kafkaClientUnderTest,
+      });
+      try {
+        await waitForCatchUp(t);
+      } finally {
+        await pipeline.stop();
+        await rm(stateDir, { recursive: true, force: true });
+      }
+      expect(await readTopic(t.outputTopic)).toHaveLength(events.length);
+      const dead = await readTopic(t.deadLetterTopic);
+      expect(
+        dead.map((d) => ({
+          key: d.key,
+          value: d.bytes?.toString() ?? null,
+          dropped: d.headers[DEAD_LETTER_HEADERS.dropped]?.toString(),
+          offset: d.headers[DEAD_LETTER_HEADERS.offset]?.toString(),
+        })),
+      ).toEqual([
+        { key: 'p1', value: null, dropped: 'value=100000', offset: '20' },
+        { key: null, value: null, dropped: 'value=100000,key=3000', offset: '21' },
+        { key: 'p3', value: 'not json', dropped: undefined, offset: '22' },
+      ]);
+    });
+  },
+);
+
+describe('a batch that keeps failing', () => {
+  it('is logged with its error, throttled, and the partition resumes once the cause is gone', async () => {
+    await requireBroker();
+    const t = await createInputTopic('keeps-failing', 1);
+    // No prediction fits: every batch fails at its send, and is redelivered.
+    await topicWithConfig(t.outputTopic, [{ name: 'max.message.bytes', value: '100' }]);
+    const events = makeEvents(30, 5, 9);
+    await produce(t.inputTopic, eventMessages(events));
+    const stateDir = await mkdtemp(join(tmpdir(), 'cellstream-kafka-keeps-failing-'));
+    // Told as a retry in place, or (kafkajs, for an error it does not retry) as a rejoin.
+    const told: Array<{ message: string; repeats: number; via: 'retry' | 'rejoin' }> = [];
+    const pipeline = await startKafkaPipeline({
+      model: await loadTestModel(),
+      brokers,
+      ...t,
+      stateDir,
+      maxWaitTimeInMs: 100,
+      logLevel: 'nothing',
+      client: kafkaClientUnderTest,
+      onConsumerRetry: (error, repeats) => told.push({ message: error.message, repeats, via: 'retry' }),
+      onRejoin: (_attempt, error) => told.push({ message: error.message, repeats: 1, via: 'rejoin' }),
+    });
+    try {
+      const deadline = Date.now() + 90_000;
+      while (told.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      expect(told.length, JSON.stringify(pipeline.health.snapshot(t.groupId))).toBeGreaterThan(0);
+      expect(told[0]).toMatchObject({ repeats: 1 });
+      expect(told[0].message).toMatch(/MESSAGE_TOO_LARGE|RECORD_LIST_TOO_LARGE|larger than the max/);
+      // The cause goes away: the same batches go through, nothing lost.
+      const admin = testKafka().admin();
+      await admin.connect();
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: ConfigResourceTypes.TOPIC,
+            name: t.outputTopic,
+            configEntries: [{ name: 'max.message.bytes', value: '1048588' }],
+          },
+        ],
+      });
+      await admin.disconnect();
+      await waitForCatchUp(t);
+    } finally {
+      await pipeline.stop();
+      await rm(stateDir, { recursive: true, force: true });
+    }
+    // At most one line per 30 s after the first, whatever the number of retries.
+    expect(told.filter((x) => x.via === 'retry').length).toBeLessThanOrEqual(3);
+    const out = await readTopic(t.outputTopic);
+    expect(new Set(out.map((m) => `${m.key}@${JSON.parse(m.value).ts}`)).size).toBe(events.length);
   });
 });
