@@ -27,6 +27,7 @@ import type {
   TransactionalProducer,
 } from './adapter.js';
 import { protocolErrorType } from './kafkaErrors.js';
+import { guardMissingBrokers } from './platformaticBrokerGuard.js';
 import { renewingProducer } from './renewingProducer.js';
 
 /** Record-batch attribute bits (Kafka's record batch format v2). */
@@ -101,12 +102,14 @@ function sentRecords(result: {
 }
 
 function platformaticProducer(common: Common): KafkaProducer {
-  const producer = new Producer({
-    ...common,
-    idempotent: true,
-    acks: ProduceAcks.ALL,
-    partitioner: compatibilityPartitioner,
-  });
+  const producer = guardMissingBrokers(
+    new Producer({
+      ...common,
+      idempotent: true,
+      acks: ProduceAcks.ALL,
+      partitioner: compatibilityPartitioner,
+    }),
+  );
   return {
     // The library connects on first use; asking for the producer id checks the broker answers.
     connect: async () => {
@@ -119,13 +122,15 @@ function platformaticProducer(common: Common): KafkaProducer {
 }
 
 function platformaticTransactionalProducer(common: Common, transactionalId: string): TransactionalProducer {
-  const producer = new Producer({
-    ...common,
-    transactionalId,
-    idempotent: true,
-    acks: ProduceAcks.ALL,
-    partitioner: compatibilityPartitioner,
-  });
+  const producer = guardMissingBrokers(
+    new Producer({
+      ...common,
+      transactionalId,
+      idempotent: true,
+      acks: ProduceAcks.ALL,
+      partitioner: compatibilityPartitioner,
+    }),
+  );
   return {
     connect: async () => {},
     disconnect: () => producer.close(),
@@ -190,7 +195,7 @@ function platformaticTransaction(txn: Transaction): KafkaTransaction {
 function platformaticAdmin(common: Common): KafkaAdmin {
   let admin: Admin | undefined;
   const open = (): Admin => {
-    admin ??= new Admin({ ...common });
+    admin ??= guardMissingBrokers(new Admin({ ...common }));
     return admin;
   };
   const metadata = (topics: readonly string[], forceUpdate = false): Promise<ClusterMetadata> =>
@@ -324,15 +329,17 @@ class PlatformaticConsumer implements KafkaConsumer {
 
   constructor(common: Common, options: ConsumerOptions) {
     this.options = options;
-    this.consumer = new Consumer({
-      ...common,
-      groupId: options.groupId,
-      ...(options.sessionTimeout === undefined ? {} : { sessionTimeout: options.sessionTimeout }),
-      ...(options.heartbeatInterval === undefined ? {} : { heartbeatInterval: options.heartbeatInterval }),
-      ...(options.sessionTimeout === undefined ? {} : { rebalanceTimeout: options.sessionTimeout }),
-      autocommit: false,
-      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
-    });
+    this.consumer = guardMissingBrokers(
+      new Consumer({
+        ...common,
+        groupId: options.groupId,
+        ...(options.sessionTimeout === undefined ? {} : { sessionTimeout: options.sessionTimeout }),
+        ...(options.heartbeatInterval === undefined ? {} : { heartbeatInterval: options.heartbeatInterval }),
+        ...(options.sessionTimeout === undefined ? {} : { rebalanceTimeout: options.sessionTimeout }),
+        autocommit: false,
+        isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      }),
+    );
     this.consumer.on('consumer:group:join', (payload) => {
       const previous = this.memberId;
       this.memberId = payload.memberId;
