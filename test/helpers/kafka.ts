@@ -358,18 +358,31 @@ export function judge(expected: Map<string, Prediction[]>, received: readonly Ou
   return { received: received.length, missing, divergent, repeated, completeKeys };
 }
 
-/** The group's committed offsets' total lag behind the ends of `topic`. */
+/**
+ * The group's committed offsets' total lag behind the ends of `topic`. Retries what Kafka calls
+ * retriable for up to 30 s: right after a broker restart or pause the group coordinator answers
+ * `COORDINATOR_LOAD_IN_PROGRESS` for a while, and kafkajs's admin does not retry `fetchOffsets`
+ * (it failed a broker-pause fault test in the fixture, not in cellstream).
+ */
 export async function groupLag(groupId: string, topic: string): Promise<bigint> {
-  return withAdmin(async (admin) => {
-    const ends = await admin.fetchTopicOffsets(topic);
-    const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
-    let lag = 0n;
-    for (const e of ends) {
-      const c = committed.partitions.find((p) => p.partition === e.partition)?.offset ?? '-1';
-      lag += BigInt(e.high) - (BigInt(c) < 0n ? BigInt(e.low) : BigInt(c));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await withAdmin(async (admin) => {
+        const ends = await admin.fetchTopicOffsets(topic);
+        const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+        let lag = 0n;
+        for (const e of ends) {
+          const c = committed.partitions.find((p) => p.partition === e.partition)?.offset ?? '-1';
+          lag += BigInt(e.high) - (BigInt(c) < 0n ? BigInt(e.low) : BigInt(c));
+        }
+        return lag;
+      });
+    } catch (err) {
+      if ((err as { retriable?: unknown }).retriable !== true || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    return lag;
-  });
+  }
 }
 
 /** Waits until the group `t.groupId` has committed everything in `t.inputTopic` (lag 0). */
