@@ -112,9 +112,9 @@ describe('serve: subscriptions', () => {
   });
 
   it('bounds a slow subscriber’s buffer, drops with a counted notice, and keeps the others whole', async () => {
-    // Room for the fast subscriber to fall behind for a moment on a loaded machine (drops are
-    // counted server-wide, so one of its own would break the sums below); the paused one still
-    // overflows it many times over.
+    // Room for the fast subscriber to fall behind for a moment; the paused one overflows it many
+    // times over. On a loaded machine the fast one (read in this process, beside the server) can
+    // still fall behind by more and drop some of its own: each subscriber's own count is checked.
     const cap = 1024 * 1024;
     // A wide head makes each prediction about 1.2 KB, so 12,000 are ~14 MB: far past any socket buffer.
     const wide = tinyLstm();
@@ -135,8 +135,13 @@ describe('serve: subscriptions', () => {
     const slow = await connect(s.ws('/subscribe'));
     slow.pause();
     const fast = await connect(s.ws('/subscribe'));
-    let fastCount = 0;
-    fast.on('message', () => fastCount++);
+    let fastPredictions = 0;
+    let fastNoticed = 0;
+    fast.on('message', (data) => {
+      const m = JSON.parse(data.toString());
+      if (typeof m.dropped === 'number') fastNoticed += m.dropped;
+      else fastPredictions++;
+    });
     const ingest = await connect(s.ws('/ingest'));
     const total = 12_000;
     for (let sent = 0; sent < total; sent += 1000) {
@@ -146,10 +151,9 @@ describe('serve: subscriptions', () => {
       );
     }
     expect(s.subscriptions.peakBufferedBytes()).toBeLessThanOrEqual(cap);
-    const dropped = Number(
-      /cellstream_subscriber_dropped_total (\d+)/.exec(await s.metrics.registry.metrics())![1],
-    );
-    expect(dropped).toBeGreaterThan(0);
+    const droppedTotal = async () =>
+      Number(/cellstream_subscriber_dropped_total (\d+)/.exec(await s.metrics.registry.metrics())![1]);
+    expect(await droppedTotal()).toBeGreaterThan(0);
 
     // The slow one catches up: it gets what was buffered, then the notice, and the counts add up.
     let predictions = 0;
@@ -164,9 +168,12 @@ describe('serve: subscriptions', () => {
     });
     slow.resume();
     await caughtUp;
-    expect(noticed).toBe(dropped);
+    expect(noticed).toBeGreaterThan(0);
     await settle(ingest, fast, 'end', 1);
-    expect(fastCount).toBe(total + 1);
+    // Every prediction reached the fast one or was counted in a notice to it (its own drops only).
+    expect(fastPredictions + fastNoticed).toBe(total + 1);
+    // The server-wide count is the two subscribers' notices: no drop went untold, none was told twice.
+    expect(await droppedTotal()).toBe(noticed + fastNoticed);
     for (const ws of [slow, fast, ingest]) ws.close();
   });
 
