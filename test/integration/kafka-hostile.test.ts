@@ -8,7 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigResourceTypes } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { startKafkaPipeline } from '../../src/pipelines/kafkaPipeline.js';
+import {
+  type KafkaPipeline,
+  type KafkaPipelineOptions,
+  startKafkaPipeline,
+} from '../../src/pipelines/kafkaPipeline.js';
 import { DEAD_LETTER_HEADERS } from '../../src/sinks/kafkaSink.js';
 import {
   brokers,
@@ -21,9 +25,35 @@ import {
   produce,
   readTopic,
   requireBroker,
+  type Topics,
   testKafka,
   waitForCatchUp,
 } from '../helpers/kafka.js';
+
+/** Runs a pipeline on `t` (the client under test, a state directory of its own) while `during` runs, then stops it. */
+async function runPipeline(
+  t: Topics,
+  options: Partial<KafkaPipelineOptions>,
+  during: (pipeline: KafkaPipeline) => Promise<void>,
+): Promise<void> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'cellstream-kafka-hostile-'));
+  const pipeline = await startKafkaPipeline({
+    model: await loadTestModel(),
+    brokers,
+    ...t,
+    stateDir,
+    maxWaitTimeInMs: 100,
+    logLevel: 'error',
+    client: kafkaClientUnderTest,
+    ...options,
+  });
+  try {
+    await during(pipeline);
+  } finally {
+    await pipeline.stop();
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}
 
 const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
 
@@ -38,22 +68,7 @@ describe('Kafka edges', () => {
     ];
     const messages = eventMessages(events);
     await produce(t.inputTopic, [...messages.slice(0, 25), ...poison, ...messages.slice(25)]);
-    const stateDir = await mkdtemp(join(tmpdir(), 'cellstream-kafka-deep-'));
-    const pipeline = await startKafkaPipeline({
-      model: await loadTestModel(),
-      brokers,
-      ...t,
-      stateDir,
-      maxWaitTimeInMs: 100,
-      logLevel: 'error',
-      client: kafkaClientUnderTest,
-    });
-    try {
-      await waitForCatchUp(t);
-    } finally {
-      await pipeline.stop();
-      await rm(stateDir, { recursive: true, force: true });
-    }
+    await runPipeline(t, {}, () => waitForCatchUp(t));
     expect(await readTopic(t.outputTopic)).toHaveLength(events.length);
     const dead = await readTopic(t.deadLetterTopic);
     expect(dead.map((d) => d.headers[DEAD_LETTER_HEADERS.code]?.toString())).toEqual([
@@ -96,23 +111,7 @@ describe.each(deliveryModes)(
       ];
       const messages = eventMessages(events);
       await produce(t.inputTopic, [...messages.slice(0, 20), ...poison, ...messages.slice(20)]);
-      const stateDir = await mkdtemp(join(tmpdir(), 'cellstream-kafka-dl-large-'));
-      const pipeline = await startKafkaPipeline({
-        model: await loadTestModel(),
-        brokers,
-        ...t,
-        stateDir,
-        exactlyOnce,
-        maxWaitTimeInMs: 100,
-        logLevel: 'error',
-        client: kafkaClientUnderTest,
-      });
-      try {
-        await waitForCatchUp(t);
-      } finally {
-        await pipeline.stop();
-        await rm(stateDir, { recursive: true, force: true });
-      }
+      await runPipeline(t, { exactlyOnce }, () => waitForCatchUp(t));
       expect(await readTopic(t.outputTopic)).toHaveLength(events.length);
       const dead = await readTopic(t.deadLetterTopic);
       expect(
@@ -139,24 +138,19 @@ describe('a batch that keeps failing', () => {
     await topicWithConfig(t.outputTopic, [{ name: 'max.message.bytes', value: '100' }]);
     const events = makeEvents(30, 5, 9);
     await produce(t.inputTopic, eventMessages(events));
-    const stateDir = await mkdtemp(join(tmpdir(), 'cellstream-kafka-keeps-failing-'));
     // Told as a retry in place, or (kafkajs, for an error it does not retry) as a rejoin.
     const told: Array<{ message: string; repeats: number; via: 'retry' | 'rejoin' }> = [];
-    const pipeline = await startKafkaPipeline({
-      model: await loadTestModel(),
-      brokers,
-      ...t,
-      stateDir,
-      maxWaitTimeInMs: 100,
-      logLevel: 'nothing',
-      client: kafkaClientUnderTest,
+    const options = {
+      logLevel: 'nothing' as const,
       // kafkajs rejoins after each failure of this kind; a loaded machine must not run out of rejoins
       // before the limit is lifted.
       maxRejoins: 1000,
-      onConsumerRetry: (error, repeats) => told.push({ message: error.message, repeats, via: 'retry' }),
-      onRejoin: (_attempt, error) => told.push({ message: error.message, repeats: 1, via: 'rejoin' }),
-    });
-    try {
+      onConsumerRetry: (error: Error, repeats: number) =>
+        told.push({ message: error.message, repeats, via: 'retry' }),
+      onRejoin: (_attempt: number, error: Error) =>
+        told.push({ message: error.message, repeats: 1, via: 'rejoin' }),
+    };
+    await runPipeline(t, options, async (pipeline) => {
       const deadline = Date.now() + 90_000;
       while (told.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
       expect(told.length, JSON.stringify(pipeline.health.snapshot(t.groupId))).toBeGreaterThan(0);
@@ -177,10 +171,7 @@ describe('a batch that keeps failing', () => {
       });
       await admin.disconnect();
       await waitForCatchUp(t);
-    } finally {
-      await pipeline.stop();
-      await rm(stateDir, { recursive: true, force: true });
-    }
+    });
     // At most one line per 30 s after the first, whatever the number of retries.
     expect(told.filter((x) => x.via === 'retry').length).toBeLessThanOrEqual(3);
     const out = await readTopic(t.outputTopic);
