@@ -5,7 +5,7 @@
 // a summary of where the samples fell by component (bench/profileSummary.mjs).
 //   scripts/kafka/with-kafka.sh node bench/kafkaLean.mjs [--events 100000] [--keys 10000]
 //     [--runs 3] [--modes at-least-once,exactly-once,passthrough] [--commit-interval MS]
-//     [--profile DIR] [--model demo/visits.cellstream.json]
+//     [--profile DIR] [--model demo/visits.cellstream.json] [--client kafkajs|platformatic]
 import { mkdir, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     'commit-interval': { type: 'string' },
     profile: { type: 'string' },
     model: { type: 'string', default: 'demo/visits.cellstream.json' },
+    client: { type: 'string', default: 'kafkajs' },
   },
   allowPositionals: true,
 });
@@ -50,7 +51,7 @@ for (let run = 0; run < Number(args.runs); run++) {
           },
           finished: async () => {
             const { profile } = await session.post('Profiler.stop');
-            const file = join(args.profile, `${mode}-${run}.cpuprofile`);
+            const file = join(args.profile, `${args.client}-${mode}-${run}.cpuprofile`);
             await writeFile(file, JSON.stringify(profile));
             console.error(`${file}\n${summarise(profile)}`);
           },
@@ -65,6 +66,7 @@ for (let run = 0; run < Number(args.runs); run++) {
       passthrough: mode === 'passthrough',
       pipelineOptions,
       hooks,
+      client: args.client,
     });
     results[mode].push(r);
     console.log(JSON.stringify(r));

@@ -40,6 +40,7 @@ import { KAFKA_COMMIT_DEFAULTS } from './commitDefaults.js';
 import { KAFKA_HEALTH_DEFAULTS, KafkaHealth, type KafkaHealthObserver } from './kafkaHealth.js';
 import { PartitionProducers } from './partitionProducers.js';
 import { RepeatThrottle } from './repeatThrottle.js';
+import { SendAhead } from './sendAhead.js';
 
 export interface KafkaPipelineOptions extends RecordFormatOptions {
   readonly model: Model;
@@ -594,11 +595,33 @@ async function assemblePipeline(
     }
   };
 
+  /** At-least-once: the predictions of the latest batch, on their way while the next is stepped. */
+  const sendAhead = new SendAhead<{ partition: number; h: HeldPartition }>();
+  /**
+   * Waits for the send in flight. If it failed, its partition's held batches lacked predictions:
+   * they are dropped and redelivered from the committed offset — by failing the batch in hand when
+   * it is of that partition, else by having the source resync that partition after it.
+   */
+  const settleSends = async (current: number | undefined): Promise<void> => {
+    const failed = await sendAhead.settle();
+    if (!failed) return;
+    const { partition, h } = failed.owner;
+    // Dropped meanwhile (a rebalance, another failure): redelivered already.
+    if (held.get(partition) !== h) return;
+    if (partition === current) throw failed.error;
+    stale.add(partition);
+    await dropHeld(partition);
+    source.distrust(partition);
+    retries?.report(new Error(kafkaErrorText(failed.error), { cause: failed.error }));
+  };
+
   /**
    * At-least-once: every partition's held state to the changelog (each key once, its last record),
-   * then LMDB; resolves with the offsets this covers, to commit after it.
+   * then LMDB, once their predictions are acknowledged; resolves with the offsets this covers, to
+   * commit after it. `current`: the partition whose batch is in hand, if any.
    */
-  const flushAll = async (): Promise<PartitionOffset[]> => {
+  const flushAll = async (current?: number): Promise<PartitionOffset[]> => {
+    await settleSends(current);
     if (held.size === 0) return [];
     await changelog.write(staged.changes());
     staged.clear();
@@ -713,8 +736,11 @@ async function assemblePipeline(
       const keyOf = (r: Rejected) =>
         r.position.kind === 'offset' ? (batch.keys.get(r.position.offset) ?? null) : null;
       if (!exactlyOnce) {
-        // Predictions acknowledged before the state that follows them is durable: see above.
-        await sink.send(producer, { predictions, rejected, keyOf, originalOf: originalOf(batch) });
+        // Predictions acknowledged before the state that follows them is durable (flushAll waits
+        // for them): see above. The batch before's went while this one was stepped.
+        await settleSends(partition);
+        const out = { predictions, rejected, keyOf, originalOf: originalOf(batch) };
+        sendAhead.start({ partition, h }, () => sink.send(producer, out));
       } else {
         h.txn ??= await transactional.get(partition).transaction();
         // A redelivered event's prediction was committed with its state: sending it again
@@ -738,7 +764,7 @@ async function assemblePipeline(
         staged.stagedKeys() >= maxCachedKeys;
       if (!due) return [];
       // The state in the changelog, then in LMDB, before the offsets commit (docs/kafka.md).
-      return exactlyOnce ? await commitPartition(partition) : await flushAll();
+      return exactlyOnce ? await commitPartition(partition) : await flushAll(partition);
     } catch (err) {
       stale.add(partition);
       throw await dropHeld(partition, err);
@@ -804,6 +830,8 @@ async function assemblePipeline(
         await standbyReader?.stop();
         await offsetsAdmin.disconnect().catch(() => {});
         await transactional.releaseAll();
+        // A send the stop's flush did not wait for (it was skipped: a rebalance pending) ends first.
+        await sendAhead.settle();
         await producer.disconnect();
         await reader.stop();
         await staged.close();

@@ -167,6 +167,8 @@ export class KafkaSource {
   private toRevoke: number[] = [];
   /** Partitions whose last batch failed: `resync` before their next one. */
   private readonly unsure = new Set<number>();
+  /** Partitions the handler gave up what it held of outside their own batch: resynced after the call in hand. */
+  private readonly distrusted = new Set<number>();
   private member = false;
   private stopping = false;
   private rejoins = 0;
@@ -393,6 +395,7 @@ export class KafkaSource {
           );
         } catch (err) {
           this.unsure.add(batch.partition);
+          await alive.during(() => this.resyncDistrusted(handler));
           throw err;
         }
         resolveOffset(last);
@@ -400,6 +403,7 @@ export class KafkaSource {
         if (this.options.commitOffsets && commit.length > 0) {
           await consumer.commitOffsets(commit.map((o) => ({ topic, ...o })));
         }
+        await alive.during(() => this.resyncDistrusted(handler));
         this.rejoins = 0;
         this.events.committed?.(batch.partition, high - (lastRun ? batchEnd : BigInt(nextOffset)));
         await heartbeat();
@@ -407,6 +411,19 @@ export class KafkaSource {
     } finally {
       alive.stop();
     }
+  }
+
+  /**
+   * Says that `partition`'s events since its committed offset must be handed over again: the
+   * handler dropped what it held of them while handling another partition's batch or a flush (a
+   * send of their predictions failed after that batch had returned). The partition is resynced —
+   * its state brought back, the consumer moved back to the committed offset — once the handler call
+   * in hand is done; if that fails, before its next batch.
+   */
+  distrust(partition: number): void {
+    if (!this.owned.has(partition)) return;
+    this.unsure.add(partition);
+    this.distrusted.add(partition);
   }
 
   /**
@@ -465,6 +482,7 @@ export class KafkaSource {
         const { topic } = this.options;
         await this.consumer.commitOffsets(offsets.map((o) => ({ topic, ...o })));
       }
+      if (!this.stopping) await this.resyncDistrusted(handler);
     } catch {
       // The consumer stands past the held batches (they were resolved), and the handler may have
       // dropped them (exactly-once aborts their transaction): staying the owner, only going back to
@@ -479,11 +497,26 @@ export class KafkaSource {
    * fails stays unsure, so its next batch is preceded by another.
    */
   private async resyncOwned(handler: KafkaSourceHandler): Promise<void> {
-    const { topic } = this.options;
     for (const p of this.owned) this.unsure.add(p);
-    for (const p of [...this.owned]) {
+    this.distrusted.clear();
+    await this.resyncPartitions(handler, [...this.owned]);
+  }
+
+  /** The partitions `distrust` named, resynced now (see `resyncPartitions`). */
+  private async resyncDistrusted(handler: KafkaSourceHandler): Promise<void> {
+    if (this.distrusted.size === 0) return;
+    const partitions = [...this.distrusted];
+    this.distrusted.clear();
+    await this.resyncPartitions(handler, partitions);
+  }
+
+  /** Each of `partitions` still owned back to what Kafka holds; one whose resync fails stays unsure. */
+  private async resyncPartitions(handler: KafkaSourceHandler, partitions: readonly number[]): Promise<void> {
+    const { topic } = this.options;
+    for (const p of partitions) {
       // A rebalance meanwhile: the consumer goes back to the committed offsets itself.
       if (this.stopping || !this.member || this.toAssign || this.toRevoke.length > 0) return;
+      if (!this.owned.has(p)) continue;
       try {
         const committed = await handler.resync(p);
         if (committed !== undefined)

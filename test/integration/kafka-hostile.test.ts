@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigResourceTypes } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
+import { keyPartitioner } from '../../src/kafka/keyPartitioner.js';
 import {
   type KafkaPipeline,
   type KafkaPipelineOptions,
@@ -19,9 +20,11 @@ import {
   createInputTopic,
   deliveryModes,
   eventMessages,
+  judge,
   kafkaClientUnderTest,
   loadTestModel,
   makeEvents,
+  offlineReplay,
   produce,
   readTopic,
   requireBroker,
@@ -176,5 +179,67 @@ describe('a batch that keeps failing', () => {
     expect(told.filter((x) => x.via === 'retry').length).toBeLessThanOrEqual(3);
     const out = await readTopic(t.outputTopic);
     expect(new Set(out.map((m) => `${m.key}@${JSON.parse(m.value).ts}`)).size).toBe(events.length);
+  });
+});
+
+describe("one partition's predictions refused while another's go through (at-least-once)", () => {
+  it('keeps the other partition going, and redelivers the refused one until it goes: none missing, none stepped twice', async () => {
+    await requireBroker();
+    const t = await createInputTopic('send-fails-one', 2);
+    // A batch of partition 1's predictions (long keys) is over the output topic's limit; one of
+    // partition 0's is far below it. Batches of 20: sends go while the next batch is stepped, so a
+    // refused one is often found during the other partition's batch.
+    await topicWithConfig(t.outputTopic, [{ name: 'max.message.bytes', value: '12000' }]);
+    const partitionOf = keyPartitioner(t.inputTopic, 2);
+    const keysOf = (p: number, make: (i: number) => string) => {
+      const keys: string[] = [];
+      for (let i = 0; keys.length < 4; i++) if (partitionOf(make(i)) === p) keys.push(make(i));
+      return keys;
+    };
+    const short = keysOf(0, (i) => `s${i}`);
+    const long = keysOf(1, (i) => `${i}-${'l'.repeat(480)}`);
+    const events = makeEvents(400, 8, 11).map((e, i) => ({
+      ...e,
+      key: i % 2 === 0 ? short[(i % 8) >> 1] : long[(i % 8) >> 1],
+    }));
+    await produce(t.inputTopic, eventMessages(events));
+    const refused: string[] = [];
+    const options = {
+      maxBatch: 20,
+      logLevel: 'nothing' as const,
+      maxRejoins: 1000,
+      onConsumerRetry: (error: Error) => refused.push(error.message),
+      onRejoin: (_attempt: number, error: Error) => refused.push(error.message),
+    };
+    const shortCount = events.filter((e) => short.includes(e.key)).length;
+    await runPipeline(t, options, async () => {
+      // Partition 0 is served in full while partition 1 keeps failing.
+      const deadline = Date.now() + 90_000;
+      const shortOut = async () =>
+        new Set(
+          (await readTopic(t.outputTopic)).filter((m) => short.includes(m.key ?? '')).map((m) => m.value),
+        ).size;
+      while ((refused.length === 0 || (await shortOut()) < shortCount) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 300));
+      expect(refused[0]).toMatch(/MESSAGE_TOO_LARGE|RECORD_LIST_TOO_LARGE|larger than the max/);
+      expect(await shortOut()).toBe(shortCount);
+      expect((await readTopic(t.outputTopic)).some((m) => long.includes(m.key ?? ''))).toBe(false);
+      const admin = testKafka().admin();
+      await admin.connect();
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: ConfigResourceTypes.TOPIC,
+            name: t.outputTopic,
+            configEntries: [{ name: 'max.message.bytes', value: '1048588' }],
+          },
+        ],
+      });
+      await admin.disconnect();
+      await waitForCatchUp(t);
+    });
+    const verdict = judge(await offlineReplay(await loadTestModel(), events), await readTopic(t.outputTopic));
+    expect(verdict).toMatchObject({ missing: 0, divergent: 0 });
   });
 });

@@ -2,9 +2,13 @@
 // (as the pipeline does between commits) and then fails to make them durable on an idle flush. The
 // consumer already stands past the held messages, and exactly-once has aborted their transaction:
 // unless the source goes back to what Kafka committed, they are never handed over again, and the
-// next commit covers them (events lost).
+// next commit covers them (events lost). The same when the handler learns, while handling another
+// partition's batch, that what it held of a partition is lost (a send of its predictions failed after
+// that partition's batch had returned): `distrust` must hand that partition's messages over again,
+// even when no new message comes to it.
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'vitest';
+import { keyPartitioner } from '../../src/kafka/keyPartitioner.js';
 import { KafkaSource, type PartitionBatch } from '../../src/sources/kafkaSource.js';
 import {
   createTopic,
@@ -67,6 +71,69 @@ describe('Kafka source: an idle flush that fails', () => {
       // Nothing was committed: after the failed flush, every message from offset 0 comes again, in order.
       expect(delivered.slice(before).flat()).toEqual(['0', '1', '2', '3']);
       expect(resyncs).toBeGreaterThan(0);
+    } finally {
+      await source.stop();
+      await admin.disconnect();
+    }
+  });
+});
+
+describe("Kafka source: a partition distrusted during another partition's batch", () => {
+  it('resyncs it after that batch and hands its held messages over again, though no new one comes', {
+    timeout: 180_000,
+  }, async ({ expect }) => {
+    await requireBroker();
+    const topic = `source-distrust-${randomUUID().slice(0, 8)}`;
+    const groupId = `${topic}-group`;
+    await createTopic(topic, 2);
+    const partitionOf = keyPartitioner(topic, 2);
+    const keyIn = (p: number) => {
+      for (let i = 0; ; i++) if (partitionOf(`key-${i}`) === p) return `key-${i}`;
+    };
+    const message = (key: string, i: number) => ({
+      key,
+      value: JSON.stringify({ key, ts: i, features: [i] }),
+    });
+    const kafka = await testClient(`source-distrust-${randomUUID().slice(0, 8)}`);
+    const admin = kafka.admin();
+    await admin.connect();
+    const source = new KafkaSource(kafka, { topic, groupId, commitOffsets: true, maxWaitTimeInMs: 100 });
+    const delivered: Array<{ partition: number; offsets: string[] }> = [];
+    const resynced: number[] = [];
+    let distrusted = false;
+    try {
+      await source.start({
+        assigned: async () => {},
+        revoked: async () => {},
+        // Partition 1 is held (never made durable); partition 0 is committed batch by batch.
+        batch: async (batch) => {
+          delivered.push({ partition: batch.partition, offsets: offsetsOf(batch) });
+          if (batch.partition === 1) return [];
+          // The first batch of partition 0 learns that partition 1's held batch is lost.
+          if (!distrusted) {
+            distrusted = true;
+            source.distrust(1);
+          }
+          return undefined;
+        },
+        resync: async (partition) => {
+          resynced.push(partition);
+          const [committed] = await admin.fetchCommittedOffsets(groupId, topic, [partition]);
+          const offset = BigInt(committed?.offset ?? '-1');
+          return offset < 0n ? 0n : offset;
+        },
+      });
+      await produce(topic, [message(keyIn(1), 1), message(keyIn(1), 2)]);
+      await waitUntil(() => delivered.some((d) => d.partition === 1), "partition 1's messages");
+      await produce(topic, [message(keyIn(0), 3)]);
+      await waitUntil(() => delivered.some((d) => d.partition === 0), "partition 0's message");
+      // No new message for partition 1: only the resync brings its held ones back.
+      const ofOne = () => delivered.filter((d) => d.partition === 1).flatMap((d) => d.offsets);
+      await waitUntil(() => ofOne().length >= 4, "partition 1's messages again");
+      expect(resynced).toContain(1);
+      expect(ofOne().slice(0, 4)).toEqual(['0', '1', '0', '1']);
+      // Partition 0 was not touched: its one message came once.
+      expect(delivered.filter((d) => d.partition === 0).map((d) => d.offsets)).toEqual([['0']]);
     } finally {
       await source.stop();
       await admin.disconnect();
