@@ -11,6 +11,8 @@ export interface TopicSpec {
   /** Refuse to start unless an existing topic has exactly `partitions` partitions. */
   readonly mustMatch?: boolean;
   readonly replicationFactor?: number;
+  /** Topic configs to create it with (besides `compacted`'s), e.g. `max.message.bytes`. */
+  readonly configEntries?: ReadonlyArray<{ readonly name: string; readonly value: string }>;
 }
 
 /**
@@ -32,7 +34,10 @@ export async function ensureTopics(
         topic: s.topic,
         numPartitions: s.partitions,
         replicationFactor: s.replicationFactor ?? -1,
-        configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+        configEntries: [
+          ...(s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : []),
+          ...(s.configEntries ?? []),
+        ],
       })),
     );
   }

@@ -162,9 +162,18 @@ export async function withFixtureAdmin<T>(fn: (admin: KafkaAdmin) => Promise<T>)
   }
 }
 
-/** Creates `topic` as the pipeline creates its own: waiting until the broker knows it and its leaders. */
-export async function createTopic(topic: string, partitions: number): Promise<void> {
-  await withFixtureAdmin((admin) => ensureTopics(admin, [{ topic, partitions, replicationFactor: 1 }]));
+/**
+ * Creates `topic` as the pipeline creates its own: waiting until the broker knows it and its
+ * leaders. `configEntries`: topic configs to create it with.
+ */
+export async function createTopic(
+  topic: string,
+  partitions: number,
+  configEntries: ReadonlyArray<{ name: string; value: string }> = [],
+): Promise<void> {
+  await withFixtureAdmin((admin) =>
+    ensureTopics(admin, [{ topic, partitions, replicationFactor: 1, configEntries }]),
+  );
 }
 
 /** Fresh topic names for one test (topicsFor), with the input topic created with `partitions` partitions. */

@@ -18,6 +18,7 @@ import { DEAD_LETTER_HEADERS } from '../../src/sinks/kafkaSink.js';
 import {
   brokers,
   createInputTopic,
+  createTopic,
   deliveryModes,
   eventMessages,
   judge,
@@ -83,13 +84,23 @@ describe('Kafka edges', () => {
 });
 
 /** Creates `topic` with one partition and the given topic configs (before the pipeline would). */
-async function topicWithConfig(topic: string, configEntries: Array<{ name: string; value: string }>) {
+const topicWithConfig = (topic: string, configEntries: Array<{ name: string; value: string }>) =>
+  createTopic(topic, 1, configEntries);
+
+/** `topic` takes records up to the broker's default size again. */
+async function liftMessageLimit(topic: string): Promise<void> {
   const admin = testKafka().admin();
   await admin.connect();
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic, numPartitions: 1, replicationFactor: 1, configEntries }],
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: ConfigResourceTypes.TOPIC,
+          name: topic,
+          configEntries: [{ name: 'max.message.bytes', value: '1048588' }],
+        },
+      ],
     });
   } finally {
     await admin.disconnect();
@@ -160,19 +171,7 @@ describe('a batch that keeps failing', () => {
       expect(told[0]).toMatchObject({ repeats: 1 });
       expect(told[0].message).toMatch(/MESSAGE_TOO_LARGE|RECORD_LIST_TOO_LARGE|larger than the max/);
       // The cause goes away: the same batches go through, nothing lost.
-      const admin = testKafka().admin();
-      await admin.connect();
-      await admin.alterConfigs({
-        validateOnly: false,
-        resources: [
-          {
-            type: ConfigResourceTypes.TOPIC,
-            name: t.outputTopic,
-            configEntries: [{ name: 'max.message.bytes', value: '1048588' }],
-          },
-        ],
-      });
-      await admin.disconnect();
+      await liftMessageLimit(t.outputTopic);
       await waitForCatchUp(t);
     });
     // At most one line per 30 s after the first, whatever the number of retries.
@@ -224,19 +223,7 @@ describe("one partition's predictions refused while another's go through (at-lea
       expect(refused[0]).toMatch(/MESSAGE_TOO_LARGE|RECORD_LIST_TOO_LARGE|larger than the max/);
       expect(await shortOut()).toBe(shortCount);
       expect((await readTopic(t.outputTopic)).some((m) => long.includes(m.key ?? ''))).toBe(false);
-      const admin = testKafka().admin();
-      await admin.connect();
-      await admin.alterConfigs({
-        validateOnly: false,
-        resources: [
-          {
-            type: ConfigResourceTypes.TOPIC,
-            name: t.outputTopic,
-            configEntries: [{ name: 'max.message.bytes', value: '1048588' }],
-          },
-        ],
-      });
-      await admin.disconnect();
+      await liftMessageLimit(t.outputTopic);
       await waitForCatchUp(t);
     });
     const verdict = judge(await offlineReplay(await loadTestModel(), events), await readTopic(t.outputTopic));
