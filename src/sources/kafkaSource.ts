@@ -96,6 +96,9 @@ export type ConsumerCrashPolicy = 'rejoin' | 'exit';
  * Defaults of the consumer settings, shared by `cellstream kafka` and `serve`'s `kafka` section.
  * Session timeout and heartbeat are kafkajs's own defaults, spelled out so the docs can name them.
  */
+/** How often partitions still to be resynced (`KafkaSource.distrust`) are tried again. */
+const DISTRUSTED_RETRY_MS = 1000;
+
 export const KAFKA_SOURCE_DEFAULTS = {
   maxBatch: 1000,
   maxWaitTimeInMs: 500,
@@ -167,8 +170,13 @@ export class KafkaSource {
   private toRevoke: number[] = [];
   /** Partitions whose last batch failed: `resync` before their next one. */
   private readonly unsure = new Set<number>();
-  /** Partitions the handler gave up what it held of outside their own batch: resynced after the call in hand. */
+  /**
+   * Partitions to resync now rather than before their next batch (which may not come): the handler
+   * gave up what it held of them outside their own batch, or an idle flush failed. Kept until
+   * resynced: after the handler call in hand, then every `DISTRUSTED_RETRY_MS` while any is left.
+   */
   private readonly distrusted = new Set<number>();
+  private distrustTimer: NodeJS.Timeout | undefined;
   private member = false;
   private stopping = false;
   private rejoins = 0;
@@ -211,6 +219,8 @@ export class KafkaSource {
         const now = new Set(assignment[options.topic] ?? []);
         for (const p of this.owned) if (!now.has(p)) this.toRevoke.push(p);
         this.owned = now;
+        // The consumer starts every partition it owns from the committed offset again.
+        this.distrusted.clear();
         this.toAssign = [...now].sort((a, b) => a - b);
         this.member = true;
         this.events.joined?.(this.toAssign);
@@ -424,6 +434,32 @@ export class KafkaSource {
     if (!this.owned.has(partition)) return;
     this.unsure.add(partition);
     this.distrusted.add(partition);
+    this.retryDistrusted();
+  }
+
+  /**
+   * Resyncs what is still distrusted in `DISTRUSTED_RETRY_MS`, between handler calls (the consumer
+   * may be out of its group for a while, a resync may fail while the broker is away): a quiet
+   * partition has no next batch to do it before, and its dropped events would wait for good.
+   */
+  private retryDistrusted(): void {
+    if (this.distrustTimer || this.stopping) return;
+    this.distrustTimer = setTimeout(() => {
+      this.distrustTimer = undefined;
+      const handler = this.handler;
+      if (!handler || this.stopping || this.distrusted.size === 0) return;
+      if (this.active || this.idle) {
+        this.retryDistrusted();
+        return;
+      }
+      // As an idle flush: a batch that comes meanwhile waits for it.
+      const run = this.resyncDistrusted(handler).finally(() => {
+        this.idle = undefined;
+      });
+      this.idle = run;
+      run.catch(() => {});
+    }, DISTRUSTED_RETRY_MS);
+    this.distrustTimer.unref();
   }
 
   /**
@@ -448,6 +484,7 @@ export class KafkaSource {
   /** Stops taking batches, lets the run in progress finish and commit (`drain`), then leaves the group. */
   async stop(): Promise<void> {
     await this.drain();
+    if (this.distrustTimer) clearTimeout(this.distrustTimer);
     // The current one first: it leaves the group, so its partitions move on at once.
     await this.retire(this.consumer);
     for (const consumer of [...this.consumers]) await this.retire(consumer).catch(() => {});
@@ -497,33 +534,37 @@ export class KafkaSource {
    * fails stays unsure, so its next batch is preceded by another.
    */
   private async resyncOwned(handler: KafkaSourceHandler): Promise<void> {
-    for (const p of this.owned) this.unsure.add(p);
-    this.distrusted.clear();
-    await this.resyncPartitions(handler, [...this.owned]);
+    for (const p of this.owned) {
+      this.unsure.add(p);
+      this.distrusted.add(p);
+    }
+    await this.resyncDistrusted(handler);
   }
 
-  /** The partitions `distrust` named, resynced now (see `resyncPartitions`). */
+  /**
+   * Each distrusted partition still owned back to what Kafka holds: its state restored, the consumer
+   * moved back to the committed offset. One that cannot be now stays distrusted (and unsure) and is
+   * tried again later (`retryDistrusted`), unless a rebalance comes first, after which the consumer
+   * starts from the committed offsets anyway.
+   */
   private async resyncDistrusted(handler: KafkaSourceHandler): Promise<void> {
-    if (this.distrusted.size === 0) return;
-    const partitions = [...this.distrusted];
-    this.distrusted.clear();
-    await this.resyncPartitions(handler, partitions);
-  }
-
-  /** Each of `partitions` still owned back to what Kafka holds; one whose resync fails stays unsure. */
-  private async resyncPartitions(handler: KafkaSourceHandler, partitions: readonly number[]): Promise<void> {
     const { topic } = this.options;
-    for (const p of partitions) {
-      // A rebalance meanwhile: the consumer goes back to the committed offsets itself.
-      if (this.stopping || !this.member || this.toAssign || this.toRevoke.length > 0) return;
-      if (!this.owned.has(p)) continue;
+    for (const p of [...this.distrusted]) {
+      if (!this.owned.has(p)) {
+        this.distrusted.delete(p);
+        continue;
+      }
+      // Out of the group or a rebalance pending: later.
+      if (this.stopping || !this.member || this.toAssign || this.toRevoke.length > 0) break;
       try {
         const committed = await handler.resync(p);
         if (committed !== undefined)
           this.consumer.seek({ topic, partition: p, offset: committed.toString() });
         this.unsure.delete(p);
+        this.distrusted.delete(p);
       } catch {}
     }
+    if (this.distrusted.size > 0) this.retryDistrusted();
   }
 
   /** Disconnects a consumer and forgets it (the set stays as small as the consumers alive). */
