@@ -1,13 +1,4 @@
-import {
-  Admin,
-  type ClusterMetadata,
-  Consumer,
-  compatibilityPartitioner,
-  FetchIsolationLevels,
-  ListOffsetTimestamps,
-  ProduceAcks,
-  Producer,
-} from '@platformatic/kafka';
+import type { Admin, ClusterMetadata, Consumer, Producer } from '@platformatic/kafka';
 import type {
   BatchContext,
   ConsumedMessage,
@@ -29,6 +20,7 @@ import type {
 import { protocolErrorType } from './kafkaErrors.js';
 import { guardMissingBrokers } from './platformaticBrokerGuard.js';
 import { renewingProducer } from './renewingProducer.js';
+import type { LoadedPlatformaticLibrary, PlatformaticLibrary } from './platformaticLibrary.js';
 
 /** Record-batch attribute bits (Kafka's record batch format v2). */
 const IS_TRANSACTIONAL = 1 << 4;
@@ -37,6 +29,8 @@ const IS_CONTROL = 1 << 5;
 type Transaction = Awaited<ReturnType<Producer['beginTransaction']>>;
 
 interface Common {
+  /** The library's classes and constants (1.35 or 2.x, by Node version: platformaticLibrary.ts). */
+  readonly lib: PlatformaticLibrary;
   readonly clientId: string;
   readonly bootstrapBrokers: string[];
   readonly retries: number;
@@ -50,8 +44,12 @@ interface Common {
  * partition handed over one at a time, per-partition pause and seek, offsets moved only by the
  * handler, and records of aborted transactions left out (the stream does not filter them).
  */
-export function createPlatformaticClient(options: KafkaClientOptions): KafkaClient {
+export function createPlatformaticClient(
+  options: KafkaClientOptions,
+  { library }: LoadedPlatformaticLibrary,
+): KafkaClient {
   const common: Common = {
+    lib: library,
     clientId: options.clientId ?? 'cellstream',
     bootstrapBrokers: [...options.brokers],
     retries: options.retry?.retries ?? 8,
@@ -101,13 +99,14 @@ function sentRecords(result: {
   }));
 }
 
-function platformaticProducer(common: Common): KafkaProducer {
+function platformaticProducer({ lib, ...common }: Common): KafkaProducer {
+  const { ProduceAcks } = lib;
   const producer = guardMissingBrokers(
-    new Producer({
+    new lib.Producer({
       ...common,
       idempotent: true,
       acks: ProduceAcks.ALL,
-      partitioner: compatibilityPartitioner,
+      partitioner: lib.compatibilityPartitioner,
     }),
   );
   return {
@@ -121,14 +120,17 @@ function platformaticProducer(common: Common): KafkaProducer {
   };
 }
 
-function platformaticTransactionalProducer(common: Common, transactionalId: string): TransactionalProducer {
+function platformaticTransactionalProducer(
+  { lib, ...common }: Common,
+  transactionalId: string,
+): TransactionalProducer {
   const producer = guardMissingBrokers(
-    new Producer({
+    new lib.Producer({
       ...common,
       transactionalId,
       idempotent: true,
-      acks: ProduceAcks.ALL,
-      partitioner: compatibilityPartitioner,
+      acks: lib.ProduceAcks.ALL,
+      partitioner: lib.compatibilityPartitioner,
     }),
   );
   return {
@@ -140,11 +142,12 @@ function platformaticTransactionalProducer(common: Common, transactionalId: stri
     // for any id another producer already registered, so a partition taken over from another
     // instance never got a transaction (multi-instance exactly-once stalled on this client).
     transaction: async () =>
-      platformaticTransaction(await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })),
+      platformaticTransaction(lib, await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })),
   };
 }
 
-function platformaticTransaction(txn: Transaction): KafkaTransaction {
+function platformaticTransaction(lib: PlatformaticLibrary, txn: Transaction): KafkaTransaction {
+  const { ProduceAcks } = lib;
   // Kafka refuses to end a transaction nothing was added to; such a one is only dropped locally.
   let touched = false;
   return {
@@ -192,10 +195,11 @@ function platformaticTransaction(txn: Transaction): KafkaTransaction {
   };
 }
 
-function platformaticAdmin(common: Common): KafkaAdmin {
+function platformaticAdmin({ lib, ...common }: Common): KafkaAdmin {
+  const { FetchIsolationLevels, ListOffsetTimestamps } = lib;
   let admin: Admin | undefined;
   const open = (): Admin => {
-    admin ??= guardMissingBrokers(new Admin({ ...common }));
+    admin ??= guardMissingBrokers(new lib.Admin({ ...common }));
     return admin;
   };
   const metadata = (topics: readonly string[], forceUpdate = false): Promise<ClusterMetadata> =>
@@ -301,6 +305,7 @@ interface Fetched {
 }
 
 class PlatformaticConsumer implements KafkaConsumer {
+  private readonly lib: PlatformaticLibrary;
   private readonly consumer: Consumer;
   private readonly options: ConsumerOptions;
   private readonly listeners: ConsumerListeners[] = [];
@@ -327,17 +332,18 @@ class PlatformaticConsumer implements KafkaConsumer {
   /** A crash was told and no join or `resumed` has followed yet. */
   private retryingInPlace = false;
 
-  constructor(common: Common, options: ConsumerOptions) {
+  constructor({ lib, ...common }: Common, options: ConsumerOptions) {
+    this.lib = lib;
     this.options = options;
     this.consumer = guardMissingBrokers(
-      new Consumer({
+      new lib.Consumer({
         ...common,
         groupId: options.groupId,
         ...(options.sessionTimeout === undefined ? {} : { sessionTimeout: options.sessionTimeout }),
         ...(options.heartbeatInterval === undefined ? {} : { heartbeatInterval: options.heartbeatInterval }),
         ...(options.sessionTimeout === undefined ? {} : { rebalanceTimeout: options.sessionTimeout }),
         autocommit: false,
-        isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+        isolationLevel: lib.FetchIsolationLevels.READ_COMMITTED,
       }),
     );
     this.consumer.on('consumer:group:join', (payload) => {
@@ -514,7 +520,7 @@ class PlatformaticConsumer implements KafkaConsumer {
           maxWaitTime: maxWait,
           minBytes: 1,
           maxBytes: 10 * 1024 * 1024,
-          isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+          isolationLevel: this.lib.FetchIsolationLevels.READ_COMMITTED,
           topics: [
             {
               topicId: info.id,
@@ -566,6 +572,7 @@ class PlatformaticConsumer implements KafkaConsumer {
     if (missing.length === 0) return;
     const generation = this.generation;
     const committed = await this.consumer.listCommittedOffsets({ topics: [{ topic, partitions: missing }] });
+    const { FetchIsolationLevels, ListOffsetTimestamps } = this.lib;
     const reset = await this.consumer.listOffsets({
       topics: [topic],
       partitions: { [topic]: missing },
@@ -680,7 +687,8 @@ class PlatformaticConsumer implements KafkaConsumer {
  */
 function decodeBatches(
   part: {
-    abortedTransactions: Array<{ producerId: bigint; firstOffset: bigint }>;
+    // Null in 2.x when there are none.
+    abortedTransactions: Array<{ producerId: bigint; firstOffset: bigint }> | null;
     records?: Array<{
       firstOffset: bigint;
       lastOffsetDelta: number;
@@ -694,7 +702,7 @@ function decodeBatches(
         value: Buffer | null;
         headers: Array<[Buffer | null, Buffer | null]>;
       }>;
-    }>;
+    }> | null;
   },
   from: bigint,
 ): { messages: ConsumedMessage[]; next: bigint } {
