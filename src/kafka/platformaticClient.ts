@@ -18,9 +18,8 @@ import type {
   TransactionalProducer,
 } from './adapter.js';
 import { protocolErrorType } from './kafkaErrors.js';
-import { guardMissingBrokers } from './platformaticBrokerGuard.js';
-import { renewingProducer } from './renewingProducer.js';
 import type { LoadedPlatformaticLibrary, PlatformaticLibrary } from './platformaticLibrary.js';
+import { renewingProducer } from './renewingProducer.js';
 
 /** Record-batch attribute bits (Kafka's record batch format v2). */
 const IS_TRANSACTIONAL = 1 << 4;
@@ -31,6 +30,8 @@ type Transaction = Awaited<ReturnType<Producer['beginTransaction']>>;
 interface Common {
   /** The library's classes and constants (1.35 or 2.x, by Node version: platformaticLibrary.ts). */
   readonly lib: PlatformaticLibrary;
+  /** Wraps every client made (1.35's broker guard; nothing on 2.x): LoadedPlatformaticLibrary. */
+  readonly guard: LoadedPlatformaticLibrary['guard'];
   readonly clientId: string;
   readonly bootstrapBrokers: string[];
   readonly retries: number;
@@ -46,10 +47,11 @@ interface Common {
  */
 export function createPlatformaticClient(
   options: KafkaClientOptions,
-  { library }: LoadedPlatformaticLibrary,
+  { library, guard }: LoadedPlatformaticLibrary,
 ): KafkaClient {
   const common: Common = {
     lib: library,
+    guard,
     clientId: options.clientId ?? 'cellstream',
     bootstrapBrokers: [...options.brokers],
     retries: options.retry?.retries ?? 8,
@@ -99,9 +101,9 @@ function sentRecords(result: {
   }));
 }
 
-function platformaticProducer({ lib, ...common }: Common): KafkaProducer {
+function platformaticProducer({ lib, guard, ...common }: Common): KafkaProducer {
   const { ProduceAcks } = lib;
-  const producer = guardMissingBrokers(
+  const producer = guard(
     new lib.Producer({
       ...common,
       idempotent: true,
@@ -121,10 +123,10 @@ function platformaticProducer({ lib, ...common }: Common): KafkaProducer {
 }
 
 function platformaticTransactionalProducer(
-  { lib, ...common }: Common,
+  { lib, guard, ...common }: Common,
   transactionalId: string,
 ): TransactionalProducer {
-  const producer = guardMissingBrokers(
+  const producer = guard(
     new lib.Producer({
       ...common,
       transactionalId,
@@ -195,11 +197,11 @@ function platformaticTransaction(lib: PlatformaticLibrary, txn: Transaction): Ka
   };
 }
 
-function platformaticAdmin({ lib, ...common }: Common): KafkaAdmin {
+function platformaticAdmin({ lib, guard, ...common }: Common): KafkaAdmin {
   const { FetchIsolationLevels, ListOffsetTimestamps } = lib;
   let admin: Admin | undefined;
   const open = (): Admin => {
-    admin ??= guardMissingBrokers(new lib.Admin({ ...common }));
+    admin ??= guard(new lib.Admin({ ...common }));
     return admin;
   };
   const metadata = (topics: readonly string[], forceUpdate = false): Promise<ClusterMetadata> =>
@@ -332,10 +334,10 @@ class PlatformaticConsumer implements KafkaConsumer {
   /** A crash was told and no join or `resumed` has followed yet. */
   private retryingInPlace = false;
 
-  constructor({ lib, ...common }: Common, options: ConsumerOptions) {
+  constructor({ lib, guard, ...common }: Common, options: ConsumerOptions) {
     this.lib = lib;
     this.options = options;
-    this.consumer = guardMissingBrokers(
+    this.consumer = guard(
       new lib.Consumer({
         ...common,
         groupId: options.groupId,

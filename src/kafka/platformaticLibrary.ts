@@ -6,6 +6,7 @@
  */
 import type * as V1 from '@platformatic/kafka';
 import type * as V2 from '@platformatic/kafka-2';
+import type { GuardableClient } from './platformaticBrokerGuard.js';
 
 /** What cellstream uses of the library, typed as 1.35 has it: the subset both majors share. */
 export type PlatformaticLibrary = Pick<
@@ -24,6 +25,14 @@ export interface LoadedPlatformaticLibrary {
   /** The library's major version. */
   readonly major: 1 | 2;
   readonly library: PlatformaticLibrary;
+  /**
+   * Wraps each client the adapter makes: on 1.35 the guard against its unchecked look-up of a
+   * broker missing from the cached metadata (platformaticBrokerGuard.ts); on 2.x the client as it
+   * is, since 2.x's connection pool checks that itself. The guard's error is 1.35's own class:
+   * 2.x would not know it for one of its errors (each major brands its errors with a symbol of its
+   * own), and importing it would load 1.35 beside 2.x.
+   */
+  readonly guard: <T extends GuardableClient>(client: T) => T;
 }
 
 /** The oldest Node 2.x declares it supports (`>= 22.22.0 || >= 24.6.0`: the first covers the second). */
@@ -41,9 +50,17 @@ export async function loadPlatformaticLibrary(
   nodeVersion: string = process.versions.node,
 ): Promise<LoadedPlatformaticLibrary> {
   if (nodeRunsPlatformatic2(nodeVersion)) {
-    return { major: 2, library: asCommonSubset(await import('@platformatic/kafka-2')) };
+    return {
+      major: 2,
+      library: asCommonSubset(await import('@platformatic/kafka-2')),
+      guard: (client) => client,
+    };
   }
-  return { major: 1, library: await import('@platformatic/kafka') };
+  const [library, { guardMissingBrokers }] = await Promise.all([
+    import('@platformatic/kafka'),
+    import('./platformaticBrokerGuard.js'),
+  ]);
+  return { major: 1, library, guard: guardMissingBrokers };
 }
 
 /**
