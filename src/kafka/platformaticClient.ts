@@ -126,15 +126,24 @@ function platformaticTransactionalProducer(
   { lib, guard, ...common }: Common,
   transactionalId: string,
 ): TransactionalProducer {
-  const producer = guard(
-    new lib.Producer({
-      ...common,
-      transactionalId,
-      idempotent: true,
-      acks: lib.ProduceAcks.ALL,
-      partitioner: lib.compatibilityPartitioner,
-    }),
-  );
+  const create = () =>
+    guard(
+      new lib.Producer({
+        ...common,
+        transactionalId,
+        idempotent: true,
+        acks: lib.ProduceAcks.ALL,
+        partitioner: lib.compatibilityPartitioner,
+      }),
+    );
+  let producer = create();
+  // A send of the last transaction failed: the next transaction starts on a new producer session.
+  // 2.x counts a partition's sequence numbers on before the broker answers and neither rewinds
+  // them after a refusal nor asks for a new producer id between transactions, so every later send
+  // to that partition was refused (OUT_OF_ORDER_SEQUENCE_NUMBER) for as long as the client lived:
+  // one dead letter too large for its topic stalled its partition for good. 1.35 counts on only
+  // after an acknowledged send; a new session costs it one InitProducerId.
+  let failed = false;
   return {
     connect: async () => {},
     disconnect: () => producer.close(),
@@ -143,21 +152,41 @@ function platformaticTransactionalProducer(
     // epoch 0, which the coordinator takes as a claim to be producer 0 and answers PRODUCER_FENCED
     // for any id another producer already registered, so a partition taken over from another
     // instance never got a transaction (multi-instance exactly-once stalled on this client).
-    transaction: async () =>
-      platformaticTransaction(lib, await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })),
+    transaction: async () => {
+      if (failed) {
+        failed = false;
+        const old = producer;
+        producer = create();
+        // Its transaction has ended (committed or aborted) before the next one is asked for.
+        await old.close().catch(() => {});
+      }
+      const txn = await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 });
+      return platformaticTransaction(lib, txn, () => {
+        failed = true;
+      });
+    },
   };
 }
 
-function platformaticTransaction(lib: PlatformaticLibrary, txn: Transaction): KafkaTransaction {
+function platformaticTransaction(
+  lib: PlatformaticLibrary,
+  txn: Transaction,
+  onSendFailed: () => void,
+): KafkaTransaction {
   const { ProduceAcks } = lib;
   // Kafka refuses to end a transaction nothing was added to; such a one is only dropped locally.
   let touched = false;
   return {
     async sendBatch({ topicMessages }) {
       touched = true;
-      return sentRecords(
-        await txn.send({ messages: toLibraryMessages(topicMessages), acks: ProduceAcks.ALL }),
-      );
+      try {
+        return sentRecords(
+          await txn.send({ messages: toLibraryMessages(topicMessages), acks: ProduceAcks.ALL }),
+        );
+      } catch (err) {
+        onSendFailed();
+        throw err;
+      }
     },
     async sendOffsets(offsets: OffsetsOfGroup) {
       const member = offsets.consumer instanceof PlatformaticConsumer ? offsets.consumer.member() : undefined;
