@@ -124,13 +124,24 @@ export async function throughput(
   await producer.disconnect();
 
   const groupId = `${id}-group`;
+  // Retries what Kafka calls retriable for up to 30 s: on a broker just started the group
+  // coordinator answers GROUP_LOAD_IN_PROGRESS for a while, and kafkajs's admin does not retry
+  // fetchOffsets (it ended a run on Node 24 under load; test/helpers/kafka.ts's groupLag does the same).
   const lag = async () => {
-    const ends = await admin.fetchTopicOffsets(inputTopic);
-    const [committed] = await admin.fetchOffsets({ groupId, topics: [inputTopic] });
-    return ends.reduce((n, e) => {
-      const c = Number(committed.partitions.find((p) => p.partition === e.partition)?.offset ?? -1);
-      return n + Number(e.high) - Math.max(c, 0);
-    }, 0);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        const ends = await admin.fetchTopicOffsets(inputTopic);
+        const [committed] = await admin.fetchOffsets({ groupId, topics: [inputTopic] });
+        return ends.reduce((n, e) => {
+          const c = Number(committed.partitions.find((p) => p.partition === e.partition)?.offset ?? -1);
+          return n + Number(e.high) - Math.max(c, 0);
+        }, 0);
+      } catch (err) {
+        if (err?.retriable !== true || Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
   };
   const stateDir = await mkdtemp(join(tmpdir(), 'cellstream-bench-'));
   await hooks.started?.();

@@ -18,11 +18,15 @@ export function parseBrokers(list: string | readonly string[]): string[] {
 
 /**
  * The Kafka client every cellstream Kafka module is built on, of the library `options.client`
- * names (default kafkajs). @platformatic/kafka is loaded only when asked for.
+ * names (default kafkajs). @platformatic/kafka is loaded only when asked for: 2.x on Node >= 22.22,
+ * else 1.35 (platformaticLibrary.ts).
  */
 export async function createKafka(options: KafkaClientOptions): Promise<KafkaClient> {
   const client = options.client ?? 'kafkajs';
   if (client === 'kafkajs') return createKafkajsClient(options);
-  const { createPlatformaticClient } = await import('./platformaticClient.js');
-  return createPlatformaticClient(options);
+  const [{ createPlatformaticClient }, { loadPlatformaticLibrary }] = await Promise.all([
+    import('./platformaticClient.js'),
+    import('./platformaticLibrary.js'),
+  ]);
+  return createPlatformaticClient(options, await loadPlatformaticLibrary());
 }

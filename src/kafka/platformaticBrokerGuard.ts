@@ -1,7 +1,7 @@
 import { type Connection, NetworkError } from '@platformatic/kafka';
 
 /** What every @platformatic/kafka client (admin, producer, consumer) has that the guard needs. */
-interface PlatformaticClient {
+export interface GuardableClient {
   readonly connections: {
     get(broker: unknown, callback?: (error: Error | null, connection?: Connection) => void): unknown;
   };
@@ -14,13 +14,15 @@ interface PlatformaticClient {
  * checking it was found. Metadata taken while the broker was coming back (a paused or restarted
  * broker is briefly left out of the broker list) lacks it, and the pool then throws a TypeError
  * from inside a socket callback: an uncaught exception that ended the process (seen in the
- * broker-pause fault test, in `listConsumerGroupOffsets`). 2.x checks this itself.
+ * broker-pause fault test, in `listConsumerGroupOffsets`). 2.x checks this itself (its pool
+ * answers a retriable NetworkError with `hasStaleMetadata`), so the loader applies this on 1.35
+ * only (platformaticLibrary.ts).
  *
  * This makes the pool's look-up of a missing broker fail as a retriable network error that also
  * drops the cached metadata, so the operation fails or is retried, and the next one reads fresh
- * metadata. Call it once on every client made.
+ * metadata. Call it once on every 1.35 client made.
  */
-export function guardMissingBrokers<T extends PlatformaticClient>(client: T): T {
+export function guardMissingBrokers<T extends GuardableClient>(client: T): T {
   const pool = client.connections;
   const get = pool.get.bind(pool);
   pool.get = (broker: unknown, callback?: (error: Error | null, connection?: Connection) => void) => {

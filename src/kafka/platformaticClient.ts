@@ -1,13 +1,4 @@
-import {
-  Admin,
-  type ClusterMetadata,
-  Consumer,
-  compatibilityPartitioner,
-  FetchIsolationLevels,
-  ListOffsetTimestamps,
-  ProduceAcks,
-  Producer,
-} from '@platformatic/kafka';
+import type { Admin, ClusterMetadata, Consumer, Producer } from '@platformatic/kafka';
 import type {
   BatchContext,
   ConsumedMessage,
@@ -27,7 +18,7 @@ import type {
   TransactionalProducer,
 } from './adapter.js';
 import { protocolErrorType } from './kafkaErrors.js';
-import { guardMissingBrokers } from './platformaticBrokerGuard.js';
+import type { LoadedPlatformaticLibrary, PlatformaticLibrary } from './platformaticLibrary.js';
 import { renewingProducer } from './renewingProducer.js';
 
 /** Record-batch attribute bits (Kafka's record batch format v2). */
@@ -37,6 +28,10 @@ const IS_CONTROL = 1 << 5;
 type Transaction = Awaited<ReturnType<Producer['beginTransaction']>>;
 
 interface Common {
+  /** The library's classes and constants (1.35 or 2.x, by Node version: platformaticLibrary.ts). */
+  readonly lib: PlatformaticLibrary;
+  /** Wraps every client made (1.35's broker guard; nothing on 2.x): LoadedPlatformaticLibrary. */
+  readonly guard: LoadedPlatformaticLibrary['guard'];
   readonly clientId: string;
   readonly bootstrapBrokers: string[];
   readonly retries: number;
@@ -50,8 +45,13 @@ interface Common {
  * partition handed over one at a time, per-partition pause and seek, offsets moved only by the
  * handler, and records of aborted transactions left out (the stream does not filter them).
  */
-export function createPlatformaticClient(options: KafkaClientOptions): KafkaClient {
+export function createPlatformaticClient(
+  options: KafkaClientOptions,
+  { library, guard }: LoadedPlatformaticLibrary,
+): KafkaClient {
   const common: Common = {
+    lib: library,
+    guard,
     clientId: options.clientId ?? 'cellstream',
     bootstrapBrokers: [...options.brokers],
     retries: options.retry?.retries ?? 8,
@@ -101,13 +101,14 @@ function sentRecords(result: {
   }));
 }
 
-function platformaticProducer(common: Common): KafkaProducer {
-  const producer = guardMissingBrokers(
-    new Producer({
+function platformaticProducer({ lib, guard, ...common }: Common): KafkaProducer {
+  const { ProduceAcks } = lib;
+  const producer = guard(
+    new lib.Producer({
       ...common,
       idempotent: true,
       acks: ProduceAcks.ALL,
-      partitioner: compatibilityPartitioner,
+      partitioner: lib.compatibilityPartitioner,
     }),
   );
   return {
@@ -121,16 +122,28 @@ function platformaticProducer(common: Common): KafkaProducer {
   };
 }
 
-function platformaticTransactionalProducer(common: Common, transactionalId: string): TransactionalProducer {
-  const producer = guardMissingBrokers(
-    new Producer({
-      ...common,
-      transactionalId,
-      idempotent: true,
-      acks: ProduceAcks.ALL,
-      partitioner: compatibilityPartitioner,
-    }),
-  );
+function platformaticTransactionalProducer(
+  { lib, guard, ...common }: Common,
+  transactionalId: string,
+): TransactionalProducer {
+  const create = () =>
+    guard(
+      new lib.Producer({
+        ...common,
+        transactionalId,
+        idempotent: true,
+        acks: lib.ProduceAcks.ALL,
+        partitioner: lib.compatibilityPartitioner,
+      }),
+    );
+  let producer = create();
+  // A send of the last transaction failed: the next transaction starts on a new producer session.
+  // 2.x counts a partition's sequence numbers on before the broker answers and neither rewinds
+  // them after a refusal nor asks for a new producer id between transactions, so every later send
+  // to that partition was refused (OUT_OF_ORDER_SEQUENCE_NUMBER) for as long as the client lived:
+  // one dead letter too large for its topic stalled its partition for good. 1.35 counts on only
+  // after an acknowledged send; a new session costs it one InitProducerId.
+  let failed = false;
   return {
     connect: async () => {},
     disconnect: () => producer.close(),
@@ -139,20 +152,41 @@ function platformaticTransactionalProducer(common: Common, transactionalId: stri
     // epoch 0, which the coordinator takes as a claim to be producer 0 and answers PRODUCER_FENCED
     // for any id another producer already registered, so a partition taken over from another
     // instance never got a transaction (multi-instance exactly-once stalled on this client).
-    transaction: async () =>
-      platformaticTransaction(await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 })),
+    transaction: async () => {
+      if (failed) {
+        failed = false;
+        const old = producer;
+        producer = create();
+        // Its transaction has ended (committed or aborted) before the next one is asked for.
+        await old.close().catch(() => {});
+      }
+      const txn = await producer.beginTransaction({ producerId: -1n, producerEpoch: -1 });
+      return platformaticTransaction(lib, txn, () => {
+        failed = true;
+      });
+    },
   };
 }
 
-function platformaticTransaction(txn: Transaction): KafkaTransaction {
+function platformaticTransaction(
+  lib: PlatformaticLibrary,
+  txn: Transaction,
+  onSendFailed: () => void,
+): KafkaTransaction {
+  const { ProduceAcks } = lib;
   // Kafka refuses to end a transaction nothing was added to; such a one is only dropped locally.
   let touched = false;
   return {
     async sendBatch({ topicMessages }) {
       touched = true;
-      return sentRecords(
-        await txn.send({ messages: toLibraryMessages(topicMessages), acks: ProduceAcks.ALL }),
-      );
+      try {
+        return sentRecords(
+          await txn.send({ messages: toLibraryMessages(topicMessages), acks: ProduceAcks.ALL }),
+        );
+      } catch (err) {
+        onSendFailed();
+        throw err;
+      }
     },
     async sendOffsets(offsets: OffsetsOfGroup) {
       const member = offsets.consumer instanceof PlatformaticConsumer ? offsets.consumer.member() : undefined;
@@ -192,10 +226,11 @@ function platformaticTransaction(txn: Transaction): KafkaTransaction {
   };
 }
 
-function platformaticAdmin(common: Common): KafkaAdmin {
+function platformaticAdmin({ lib, guard, ...common }: Common): KafkaAdmin {
+  const { FetchIsolationLevels, ListOffsetTimestamps } = lib;
   let admin: Admin | undefined;
   const open = (): Admin => {
-    admin ??= guardMissingBrokers(new Admin({ ...common }));
+    admin ??= guard(new lib.Admin({ ...common }));
     return admin;
   };
   const metadata = (topics: readonly string[], forceUpdate = false): Promise<ClusterMetadata> =>
@@ -301,6 +336,7 @@ interface Fetched {
 }
 
 class PlatformaticConsumer implements KafkaConsumer {
+  private readonly lib: PlatformaticLibrary;
   private readonly consumer: Consumer;
   private readonly options: ConsumerOptions;
   private readonly listeners: ConsumerListeners[] = [];
@@ -327,17 +363,18 @@ class PlatformaticConsumer implements KafkaConsumer {
   /** A crash was told and no join or `resumed` has followed yet. */
   private retryingInPlace = false;
 
-  constructor(common: Common, options: ConsumerOptions) {
+  constructor({ lib, guard, ...common }: Common, options: ConsumerOptions) {
+    this.lib = lib;
     this.options = options;
-    this.consumer = guardMissingBrokers(
-      new Consumer({
+    this.consumer = guard(
+      new lib.Consumer({
         ...common,
         groupId: options.groupId,
         ...(options.sessionTimeout === undefined ? {} : { sessionTimeout: options.sessionTimeout }),
         ...(options.heartbeatInterval === undefined ? {} : { heartbeatInterval: options.heartbeatInterval }),
         ...(options.sessionTimeout === undefined ? {} : { rebalanceTimeout: options.sessionTimeout }),
         autocommit: false,
-        isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+        isolationLevel: lib.FetchIsolationLevels.READ_COMMITTED,
       }),
     );
     this.consumer.on('consumer:group:join', (payload) => {
@@ -514,7 +551,7 @@ class PlatformaticConsumer implements KafkaConsumer {
           maxWaitTime: maxWait,
           minBytes: 1,
           maxBytes: 10 * 1024 * 1024,
-          isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+          isolationLevel: this.lib.FetchIsolationLevels.READ_COMMITTED,
           topics: [
             {
               topicId: info.id,
@@ -566,6 +603,7 @@ class PlatformaticConsumer implements KafkaConsumer {
     if (missing.length === 0) return;
     const generation = this.generation;
     const committed = await this.consumer.listCommittedOffsets({ topics: [{ topic, partitions: missing }] });
+    const { FetchIsolationLevels, ListOffsetTimestamps } = this.lib;
     const reset = await this.consumer.listOffsets({
       topics: [topic],
       partitions: { [topic]: missing },
@@ -680,7 +718,8 @@ class PlatformaticConsumer implements KafkaConsumer {
  */
 function decodeBatches(
   part: {
-    abortedTransactions: Array<{ producerId: bigint; firstOffset: bigint }>;
+    // Null in 2.x when there are none.
+    abortedTransactions: Array<{ producerId: bigint; firstOffset: bigint }> | null;
     records?: Array<{
       firstOffset: bigint;
       lastOffsetDelta: number;
@@ -694,7 +733,7 @@ function decodeBatches(
         value: Buffer | null;
         headers: Array<[Buffer | null, Buffer | null]>;
       }>;
-    }>;
+    }> | null;
   },
   from: bigint,
 ): { messages: ConsumedMessage[]; next: bigint } {

@@ -12,6 +12,9 @@ import type { KafkaProducer } from './adapter.js';
  * long as the session lives: neither kafkajs 2.2.4 nor @platformatic/kafka 1.x starts a new one by
  * itself. A stream processor redelivers the failed batch anyway, so a fresh session loses nothing;
  * keeping the old one stalled the partition for good (seen after a broker restart under load).
+ * @platformatic/kafka 2.12 (Node >= 22.22) does drop its producer id after a failed send and asks
+ * for a new one before the next; the wrapper stays on it too, one adapter for both majors, at the
+ * cost of a new client (one more connection) per failed send.
  */
 export function renewingProducer(create: () => KafkaProducer): KafkaProducer {
   let current = create();

@@ -75,6 +75,15 @@ export interface SinkBatch {
  * `sendBatch` calls as the broker's size limit needs. Resolves once Kafka has acknowledged every message.
  */
 export class KafkaSink {
+  /**
+   * Where the dead letters the dead-letter topic refused as too large came from (topic, partition,
+   * offset), so that a redelivered batch sends them without their value at once. Needed when the
+   * client cannot go on in a transaction after a refused send (@platformatic/kafka 2.x: the retry
+   * fails, the batch with it, and would again on every redelivery); the oldest is forgotten past
+   * REFUSED_DEAD_LETTERS_KEPT.
+   */
+  private readonly refusedAsTooLarge = new Set<string>();
+
   constructor(private readonly options: KafkaSinkOptions) {}
 
   topicMessages(batch: SinkBatch): TopicMessages[] {
@@ -101,7 +110,7 @@ export class KafkaSink {
     for (const { topic, messages } of this.topicMessages(batch)) {
       if (topic === this.options.deadLetterTopic) {
         for (const chunk of chunkMessages(messages, DEAD_LETTER_CHUNK_BYTES)) {
-          await sendDeadLetters(sender, topic, chunk);
+          await sendDeadLetters(sender, topic, chunk, this.refusedAsTooLarge);
         }
         continue;
       }
@@ -117,27 +126,61 @@ const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
 /** A dead letter's key longer than this is left out with its value when the record is refused as too large. */
 const DROPPED_KEY_BYTES = 1024;
 
+/** How many refused dead letters a sink remembers (KafkaSink's `refusedAsTooLarge`). */
+export const REFUSED_DEAD_LETTERS_KEPT = 1024;
+
+/** Where a dead letter's record came from, if its headers say (records with an offset). */
+function deadLetterOrigin(m: OutgoingMessage): string | undefined {
+  const h = m.headers ?? {};
+  const [topic, partition, offset] = [
+    h[DEAD_LETTER_HEADERS.topic],
+    h[DEAD_LETTER_HEADERS.partition],
+    h[DEAD_LETTER_HEADERS.offset],
+  ];
+  return topic === undefined || partition === undefined || offset === undefined
+    ? undefined
+    : `${topic.toString()}/${partition.toString()}/${offset.toString()}`;
+}
+
+/** The dead letter without its value (and a key over DROPPED_KEY_BYTES), marked `cellstream.dropped`. */
+function withoutValue(m: OutgoingMessage): OutgoingMessage {
+  const keyBytes = m.key === null || m.key === undefined ? 0 : Buffer.byteLength(m.key);
+  const dropKey = keyBytes > DROPPED_KEY_BYTES;
+  const dropped = `value=${m.value === null ? 0 : Buffer.byteLength(m.value)}${dropKey ? `,key=${keyBytes}` : ''}`;
+  return {
+    key: dropKey ? null : (m.key ?? null),
+    value: null,
+    headers: { ...m.headers, [DEAD_LETTER_HEADERS.dropped]: dropped },
+  };
+}
+
 /**
  * A dead letter larger than the dead-letter topic takes (its `max.message.bytes`) is sent without
  * its value (and a long key), which `cellstream.dropped` records; its headers still say where the
  * original is. Sending it as it is would fail the batch on every redelivery: its partition would never move
  * on, and any writer of the input topic could stop it with one record just under the input
- * topic's limit (a dead letter adds headers).
+ * topic's limit (a dead letter adds headers). One refused before (`refused`) goes without its value
+ * at once.
  */
-async function sendDeadLetters(sender: KafkaSender, topic: string, chunk: OutgoingMessage[]): Promise<void> {
+async function sendDeadLetters(
+  sender: KafkaSender,
+  topic: string,
+  chunk: OutgoingMessage[],
+  refused: Set<string>,
+): Promise<void> {
+  const origin = chunk.length === 1 ? deadLetterOrigin(chunk[0]) : undefined;
+  if (origin !== undefined && refused.has(origin)) {
+    await sender.sendBatch({ topicMessages: [{ topic, messages: [withoutValue(chunk[0])] }], acks: -1 });
+    return;
+  }
   try {
     await sender.sendBatch({ topicMessages: [{ topic, messages: chunk }], acks: -1 });
   } catch (err) {
     if (chunk.length > 1 || !TOO_LARGE.has(protocolErrorType(err) ?? '')) throw err;
-    const [m] = chunk;
-    const keyBytes = m.key === null || m.key === undefined ? 0 : Buffer.byteLength(m.key);
-    const dropKey = keyBytes > DROPPED_KEY_BYTES;
-    const dropped = `value=${m.value === null ? 0 : Buffer.byteLength(m.value)}${dropKey ? `,key=${keyBytes}` : ''}`;
-    const kept: OutgoingMessage = {
-      key: dropKey ? null : (m.key ?? null),
-      value: null,
-      headers: { ...m.headers, [DEAD_LETTER_HEADERS.dropped]: dropped },
-    };
-    await sender.sendBatch({ topicMessages: [{ topic, messages: [kept] }], acks: -1 });
+    if (origin !== undefined) {
+      refused.add(origin);
+      if (refused.size > REFUSED_DEAD_LETTERS_KEPT) refused.delete(refused.values().next().value as string);
+    }
+    await sender.sendBatch({ topicMessages: [{ topic, messages: [withoutValue(chunk[0])] }], acks: -1 });
   }
 }
