@@ -15,9 +15,11 @@ const send = (m: FromWorker) => port.postMessage(m);
 
 /**
  * Fault injection for the tests only (docs/kafka.md, Workers): `CELLSTREAM_FAULT_WORKER_CRASH=<i>`
- * makes worker `i` throw an uncaught error once its first batch is durable.
+ * makes worker `i` throw an uncaught error once its first batch is durable;
  */
 const crashes = process.env['CELLSTREAM_FAULT_WORKER_CRASH'] === String(data.index);
+/** `CELLSTREAM_FAULT_WORKER_STUCK_STOP=<i>`: worker `i`'s stop never ends (nor its thread). */
+const stuckStop = process.env['CELLSTREAM_FAULT_WORKER_STUCK_STOP'] === String(data.index);
 
 let pipeline: KafkaPipeline | undefined;
 let stopRequested = false;
@@ -36,6 +38,10 @@ const pushHealth = () => {
 
 const stop = async () => {
   stopRequested = true;
+  if (stuckStop) {
+    setInterval(() => {}, 60_000);
+    return;
+  }
   if (!pipeline) return;
   let error: string | undefined;
   try {

@@ -198,6 +198,12 @@ function rebuilt(m: { code?: string; name: string; message: string }): Error {
   return error;
 }
 
+/**
+ * How long a stopping worker may take to drain, and then to stop, before it is given up on (then
+ * terminated): well past a commit's and a group leave's worst case on a live broker.
+ */
+export const WORKER_STOP_TIMEOUT_MS = 30_000;
+
 interface Member {
   readonly index: number;
   readonly worker: Worker;
@@ -382,6 +388,9 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
     worker.on('exit', (code) => {
       member.exited = true;
       member.joined = false;
+      // Look-ups it will never answer.
+      for (const p of member.pending.values()) p.reject(new Error(`Kafka worker ${index} has ended`));
+      member.pending.clear();
       exited();
       if (!startedYet)
         rejectStarted(new Error(`Kafka worker ${index} exited with code ${code} while starting`));
@@ -406,25 +415,44 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
       member.worker.postMessage({ ...message, id } satisfies ToWorker);
     });
 
-  /** Has a worker commit what it holds, still in the group; resolves at once for one that has ended. */
+  /**
+   * Has a worker commit what it holds, still in the group; resolves at once for one that has ended,
+   * and after `WORKER_STOP_TIMEOUT_MS` for one that does not answer (its stop then ends it).
+   */
   const drainMember = async (member: Member): Promise<void> => {
     if (member.exited) return;
     const drained = new Promise<void>((resolve) => {
       member.drained = resolve;
     });
     member.worker.postMessage({ t: 'drain' } satisfies ToWorker);
-    await drained;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, WORKER_STOP_TIMEOUT_MS);
+    });
+    await Promise.race([drained, late]);
+    clearTimeout(timer);
   };
 
+  /**
+   * Stops a worker's pipeline and waits for its thread to end; one that has not ended after
+   * `WORKER_STOP_TIMEOUT_MS` (its stop stuck, or a handle left open) is terminated, so that no
+   * worker keeps the process from exiting. What it held is redelivered, as after a crash.
+   */
   const stopMember = async (member: Member): Promise<string | undefined> => {
     if (member.exited) return undefined;
-    const stopped = new Promise<string | undefined>((resolve) => {
-      member.stopped = resolve;
+    let error: string | undefined;
+    const stopped = new Promise<void>((resolve) => {
+      member.stopped = (e) => {
+        error ??= e;
+        resolve();
+      };
     });
     member.worker.postMessage({ t: 'stop' } satisfies ToWorker);
-    const error = await stopped;
-    // Its pipeline is stopped and its port closed; a handle left open must not keep this process alive.
-    const timer = setTimeout(() => void member.worker.terminate(), 10_000);
+    const timer = setTimeout(() => {
+      error ??= `worker ${member.index} did not stop within ${WORKER_STOP_TIMEOUT_MS} ms and was terminated`;
+      void member.worker.terminate();
+    }, WORKER_STOP_TIMEOUT_MS);
+    await stopped;
     await member.exit;
     clearTimeout(timer);
     return error;

@@ -288,6 +288,26 @@ describe('cellstream kafka --workers 2', () => {
     600_000,
   );
 
+  it('a worker whose stop never ends is terminated, so the process still exits; a restart delivers everything', async () => {
+    const { model, t, events, dir } = await setUp('workers-stuck-stop', 600, 60, 43);
+    const stuck = await child(t, dir, false, {
+      args: ['--workers', '2'],
+      env: { CELLSTREAM_FAULT_WORKER_STUCK_STOP: '1' },
+    });
+    await produce(t.inputTopic, eventMessages(events));
+    await waitForCatchUp(t);
+    // Exits (non-zero: a worker did not stop cleanly) instead of hanging on the stuck worker.
+    await expect(stuck.stop()).rejects.toThrow(/exited with [1-9]/);
+    expect(stuck.log()).toContain('worker 1 did not stop within 30000 ms and was terminated');
+
+    const instance = await child(t, dir, false, { args: ['--workers', '2'] });
+    await waitForCatchUp(t);
+    await instance.stop();
+    const verdict = judge(await offlineReplay(model, events), await readTopic(t.outputTopic));
+    expect(verdict.missing).toBe(0);
+    expect(verdict.divergent).toBe(0);
+  }, 300_000);
+
   it('a worker that crashes fails the process with KAFKA_WORKER_CRASHED after the others stop; a restart delivers everything', async () => {
     const { model, t, events, dir } = await setUp('workers-crash', 2000, 200, 41);
     const crashing = await child(t, dir, false, {
