@@ -10,6 +10,7 @@ import {
   KafkaWorkerCrashedError,
   StateError,
 } from '../errors.js';
+import { KAFKA_SOURCE_DEFAULTS } from '../sources/kafkaSource.js';
 import type { RestoreReport, UnreadableChangelogRecord } from '../state/changelogStore.js';
 import type { StateRecord, StateStore } from '../state/types.js';
 import { KAFKA_WORKERS } from './commitDefaults.js';
@@ -200,9 +201,16 @@ function rebuilt(m: { code?: string; name: string; message: string }): Error {
 
 /**
  * How long a stopping worker may take to drain, and then to stop, before it is given up on (then
- * terminated): well past a commit's and a group leave's worst case on a live broker.
+ * terminated), beyond twice the session timeout: a member leaving while its sibling's group is
+ * rebalancing waits out the join (up to kafkajs's 60 s rebalance timeout); a stop of two members
+ * under load took over 30 s in CI.
  */
-export const WORKER_STOP_TIMEOUT_MS = 30_000;
+export const WORKER_STOP_GRACE_MS = 60_000;
+
+/** The bound on each of a worker's drain and stop (`WORKER_STOP_GRACE_MS`). */
+export function workerStopTimeoutMs(sessionTimeout: number): number {
+  return 2 * sessionTimeout + WORKER_STOP_GRACE_MS;
+}
 
 interface Member {
   readonly index: number;
@@ -404,6 +412,8 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
   const spawned = Array.from({ length: count }, (_, i) => spawnMember(i));
   const members = spawned.map((s) => s.member);
 
+  const stopTimeoutMs = workerStopTimeoutMs(options.sessionTimeout ?? KAFKA_SOURCE_DEFAULTS.sessionTimeout);
+
   const request = <T>(member: Member, message: { t: 'getMany'; keys: readonly string[] } | { t: 'size' }) =>
     new Promise<T>((resolve, reject) => {
       if (member.exited) {
@@ -417,7 +427,7 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
 
   /**
    * Has a worker commit what it holds, still in the group; resolves at once for one that has ended,
-   * and after `WORKER_STOP_TIMEOUT_MS` for one that does not answer (its stop then ends it).
+   * and after `workerStopTimeoutMs` for one that does not answer (its stop then ends it).
    */
   const drainMember = async (member: Member): Promise<void> => {
     if (member.exited) return;
@@ -427,7 +437,7 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
     member.worker.postMessage({ t: 'drain' } satisfies ToWorker);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, WORKER_STOP_TIMEOUT_MS);
+      timer = setTimeout(resolve, stopTimeoutMs);
     });
     await Promise.race([drained, late]);
     clearTimeout(timer);
@@ -435,7 +445,7 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
 
   /**
    * Stops a worker's pipeline and waits for its thread to end; one that has not ended after
-   * `WORKER_STOP_TIMEOUT_MS` (its stop stuck, or a handle left open) is terminated, so that no
+   * `workerStopTimeoutMs` (its stop stuck, or a handle left open) is terminated, so that no
    * worker keeps the process from exiting. What it held is redelivered, as after a crash.
    */
   const stopMember = async (member: Member): Promise<string | undefined> => {
@@ -449,9 +459,9 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
     });
     member.worker.postMessage({ t: 'stop' } satisfies ToWorker);
     const timer = setTimeout(() => {
-      error ??= `worker ${member.index} did not stop within ${WORKER_STOP_TIMEOUT_MS} ms and was terminated`;
+      error ??= `worker ${member.index} did not stop within ${stopTimeoutMs} ms and was terminated`;
       void member.worker.terminate();
-    }, WORKER_STOP_TIMEOUT_MS);
+    }, stopTimeoutMs);
     await stopped;
     await member.exit;
     clearTimeout(timer);
