@@ -458,13 +458,16 @@ async function startKafkaWorkers(options: KafkaInstanceOptions, count: number): 
       };
     });
     member.worker.postMessage({ t: 'stop' } satisfies ToWorker);
-    const timer = setTimeout(() => {
+    const stuck = setTimeout(() => {
       error ??= `worker ${member.index} did not stop within ${stopTimeoutMs} ms and was terminated`;
       void member.worker.terminate();
     }, stopTimeoutMs);
     await stopped;
+    clearTimeout(stuck);
+    // Its pipeline is stopped and its port closed; a handle left open must not keep this process alive.
+    const lingering = setTimeout(() => void member.worker.terminate(), 10_000);
     await member.exit;
-    clearTimeout(timer);
+    clearTimeout(lingering);
     return error;
   };
 
